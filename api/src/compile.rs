@@ -1,0 +1,392 @@
+//! compile: validated resources → RouteTable. Pure and deterministic.
+
+use std::collections::BTreeMap;
+
+use crate::crd::{
+    Aggregation, Aggregator, BackendRef, Client, Contract, EdgeService, Gateway, HeaderModifier,
+    PathType, Route, RouteMatch,
+};
+use crate::naming::{Kind, proxy_name};
+use crate::route_table::*;
+use crate::validate::{self, Problem, routes_base_path};
+use crate::{duration, path};
+
+/// Upstream timeout of a route that sets none.
+pub const DEFAULT_ROUTE_TIMEOUT_MS: u64 = 30_000;
+
+/// What compile needs to know beyond the resource itself.
+#[derive(Clone, Debug)]
+pub struct CompileContext {
+    /// Cluster DNS domain. Defaults to `cluster.local`.
+    pub cluster_domain: String,
+    /// Service port of each known Aggregator in the namespace, by name. An Aggregator missing
+    /// here is assumed to listen on 80 (the default).
+    pub aggregator_ports: BTreeMap<String, u16>,
+}
+
+impl Default for CompileContext {
+    fn default() -> Self {
+        Self {
+            cluster_domain: "cluster.local".to_owned(),
+            aggregator_ports: BTreeMap::new(),
+        }
+    }
+}
+
+struct Scope<'a> {
+    namespace: &'a str,
+    context: &'a CompileContext,
+}
+
+impl Scope<'_> {
+    fn upstream(&self, service: &str, port: u16, path: Option<String>, weight: u32) -> Upstream {
+        Upstream {
+            service: service.to_owned(),
+            host: format!(
+                "{service}.{}.svc.{}",
+                self.namespace, self.context.cluster_domain
+            ),
+            port,
+            path,
+            weight,
+        }
+    }
+
+    fn backend(&self, backend: &BackendRef) -> Upstream {
+        let weight = backend.weight.map_or(1, |w| u32::try_from(w).unwrap_or(0));
+        match (&backend.service, &backend.aggregator) {
+            (Some(service), _) => {
+                self.upstream(service, port(backend.port), backend.path.clone(), weight)
+            }
+            (None, aggregator) => {
+                let name = aggregator.as_deref().unwrap_or_default();
+                let port = self
+                    .context
+                    .aggregator_ports
+                    .get(name)
+                    .copied()
+                    .unwrap_or(80);
+                let service = proxy_name(Kind::Aggregator, name);
+                self.upstream(&service, port, backend.path.clone(), weight)
+            }
+        }
+    }
+
+    fn aggregate(&self, aggregation: &Aggregation) -> AggregatePlan {
+        AggregatePlan {
+            steps: aggregation
+                .steps
+                .iter()
+                .map(|step| StepPlan {
+                    name: step.name.clone(),
+                    upstream: self.upstream(&step.call.service, port(step.call.port), None, 1),
+                    method: step.call.method.as_str().to_owned(),
+                    path: step.call.path.clone(),
+                    headers: lower_keys(&step.call.headers),
+                    body: step.call.body.clone(),
+                    after: sorted(step.after.clone()),
+                    optional: step.optional,
+                    timeout_ms: step
+                        .timeout
+                        .as_deref()
+                        .and_then(|t| duration::parse_millis(t).ok()),
+                    filter: step.filter.clone(),
+                })
+                .collect(),
+            response: aggregation.response.clone(),
+            timeout_ms: duration::parse_millis(&aggregation.timeout)
+                .unwrap_or(DEFAULT_ROUTE_TIMEOUT_MS),
+            failure_policy: aggregation.failure_policy,
+            max_step_response_bytes: u64::try_from(aggregation.max_step_response_bytes)
+                .unwrap_or(0),
+        }
+    }
+
+    fn route(&self, id: String, contract: &Contract, route: &Route) -> RouteEntry {
+        let full_path = path::join(&routes_base_path(contract), &route.matches.path);
+        let action = if let Some(backend) = &route.backend {
+            Action::Proxy {
+                upstreams: vec![self.backend(backend)],
+            }
+        } else if let Some(backends) = &route.backends {
+            Action::Proxy {
+                upstreams: backends.iter().map(|b| self.backend(b)).collect(),
+            }
+        } else if let Some(aggregation) = &route.aggregate {
+            Action::Aggregate(self.aggregate(aggregation))
+        } else if let Some(redirect) = &route.redirect {
+            Action::Redirect(RedirectAction {
+                scheme: redirect
+                    .scheme
+                    .map(|s| format!("{s:?}").to_ascii_lowercase()),
+                host: redirect.host.clone(),
+                port: redirect.port.and_then(|p| u16::try_from(p).ok()),
+                path: redirect.path.clone(),
+                status: u16::try_from(redirect.status_code).unwrap_or(302),
+            })
+        } else {
+            let respond = route
+                .respond
+                .clone()
+                .unwrap_or_else(|| crate::crd::DirectResponse {
+                    status: 404,
+                    body: None,
+                    content_type: String::new(),
+                });
+            Action::Respond(RespondAction {
+                status: u16::try_from(respond.status).unwrap_or(500),
+                content_type: respond.content_type,
+                body: respond.body,
+            })
+        };
+        let timeout_ms = route
+            .timeout
+            .as_deref()
+            .and_then(|t| duration::parse_millis(t).ok())
+            .or_else(|| {
+                route
+                    .aggregate
+                    .as_ref()
+                    .and_then(|a| duration::parse_millis(&a.timeout).ok())
+            })
+            .unwrap_or(DEFAULT_ROUTE_TIMEOUT_MS);
+        let mut entry = match_entry(
+            id,
+            Some(contract.version.clone()),
+            full_path,
+            &route.matches,
+            action,
+            timeout_ms,
+        );
+        entry.request_headers = header_edits(route.request_headers.as_ref());
+        entry.response_headers = header_edits(route.response_headers.as_ref());
+        entry.retries = route.retries.as_ref().map(|r| Retries {
+            attempts: u32::try_from(r.attempts).unwrap_or(0),
+            statuses: sorted(
+                r.statuses
+                    .iter()
+                    .filter_map(|s| u16::try_from(*s).ok())
+                    .collect(),
+            ),
+        });
+        entry
+    }
+
+    fn contracts(&self, contracts: &[Contract]) -> Vec<RouteEntry> {
+        let mut routes: Vec<RouteEntry> = contracts
+            .iter()
+            .flat_map(|contract| {
+                contract.routes.iter().map(move |route| {
+                    self.route(
+                        format!("{}/{}", contract.version, route.name),
+                        contract,
+                        route,
+                    )
+                })
+            })
+            .collect();
+        routes.sort_by(|a, b| a.id.cmp(&b.id));
+        routes
+    }
+}
+
+fn port(port: Option<i32>) -> u16 {
+    port.and_then(|p| u16::try_from(p).ok()).unwrap_or(80)
+}
+
+fn sorted<T: Ord>(mut items: Vec<T>) -> Vec<T> {
+    items.sort();
+    items.dedup();
+    items
+}
+
+fn lower_keys(map: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    map.iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .collect()
+}
+
+fn header_edits(edits: Option<&HeaderModifier>) -> HeaderEdits {
+    edits.map_or_else(HeaderEdits::default, |e| HeaderEdits {
+        remove: sorted(e.remove.iter().map(|n| n.to_ascii_lowercase()).collect()),
+        set: lower_keys(&e.set),
+        add: lower_keys(&e.add),
+    })
+}
+
+fn match_entry(
+    id: String,
+    contract: Option<String>,
+    full_path: String,
+    m: &RouteMatch,
+    action: Action,
+    timeout_ms: u64,
+) -> RouteEntry {
+    let path_kind = match m.path_type {
+        PathType::Prefix => PathKind::Prefix,
+        PathType::Exact if full_path.contains('{') => PathKind::Template,
+        PathType::Exact => PathKind::Exact,
+    };
+    RouteEntry {
+        id,
+        contract,
+        host: m.host.clone(),
+        path_kind,
+        path: full_path,
+        methods: sorted(m.methods.iter().map(|m| m.as_str().to_owned()).collect()),
+        headers: sorted(
+            m.headers
+                .iter()
+                .map(|h| ValueCondition {
+                    name: h.name.to_ascii_lowercase(),
+                    value: h.value.clone(),
+                })
+                .collect(),
+        ),
+        query: sorted(
+            m.query_params
+                .iter()
+                .map(|q| ValueCondition {
+                    name: q.name.clone(),
+                    value: q.value.clone(),
+                })
+                .collect(),
+        ),
+        action,
+        request_headers: HeaderEdits::default(),
+        response_headers: HeaderEdits::default(),
+        timeout_ms,
+        retries: None,
+    }
+}
+
+fn client_entry(client: &Client) -> ClientEntry {
+    ClientEntry {
+        name: client.name.clone(),
+        api_key: client.api_keys.as_ref().map(|k| ApiKeyEntry {
+            secret: k.secret_ref.name.clone(),
+            header: k.header.to_ascii_lowercase(),
+        }),
+        jwt: client.jwt.as_ref().map(|j| JwtEntry {
+            issuer: j.issuer.clone(),
+            audiences: sorted(j.audiences.clone()),
+            jwks_secret: j.jwks_secret_ref.name.clone(),
+        }),
+        rate_limit: client.rate_limit.as_ref().map(|r| {
+            let rps = u32::try_from(r.requests_per_second).unwrap_or(1);
+            RateLimitEntry {
+                requests_per_second: rps,
+                burst: r.burst.and_then(|b| u32::try_from(b).ok()).unwrap_or(rps),
+            }
+        }),
+    }
+}
+
+fn source(
+    kind: Kind,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> TableSource {
+    TableSource {
+        kind: kind.as_str().to_owned(),
+        namespace: meta
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_owned()),
+        name: meta.name.clone().unwrap_or_default(),
+        generation: meta.generation,
+    }
+}
+
+fn finish(
+    problems: Vec<Problem>,
+    table: impl FnOnce() -> RouteTable,
+) -> Result<RouteTable, Vec<Problem>> {
+    if problems.is_empty() {
+        Ok(table())
+    } else {
+        Err(problems)
+    }
+}
+
+/// Compiles a Gateway; refuses it, with every problem, when it is invalid.
+pub fn compile_gateway(
+    gateway: &Gateway,
+    context: &CompileContext,
+) -> Result<RouteTable, Vec<Problem>> {
+    let source = source(Kind::Gateway, &gateway.metadata);
+    finish(validate::validate_gateway(&gateway.spec), || {
+        let scope = Scope {
+            namespace: &source.namespace,
+            context,
+        };
+        let mut clients: Vec<ClientEntry> = gateway.spec.clients.iter().map(client_entry).collect();
+        clients.sort_by(|a, b| a.name.cmp(&b.name));
+        RouteTable {
+            format: FORMAT.to_owned(),
+            edge_client: None,
+            clients,
+            routes: scope.contracts(&gateway.spec.contracts),
+            source: source.clone(),
+        }
+    })
+}
+
+/// Compiles an EdgeService; refuses it, with every problem, when it is invalid.
+pub fn compile_edge_service(
+    edge: &EdgeService,
+    context: &CompileContext,
+) -> Result<RouteTable, Vec<Problem>> {
+    let source = source(Kind::EdgeService, &edge.metadata);
+    finish(validate::validate_edge_service(&edge.spec), || {
+        let scope = Scope {
+            namespace: &source.namespace,
+            context,
+        };
+        RouteTable {
+            format: FORMAT.to_owned(),
+            edge_client: Some(edge.spec.client.name.clone()),
+            clients: vec![client_entry(&edge.spec.client)],
+            routes: scope.contracts(&edge.spec.contracts),
+            source: source.clone(),
+        }
+    })
+}
+
+/// Compiles an Aggregator; refuses it, with every problem, when it is invalid.
+pub fn compile_aggregator(
+    aggregator: &Aggregator,
+    context: &CompileContext,
+) -> Result<RouteTable, Vec<Problem>> {
+    let source = source(Kind::Aggregator, &aggregator.metadata);
+    finish(validate::validate_aggregator(&aggregator.spec), || {
+        let scope = Scope {
+            namespace: &source.namespace,
+            context,
+        };
+        let mut routes: Vec<RouteEntry> = aggregator
+            .spec
+            .endpoints
+            .iter()
+            .map(|endpoint| {
+                let plan = scope.aggregate(&endpoint.aggregation);
+                let timeout_ms = plan.timeout_ms;
+                match_entry(
+                    endpoint.name.clone(),
+                    None,
+                    endpoint.matches.path.clone(),
+                    &endpoint.matches,
+                    Action::Aggregate(plan),
+                    timeout_ms,
+                )
+            })
+            .collect();
+        routes.sort_by(|a, b| a.id.cmp(&b.id));
+        RouteTable {
+            format: FORMAT.to_owned(),
+            edge_client: None,
+            clients: Vec::new(),
+            routes,
+            source: source.clone(),
+        }
+    })
+}

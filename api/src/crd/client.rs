@@ -1,0 +1,79 @@
+//! Clients: who calls a gateway, how they are recognised, and their limits.
+
+use kube::KubeSchema;
+use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
+
+use super::patterns::*;
+
+/// A Secret in the same namespace. Only its name ever leaves the cluster's Secret store: the
+/// route table carries the reference, never the content.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretRef {
+    /// Secret name.
+    #[schemars(length(max = 253), pattern(DNS_LABEL))]
+    pub name: String,
+}
+
+/// Recognise a client by an API key sent in a header.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyAuth {
+    /// Secret whose values are this client's valid keys (one key per data entry).
+    pub secret_ref: SecretRef,
+    /// Header carrying the key. Defaults to `x-api-key`.
+    #[serde(default = "default_api_key_header")]
+    #[schemars(length(max = MAX_NAME), pattern(HEADER_NAME))]
+    pub header: String,
+}
+
+fn default_api_key_header() -> String {
+    "x-api-key".to_owned()
+}
+
+/// Recognise a client by a signed JWT bearer token.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JwtAuth {
+    /// Required `iss` claim.
+    #[schemars(length(min = 1, max = 512))]
+    pub issuer: String,
+    /// Accepted `aud` claims; empty accepts any audience.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_CONDITIONS), inner(length(max = 512)))]
+    pub audiences: Vec<String>,
+    /// Secret holding the issuer's JSON Web Key Set under the key `jwks.json`.
+    pub jwks_secret_ref: SecretRef,
+}
+
+/// A token-bucket rate limit.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.burst) || self.burst >= self.requestsPerSecond").message("rateLimit.burst must be at least requestsPerSecond"))]
+pub struct RateLimit {
+    /// Sustained requests per second.
+    #[schemars(range(min = 1, max = 1000000))]
+    pub requests_per_second: i32,
+    /// Requests allowed in a burst above the sustained rate. Defaults to `requestsPerSecond`.
+    #[schemars(range(min = 1, max = 1000000))]
+    pub burst: Option<i32>,
+}
+
+/// A client of a gateway: a mobile app, a web front end, a partner.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Client {
+    /// Client name, shown in metrics and usable in header values as `{client}`.
+    #[schemars(length(max = MAX_NAME), pattern(DNS_LABEL))]
+    pub name: String,
+    /// Recognise this client by API key.
+    pub api_keys: Option<ApiKeyAuth>,
+    /// Recognise this client by JWT.
+    pub jwt: Option<JwtAuth>,
+    /// Requests this client may make.
+    pub rate_limit: Option<RateLimit>,
+}

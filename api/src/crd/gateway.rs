@@ -1,0 +1,104 @@
+//! Gateway and EdgeService: contract-driven proxies, system-wide or for one client.
+
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
+
+use super::client::Client;
+use super::patterns::*;
+use super::route::Route;
+use super::runtime::{DeploymentSettings, ServiceSettings};
+use super::status::ProxyStatus;
+
+/// A published, versioned set of routes. Clients call `BASEPATH/ROUTEPATH`.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Contract {
+    /// Contract version: `v1`, `v2`, `v2beta1`…
+    #[schemars(length(max = 32), pattern(CONTRACT_VERSION))]
+    pub version: String,
+    /// Path prefix of every route in this contract. Defaults to `/VERSION` (e.g. `/v1`); `/`
+    /// serves the routes unprefixed.
+    #[schemars(length(min = 1, max = 256), pattern(PATH_TEMPLATE))]
+    pub base_path: Option<String>,
+    /// The routes.
+    #[schemars(length(min = 1, max = MAX_ROUTES))]
+    #[x_kube(validation = Rule::new("self.all(r, self.exists_one(s, s.name == r.name))").message("route names must be unique within a contract"))]
+    pub routes: Vec<Route>,
+}
+
+/// The system-wide gateway: one contract-driven entry point for every client.
+#[skip_serializing_none]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[kube(
+    group = "gatehouse.dev",
+    version = "v1alpha1",
+    kind = "Gateway",
+    doc = "A Gatehouse Gateway: the system-wide, contract-driven entry point for every client.",
+    namespaced,
+    status = "ProxyStatus",
+    shortname = "ghgw",
+    category = "gatehouse",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Replicas","type":"integer","jsonPath":".status.readyReplicas"}"#,
+    printcolumn = r#"{"name":"Routes","type":"integer","jsonPath":".status.routes"}"#,
+    printcolumn = r#"{"name":"Address","type":"string","jsonPath":".status.address"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 52").message("metadata.name must be a DNS label of at most 52 characters starting with a letter: it names the proxy's Service and Deployment")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewaySpec {
+    /// The clients this gateway serves and how each is recognised.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_CLIENTS))]
+    #[x_kube(validation = Rule::new("self.all(c, self.exists_one(d, d.name == c.name))").message("client names must be unique"))]
+    pub clients: Vec<Client>,
+    /// Published contracts, one per version.
+    #[schemars(length(min = 1, max = MAX_CONTRACTS))]
+    #[x_kube(validation = Rule::new("self.all(c, self.exists_one(d, d.version == c.version))").message("contract versions must be unique"))]
+    pub contracts: Vec<Contract>,
+    /// The proxy Deployment.
+    #[serde(default)]
+    pub deployment: DeploymentSettings,
+    /// The proxy Service.
+    #[serde(default)]
+    pub service: ServiceSettings,
+}
+
+/// A gateway for one client (backend for frontend): its own contracts, isolated and scaled on
+/// its own.
+#[skip_serializing_none]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[kube(
+    group = "gatehouse.dev",
+    version = "v1alpha1",
+    kind = "EdgeService",
+    doc = "A Gatehouse EdgeService: a gateway for one client, with its own contracts and scaling.",
+    namespaced,
+    status = "ProxyStatus",
+    shortname = "ghedge",
+    category = "gatehouse",
+    printcolumn = r#"{"name":"Client","type":"string","jsonPath":".spec.client.name"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Replicas","type":"integer","jsonPath":".status.readyReplicas"}"#,
+    printcolumn = r#"{"name":"Routes","type":"integer","jsonPath":".status.routes"}"#,
+    printcolumn = r#"{"name":"Address","type":"string","jsonPath":".status.address"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 52").message("metadata.name must be a DNS label of at most 52 characters starting with a letter: it names the proxy's Service and Deployment")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct EdgeServiceSpec {
+    /// The one client this edge serves.
+    pub client: Client,
+    /// Published contracts, one per version.
+    #[schemars(length(min = 1, max = MAX_CONTRACTS))]
+    #[x_kube(validation = Rule::new("self.all(c, self.exists_one(d, d.version == c.version))").message("contract versions must be unique"))]
+    pub contracts: Vec<Contract>,
+    /// The proxy Deployment.
+    #[serde(default)]
+    pub deployment: DeploymentSettings,
+    /// The proxy Service.
+    #[serde(default)]
+    pub service: ServiceSettings,
+}

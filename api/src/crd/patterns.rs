@@ -1,0 +1,55 @@
+//! The regular expressions and size limits the CRD schemas enforce.
+//!
+//! Patterns are written in the common subset of Go RE2 (the API server) and ECMA-262 (offline
+//! admission), so the same text means the same thing in both places. Limits bound every list and
+//! string a CEL rule walks, which keeps each rule inside the API server's cost budget.
+
+/// A DNS-1123 label: what Kubernetes accepts as a Service or Secret name.
+pub const DNS_LABEL: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
+/// A name usable as a jq object key and a template variable: `product`, `seller_info`.
+pub const IDENTIFIER: &str = r"^[a-z][a-zA-Z0-9_]*$";
+
+/// A contract version: `v1`, `v2`, `v1beta1`, `v3alpha2`.
+pub const CONTRACT_VERSION: &str = r"^v[1-9][0-9]*((alpha|beta)[1-9][0-9]*)?$";
+
+/// A duration in the Gateway API format (GEP-2257): `300ms`, `2s`, `1m30s`, `1h`.
+pub const DURATION: &str = r"^([0-9]{1,5}(h|m|s|ms)){1,4}$";
+
+/// A request path to match or to send upstream: literal segments and whole-segment parameters
+/// such as `/products/{id}`.
+pub const PATH_TEMPLATE: &str = r"^(/([A-Za-z0-9._~%!$&'()*+,;=:@-]+|\{[a-z][a-zA-Z0-9_]*\}))*/?$";
+
+/// A path and optional query for an aggregation step, with placeholders that may name request
+/// values and earlier steps' fields: `/sellers/{product.sellerId}?lang={query.lang}`.
+pub const STEP_PATH: &str = r"^/[^\s{}]*(\{[A-Za-z_][A-Za-z0-9_.-]*\}[^\s{}]*)*$";
+
+/// An HTTP header name (RFC 9110 token, restricted to the characters proxies agree on).
+pub const HEADER_NAME: &str = r"^[A-Za-z0-9][A-Za-z0-9_-]*$";
+
+/// A host name, optionally with a leading wildcard label: `api.example.com`, `*.example.com`.
+pub const HOSTNAME: &str =
+    r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+
+/// Most contracts one Gateway or EdgeService may publish.
+pub const MAX_CONTRACTS: usize = 16;
+/// Most routes in one contract.
+pub const MAX_ROUTES: usize = 128;
+/// Most clients one Gateway may declare.
+pub const MAX_CLIENTS: usize = 64;
+/// Most endpoints in one Aggregator.
+pub const MAX_ENDPOINTS: usize = 64;
+/// Most steps in one aggregation.
+pub const MAX_STEPS: usize = 16;
+/// Most weighted backends behind one route.
+pub const MAX_BACKENDS: usize = 16;
+/// Most header or query conditions in one match, and most entries in one header edit.
+pub const MAX_CONDITIONS: usize = 16;
+/// Longest name (route, client, step, Service).
+pub const MAX_NAME: usize = 63;
+/// Longest path or template.
+pub const MAX_PATH: usize = 1024;
+/// Longest jq rule.
+pub const MAX_EXPRESSION: usize = 8192;
+/// Longest body of a direct response.
+pub const MAX_BODY: usize = 16384;

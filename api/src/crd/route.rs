@@ -1,0 +1,287 @@
+//! Routes: how a request is matched and the one thing a matched request gets.
+
+use std::collections::BTreeMap;
+
+use kube::KubeSchema;
+use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
+
+use super::aggregation::Aggregation;
+use super::patterns::*;
+
+/// HTTP methods a route or step may use.
+#[derive(
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "UPPERCASE")]
+#[allow(missing_docs)]
+pub enum HttpMethod {
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Options,
+}
+
+impl HttpMethod {
+    /// The method as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Head => "HEAD",
+            Self::Post => "POST",
+            Self::Put => "PUT",
+            Self::Patch => "PATCH",
+            Self::Delete => "DELETE",
+            Self::Options => "OPTIONS",
+        }
+    }
+}
+
+/// How `match.path` is compared with the request path.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub enum PathType {
+    /// The whole request path must match; `{name}` segments match any one segment.
+    #[default]
+    Exact,
+    /// The request path must start with these segments (whole segments only: `/api` matches
+    /// `/api` and `/api/x`, never `/apix`).
+    Prefix,
+}
+
+/// A request header a route requires.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HeaderCondition {
+    /// Header name, compared case-insensitively.
+    #[schemars(length(max = MAX_NAME), pattern(HEADER_NAME))]
+    pub name: String,
+    /// Exact value the header must have. When absent the header only has to be present.
+    #[schemars(length(max = MAX_PATH))]
+    pub value: Option<String>,
+}
+
+/// A query parameter a route requires.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryCondition {
+    /// Query parameter name, compared exactly.
+    #[schemars(length(min = 1, max = MAX_NAME))]
+    pub name: String,
+    /// Exact value the parameter must have. When absent the parameter only has to be present.
+    #[schemars(length(max = MAX_PATH))]
+    pub value: Option<String>,
+}
+
+/// Which requests a route serves. Every condition given must hold.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteMatch {
+    /// Request path, relative to the contract's base path: literal segments and whole-segment
+    /// parameters, e.g. `/products/{id}`. Parameters can be used in backend paths, redirects
+    /// and header values as `{id}`.
+    #[schemars(length(min = 1, max = MAX_PATH), pattern(PATH_TEMPLATE))]
+    pub path: String,
+    /// `Exact` (default) matches the whole path; `Prefix` matches these leading segments.
+    #[serde(default)]
+    pub path_type: PathType,
+    /// Methods served. Empty means every method.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 7))]
+    #[x_kube(validation = Rule::new("self.all(m, self.exists_one(n, n == m))").message("methods must not repeat"))]
+    pub methods: Vec<HttpMethod>,
+    /// Headers the request must carry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_CONDITIONS))]
+    pub headers: Vec<HeaderCondition>,
+    /// Query parameters the request must carry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_CONDITIONS))]
+    pub query_params: Vec<QueryCondition>,
+    /// Host the request must be addressed to (`Host` header, port ignored). A leading `*.`
+    /// matches any one label. When absent every host matches.
+    #[schemars(length(max = 253), pattern(HOSTNAME))]
+    pub host: Option<String>,
+}
+
+/// A Kubernetes Service, or an Aggregator, that requests are sent to.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.service) != has(self.aggregator)").message("a backend names exactly one of service or aggregator"))]
+#[x_kube(validation = Rule::new("!has(self.port) || has(self.service)").message("port applies only to a service backend; an Aggregator is reached on its own Service port"))]
+pub struct BackendRef {
+    /// Name of a Service in the same namespace.
+    #[schemars(length(max = MAX_NAME), pattern(DNS_LABEL))]
+    pub service: Option<String>,
+    /// Name of an Aggregator in the same namespace; requests go to that Aggregator's proxy.
+    #[schemars(length(max = MAX_NAME), pattern(DNS_LABEL))]
+    pub aggregator: Option<String>,
+    /// Service port. Defaults to 80.
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<i32>,
+    /// Path sent upstream instead of the request path, with the match's parameters, e.g.
+    /// `/items/{id}`. On a `Prefix` route it replaces the matched prefix and the rest of the
+    /// request path is appended. When absent the request path (below the contract's base path)
+    /// is sent unchanged.
+    #[schemars(length(min = 1, max = MAX_PATH), pattern(PATH_TEMPLATE))]
+    pub path: Option<String>,
+    /// Share of requests this backend receives relative to the others in `backends`.
+    /// Defaults to 1; 0 sends it nothing (a drained backend).
+    #[schemars(range(min = 0, max = 10000))]
+    pub weight: Option<i32>,
+}
+
+/// Header edits applied in order: remove, then set, then add.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HeaderModifier {
+    /// Headers to set, replacing any existing value. Names hold letters, digits, `-` and `_`.
+    /// Values may use `{param}` path parameters,
+    /// `{client}` (the calling client's name) and `{requestId}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = MAX_CONDITIONS))]
+    pub set: BTreeMap<String, String>,
+    /// Headers to add, keeping any existing values. Values are templated like `set`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = MAX_CONDITIONS))]
+    pub add: BTreeMap<String, String>,
+    /// Headers to remove.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_CONDITIONS), inner(length(max = MAX_NAME), pattern(HEADER_NAME)))]
+    pub remove: Vec<String>,
+}
+
+/// Retry policy for proxied requests. Only idempotent methods (GET, HEAD, OPTIONS, PUT,
+/// DELETE) are retried, and only when the upstream refused the connection or answered with one
+/// of `statuses`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    #[schemars(range(min = 1, max = 5))]
+    pub attempts: i32,
+    /// Upstream statuses that are retried. Defaults to 502, 503 and 504.
+    #[serde(default = "default_retry_statuses")]
+    #[schemars(length(max = 8), inner(range(min = 500, max = 599)))]
+    pub statuses: Vec<i32>,
+}
+
+fn default_retry_statuses() -> Vec<i32> {
+    vec![502, 503, 504]
+}
+
+/// Scheme of a redirect target.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+/// An HTTP redirect. Parts not given are kept from the request.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Redirect {
+    /// Scheme of the target.
+    pub scheme: Option<Scheme>,
+    /// Host of the target.
+    #[schemars(length(max = 253), pattern(HOSTNAME))]
+    pub host: Option<String>,
+    /// Port of the target.
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<i32>,
+    /// Path of the target, with the match's parameters, e.g. `/v2/products/{id}`.
+    #[schemars(length(min = 1, max = MAX_PATH), pattern(PATH_TEMPLATE))]
+    pub path: Option<String>,
+    /// Status code: 301, 302 (default), 303, 307 or 308.
+    #[serde(default = "default_redirect_status")]
+    #[x_kube(validation = Rule::new("self in [301, 302, 303, 307, 308]").message("a redirect's statusCode must be 301, 302, 303, 307 or 308"))]
+    pub status_code: i32,
+}
+
+fn default_redirect_status() -> i32 {
+    302
+}
+
+/// A response the gateway writes itself, without calling a backend.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectResponse {
+    /// Status code. Defaults to 200.
+    #[serde(default = "default_respond_status")]
+    #[schemars(range(min = 200, max = 599))]
+    pub status: i32,
+    /// Response body.
+    #[schemars(length(max = MAX_BODY))]
+    pub body: Option<String>,
+    /// `Content-Type` of the body. Defaults to `text/plain; charset=utf-8`.
+    #[serde(default = "default_content_type")]
+    #[schemars(length(max = 255))]
+    pub content_type: String,
+}
+
+fn default_respond_status() -> i32 {
+    200
+}
+
+fn default_content_type() -> String {
+    "text/plain; charset=utf-8".to_owned()
+}
+
+/// A named route: which requests it serves and the one thing they get (proxy to `backend` or
+/// `backends`, run an inline `aggregate`, `redirect`, or `respond` directly).
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("[has(self.backend), has(self.backends), has(self.aggregate), has(self.redirect), has(self.respond)].filter(x, x).size() == 1").message("a route does exactly one thing: set one of backend, backends, aggregate, redirect or respond"))]
+#[x_kube(validation = Rule::new("!has(self.retries) || has(self.backend) || has(self.backends)").message("retries apply only to routes that proxy to backend or backends"))]
+pub struct Route {
+    /// Route name, unique within its contract. Shown in metrics and error responses.
+    #[schemars(length(max = MAX_NAME), pattern(DNS_LABEL))]
+    pub name: String,
+    /// Which requests this route serves.
+    #[serde(rename = "match")]
+    pub matches: RouteMatch,
+    /// Proxy to one backend.
+    pub backend: Option<BackendRef>,
+    /// Proxy to several backends, sharing requests by weight (canary, migration).
+    #[schemars(length(min = 1, max = MAX_BACKENDS))]
+    #[x_kube(validation = Rule::new("self.exists(b, !has(b.weight) || b.weight > 0)").message("at least one backend must have a weight above 0"))]
+    pub backends: Option<Vec<BackendRef>>,
+    /// Answer with one payload built from several backend calls.
+    pub aggregate: Option<Aggregation>,
+    /// Answer with a redirect.
+    pub redirect: Option<Redirect>,
+    /// Answer directly with a fixed response.
+    pub respond: Option<DirectResponse>,
+    /// Edits to the request before it goes upstream.
+    pub request_headers: Option<HeaderModifier>,
+    /// Edits to the response before it goes to the client.
+    pub response_headers: Option<HeaderModifier>,
+    /// Upper bound for the whole upstream exchange, e.g. `2s`. Defaults to 30s.
+    #[schemars(length(max = 32), pattern(DURATION))]
+    pub timeout: Option<String>,
+    /// Retry policy for idempotent requests.
+    pub retries: Option<RetryPolicy>,
+}

@@ -1,0 +1,115 @@
+//! How a gateway's proxy runs: replicas or autoscaling, resources, disruption budget, Service.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::KubeSchema;
+use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
+
+/// Replicas used when neither `replicas` nor `autoscaling` is set: two, so that one node
+/// going away never takes the gateway down.
+pub const DEFAULT_REPLICAS: i32 = 2;
+
+/// Horizontal autoscaling of the proxy Deployment.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("autoscaling.minReplicas must not exceed autoscaling.maxReplicas"))]
+pub struct Autoscaling {
+    /// Fewest replicas. Defaults to 2.
+    #[serde(default = "default_min_replicas")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub min_replicas: i32,
+    /// Most replicas.
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_replicas: i32,
+    /// Average CPU use, in percent of the requested CPU, that the autoscaler aims for.
+    /// Defaults to 70.
+    #[serde(default = "default_cpu_target")]
+    #[schemars(range(min = 1, max = 100))]
+    #[serde(rename = "targetCPUUtilizationPercentage")]
+    pub target_cpu_utilization_percentage: i32,
+}
+
+fn default_min_replicas() -> i32 {
+    DEFAULT_REPLICAS
+}
+
+fn default_cpu_target() -> i32 {
+    70
+}
+
+/// How many proxy pods a voluntary disruption (node drain, upgrade) may take down at once.
+/// Set at most one of the two fields; with neither, `maxUnavailable: 1` is used.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.minAvailable) && has(self.maxUnavailable))").message("set minAvailable or maxUnavailable, not both"))]
+pub struct DisruptionBudget {
+    /// Pods (number or percentage) that must stay available.
+    pub min_available: Option<IntOrString>,
+    /// Pods (number or percentage) that may be unavailable.
+    pub max_unavailable: Option<IntOrString>,
+}
+
+/// The proxy Deployment.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.replicas) && has(self.autoscaling))").message("set deployment.replicas or deployment.autoscaling, not both: the autoscaler owns the replica count"))]
+pub struct DeploymentSettings {
+    /// Fixed number of proxy pods. When neither this nor `autoscaling` is set, 2 are run.
+    #[schemars(range(min = 0, max = 1000))]
+    pub replicas: Option<i32>,
+    /// Scale the proxy with load instead of a fixed count.
+    pub autoscaling: Option<Autoscaling>,
+    /// CPU and memory for each proxy pod. Defaults to requests of 100m CPU and 64Mi memory and a
+    /// 256Mi memory limit.
+    pub resources: Option<ResourceRequirements>,
+    /// Disruption budget, created whenever more than one replica is possible.
+    pub disruption_budget: Option<DisruptionBudget>,
+}
+
+/// Kubernetes Service types a gateway can be exposed with.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+#[allow(missing_docs)]
+pub enum ServiceType {
+    #[default]
+    ClusterIP,
+    NodePort,
+    LoadBalancer,
+}
+
+/// The Service in front of the proxy pods.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSettings {
+    /// Service type. Defaults to `ClusterIP`.
+    #[serde(default, rename = "type")]
+    pub service_type: ServiceType,
+    /// Port the Service listens on. Defaults to 80.
+    #[serde(default = "default_service_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+    /// Annotations for the Service, e.g. for a cloud load balancer.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        Self {
+            service_type: ServiceType::default(),
+            port: default_service_port(),
+            annotations: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_service_port() -> i32 {
+    80
+}

@@ -1,0 +1,15 @@
+//! Gatehouse API: the custom resources, their validation, and the route table they compile to.
+//!
+//! Everything here is pure: no I/O, no async runtime. The operator and the proxy share it, so a
+//! resource means the same thing in the cluster and in standalone mode.
+#![forbid(unsafe_code)]
+
+pub mod compile;
+pub mod crd;
+pub mod duration;
+pub mod expression;
+pub mod naming;
+pub mod path;
+pub mod route_table;
+pub mod template;
+pub mod validate;

@@ -1,0 +1,356 @@
+//! The RouteTable: the one contract between the operator and the proxy.
+//!
+//! A route table is what a proxy serves: every route with its match, its action and its edits,
+//! already resolved to upstream addresses. It is deterministic — routes sorted by id, maps
+//! ordered, no defaults left implicit — so the same resource always yields the same bytes and
+//! GitOps tools never see a spurious diff. It never holds secret material: clients' keys are
+//! referenced by Secret name only.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
+use sha2::{Digest, Sha256};
+
+use crate::validate::Problem;
+
+/// Format version written into every table; a proxy refuses tables of another version.
+pub const FORMAT: &str = "gatehouse.dev/route-table/v1";
+
+/// File name of the table inside the route ConfigMap (and so inside the mounted volume).
+pub const FILE_NAME: &str = "routes.json";
+
+/// A compiled route table.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteTable {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// The resource this table was compiled from.
+    pub source: TableSource,
+    /// For an EdgeService, the one client it serves; `{client}` resolves to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge_client: Option<String>,
+    /// Known clients, sorted by name.
+    #[serde(default)]
+    pub clients: Vec<ClientEntry>,
+    /// Routes, sorted by id. Precedence is decided by the proxy's router, not by this order.
+    pub routes: Vec<RouteEntry>,
+}
+
+/// Which resource a table was compiled from.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TableSource {
+    /// `Gateway`, `EdgeService` or `Aggregator`.
+    pub kind: String,
+    /// Namespace of the resource.
+    pub namespace: String,
+    /// Name of the resource.
+    pub name: String,
+    /// `metadata.generation` of the resource, when it had one.
+    pub generation: Option<i64>,
+}
+
+/// A client and how it is recognised. Secrets are referenced, never copied.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientEntry {
+    /// Client name.
+    pub name: String,
+    /// API-key recognition: the Secret holding the keys and the header carrying one.
+    pub api_key: Option<ApiKeyEntry>,
+    /// JWT recognition.
+    pub jwt: Option<JwtEntry>,
+    /// Token-bucket limit.
+    pub rate_limit: Option<RateLimitEntry>,
+}
+
+/// Where a client's API keys live.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiKeyEntry {
+    /// Secret name; the proxy reads it from its mounted Secret volume.
+    pub secret: String,
+    /// Request header carrying the key (lower case).
+    pub header: String,
+}
+
+/// How a client's JWTs are checked.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JwtEntry {
+    /// Required issuer.
+    pub issuer: String,
+    /// Accepted audiences, sorted; empty accepts any.
+    pub audiences: Vec<String>,
+    /// Secret holding `jwks.json`.
+    pub jwks_secret: String,
+}
+
+/// A token bucket.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateLimitEntry {
+    /// Sustained requests per second.
+    pub requests_per_second: u32,
+    /// Bucket size.
+    pub burst: u32,
+}
+
+/// How a route's path is compared.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "camelCase")]
+pub enum PathKind {
+    /// Literal segments only; the whole path must be equal.
+    Exact,
+    /// Some segments are `{param}`s; the whole path must match segment by segment.
+    Template,
+    /// The leading segments must match (literal or `{param}`); more may follow.
+    Prefix,
+}
+
+/// One route.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteEntry {
+    /// `CONTRACT/ROUTE` for gateways and edges (`v1/product`), the endpoint name for
+    /// Aggregators. Unique in the table.
+    pub id: String,
+    /// Contract version, absent for Aggregator endpoints.
+    pub contract: Option<String>,
+    /// Host the request must be addressed to (`*.` prefix: any one label), or any host.
+    pub host: Option<String>,
+    /// How `path` is compared.
+    pub path_kind: PathKind,
+    /// Full request path including the contract's base path, e.g. `/v1/products/{id}`.
+    pub path: String,
+    /// Methods served, sorted; empty means all.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Required headers, sorted by name; names are lower case.
+    #[serde(default)]
+    pub headers: Vec<ValueCondition>,
+    /// Required query parameters, sorted by name.
+    #[serde(default)]
+    pub query: Vec<ValueCondition>,
+    /// What a matched request gets.
+    pub action: Action,
+    /// Edits to the request before it goes upstream.
+    #[serde(default)]
+    pub request_headers: HeaderEdits,
+    /// Edits to the response before it goes to the client.
+    #[serde(default)]
+    pub response_headers: HeaderEdits,
+    /// Upper bound for the upstream exchange, in milliseconds.
+    pub timeout_ms: u64,
+    /// Retry policy for idempotent requests.
+    pub retries: Option<Retries>,
+}
+
+/// A header or query condition: present, or present with this exact value.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ValueCondition {
+    /// Header (lower case) or parameter name.
+    pub name: String,
+    /// Required value; absent means "present with any value".
+    pub value: Option<String>,
+}
+
+/// Header edits, applied as remove, then set, then add. Values are templates: `{param}`,
+/// `{client}` and `{requestId}`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderEdits {
+    /// Lower-case names to remove, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+    /// Lower-case name → value template, replacing existing values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub set: BTreeMap<String, String>,
+    /// Lower-case name → value template, added beside existing values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub add: BTreeMap<String, String>,
+}
+
+impl HeaderEdits {
+    /// True when there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.remove.is_empty() && self.set.is_empty() && self.add.is_empty()
+    }
+}
+
+/// Retry policy.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Retries {
+    /// Retries after the first attempt.
+    pub attempts: u32,
+    /// Upstream statuses that are retried, sorted.
+    pub statuses: Vec<u16>,
+}
+
+/// What a matched request gets.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+pub enum Action {
+    /// Proxy to one of the upstreams, chosen by weight.
+    Proxy {
+        /// Upstreams in the order the resource lists them.
+        upstreams: Vec<Upstream>,
+    },
+    /// Run an aggregation.
+    Aggregate(AggregatePlan),
+    /// Redirect.
+    Redirect(RedirectAction),
+    /// Answer directly.
+    Respond(RespondAction),
+}
+
+/// An upstream endpoint: a Kubernetes Service, addressed by DNS name.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Upstream {
+    /// Service name as written in the resource (what `--resolve NAME=HOST:PORT` matches).
+    pub service: String,
+    /// Fully qualified host, e.g. `catalog.shop.svc.cluster.local`.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Path template sent upstream (see `BackendRef.path`); absent keeps the request path
+    /// below the contract's base path.
+    pub path: Option<String>,
+    /// Relative weight.
+    pub weight: u32,
+}
+
+/// A compiled aggregation.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AggregatePlan {
+    /// Steps in the resource's order.
+    pub steps: Vec<StepPlan>,
+    /// jq rule computing the response (see `Aggregation.response`).
+    pub response: String,
+    /// Deadline for the whole call, in milliseconds.
+    pub timeout_ms: u64,
+    /// `allOrNothing` or `bestEffort`.
+    pub failure_policy: crate::crd::FailurePolicy,
+    /// Largest step response read, in bytes.
+    pub max_step_response_bytes: u64,
+}
+
+/// A compiled aggregation step.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StepPlan {
+    /// Step name.
+    pub name: String,
+    /// Where the call goes (`path` and `weight` unused).
+    pub upstream: Upstream,
+    /// Method.
+    pub method: String,
+    /// Path and query template.
+    pub path: String,
+    /// Header templates, by lower-case name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Body template.
+    pub body: Option<String>,
+    /// Steps that must finish first, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
+    /// A failure does not fail the call (see the failure policy).
+    #[serde(default)]
+    pub optional: bool,
+    /// Upper bound for this call, in milliseconds; absent means the remaining deadline.
+    pub timeout_ms: Option<u64>,
+    /// jq filter applied to the step's body.
+    pub filter: Option<String>,
+}
+
+/// A redirect.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RedirectAction {
+    /// `http` or `https`; absent keeps the request's.
+    pub scheme: Option<String>,
+    /// Host; absent keeps the request's.
+    pub host: Option<String>,
+    /// Port; absent keeps the request's.
+    pub port: Option<u16>,
+    /// Path template; absent keeps the request's.
+    pub path: Option<String>,
+    /// 301, 302, 303, 307 or 308.
+    pub status: u16,
+}
+
+/// A direct response.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RespondAction {
+    /// Status code.
+    pub status: u16,
+    /// `Content-Type`.
+    pub content_type: String,
+    /// Body.
+    pub body: Option<String>,
+}
+
+/// Why a serialised table was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    /// Not JSON, or not the shape of a table.
+    #[error("route table is not valid JSON of the expected shape: {0}")]
+    Parse(#[from] serde_json::Error),
+    /// Written by another, incompatible version.
+    #[error("route table format {found:?} is not supported (expected {FORMAT:?})")]
+    Format {
+        /// The format the table declares.
+        found: String,
+    },
+    /// Parsed, but inconsistent.
+    #[error("route table is inconsistent: {}", crate::validate::join(.0))]
+    Invalid(Vec<Problem>),
+}
+
+impl RouteTable {
+    /// The canonical bytes: pretty JSON with a final newline. Same table, same bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serialising plain structs, BTreeMaps and strings cannot fail.
+        let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
+        bytes.push(b'\n');
+        bytes
+    }
+
+    /// `sha256:HEX` of [`Self::to_bytes`].
+    pub fn digest(&self) -> String {
+        digest_of(&self.to_bytes())
+    }
+
+    /// Parses and checks a serialised table: format version, then [`crate::validate::check_table`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, TableError> {
+        let table: RouteTable = serde_json::from_slice(bytes)?;
+        if table.format != FORMAT {
+            return Err(TableError::Format {
+                found: table.format,
+            });
+        }
+        crate::validate::check_table(&table).map_err(TableError::Invalid)?;
+        Ok(table)
+    }
+}
+
+/// `sha256:HEX` of some bytes.
+pub fn digest_of(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}

@@ -1,0 +1,109 @@
+//! Consistency checks of a route table as a proxy loads it.
+//!
+//! Tables written by `compile` always pass; these checks guard the proxy against a table that
+//! was edited by hand, truncated, or written by a buggy tool — such a table is refused and the
+//! previous one keeps serving.
+
+use std::collections::BTreeSet;
+
+use super::Problem;
+use super::aggregation::check_step_graph;
+use super::routes::check_path_syntax;
+use crate::expression::{Expression, RULE_VARIABLES};
+use crate::route_table::{Action, RouteTable};
+use crate::template::Template;
+
+/// Checks a parsed table; returns every problem.
+pub fn check_table(table: &RouteTable) -> Result<(), Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut ids = BTreeSet::new();
+    for (r, route) in table.routes.iter().enumerate() {
+        let at = format!("routes[{r}]");
+        if !ids.insert(route.id.as_str()) {
+            problems.push(Problem::new(
+                &at,
+                format!("route id {} appears twice", route.id),
+            ));
+        }
+        check_path_syntax(&format!("{at}.path"), &route.path, &mut problems);
+        for (field, edits) in [
+            ("requestHeaders", &route.request_headers),
+            ("responseHeaders", &route.response_headers),
+        ] {
+            for (name, value) in edits.set.iter().chain(&edits.add) {
+                if let Err(message) = Template::parse(value) {
+                    problems.push(Problem::new(format!("{at}.{field}[{name}]"), message));
+                }
+            }
+        }
+        match &route.action {
+            Action::Proxy { upstreams } => {
+                if !upstreams.iter().any(|u| u.weight > 0) {
+                    problems.push(Problem::new(
+                        format!("{at}.action.upstreams"),
+                        "no upstream has a weight above 0",
+                    ));
+                }
+                for (u, upstream) in upstreams.iter().enumerate() {
+                    if upstream.port == 0 {
+                        problems.push(Problem::new(
+                            format!("{at}.action.upstreams[{u}].port"),
+                            "port 0",
+                        ));
+                    }
+                    if let Some(path) = &upstream.path {
+                        check_path_syntax(
+                            &format!("{at}.action.upstreams[{u}].path"),
+                            path,
+                            &mut problems,
+                        );
+                    }
+                }
+            }
+            Action::Aggregate(plan) => {
+                for (s, message) in check_step_graph(
+                    plan.steps
+                        .iter()
+                        .map(|s| (s.name.as_str(), s.after.as_slice())),
+                ) {
+                    problems.push(Problem::new(
+                        format!("{at}.action.steps[{s}].after"),
+                        message,
+                    ));
+                }
+                if let Err(message) = Expression::compile(&plan.response, &RULE_VARIABLES) {
+                    problems.push(Problem::new(format!("{at}.action.response"), message));
+                }
+                for (s, step) in plan.steps.iter().enumerate() {
+                    if let Some(filter) = &step.filter {
+                        if let Err(message) = Expression::compile(filter, &RULE_VARIABLES) {
+                            problems.push(Problem::new(
+                                format!("{at}.action.steps[{s}].filter"),
+                                message,
+                            ));
+                        }
+                    }
+                    for text in std::iter::once(&step.path)
+                        .chain(step.headers.values())
+                        .chain(&step.body)
+                    {
+                        if let Err(message) = Template::parse(text) {
+                            problems.push(Problem::new(format!("{at}.action.steps[{s}]"), message));
+                        }
+                    }
+                }
+            }
+            Action::Redirect(redirect) => {
+                if let Some(path) = &redirect.path {
+                    check_path_syntax(&format!("{at}.action.path"), path, &mut problems);
+                }
+            }
+            Action::Respond(_) => {}
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
