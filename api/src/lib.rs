@@ -4,12 +4,14 @@
 //! resource means the same thing in the cluster and in standalone mode.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod compile;
 pub mod crd;
 pub mod duration;
 pub mod expression;
 pub mod naming;
 pub mod path;
+pub mod resource;
 pub mod route_table;
 pub mod template;
 pub mod validate;

@@ -33,6 +33,7 @@ pub struct Endpoint {
     kind = "Aggregator",
     doc = "A Gatehouse Aggregator: composite endpoints that fan out to several backends and answer with one payload.",
     namespaced,
+    derive = "PartialEq",
     status = "ProxyStatus",
     shortname = "ghagg",
     category = "gatehouse",

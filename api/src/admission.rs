@@ -1,0 +1,151 @@
+//! Offline admission: check a resource the way the Kubernetes API server does before it stores
+//! it — schema defaults, OpenAPI schema (with strict field validation, as `kubectl apply` asks
+//! for), then the CRD's CEL rules — and then the checks of [`crate::validate`].
+//!
+//! Standalone mode uses it so that a file the cluster would refuse is refused without one too,
+//! and the tests use it to prove every rule of the generated CRDs on real YAML.
+
+use std::sync::OnceLock;
+
+use serde_json::{Map, Value};
+
+use crate::crd::definitions;
+use crate::naming::Kind;
+use crate::validate::Problem;
+
+struct Compiled {
+    schema: Value,
+    validator: jsonschema::Validator,
+}
+
+fn compiled(kind: Kind) -> &'static Compiled {
+    static SCHEMAS: OnceLock<Vec<Compiled>> = OnceLock::new();
+    let all = SCHEMAS.get_or_init(|| {
+        definitions()
+            .into_iter()
+            .map(|crd| {
+                let schema = crd.spec.versions[0]
+                    .schema
+                    .as_ref()
+                    .and_then(|s| s.open_api_v3_schema.as_ref())
+                    .map(|s| serde_json::to_value(s).unwrap_or_default())
+                    .unwrap_or_default();
+                let mut strict = to_json_schema(&schema);
+                // The server knows these of every object; the CRD schema does not list them.
+                if let Some(Value::Object(props)) = strict.get_mut("properties") {
+                    props.insert("apiVersion".into(), serde_json::json!({"type": "string"}));
+                    props.insert("kind".into(), serde_json::json!({"type": "string"}));
+                    props.insert("metadata".into(), serde_json::json!({"type": "object"}));
+                }
+                // The generated schema is a plain JSON Schema: building a validator from it
+                // can only fail on a bug in `to_json_schema`, which the tests exercise.
+                let validator = jsonschema::draft4::new(&strict)
+                    .unwrap_or_else(|e| panic!("CRD schema is not a valid JSON Schema: {e}"));
+                Compiled { schema, validator }
+            })
+            .collect()
+    });
+    &all[match kind {
+        Kind::Gateway => 0,
+        Kind::EdgeService => 1,
+        Kind::Aggregator => 2,
+    }]
+}
+
+/// Turns a structural OpenAPI v3 schema into a Draft 4 JSON Schema with the API server's
+/// semantics: `nullable` admits null, int-or-string admits both, and objects with declared
+/// properties refuse unknown fields (strict field validation).
+fn to_json_schema(schema: &Value) -> Value {
+    let Value::Object(map) = schema else {
+        return schema.clone();
+    };
+    let mut out = Map::new();
+    for (key, value) in map {
+        match key.as_str() {
+            "properties" => {
+                let props = value
+                    .as_object()
+                    .map(|p| {
+                        p.iter()
+                            .map(|(k, v)| (k.clone(), to_json_schema(v)))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.insert(key.clone(), Value::Object(props));
+            }
+            "items" | "additionalProperties" => {
+                out.insert(key.clone(), to_json_schema(value));
+            }
+            // CEL rules are evaluated separately; other extensions mean nothing to JSON Schema.
+            k if k.starts_with("x-kubernetes-") => {}
+            "nullable" | "default" | "description" | "format" => {}
+            _ => {
+                out.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    if map.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) {
+        out.insert("type".into(), serde_json::json!(["integer", "string"]));
+    }
+    if map.get("nullable") == Some(&Value::Bool(true)) {
+        if let Some(Value::String(t)) = out.get("type").cloned() {
+            out.insert("type".into(), serde_json::json!([t, "null"]));
+        }
+    }
+    let preserves = map.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
+    if map.contains_key("properties") && !map.contains_key("additionalProperties") && !preserves {
+        out.insert("additionalProperties".into(), Value::Bool(false));
+    }
+    Value::Object(out)
+}
+
+/// `/spec/contracts/0/version` → `spec.contracts[0].version`.
+fn field_path(pointer: &str) -> String {
+    let mut out = String::new();
+    for part in pointer.split('/').filter(|p| !p.is_empty()) {
+        if part.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str(&format!("[{part}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&part.replace("~1", "/").replace("~0", "~"));
+        }
+    }
+    out
+}
+
+/// Checks a resource as the API server would: schema first (defaults applied), then — only
+/// when the schema holds, as the server does — the CEL rules. Returns every problem.
+pub fn admit(kind: Kind, object: &Value) -> Result<(), Vec<Problem>> {
+    let compiled = compiled(kind);
+    let mut problems: Vec<Problem> = compiled
+        .validator
+        .iter_errors(object)
+        .map(|error| {
+            Problem::new(
+                field_path(error.instance_path().as_str()),
+                error.to_string(),
+            )
+        })
+        .collect();
+    if problems.is_empty() {
+        let defaulted = kube::core::cel::apply_defaults(&compiled.schema, object);
+        if let Err(errors) =
+            kube::core::cel::Validator::new().validate(&compiled.schema, &defaulted, None)
+        {
+            problems.extend(
+                errors
+                    .into_iter()
+                    .map(|e| Problem::new(e.field_path.clone(), e.message.clone())),
+            );
+        }
+    }
+    problems.sort();
+    problems.dedup();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
