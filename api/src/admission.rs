@@ -87,10 +87,10 @@ fn to_json_schema(schema: &Value) -> Value {
     if map.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) {
         out.insert("type".into(), serde_json::json!(["integer", "string"]));
     }
-    if map.get("nullable") == Some(&Value::Bool(true)) {
-        if let Some(Value::String(t)) = out.get("type").cloned() {
-            out.insert("type".into(), serde_json::json!([t, "null"]));
-        }
+    if map.get("nullable") == Some(&Value::Bool(true))
+        && let Some(Value::String(t)) = out.get("type").cloned()
+    {
+        out.insert("type".into(), serde_json::json!([t, "null"]));
     }
     let preserves = map.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
     if map.contains_key("properties") && !map.contains_key("additionalProperties") && !preserves {

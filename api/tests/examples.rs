@@ -1,4 +1,5 @@
 //! Every example compiles; every refused example is refused with the message it documents.
+#![allow(clippy::unwrap_used)]
 
 use std::fs;
 use std::path::{Path, PathBuf};

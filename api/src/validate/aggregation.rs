@@ -105,11 +105,11 @@ fn ancestors<'a>(name: &str, after: &BTreeMap<&'a str, &'a [String]>) -> Vec<&'a
         .map(|a| a.iter().map(String::as_str).collect())
         .unwrap_or_default();
     while let Some(dep) = todo.pop() {
-        if let Some((&key, deps)) = after.get_key_value(dep) {
-            if !found.contains(&key) {
-                found.push(key);
-                todo.extend(deps.iter().map(String::as_str));
-            }
+        if let Some((&key, deps)) = after.get_key_value(dep)
+            && !found.contains(&key)
+        {
+            found.push(key);
+            todo.extend(deps.iter().map(String::as_str));
         }
     }
     found
@@ -152,26 +152,26 @@ pub(super) fn check_aggregation(
                 ),
             ));
         }
-        if let Some(filter) = &step.filter {
-            if let Err(message) = Expression::compile(filter, &RULE_VARIABLES) {
-                problems.push(Problem::new(format!("{here}.filter"), message));
-            }
+        if let Some(filter) = &step.filter
+            && let Err(message) = Expression::compile(filter, &RULE_VARIABLES)
+        {
+            problems.push(Problem::new(format!("{here}.filter"), message));
         }
         if let Some(timeout) = &step.timeout {
             match duration::parse_millis(timeout) {
                 Err(message) => problems.push(Problem::new(format!("{here}.timeout"), message)),
                 Ok(ms) => {
                     step_timeouts.insert(&step.name, ms);
-                    if let Ok(limit) = deadline {
-                        if ms > limit {
-                            problems.push(Problem::new(
-                                format!("{here}.timeout"),
-                                format!(
-                                    "step timeout {timeout} exceeds the aggregation's timeout {}",
-                                    aggregation.timeout
-                                ),
-                            ));
-                        }
+                    if let Ok(limit) = deadline
+                        && ms > limit
+                    {
+                        problems.push(Problem::new(
+                            format!("{here}.timeout"),
+                            format!(
+                                "step timeout {timeout} exceeds the aggregation's timeout {}",
+                                aggregation.timeout
+                            ),
+                        ));
                     }
                 }
             }
@@ -207,10 +207,12 @@ pub(super) fn check_aggregation(
     }
 
     // The longest chain of explicit step timeouts must fit in the deadline.
-    if let Ok(limit) = deadline {
-        if let Some((total, chain)) = longest_chain(&after, &step_timeouts) {
-            if total > limit && chain.len() > 1 {
-                problems.push(Problem::new(
+    if let Ok(limit) = deadline
+        && let Some((total, chain)) = longest_chain(&after, &step_timeouts)
+        && total > limit
+        && chain.len() > 1
+    {
+        problems.push(Problem::new(
                     format!("{at}.timeout"),
                     format!(
                         "the step chain {} can take up to {total}ms, more than the aggregation's timeout {}",
@@ -218,8 +220,6 @@ pub(super) fn check_aggregation(
                         aggregation.timeout
                     ),
                 ));
-            }
-        }
     }
 }
 

@@ -112,16 +112,16 @@ fn check_route(at: &str, full_path: &str, route: &Route, problems: &mut Vec<Prob
             "a route does exactly one thing: set one of backend, backends, aggregate, redirect or respond",
         ));
     }
-    if let Some(backend) = &route.backend {
-        if let Some(p) = &backend.path {
-            check_path_params(
-                &format!("{at}.backend.path"),
-                p,
-                &params,
-                full_path,
-                problems,
-            );
-        }
+    if let Some(backend) = &route.backend
+        && let Some(p) = &backend.path
+    {
+        check_path_params(
+            &format!("{at}.backend.path"),
+            p,
+            &params,
+            full_path,
+            problems,
+        );
     }
     for (b, backend) in route.backends.iter().flatten().enumerate() {
         if let Some(p) = &backend.path {
@@ -134,16 +134,16 @@ fn check_route(at: &str, full_path: &str, route: &Route, problems: &mut Vec<Prob
             );
         }
     }
-    if let Some(redirect) = &route.redirect {
-        if let Some(p) = &redirect.path {
-            check_path_params(
-                &format!("{at}.redirect.path"),
-                p,
-                &params,
-                full_path,
-                problems,
-            );
-        }
+    if let Some(redirect) = &route.redirect
+        && let Some(p) = &redirect.path
+    {
+        check_path_params(
+            &format!("{at}.redirect.path"),
+            p,
+            &params,
+            full_path,
+            problems,
+        );
     }
     if let Some(aggregation) = &route.aggregate {
         check_aggregation(&format!("{at}.aggregate"), &params, aggregation, problems);
@@ -156,10 +156,10 @@ fn check_route(at: &str, full_path: &str, route: &Route, problems: &mut Vec<Prob
             check_header_edits(&format!("{at}.{field}"), edits, &params, problems);
         }
     }
-    if let Some(timeout) = &route.timeout {
-        if let Err(message) = duration::parse(timeout) {
-            problems.push(Problem::new(format!("{at}.timeout"), message));
-        }
+    if let Some(timeout) = &route.timeout
+        && let Err(message) = duration::parse(timeout)
+    {
+        problems.push(Problem::new(format!("{at}.timeout"), message));
     }
 }
 

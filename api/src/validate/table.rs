@@ -75,13 +75,13 @@ pub fn check_table(table: &RouteTable) -> Result<(), Vec<Problem>> {
                     problems.push(Problem::new(format!("{at}.action.response"), message));
                 }
                 for (s, step) in plan.steps.iter().enumerate() {
-                    if let Some(filter) = &step.filter {
-                        if let Err(message) = Expression::compile(filter, &RULE_VARIABLES) {
-                            problems.push(Problem::new(
-                                format!("{at}.action.steps[{s}].filter"),
-                                message,
-                            ));
-                        }
+                    if let Some(filter) = &step.filter
+                        && let Err(message) = Expression::compile(filter, &RULE_VARIABLES)
+                    {
+                        problems.push(Problem::new(
+                            format!("{at}.action.steps[{s}].filter"),
+                            message,
+                        ));
                     }
                     for text in std::iter::once(&step.path)
                         .chain(step.headers.values())

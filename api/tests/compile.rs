@@ -1,0 +1,211 @@
+//! What compile produces, and what a proxy refuses to load.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+
+use gatehouse_api::compile::CompileContext;
+use gatehouse_api::resource::Resource;
+use gatehouse_api::route_table::{Action, PathKind, RouteTable, TableError};
+
+fn compile_example(file: &str, context: &CompileContext) -> RouteTable {
+    let path = format!("{}/../examples/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    Resource::from_yaml(&text).unwrap()[0]
+        .compile(context)
+        .unwrap()
+}
+
+fn route<'a>(table: &'a RouteTable, id: &str) -> &'a gatehouse_api::route_table::RouteEntry {
+    table
+        .routes
+        .iter()
+        .find(|r| r.id == id)
+        .unwrap_or_else(|| panic!("no route {id}"))
+}
+
+#[test]
+fn gateway_routes_resolve_to_cluster_services_and_aggregators() {
+    let context = CompileContext {
+        cluster_domain: "corp.internal".into(),
+        aggregator_ports: BTreeMap::from([("product-page".to_owned(), 8081)]),
+    };
+    let table = compile_example("gateway/public.yaml", &context);
+    assert_eq!(table.source.kind, "Gateway");
+    assert_eq!(table.source.namespace, "default");
+
+    let product = route(&table, "v1/product");
+    assert_eq!(product.path, "/v1/products/{id}");
+    assert_eq!(product.path_kind, PathKind::Template);
+    assert_eq!(product.methods, ["GET"]);
+    assert_eq!(product.timeout_ms, 2000);
+    assert_eq!(product.retries.as_ref().unwrap().statuses, [502, 503, 504]);
+    assert_eq!(product.request_headers.set["x-client"], "{client}");
+    assert_eq!(product.response_headers.remove, ["x-powered-by"]);
+    let Action::Proxy { upstreams } = &product.action else {
+        panic!("{:?}", product.action)
+    };
+    assert_eq!(upstreams[0].host, "catalog.default.svc.corp.internal");
+    assert_eq!(upstreams[0].port, 8080);
+    assert_eq!(upstreams[0].path.as_deref(), Some("/items/{id}"));
+
+    let page = route(&table, "v1/product-page");
+    let Action::Proxy { upstreams } = &page.action else {
+        panic!()
+    };
+    assert_eq!(upstreams[0].service, "product-page-aggregator");
+    assert_eq!(
+        upstreams[0].host,
+        "product-page-aggregator.default.svc.corp.internal"
+    );
+    assert_eq!(upstreams[0].port, 8081);
+
+    let orders = route(&table, "v1/orders");
+    assert_eq!(orders.path_kind, PathKind::Prefix);
+    let Action::Proxy { upstreams } = &orders.action else {
+        panic!()
+    };
+    let weights: Vec<u32> = upstreams.iter().map(|u| u.weight).collect();
+    assert_eq!(weights, [90, 10]);
+
+    assert_eq!(route(&table, "v1/cart").path_kind, PathKind::Exact);
+    assert!(matches!(route(&table, "v1/cart").action, Action::Redirect(ref r) if r.status == 308));
+    assert!(matches!(route(&table, "v1/status").action, Action::Respond(ref r) if r.status == 200));
+    // A route without a timeout gets the default.
+    assert_eq!(route(&table, "v1/cart").timeout_ms, 30_000);
+
+    let ids: Vec<&str> = table.routes.iter().map(|r| r.id.as_str()).collect();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    assert_eq!(ids, sorted, "routes are sorted by id");
+}
+
+#[test]
+fn clients_are_referenced_by_secret_name_never_by_content() {
+    let table = compile_example("gateway/public.yaml", &CompileContext::default());
+    let names: Vec<&str> = table.clients.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["partner", "web"]);
+    let partner = &table.clients[0];
+    let key = partner.api_key.as_ref().unwrap();
+    assert_eq!(
+        (key.secret.as_str(), key.header.as_str()),
+        ("partner-api-keys", "x-partner-key")
+    );
+    let limit = partner.rate_limit.as_ref().unwrap();
+    assert_eq!((limit.requests_per_second, limit.burst), (50, 50));
+}
+
+#[test]
+fn edge_service_knows_its_client_and_aggregates_inline() {
+    let table = compile_example("edge/mobile.yaml", &CompileContext::default());
+    assert_eq!(table.edge_client.as_deref(), Some("mobile"));
+    let card = route(&table, "v1/product-card");
+    let Action::Aggregate(plan) = &card.action else {
+        panic!()
+    };
+    assert_eq!(
+        plan.steps[0].upstream.host,
+        "catalog.default.svc.cluster.local"
+    );
+    assert_eq!(
+        plan.steps[0].filter.as_deref(),
+        Some("{id, title, price, image: .images[0]}")
+    );
+    assert_eq!(plan.timeout_ms, 1000);
+    assert_eq!(
+        card.timeout_ms, 1000,
+        "an aggregate route's timeout is its deadline"
+    );
+}
+
+#[test]
+fn aggregator_endpoints_compile_to_aggregate_routes() {
+    let table = compile_example("aggregator/product-page.yaml", &CompileContext::default());
+    let page = route(&table, "product-page");
+    assert_eq!(page.contract, None);
+    assert_eq!(
+        page.path, "/products/{id}/page",
+        "endpoints have no contract base path"
+    );
+    let Action::Aggregate(plan) = &page.action else {
+        panic!()
+    };
+    let steps: Vec<(&str, bool, Option<u64>)> = plan
+        .steps
+        .iter()
+        .map(|s| (s.name.as_str(), s.optional, s.timeout_ms))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("product", false, Some(500)),
+            ("reviews", true, Some(300)),
+            ("seller", false, Some(500))
+        ]
+    );
+    assert_eq!(plan.steps[2].after, ["product"]);
+    assert_eq!(plan.timeout_ms, 2000);
+    assert_eq!(plan.max_step_response_bytes, 1 << 20);
+}
+
+fn table_json() -> serde_json::Value {
+    let table = compile_example("aggregator/product-page.yaml", &CompileContext::default());
+    serde_json::from_slice(&table.to_bytes()).unwrap()
+}
+
+fn load(value: &serde_json::Value) -> Result<RouteTable, TableError> {
+    RouteTable::from_bytes(&serde_json::to_vec(value).unwrap())
+}
+
+#[test]
+fn a_proxy_refuses_tables_that_are_not_sound() {
+    assert!(load(&table_json()).is_ok());
+    assert!(matches!(
+        RouteTable::from_bytes(b"{\"format\": "),
+        Err(TableError::Parse(_))
+    ));
+
+    let mut other_format = table_json();
+    other_format["format"] = "gatehouse.dev/route-table/v9".into();
+    assert!(matches!(
+        load(&other_format),
+        Err(TableError::Format { .. })
+    ));
+
+    let mut unknown = table_json();
+    unknown["routes"][0]["surprise"] = true.into();
+    assert!(matches!(load(&unknown), Err(TableError::Parse(_))));
+
+    let mut twice = table_json();
+    let copy = twice["routes"][0].clone();
+    twice["routes"].as_array_mut().unwrap().push(copy);
+    assert!(
+        load(&twice)
+            .unwrap_err()
+            .to_string()
+            .contains("appears twice")
+    );
+
+    let mut bad_rule = table_json();
+    bad_rule["routes"][0]["action"]["response"] = "{".into();
+    assert!(
+        load(&bad_rule)
+            .unwrap_err()
+            .to_string()
+            .contains("jq syntax error")
+    );
+
+    let mut cycle = table_json();
+    cycle["routes"][0]["action"]["steps"][0]["after"] = serde_json::json!(["seller"]);
+    assert!(load(&cycle).unwrap_err().to_string().contains("cycle"));
+}
+
+#[test]
+fn digest_changes_with_content_only() {
+    let a = compile_example("gateway/public.yaml", &CompileContext::default());
+    let b = compile_example("gateway/public.yaml", &CompileContext::default());
+    assert_eq!(a.digest(), b.digest());
+    assert!(a.digest().starts_with("sha256:") && a.digest().len() == 71);
+    let mut c = a.clone();
+    c.routes.pop();
+    assert_ne!(a.digest(), c.digest());
+}
