@@ -1,7 +1,14 @@
-//! `gatehouse-operator`: the command line of the operator.
+//! `gatehouse-operator`: the command line of the operator (`crds`, `render`, `run`).
 #![forbid(unsafe_code)]
 
-use clap::{Parser, Subcommand};
+mod run;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use gatehouse_operator::settings::{DEFAULT_PROXY_IMAGE, ProxySettings};
 
 /// Gatehouse operator.
 #[derive(Parser)]
@@ -11,15 +18,126 @@ struct Cli {
     command: Command,
 }
 
+/// How the proxy pods are run (shared by `render` and `run`).
+#[derive(clap::Args, Clone, Debug)]
+struct ProxyArgs {
+    /// Proxy container image.
+    #[arg(long, default_value = DEFAULT_PROXY_IMAGE)]
+    proxy_image: String,
+    /// Proxy image pull policy.
+    #[arg(long, default_value = "IfNotPresent")]
+    proxy_image_pull_policy: String,
+    /// Cluster DNS domain.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+}
+
+impl ProxyArgs {
+    fn settings(&self) -> ProxySettings {
+        ProxySettings {
+            image: self.proxy_image.clone(),
+            image_pull_policy: self.proxy_image_pull_policy.clone(),
+            cluster_domain: self.cluster_domain.clone(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable text.
+    Text,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Print the CustomResourceDefinitions as YAML (what `crds/` holds).
     Crds,
+    /// Print, offline, every manifest the operator would apply for these resources.
+    Render {
+        /// Resource files or directories of `*.yaml` files.
+        #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+        paths: Vec<PathBuf>,
+        /// Namespace of resources that name none.
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+        #[command(flatten)]
+        proxy: ProxyArgs,
+    },
+    /// Run the controllers.
+    Run {
+        /// Watch only this namespace (default: all).
+        #[arg(long)]
+        namespace: Option<String>,
+        #[command(flatten)]
+        proxy: ProxyArgs,
+        /// Address of /healthz, /readyz and /metrics.
+        #[arg(long, default_value = "0.0.0.0:8080")]
+        admin_listen: SocketAddr,
+        /// Elect a leader among replicas through a Lease.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        leader_election: bool,
+        /// Namespace of the leader Lease (default: the pod's namespace).
+        #[arg(long, env = "POD_NAMESPACE")]
+        lease_namespace: Option<String>,
+        /// Log format.
+        #[arg(long, value_enum, default_value_t = LogFormat::Json)]
+        log_format: LogFormat,
+    },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Crds => print!("{}", gatehouse_api::crd::definitions_yaml()?),
+        Command::Crds => match gatehouse_api::crd::definitions_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Render {
+            paths,
+            namespace,
+            proxy,
+        } => match gatehouse_operator::render::render_paths(&paths, &namespace, &proxy.settings())
+        {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: nothing rendered:\n{error}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run {
+            namespace,
+            proxy,
+            admin_listen,
+            leader_election,
+            lease_namespace,
+            log_format,
+        } => {
+            run::init_logging(log_format == LogFormat::Json);
+            let options = run::RunOptions {
+                namespace,
+                settings: proxy.settings(),
+                admin_listen,
+                leader_election,
+                lease_namespace,
+            };
+            match run::run(options) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    tracing::error!(error = format!("{error:#}"), "operator stopped");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
-    Ok(())
 }

@@ -1,0 +1,310 @@
+//! The proxy Deployment: hardened pods that serve the mounted route table.
+//!
+//! The pod template depends only on the image, the resources and the client Secrets — never on
+//! the routes: the proxy hot-reloads the mounted ConfigMap, so a route change never restarts a
+//! pod. Without autoscaling `replicas` is written; with it, never (the HPA owns the count).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use gatehouse_api::crd::DeploymentSettings;
+use gatehouse_api::crd::runtime::DEFAULT_REPLICAS;
+use gatehouse_api::naming::{ADMIN_PORT, PROXY_PORT};
+use gatehouse_api::route_table::{FILE_NAME, RouteTable, digest_of};
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    HTTPGetAction, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
+    SeccompProfile, SecretVolumeSource, SecurityContext, TopologySpreadConstraint, Volume,
+    VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::Scope;
+use crate::settings::ProxySettings;
+
+/// Name of the proxy container.
+pub const CONTAINER_NAME: &str = "proxy";
+/// Name of the traffic port (container and Service).
+pub const PROXY_PORT_NAME: &str = "http";
+/// Name of the admin port (container and Service).
+pub const ADMIN_PORT_NAME: &str = "admin";
+/// Where the route ConfigMap is mounted (as a directory: subPath mounts never update).
+pub const ROUTES_DIR: &str = "/etc/gatehouse/routes";
+/// Where each client Secret is mounted, under its own name.
+pub const SECRETS_DIR: &str = "/etc/gatehouse/secrets";
+/// The proxy drains for this long on SIGTERM (`--shutdown-grace`).
+const PROXY_DRAIN_SECONDS: i64 = 20;
+/// Kubernetes kills the pod after this long: longer than the drain, so the drain completes.
+pub const TERMINATION_GRACE_SECONDS: i64 = 30;
+/// The non-root user of the proxy image (distroless `nonroot`).
+const PROXY_USER: i64 = 65532;
+
+pub(super) fn render_deployment(
+    scope: &Scope,
+    settings: &DeploymentSettings,
+    table: &RouteTable,
+    proxy: &ProxySettings,
+) -> Deployment {
+    let replicas = match (&settings.autoscaling, settings.replicas) {
+        (Some(_), _) => None,
+        (None, replicas) => Some(replicas.unwrap_or(DEFAULT_REPLICAS)),
+    };
+    let secrets = client_secrets(table);
+    Deployment {
+        metadata: scope.metadata(),
+        spec: Some(DeploymentSpec {
+            replicas,
+            selector: scope.label_selector(),
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".to_owned()),
+                // Keep full capacity during a rollout: new pods come up before old ones go.
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_surge: Some(IntOrString::String("25%".to_owned())),
+                    max_unavailable: Some(IntOrString::Int(0)),
+                }),
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(scope.labels()),
+                    annotations: Some(scrape_annotations()),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod_spec(scope, settings, proxy, &secrets)),
+            },
+            ..DeploymentSpec::default()
+        }),
+        ..Deployment::default()
+    }
+}
+
+fn scrape_annotations() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("prometheus.io/scrape".to_owned(), "true".to_owned()),
+        ("prometheus.io/port".to_owned(), ADMIN_PORT.to_string()),
+        ("prometheus.io/path".to_owned(), "/metrics".to_owned()),
+    ])
+}
+
+/// Secrets the table's clients need (API keys, JWKS), sorted and unique.
+fn client_secrets(table: &RouteTable) -> BTreeSet<String> {
+    table
+        .clients
+        .iter()
+        .flat_map(|client| {
+            let keys = client.api_key.as_ref().map(|k| k.secret.clone());
+            let jwks = client.jwt.as_ref().map(|j| j.jwks_secret.clone());
+            keys.into_iter().chain(jwks)
+        })
+        .collect()
+}
+
+/// A volume name (a DNS label of at most 63 characters) for a Secret's volume.
+fn secret_volume_name(secret: &str) -> String {
+    let name = format!("secret-{secret}");
+    if name.len() <= 63 {
+        return name;
+    }
+    let hash = digest_of(secret.as_bytes());
+    let hash = hash.trim_start_matches("sha256:");
+    let prefix: String = secret.chars().take(40).collect();
+    format!("secret-{}-{}", prefix.trim_end_matches('-'), &hash[..12])
+}
+
+fn pod_spec(
+    scope: &Scope,
+    settings: &DeploymentSettings,
+    proxy: &ProxySettings,
+    secrets: &BTreeSet<String>,
+) -> PodSpec {
+    let mut volumes = vec![
+        Volume {
+            name: "routes".to_owned(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: scope.name.clone(),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+        Volume {
+            // The root filesystem is read-only; Pingora keeps its pid file and upgrade socket here.
+            name: "tmp".to_owned(),
+            empty_dir: Some(EmptyDirVolumeSource {
+                size_limit: Some(Quantity("16Mi".to_owned())),
+                ..EmptyDirVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+    ];
+    let mut mounts = vec![
+        VolumeMount {
+            name: "routes".to_owned(),
+            mount_path: ROUTES_DIR.to_owned(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        },
+        VolumeMount {
+            name: "tmp".to_owned(),
+            mount_path: "/tmp".to_owned(),
+            ..VolumeMount::default()
+        },
+    ];
+    for secret in secrets {
+        let name = secret_volume_name(secret);
+        volumes.push(Volume {
+            name: name.clone(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(secret.clone()),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+        mounts.push(VolumeMount {
+            name,
+            mount_path: format!("{SECRETS_DIR}/{secret}"),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+    }
+    PodSpec {
+        service_account_name: Some(scope.name.clone()),
+        automount_service_account_token: Some(false),
+        termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(PROXY_USER),
+            run_as_group: Some(PROXY_USER),
+            fs_group: Some(PROXY_USER),
+            seccomp_profile: Some(runtime_default_seccomp()),
+            ..PodSecurityContext::default()
+        }),
+        topology_spread_constraints: Some(
+            ["kubernetes.io/hostname", "topology.kubernetes.io/zone"]
+                .into_iter()
+                .map(|key| TopologySpreadConstraint {
+                    max_skew: 1,
+                    topology_key: key.to_owned(),
+                    when_unsatisfiable: "ScheduleAnyway".to_owned(),
+                    label_selector: Some(scope.label_selector()),
+                    ..TopologySpreadConstraint::default()
+                })
+                .collect(),
+        ),
+        containers: vec![proxy_container(settings, proxy, mounts)],
+        volumes: Some(volumes),
+        ..PodSpec::default()
+    }
+}
+
+fn runtime_default_seccomp() -> SeccompProfile {
+    SeccompProfile {
+        type_: "RuntimeDefault".to_owned(),
+        ..SeccompProfile::default()
+    }
+}
+
+fn proxy_container(
+    settings: &DeploymentSettings,
+    proxy: &ProxySettings,
+    mounts: Vec<VolumeMount>,
+) -> Container {
+    let args = [
+        "--routes".to_owned(),
+        format!("{ROUTES_DIR}/{FILE_NAME}"),
+        "--listen".to_owned(),
+        format!("0.0.0.0:{PROXY_PORT}"),
+        "--admin".to_owned(),
+        format!("0.0.0.0:{ADMIN_PORT}"),
+        "--shutdown-grace".to_owned(),
+        PROXY_DRAIN_SECONDS.to_string(),
+    ];
+    Container {
+        name: CONTAINER_NAME.to_owned(),
+        image: Some(proxy.image.clone()),
+        image_pull_policy: Some(proxy.image_pull_policy.clone()),
+        args: Some(args.to_vec()),
+        ports: Some(vec![
+            container_port(PROXY_PORT_NAME, PROXY_PORT),
+            container_port(ADMIN_PORT_NAME, ADMIN_PORT),
+        ]),
+        liveness_probe: Some(admin_probe("/healthz", 10, 3)),
+        readiness_probe: Some(admin_probe("/readyz", 5, 2)),
+        resources: Some(
+            settings
+                .resources
+                .clone()
+                .unwrap_or_else(default_resources),
+        ),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            run_as_user: Some(PROXY_USER),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".to_owned()]),
+                ..Capabilities::default()
+            }),
+            seccomp_profile: Some(runtime_default_seccomp()),
+            ..SecurityContext::default()
+        }),
+        volume_mounts: Some(mounts),
+        ..Container::default()
+    }
+}
+
+fn container_port(name: &str, port: u16) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.to_owned()),
+        container_port: i32::from(port),
+        protocol: Some("TCP".to_owned()),
+        ..ContainerPort::default()
+    }
+}
+
+fn admin_probe(path: &str, period_seconds: i32, failure_threshold: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_owned()),
+            port: IntOrString::String(ADMIN_PORT_NAME.to_owned()),
+            scheme: Some("HTTP".to_owned()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period_seconds),
+        failure_threshold: Some(failure_threshold),
+        timeout_seconds: Some(2),
+        ..Probe::default()
+    }
+}
+
+/// Requests of 100m CPU and 64Mi memory, a 256Mi memory limit (no CPU limit: throttling a
+/// proxy adds latency to every request; the HPA scales on the request instead).
+fn default_resources() -> ResourceRequirements {
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_owned(), Quantity("100m".to_owned())),
+            ("memory".to_owned(), Quantity("64Mi".to_owned())),
+        ])),
+        limits: Some(BTreeMap::from([(
+            "memory".to_owned(),
+            Quantity("256Mi".to_owned()),
+        )])),
+        ..ResourceRequirements::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::secret_volume_name;
+
+    #[test]
+    fn secret_volume_names_fit_a_dns_label() {
+        assert_eq!(secret_volume_name("web-api-keys"), "secret-web-api-keys");
+        let long = "k".repeat(200);
+        let name = secret_volume_name(&long);
+        assert!(name.len() <= 63, "{name}");
+        assert_ne!(name, secret_volume_name(&"k".repeat(199)));
+    }
+}

@@ -1,0 +1,76 @@
+//! dereference: read what a resource references — the Services and Aggregators of its
+//! namespace — with the client. One list per kind, and only for kinds it references.
+
+use std::collections::BTreeMap;
+
+use gatehouse_api::crd::Aggregator;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::ListParams;
+use kube::{Api, Client, ResourceExt};
+
+use crate::plan::Found;
+use crate::references::References;
+
+/// Why the references could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DereferenceError {
+    /// Listing Services failed.
+    #[error("cannot list Services in {namespace}: {source}")]
+    Services {
+        /// The namespace.
+        namespace: String,
+        /// The API error.
+        source: kube::Error,
+    },
+    /// Listing Aggregators failed.
+    #[error("cannot list Aggregators in {namespace}: {source}")]
+    Aggregators {
+        /// The namespace.
+        namespace: String,
+        /// The API error.
+        source: kube::Error,
+    },
+}
+
+/// Which referenced Services and Aggregators exist in `namespace`, with the Aggregators' ports.
+pub async fn dereference(
+    client: &Client,
+    namespace: &str,
+    references: &References,
+) -> Result<Found, DereferenceError> {
+    let mut found = Found {
+        services: Some(Default::default()),
+        aggregators: BTreeMap::new(),
+        aggregators_complete: true,
+    };
+    if !references.services.is_empty() {
+        let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+        let list = services
+            .list_metadata(&ListParams::default())
+            .await
+            .map_err(|source| DereferenceError::Services {
+                namespace: namespace.to_owned(),
+                source,
+            })?;
+        found.services = Some(list.items.iter().map(ResourceExt::name_any).collect());
+    }
+    if !references.aggregators.is_empty() {
+        let aggregators: Api<Aggregator> = Api::namespaced(client.clone(), namespace);
+        let list = aggregators
+            .list(&ListParams::default())
+            .await
+            .map_err(|source| DereferenceError::Aggregators {
+                namespace: namespace.to_owned(),
+                source,
+            })?;
+        found.aggregators = list
+            .items
+            .iter()
+            .map(|a| {
+                let port = u16::try_from(a.spec.service.port).unwrap_or(80);
+                (a.name_any(), port)
+            })
+            .collect();
+    }
+    Ok(found)
+}

@@ -1,0 +1,98 @@
+//! Kubernetes Events for condition transitions and route table changes.
+
+use gatehouse_api::crd::ProxyStatus;
+use kube::runtime::events::{Event, EventType};
+
+/// Events for every condition whose status flipped (or appeared), plus one when a new route
+/// table was written. A condition turning `False` is a warning, except `Ready` on a proxy that
+/// was never ready (pods starting is not a problem).
+pub fn transition_events(
+    previous: Option<&ProxyStatus>,
+    next: &ProxyStatus,
+    table_written: bool,
+) -> Vec<Event> {
+    let mut events: Vec<Event> = next
+        .conditions
+        .iter()
+        .filter_map(|condition| {
+            let before = previous
+                .and_then(|p| p.conditions.iter().find(|c| c.type_ == condition.type_));
+            if before.is_some_and(|b| b.status == condition.status) {
+                return None;
+            }
+            let healthy = condition.status == "True" || (condition.type_ == "Ready" && before.is_none());
+            Some(Event {
+                type_: if healthy {
+                    EventType::Normal
+                } else {
+                    EventType::Warning
+                },
+                reason: condition.reason.clone(),
+                note: Some(condition.message.clone()),
+                action: "Reconcile".to_owned(),
+                secondary: None,
+            })
+        })
+        .collect();
+    if table_written {
+        events.push(Event {
+            type_: EventType::Normal,
+            reason: "RouteTableUpdated".to_owned(),
+            note: next
+                .route_table_digest
+                .as_ref()
+                .map(|d| format!("the route ConfigMap now holds route table {d}")),
+            action: "ApplyRouteTable".to_owned(),
+            secondary: None,
+        });
+    }
+    events
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+    use super::*;
+
+    fn status(conditions: &[(&str, &str, &str)]) -> ProxyStatus {
+        ProxyStatus {
+            conditions: conditions
+                .iter()
+                .map(|(type_, status, reason)| Condition {
+                    type_: (*type_).to_owned(),
+                    status: (*status).to_owned(),
+                    reason: (*reason).to_owned(),
+                    ..Condition::default()
+                })
+                .collect(),
+            ..ProxyStatus::default()
+        }
+    }
+
+    fn summary(events: &[Event]) -> Vec<(String, bool)> {
+        events
+            .iter()
+            .map(|e| (e.reason.clone(), e.type_ == EventType::Warning))
+            .collect()
+    }
+
+    #[test]
+    fn only_flips_make_events() {
+        let first = status(&[("Accepted", "True", "Accepted"), ("Ready", "False", "DeploymentUnavailable")]);
+        assert_eq!(
+            summary(&transition_events(None, &first, true)),
+            [
+                ("Accepted".to_owned(), false),
+                ("DeploymentUnavailable".to_owned(), false),
+                ("RouteTableUpdated".to_owned(), false)
+            ]
+        );
+        assert!(transition_events(Some(&first), &first, false).is_empty());
+        let invalid = status(&[("Accepted", "False", "Invalid"), ("Ready", "False", "DeploymentUnavailable")]);
+        assert_eq!(
+            summary(&transition_events(Some(&first), &invalid, false)),
+            [("Invalid".to_owned(), true)]
+        );
+    }
+}

@@ -1,0 +1,161 @@
+//! The controllers: one `kube-runtime` Controller per kind, all running the same generic
+//! [`reconcile::reconcile`], each owning the proxy objects and watching what its resources
+//! reference.
+
+pub mod apply;
+pub mod backoff;
+pub mod context;
+pub mod dereference;
+pub mod events;
+pub mod reconcile;
+pub mod status;
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use gatehouse_api::crd::{Aggregator, EdgeService, Gateway, ProxyStatus};
+use gatehouse_api::resource::Resource;
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::{debug, warn};
+
+use crate::build::MANAGED_BY_SELECTOR;
+use crate::references::References;
+use context::Context;
+
+/// What the generic controller needs from a Gatehouse kind.
+pub trait ProxyResource:
+    kube::Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + Debug
+    + Serialize
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    /// True when resources of this kind may route to Aggregators.
+    const ROUTES_TO_AGGREGATORS: bool;
+    /// The resource as the API crate's [`Resource`].
+    fn to_resource(&self) -> Resource;
+    /// The current status.
+    fn proxy_status(&self) -> Option<&ProxyStatus>;
+}
+
+impl ProxyResource for Gateway {
+    const ROUTES_TO_AGGREGATORS: bool = true;
+    fn to_resource(&self) -> Resource {
+        Resource::Gateway(self.clone())
+    }
+    fn proxy_status(&self) -> Option<&ProxyStatus> {
+        self.status.as_ref()
+    }
+}
+
+impl ProxyResource for EdgeService {
+    const ROUTES_TO_AGGREGATORS: bool = true;
+    fn to_resource(&self) -> Resource {
+        Resource::EdgeService(self.clone())
+    }
+    fn proxy_status(&self) -> Option<&ProxyStatus> {
+        self.status.as_ref()
+    }
+}
+
+impl ProxyResource for Aggregator {
+    const ROUTES_TO_AGGREGATORS: bool = false;
+    fn to_resource(&self) -> Resource {
+        Resource::Aggregator(self.clone())
+    }
+    fn proxy_status(&self) -> Option<&ProxyStatus> {
+        self.status.as_ref()
+    }
+}
+
+/// An Api over one namespace, or all of them.
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<DynamicType = (), Scope = NamespaceResourceScope>,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// The resources in `store` of `namespace` whose references satisfy `names_it`.
+fn referencing<K: ProxyResource>(
+    store: &Store<K>,
+    namespace: Option<String>,
+    names_it: impl Fn(&References) -> bool,
+) -> Vec<ObjectRef<K>> {
+    store
+        .state()
+        .iter()
+        .filter(|object| object.namespace() == namespace)
+        .filter(|object| names_it(&References::of(&object.to_resource())))
+        .map(|object| ObjectRef::from_obj(object.as_ref()))
+        .collect()
+}
+
+/// Runs the controller of kind `K` until `shutdown` resolves.
+pub async fn run_controller<K: ProxyResource>(
+    client: Client,
+    namespace: Option<String>,
+    ctx: Arc<Context>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let ns = namespace.as_deref();
+    let owned = || watcher::Config::default().labels(MANAGED_BY_SELECTOR);
+    let controller = Controller::new(scoped::<K>(&client, ns), watcher::Config::default())
+        .owns(scoped::<ServiceAccount>(&client, ns), owned())
+        .owns(scoped::<ConfigMap>(&client, ns), owned())
+        .owns(scoped::<Service>(&client, ns), owned())
+        .owns(scoped::<Deployment>(&client, ns), owned())
+        .owns(scoped::<HorizontalPodAutoscaler>(&client, ns), owned())
+        .owns(scoped::<PodDisruptionBudget>(&client, ns), owned());
+    let store = controller.store();
+    let controller = controller.watches(
+        scoped::<Service>(&client, ns),
+        watcher::Config::default(),
+        move |service: Service| {
+            let name = service.name_any();
+            referencing(&store, service.namespace(), |r| r.names_service(&name))
+        },
+    );
+    let controller = if K::ROUTES_TO_AGGREGATORS {
+        let store = controller.store();
+        controller.watches(
+            scoped::<Aggregator>(&client, ns),
+            watcher::Config::default(),
+            move |aggregator: Aggregator| {
+                let name = aggregator.name_any();
+                referencing(&store, aggregator.namespace(), |r| {
+                    r.names_aggregator(&name)
+                })
+            },
+        )
+    } else {
+        controller
+    };
+    controller
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::reconcile::<K>, reconcile::error_policy::<K>, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => debug!(%object, "reconciled"),
+                Err(error) => warn!(%error, "controller"),
+            }
+        })
+        .await;
+}

@@ -1,0 +1,152 @@
+//! reconcile: dereference → validate/compile → build → apply → status, for any of the kinds.
+//!
+//! Only dereference, apply and status touch the client; the middle is [`crate::plan::plan`].
+//! An invalid spec is not an error: it is reported (`Accepted=False`) and waits for a change,
+//! with nothing applied, so the last accepted table keeps serving. API errors are errors: they
+//! are retried with a growing delay.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse_api::naming::proxy_name;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::ProxyResource;
+use super::apply::{ApplyError, apply_objects, read_deployment};
+use super::context::Context;
+use super::dereference::{DereferenceError, dereference};
+use super::events::transition_events;
+use super::status::{Observation, compute_status};
+use crate::FIELD_MANAGER;
+use crate::plan::{plan, service_address};
+use crate::references::References;
+
+/// A valid resource is reconciled again after this long even if nothing happened.
+const RESYNC: Duration = Duration::from_secs(600);
+
+/// Why a reconcile failed (and will be retried).
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// Reading the referenced objects failed.
+    #[error(transparent)]
+    Dereference(#[from] DereferenceError),
+    /// Applying the built objects failed.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    /// Writing the status failed.
+    #[error("cannot write the status: {0}")]
+    Status(#[source] kube::Error),
+}
+
+impl ReconcileError {
+    /// The step that failed, for metrics.
+    pub fn step(&self) -> &'static str {
+        match self {
+            Self::Dereference(_) => "dereference",
+            Self::Apply(_) => "apply",
+            Self::Status(_) => "status",
+        }
+    }
+}
+
+/// `Kind/namespace/name`.
+fn object_key<K: ProxyResource>(object: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        object.namespace().unwrap_or_default(),
+        object.name_any()
+    )
+}
+
+/// Reconciles one Gateway, EdgeService or Aggregator.
+pub async fn reconcile<K: ProxyResource>(
+    object: Arc<K>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    let _timer = ctx.metrics.reconcile_started(&K::kind(&()));
+    let resource = object.to_resource();
+    let namespace = resource.namespace().to_owned();
+    let references = References::of(&resource);
+    let found = dereference(&ctx.client, &namespace, &references).await?;
+    let missing = found.missing(&references);
+
+    let owner_uid = object.meta().uid.as_deref();
+    let (problems, table, deployment, table_written) =
+        match plan(&resource, &found, &ctx.settings) {
+            Ok(plan) => {
+                let applied =
+                    apply_objects(&ctx.client, &namespace, &plan.objects, owner_uid).await?;
+                let deployment = Some(applied.deployment);
+                (Vec::new(), Some(plan.table), deployment, applied.table_written)
+            }
+            Err(problems) => {
+                let name = proxy_name(resource.kind(), resource.name());
+                let deployment = read_deployment(&ctx.client, &namespace, &name).await?;
+                (problems, None, deployment, false)
+            }
+        };
+
+    let address = service_address(&resource, &ctx.settings);
+    let seen = Observation {
+        generation: object.meta().generation,
+        problems: &problems,
+        missing: &missing,
+        table: table.as_ref(),
+        deployment: deployment.as_ref(),
+        address: &address,
+    };
+    let previous = object.proxy_status();
+    let next = compute_status(previous, &seen, ctx.clock.now());
+    if previous != Some(&next) {
+        let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
+        let body = json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "status": next,
+        });
+        api.patch_status(
+            &object.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .map_err(ReconcileError::Status)?;
+        let reference = object.object_ref(&());
+        for event in transition_events(previous, &next, table_written) {
+            if let Err(error) = ctx.recorder.publish(&event, &reference).await {
+                warn!(%error, reason = %event.reason, "cannot publish event");
+            }
+        }
+        info!(
+            key = %object_key(object.as_ref()),
+            accepted = problems.is_empty(),
+            missing = missing.len(),
+            digest = next.route_table_digest.as_deref().unwrap_or_default(),
+            "status updated"
+        );
+    }
+    ctx.backoff.reset(&object_key(object.as_ref()));
+    if problems.is_empty() {
+        Ok(Action::requeue(RESYNC))
+    } else {
+        Ok(Action::await_change())
+    }
+}
+
+/// Retries a failed reconcile after a growing delay.
+pub fn error_policy<K: ProxyResource>(
+    object: Arc<K>,
+    error: &ReconcileError,
+    ctx: Arc<Context>,
+) -> Action {
+    let key = object_key(object.as_ref());
+    ctx.metrics.reconcile_failed(&K::kind(&()), error.step());
+    let delay = ctx.backoff.next_delay(&key);
+    warn!(%key, %error, retry_in_seconds = delay.as_secs(), "reconcile failed");
+    Action::requeue(delay)
+}

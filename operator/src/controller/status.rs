@@ -1,0 +1,341 @@
+//! status: the truth about one resource, computed from what reconcile saw. Pure.
+//!
+//! One small constructor per condition. A condition keeps its `lastTransitionTime` unless its
+//! status flips, so a status recomputed from the same facts equals the previous one and no
+//! patch is sent.
+
+use std::collections::BTreeMap;
+
+use gatehouse_api::crd::{ContractStatus, ProxyStatus};
+use gatehouse_api::route_table::{RouteTable, digest_of};
+use gatehouse_api::validate::{Problem, join};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+
+use crate::plan::MissingRef;
+
+/// Condition types, in the order they are reported.
+pub const ACCEPTED: &str = "Accepted";
+/// Every referenced Service and Aggregator exists.
+pub const RESOLVED_REFS: &str = "ResolvedRefs";
+/// The route ConfigMap holds this generation's table.
+pub const PROGRAMMED: &str = "Programmed";
+/// The proxy Deployment is available.
+pub const READY: &str = "Ready";
+
+/// Conditions' messages are capped by the API at 32768 bytes.
+const MAX_MESSAGE: usize = 32 * 1024;
+
+/// What reconcile learnt, the input of [`compute_status`].
+#[derive(Clone, Copy, Debug)]
+pub struct Observation<'a> {
+    /// `metadata.generation` of the resource.
+    pub generation: Option<i64>,
+    /// The validation problems; empty when the spec is valid.
+    pub problems: &'a [Problem],
+    /// References that do not resolve.
+    pub missing: &'a [MissingRef],
+    /// The table now in the route ConfigMap, when this generation's table was applied.
+    pub table: Option<&'a RouteTable>,
+    /// The live proxy Deployment, if any.
+    pub deployment: Option<&'a Deployment>,
+    /// `host:port` of the proxy Service.
+    pub address: &'a str,
+}
+
+/// A condition with no transition time yet (see [`compute_status`]).
+fn condition(
+    type_: &str,
+    ok: bool,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+) -> Condition {
+    let mut message = message;
+    if message.len() > MAX_MESSAGE {
+        let mut end = MAX_MESSAGE - 3;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push_str("...");
+    }
+    Condition {
+        type_: type_.to_owned(),
+        status: if ok { "True" } else { "False" }.to_owned(),
+        reason: reason.to_owned(),
+        message,
+        observed_generation: generation,
+        last_transition_time: Time(Timestamp::UNIX_EPOCH),
+    }
+}
+
+fn accepted(seen: &Observation<'_>) -> Condition {
+    if seen.problems.is_empty() {
+        condition(
+            ACCEPTED,
+            true,
+            "Accepted",
+            "the spec is valid".to_owned(),
+            seen.generation,
+        )
+    } else {
+        condition(
+            ACCEPTED,
+            false,
+            "Invalid",
+            join(seen.problems),
+            seen.generation,
+        )
+    }
+}
+
+fn resolved_refs(seen: &Observation<'_>) -> Condition {
+    if seen.missing.is_empty() {
+        condition(
+            RESOLVED_REFS,
+            true,
+            "ResolvedRefs",
+            "every referenced Service and Aggregator exists".to_owned(),
+            seen.generation,
+        )
+    } else {
+        let names: Vec<String> = seen.missing.iter().map(ToString::to_string).collect();
+        condition(
+            RESOLVED_REFS,
+            false,
+            "BackendNotFound",
+            format!(
+                "{}; requests to these backends fail until they exist",
+                names.join("; ")
+            ),
+            seen.generation,
+        )
+    }
+}
+
+fn programmed(seen: &Observation<'_>, previous: Option<&ProxyStatus>) -> Condition {
+    match seen.table {
+        Some(table) => condition(
+            PROGRAMMED,
+            true,
+            "Programmed",
+            format!(
+                "the route ConfigMap holds route table {} ({} routes)",
+                table.digest(),
+                table.routes.len()
+            ),
+            seen.generation,
+        ),
+        None => {
+            let served = previous.and_then(|p| p.route_table_digest.as_deref());
+            let message = match served {
+                Some(digest) => format!(
+                    "the spec is not accepted; the last accepted route table {digest} keeps serving"
+                ),
+                None => "the spec is not accepted; no route table has been written".to_owned(),
+            };
+            condition(PROGRAMMED, false, "NotAccepted", message, seen.generation)
+        }
+    }
+}
+
+fn ready(seen: &Observation<'_>) -> Condition {
+    let Some(deployment) = seen.deployment else {
+        return condition(
+            READY,
+            false,
+            "DeploymentMissing",
+            "the proxy Deployment does not exist".to_owned(),
+            seen.generation,
+        );
+    };
+    let status = deployment.status.clone().unwrap_or_default();
+    let available = status
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == "Available" && c.status == "True");
+    let counts = format!(
+        "{}/{} proxy replicas ready",
+        status.ready_replicas.unwrap_or(0),
+        status.replicas.unwrap_or(0)
+    );
+    if available {
+        condition(READY, true, "Available", counts, seen.generation)
+    } else {
+        condition(
+            READY,
+            false,
+            "DeploymentUnavailable",
+            format!("the proxy Deployment is not available: {counts}"),
+            seen.generation,
+        )
+    }
+}
+
+/// Per-contract digest and route count of a table.
+pub fn contract_statuses(table: &RouteTable) -> Vec<ContractStatus> {
+    let mut contracts: BTreeMap<&str, Vec<&gatehouse_api::route_table::RouteEntry>> =
+        BTreeMap::new();
+    for route in &table.routes {
+        if let Some(version) = &route.contract {
+            contracts.entry(version).or_default().push(route);
+        }
+    }
+    contracts
+        .into_iter()
+        .map(|(version, routes)| ContractStatus {
+            version: version.to_owned(),
+            digest: digest_of(&serde_json::to_vec(&routes).unwrap_or_default()),
+            routes: i32::try_from(routes.len()).unwrap_or(i32::MAX),
+        })
+        .collect()
+}
+
+/// The status to report. Routes, digest and contracts describe the table being served: with an
+/// invalid spec they stay those of the last accepted table.
+pub fn compute_status(
+    previous: Option<&ProxyStatus>,
+    seen: &Observation<'_>,
+    now: Timestamp,
+) -> ProxyStatus {
+    let conditions = [
+        accepted(seen),
+        resolved_refs(seen),
+        programmed(seen, previous),
+        ready(seen),
+    ]
+    .into_iter()
+    .map(|c| with_transition_time(c, previous, now))
+    .collect();
+    let deployment_status = seen.deployment.and_then(|d| d.status.as_ref());
+    let (routes, route_table_digest, contracts) = match seen.table {
+        Some(table) => (
+            Some(i32::try_from(table.routes.len()).unwrap_or(i32::MAX)),
+            Some(table.digest()),
+            contract_statuses(table),
+        ),
+        None => (
+            previous.and_then(|p| p.routes),
+            previous.and_then(|p| p.route_table_digest.clone()),
+            previous.map(|p| p.contracts.clone()).unwrap_or_default(),
+        ),
+    };
+    ProxyStatus {
+        observed_generation: seen.generation,
+        conditions,
+        replicas: Some(deployment_status.and_then(|s| s.replicas).unwrap_or(0)),
+        ready_replicas: Some(deployment_status.and_then(|s| s.ready_replicas).unwrap_or(0)),
+        address: Some(seen.address.to_owned()),
+        routes,
+        route_table_digest,
+        contracts,
+    }
+}
+
+/// Keeps the previous `lastTransitionTime` when the status did not flip; `now` otherwise.
+fn with_transition_time(
+    mut condition: Condition,
+    previous: Option<&ProxyStatus>,
+    now: Timestamp,
+) -> Condition {
+    let before = previous.and_then(|p| p.conditions.iter().find(|c| c.type_ == condition.type_));
+    condition.last_transition_time = match before {
+        Some(before) if before.status == condition.status => before.last_transition_time.clone(),
+        _ => Time(now),
+    };
+    condition
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen<'a>(problems: &'a [Problem], missing: &'a [MissingRef]) -> Observation<'a> {
+        Observation {
+            generation: Some(3),
+            problems,
+            missing,
+            table: None,
+            deployment: None,
+            address: "public-gateway.shop.svc.cluster.local:80",
+        }
+    }
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_second(seconds).unwrap()
+    }
+
+    fn find<'a>(status: &'a ProxyStatus, type_: &str) -> &'a Condition {
+        status.conditions.iter().find(|c| c.type_ == type_).unwrap()
+    }
+
+    #[test]
+    fn transition_time_is_kept_unless_the_status_flips() {
+        let problems = [Problem::new("spec.contracts[0]", "broken")];
+        let first = compute_status(None, &seen(&problems, &[]), at(100));
+        assert_eq!(find(&first, ACCEPTED).last_transition_time, Time(at(100)));
+
+        let same = compute_status(Some(&first), &seen(&problems, &[]), at(200));
+        assert_eq!(same, first, "same facts, same status: nothing to patch");
+
+        let fixed = compute_status(Some(&first), &seen(&[], &[]), at(300));
+        assert_eq!(find(&fixed, ACCEPTED).status, "True");
+        assert_eq!(find(&fixed, ACCEPTED).last_transition_time, Time(at(300)));
+        assert_eq!(
+            find(&fixed, READY).last_transition_time,
+            Time(at(100)),
+            "Ready stayed False"
+        );
+    }
+
+    #[test]
+    fn invalid_spec_reports_every_problem_and_keeps_the_served_table() {
+        let previous = ProxyStatus {
+            route_table_digest: Some("sha256:old".to_owned()),
+            routes: Some(4),
+            ..ProxyStatus::default()
+        };
+        let problems = [
+            Problem::new("spec.a", "first"),
+            Problem::new("spec.b", "second"),
+        ];
+        let status = compute_status(Some(&previous), &seen(&problems, &[]), at(1));
+        let accepted = find(&status, ACCEPTED);
+        assert_eq!(
+            (accepted.status.as_str(), accepted.reason.as_str()),
+            ("False", "Invalid")
+        );
+        assert_eq!(accepted.message, "spec.a: first; spec.b: second");
+        assert_eq!(status.route_table_digest.as_deref(), Some("sha256:old"));
+        assert_eq!(status.routes, Some(4));
+        assert!(find(&status, PROGRAMMED).message.contains("sha256:old"));
+    }
+
+    #[test]
+    fn missing_references_are_named() {
+        let missing = [
+            MissingRef::Service("catalog".to_owned()),
+            MissingRef::Aggregator("product-page".to_owned()),
+        ];
+        let status = compute_status(None, &seen(&[], &missing), at(1));
+        let resolved = find(&status, RESOLVED_REFS);
+        assert_eq!(resolved.status, "False");
+        assert!(resolved.message.contains("Service \"catalog\" not found"));
+        assert!(
+            resolved
+                .message
+                .contains("Aggregator \"product-page\" not found")
+        );
+    }
+
+    #[test]
+    fn long_messages_are_cut_on_a_character_boundary() {
+        let problems = [Problem::new("spec", "é".repeat(40_000))];
+        let status = compute_status(None, &seen(&problems, &[]), at(1));
+        let message = &find(&status, ACCEPTED).message;
+        assert!(message.len() <= MAX_MESSAGE && message.ends_with("..."));
+    }
+}

@@ -1,0 +1,103 @@
+//! The pure core shared by `render` and the controllers: what was found → compile → build.
+//!
+//! `plan` never touches the cluster. The controllers feed it what dereference read from the API
+//! server; `render` feeds it what the input files hold and assumes every other reference exists.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use gatehouse_api::compile::CompileContext;
+use gatehouse_api::resource::Resource;
+use gatehouse_api::route_table::RouteTable;
+use gatehouse_api::validate::Problem;
+
+use crate::build::{self, ProxyObjects};
+use crate::references::References;
+use crate::settings::ProxySettings;
+
+/// What exists in a resource's namespace, as far as its references go.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Found {
+    /// Services that exist; `None` when unknown (offline): every Service reference resolves.
+    pub services: Option<BTreeSet<String>>,
+    /// Aggregators known to exist, with their Service port.
+    pub aggregators: BTreeMap<String, u16>,
+    /// True when `aggregators` lists every Aggregator of the namespace; false offline, where an
+    /// Aggregator missing from the input is assumed to exist with the default port.
+    pub aggregators_complete: bool,
+}
+
+/// A reference to something that does not exist.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum MissingRef {
+    /// A Service.
+    Service(String),
+    /// An Aggregator.
+    Aggregator(String),
+}
+
+impl fmt::Display for MissingRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Service(name) => write!(f, "Service {name:?} not found"),
+            Self::Aggregator(name) => write!(f, "Aggregator {name:?} not found"),
+        }
+    }
+}
+
+/// Everything the operator wants in the cluster for one valid resource.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// The compiled route table.
+    pub table: RouteTable,
+    /// The objects to apply.
+    pub objects: ProxyObjects,
+}
+
+impl Found {
+    /// The references that do not resolve, sorted (Services first).
+    pub fn missing(&self, references: &References) -> Vec<MissingRef> {
+        let services = references
+            .services
+            .iter()
+            .filter(|name| self.services.as_ref().is_some_and(|s| !s.contains(*name)))
+            .map(|name| MissingRef::Service(name.clone()));
+        let aggregators = references
+            .aggregators
+            .iter()
+            .filter(|name| self.aggregators_complete && !self.aggregators.contains_key(*name))
+            .map(|name| MissingRef::Aggregator(name.clone()));
+        services.chain(aggregators).collect()
+    }
+
+    /// What compile needs from the namespace.
+    pub fn compile_context(&self, settings: &ProxySettings) -> CompileContext {
+        CompileContext {
+            cluster_domain: settings.cluster_domain.clone(),
+            aggregator_ports: self.aggregators.clone(),
+        }
+    }
+}
+
+/// Compiles the resource and builds its objects; refuses an invalid spec with every problem.
+/// Missing references do not stop it: those routes compile to Services that do not answer yet.
+pub fn plan(
+    resource: &Resource,
+    found: &Found,
+    settings: &ProxySettings,
+) -> Result<Plan, Vec<Problem>> {
+    let table = resource.compile(&found.compile_context(settings))?;
+    let objects = build::render(resource, &table, settings);
+    Ok(Plan { table, objects })
+}
+
+/// `NAME-gateway.NS.svc.DOMAIN:PORT`: where clients in the cluster reach the proxy.
+pub fn service_address(resource: &Resource, settings: &ProxySettings) -> String {
+    let name = gatehouse_api::naming::proxy_name(resource.kind(), resource.name());
+    let port = build::runtime_settings(resource).1.port;
+    format!(
+        "{name}.{}.svc.{}:{port}",
+        resource.namespace(),
+        settings.cluster_domain
+    )
+}

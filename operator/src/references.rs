@@ -1,0 +1,107 @@
+//! What a resource points at: the Services and Aggregators its routes and steps name.
+//!
+//! Read from the spec (not from the compiled table, which only knows host names), so that the
+//! references are known before compiling — compile needs the referenced Aggregators' ports —
+//! and even when the spec is invalid.
+
+use std::collections::BTreeSet;
+
+use gatehouse_api::crd::{Aggregation, BackendRef, Contract};
+use gatehouse_api::resource::Resource;
+
+/// Names referenced by one resource, all in its own namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct References {
+    /// Service names.
+    pub services: BTreeSet<String>,
+    /// Aggregator names.
+    pub aggregators: BTreeSet<String>,
+}
+
+impl References {
+    /// Every Service and Aggregator the resource names.
+    pub fn of(resource: &Resource) -> Self {
+        let mut references = Self::default();
+        match resource {
+            Resource::Gateway(gateway) => references.contracts(&gateway.spec.contracts),
+            Resource::EdgeService(edge) => references.contracts(&edge.spec.contracts),
+            Resource::Aggregator(aggregator) => {
+                for endpoint in &aggregator.spec.endpoints {
+                    references.aggregation(&endpoint.aggregation);
+                }
+            }
+        }
+        references
+    }
+
+    /// True when the resource names the Service `name`.
+    pub fn names_service(&self, name: &str) -> bool {
+        self.services.contains(name)
+    }
+
+    /// True when the resource names the Aggregator `name`.
+    pub fn names_aggregator(&self, name: &str) -> bool {
+        self.aggregators.contains(name)
+    }
+
+    fn contracts(&mut self, contracts: &[Contract]) {
+        for route in contracts.iter().flat_map(|c| &c.routes) {
+            route.backend.iter().for_each(|b| self.backend(b));
+            route.backends.iter().flatten().for_each(|b| self.backend(b));
+            if let Some(aggregation) = &route.aggregate {
+                self.aggregation(aggregation);
+            }
+        }
+    }
+
+    fn backend(&mut self, backend: &BackendRef) {
+        if let Some(service) = &backend.service {
+            self.services.insert(service.clone());
+        }
+        if let Some(aggregator) = &backend.aggregator {
+            self.aggregators.insert(aggregator.clone());
+        }
+    }
+
+    fn aggregation(&mut self, aggregation: &Aggregation) {
+        for step in &aggregation.steps {
+            self.services.insert(step.call.service.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example(path: &str) -> Resource {
+        let text = std::fs::read_to_string(format!("{}/../{path}", env!("CARGO_MANIFEST_DIR")))
+            .unwrap();
+        Resource::from_yaml(&text).unwrap().remove(0)
+    }
+
+    fn set(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    #[test]
+    fn gateway_references_services_of_backend_backends_and_an_aggregator() {
+        let references = References::of(&example("examples/gateway/public.yaml"));
+        assert_eq!(references.services, set(&["catalog", "orders", "orders-v2"]));
+        assert_eq!(references.aggregators, set(&["product-page"]));
+    }
+
+    #[test]
+    fn edge_references_inline_aggregation_steps() {
+        let references = References::of(&example("examples/edge/mobile.yaml"));
+        assert_eq!(references.services, set(&["catalog", "orders"]));
+        assert_eq!(references.aggregators, set(&["product-page"]));
+    }
+
+    #[test]
+    fn aggregator_references_its_step_services_only() {
+        let references = References::of(&example("examples/aggregator/product-page.yaml"));
+        assert_eq!(references.services, set(&["catalog", "reviews", "sellers"]));
+        assert!(references.aggregators.is_empty());
+    }
+}

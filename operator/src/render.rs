@@ -1,0 +1,164 @@
+//! `gatehouse-operator render`: every manifest the operator would apply for some resource files,
+//! offline, through the same [`crate::plan::plan`] as the controllers.
+//!
+//! Offline there is no cluster to ask, so every Service reference is assumed to resolve and an
+//! Aggregator's port is taken from the input when it is there (80 otherwise).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use gatehouse_api::naming::Kind;
+use gatehouse_api::resource::Resource;
+
+use crate::build::runtime_settings;
+use crate::plan::{Found, plan};
+use crate::settings::ProxySettings;
+
+/// Why nothing was rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// A path could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Files that are not valid resources, or resources that do not validate; one line each.
+    #[error("{}", .0.join("\n"))]
+    Invalid(Vec<String>),
+    /// A manifest could not be written as YAML.
+    #[error("cannot write YAML: {0}")]
+    Yaml(String),
+}
+
+/// The YAML files named: files as given, directories' `*.yaml`/`*.yml` files sorted by name.
+pub fn input_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, RenderError> {
+    let mut files = Vec::new();
+    for path in paths {
+        let read_error = |source| RenderError::Read {
+            path: path.clone(),
+            source,
+        };
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(read_error)?
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && is_yaml(p))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn is_yaml(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    )
+}
+
+/// Reads every resource of the files; resources without a namespace get `namespace`.
+pub fn read_resources(files: &[PathBuf], namespace: &str) -> Result<Vec<Resource>, RenderError> {
+    let mut resources = Vec::new();
+    let mut problems = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file).map_err(|source| RenderError::Read {
+            path: file.clone(),
+            source,
+        })?;
+        match Resource::from_yaml(&text) {
+            Ok(read) => resources.extend(read),
+            Err(error) => problems.push(format!("{}: {error}", file.display())),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(RenderError::Invalid(problems));
+    }
+    for resource in &mut resources {
+        set_default_namespace(resource, namespace);
+    }
+    Ok(resources)
+}
+
+fn set_default_namespace(resource: &mut Resource, namespace: &str) {
+    let metadata = match resource {
+        Resource::Gateway(r) => &mut r.metadata,
+        Resource::EdgeService(r) => &mut r.metadata,
+        Resource::Aggregator(r) => &mut r.metadata,
+    };
+    metadata
+        .namespace
+        .get_or_insert_with(|| namespace.to_owned());
+}
+
+/// Renders every resource: a multi-document YAML stream, resources in input order, each
+/// resource's objects in apply order. Any invalid resource fails the whole render.
+pub fn render_resources(
+    resources: &[Resource],
+    settings: &ProxySettings,
+) -> Result<String, RenderError> {
+    let mut aggregator_ports: BTreeMap<(String, String), u16> = BTreeMap::new();
+    for resource in resources.iter().filter(|r| r.kind() == Kind::Aggregator) {
+        let port = u16::try_from(runtime_settings(resource).1.port).unwrap_or(80);
+        let key = (resource.namespace().to_owned(), resource.name().to_owned());
+        aggregator_ports.insert(key, port);
+    }
+    let mut out = String::new();
+    let mut problems = Vec::new();
+    for resource in resources {
+        let found = Found {
+            services: None,
+            aggregators: aggregator_ports
+                .iter()
+                .filter(|((namespace, _), _)| namespace == resource.namespace())
+                .map(|((_, name), port)| (name.clone(), *port))
+                .collect(),
+            aggregators_complete: false,
+        };
+        let objects = match plan(resource, &found, settings) {
+            Ok(plan) => plan.objects,
+            Err(found_problems) => {
+                problems.extend(found_problems.iter().map(|p| {
+                    format!(
+                        "{} {}/{}: {p}",
+                        resource.kind().as_str(),
+                        resource.namespace(),
+                        resource.name()
+                    )
+                }));
+                continue;
+            }
+        };
+        let manifests = objects
+            .manifests()
+            .map_err(|e| RenderError::Yaml(e.to_string()))?;
+        for manifest in manifests {
+            let yaml =
+                serde_saphyr::to_string(&manifest).map_err(|e| RenderError::Yaml(e.to_string()))?;
+            let _ = write!(out, "---\n{yaml}");
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(RenderError::Invalid(problems))
+    }
+}
+
+/// `render -f PATH...`: reads, validates, compiles and renders.
+pub fn render_paths(
+    paths: &[PathBuf],
+    namespace: &str,
+    settings: &ProxySettings,
+) -> Result<String, RenderError> {
+    let files = input_files(paths)?;
+    let resources = read_resources(&files, namespace)?;
+    render_resources(&resources, settings)
+}

@@ -1,0 +1,175 @@
+//! `gatehouse-operator run`: logging, admin server, leader election, controllers, shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use anyhow::Context as _;
+use gatehouse_api::crd::{Aggregator, EdgeService, Gateway};
+use gatehouse_operator::admin::{self, AdminState};
+use gatehouse_operator::controller::context::{Clock, Context};
+use gatehouse_operator::controller::run_controller;
+use gatehouse_operator::leader::{ElectionSettings, LeaderElector};
+use gatehouse_operator::metrics::Metrics;
+use gatehouse_operator::settings::ProxySettings;
+use kube::Client;
+use tokio::sync::watch;
+use tracing::info;
+use tracing_subscriber::EnvFilter;
+
+/// What `run` was asked to do.
+pub struct RunOptions {
+    pub namespace: Option<String>,
+    pub settings: ProxySettings,
+    pub admin_listen: SocketAddr,
+    pub leader_election: bool,
+    pub lease_namespace: Option<String>,
+}
+
+/// JSON (or text) logs on stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_logging(json: bool) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Resolves once SIGTERM or SIGINT arrives.
+async fn termination() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Resolves when `flag` becomes `value` (or its sender is gone).
+async fn becomes(mut flag: watch::Receiver<bool>, value: bool) {
+    let _ = flag.wait_for(|v| *v == value).await;
+}
+
+/// Runs until SIGTERM (clean exit) or lost leadership (error exit, to be restarted).
+pub fn run(options: RunOptions) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(run_async(options))
+}
+
+async fn run_async(options: RunOptions) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let admin_state = Arc::new(AdminState {
+        metrics: metrics.clone(),
+        ..AdminState::default()
+    });
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    tokio::spawn(async move {
+        termination().await;
+        info!("termination signal received, shutting down");
+        shutdown_tx.send_replace(true);
+    });
+    let listener = tokio::net::TcpListener::bind(options.admin_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", options.admin_listen))?;
+    let admin = tokio::spawn(admin::serve(
+        listener,
+        admin_state.clone(),
+        becomes(shutdown.clone(), true),
+    ));
+
+    let client = Client::try_default()
+        .await
+        .context("cannot configure the Kubernetes client")?;
+    let version = client
+        .apiserver_version()
+        .await
+        .context("cannot reach the Kubernetes API server")?;
+    info!(server = %version.git_version, namespace = options.namespace.as_deref().unwrap_or("*"), "connected");
+    admin_state.ready.store(true, Ordering::Relaxed);
+
+    let (leading_tx, leading) = watch::channel(!options.leader_election);
+    // Without election the sender lives as long as `run`: a dropped sender would read as
+    // "leadership lost" and stop the controllers.
+    let (election, _always_leading) = if options.leader_election {
+        let lease_namespace = options
+            .lease_namespace
+            .clone()
+            .unwrap_or_else(|| client.default_namespace().to_owned());
+        let identity = std::env::var("POD_NAME")
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_else(|_| format!("gatehouse-operator-{}", std::process::id()));
+        info!(%identity, %lease_namespace, "campaigning for the leader lease");
+        let elector = LeaderElector::new(
+            client.clone(),
+            &lease_namespace,
+            ElectionSettings::new(identity),
+        );
+        let task = tokio::spawn(elector.run(leading_tx, becomes(shutdown.clone(), true)));
+        (Some(task), None)
+    } else {
+        (None, Some(leading_tx))
+    };
+
+    tokio::select! {
+        () = becomes(leading.clone(), true) => {}
+        () = becomes(shutdown.clone(), true) => {}
+    }
+    if !*shutdown.borrow() {
+        metrics.set_leader(true);
+        let ctx = Arc::new(Context::new(
+            client.clone(),
+            options.settings.clone(),
+            Clock::System,
+            metrics.clone(),
+        ));
+        let stop = || {
+            let (shutdown, leading) = (shutdown.clone(), leading.clone());
+            async move {
+                tokio::select! {
+                    () = becomes(shutdown, true) => {}
+                    () = becomes(leading, false) => {}
+                }
+            }
+        };
+        let namespace = options.namespace.clone();
+        tokio::join!(
+            run_controller::<Gateway>(client.clone(), namespace.clone(), ctx.clone(), stop()),
+            run_controller::<EdgeService>(client.clone(), namespace.clone(), ctx.clone(), stop()),
+            run_controller::<Aggregator>(client.clone(), namespace, ctx.clone(), stop()),
+        );
+        metrics.set_leader(false);
+    }
+    let lost = match election {
+        Some(election) => election.await.context("leader election task failed")?.err(),
+        None => None,
+    };
+    admin_state.ready.store(false, Ordering::Relaxed);
+    admin.abort();
+    match lost {
+        Some(lost) => Err(lost.into()),
+        None => {
+            info!("stopped");
+            Ok(())
+        }
+    }
+}
