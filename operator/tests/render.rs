@@ -1,0 +1,311 @@
+//! The pure build, from the outside: golden manifests for every example (a changed output is a
+//! reviewed diff; `GATEHOUSE_BLESS=1` rewrites them), and the properties every proxy must have.
+
+use std::path::{Path, PathBuf};
+
+use gatehouse_api::compile::CompileContext;
+use gatehouse_api::resource::Resource;
+use gatehouse_api::route_table::{FILE_NAME, RouteTable};
+use gatehouse_operator::build::{self, ProxyObjects};
+use gatehouse_operator::render::{render_paths, render_resources};
+use gatehouse_operator::settings::ProxySettings;
+use k8s_openapi::api::core::v1::Container;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Every example of the three patterns, sorted.
+fn examples() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for dir in ["gateway", "edge", "aggregator"] {
+        for entry in std::fs::read_dir(repo().join("examples").join(dir)).unwrap() {
+            files.push(entry.unwrap().path());
+        }
+    }
+    files.sort();
+    assert!(files.len() >= 3, "examples missing: {files:?}");
+    files
+}
+
+fn read(path: &Path) -> Resource {
+    let mut resources = Resource::from_yaml(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut resource = resources.remove(0);
+    metadata_mut(&mut resource)
+        .namespace
+        .get_or_insert_with(|| "shop".to_owned());
+    resource
+}
+
+fn metadata_mut(
+    resource: &mut Resource,
+) -> &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+    match resource {
+        Resource::Gateway(r) => &mut r.metadata,
+        Resource::EdgeService(r) => &mut r.metadata,
+        Resource::Aggregator(r) => &mut r.metadata,
+    }
+}
+
+fn objects(resource: &Resource) -> (RouteTable, ProxyObjects) {
+    let table = resource.compile(&CompileContext::default()).unwrap();
+    let objects = build::render(resource, &table, &ProxySettings::default());
+    (table, objects)
+}
+
+fn golden_path(example: &Path) -> PathBuf {
+    let dir = example.parent().unwrap().file_name().unwrap().to_str().unwrap();
+    let name = example.file_name().unwrap().to_str().unwrap();
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(format!("{dir}-{name}"))
+}
+
+#[test]
+fn every_example_renders_as_its_golden_file() {
+    let bless = std::env::var("GATEHOUSE_BLESS").is_ok_and(|v| v == "1");
+    let mut stale = Vec::new();
+    for example in examples() {
+        let rendered =
+            render_paths(std::slice::from_ref(&example), "shop", &ProxySettings::default())
+                .unwrap();
+        let golden = golden_path(&example);
+        if bless {
+            std::fs::write(&golden, &rendered).unwrap();
+        } else if std::fs::read_to_string(&golden).ok().as_deref() != Some(rendered.as_str()) {
+            stale.push(golden.display().to_string());
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "rendered output differs from {stale:?}; review and rerun with GATEHOUSE_BLESS=1"
+    );
+}
+
+#[test]
+fn the_render_command_prints_the_golden_output_and_refuses_invalid_input() {
+    let binary = env!("CARGO_BIN_EXE_gatehouse-operator");
+    let example = repo().join("examples/aggregator/product-page.yaml");
+    let output = std::process::Command::new(binary)
+        .args(["render", "-n", "shop", "-f"])
+        .arg(&example)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let golden = std::fs::read_to_string(golden_path(&example)).unwrap();
+    assert_eq!(String::from_utf8(output.stdout).unwrap(), golden);
+
+    let invalid = repo().join("examples/not-accepted");
+    let output = std::process::Command::new(binary)
+        .args(["render", "-f"])
+        .arg(&example)
+        .arg(&invalid)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty(), "nothing is printed when anything is invalid");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let files = std::fs::read_dir(&invalid).unwrap().count();
+    let reported = stderr.lines().filter(|l| l.starts_with("Aggregator ") || l.starts_with("Gateway ") || l.starts_with("EdgeService ")).count();
+    assert!(reported >= files, "every refused resource is reported:\n{stderr}");
+    assert!(stderr.contains("cycle"), "{stderr}");
+}
+
+#[test]
+fn rendered_config_map_carries_the_compiled_table_byte_for_byte() {
+    for example in examples() {
+        let resource = read(&example);
+        let yaml = render_resources(std::slice::from_ref(&resource), &ProxySettings::default())
+            .unwrap();
+        let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&yaml).unwrap();
+        let config_map = documents
+            .iter()
+            .find(|d| d["kind"] == "ConfigMap")
+            .unwrap();
+        let text = config_map["data"][FILE_NAME].as_str().unwrap();
+        let expected = resource.compile(&CompileContext::default()).unwrap();
+        assert_eq!(text.as_bytes(), expected.to_bytes(), "{}", example.display());
+        let parsed = RouteTable::from_bytes(text.as_bytes()).unwrap();
+        assert_eq!(
+            config_map["metadata"]["annotations"][build::DIGEST_ANNOTATION],
+            parsed.digest()
+        );
+    }
+}
+
+fn container(objects: &ProxyObjects) -> Container {
+    let spec = objects.deployment.spec.clone().unwrap();
+    spec.template.spec.unwrap().containers[0].clone()
+}
+
+#[test]
+fn every_proxy_is_hardened_probed_and_spread() {
+    for example in examples() {
+        let (_, objects) = objects(&read(&example));
+        let pod = objects
+            .deployment
+            .spec
+            .clone()
+            .unwrap()
+            .template
+            .spec
+            .unwrap();
+        let container = container(&objects);
+        let security = container.security_context.clone().unwrap();
+        assert_eq!(security.allow_privilege_escalation, Some(false));
+        assert_eq!(security.read_only_root_filesystem, Some(true));
+        assert_eq!(security.run_as_non_root, Some(true));
+        assert_eq!(security.run_as_user, Some(65532));
+        assert_eq!(security.capabilities.unwrap().drop, Some(vec!["ALL".to_owned()]));
+        assert_eq!(security.seccomp_profile.unwrap().type_, "RuntimeDefault");
+        let pod_security = pod.security_context.clone().unwrap();
+        assert_eq!(pod_security.seccomp_profile.unwrap().type_, "RuntimeDefault");
+        assert_eq!(pod.automount_service_account_token, Some(false));
+        assert!(pod.termination_grace_period_seconds.unwrap() > 20);
+
+        let liveness = container.liveness_probe.clone().unwrap().http_get.unwrap();
+        let readiness = container.readiness_probe.clone().unwrap().http_get.unwrap();
+        assert_eq!(liveness.path.as_deref(), Some("/healthz"));
+        assert_eq!(readiness.path.as_deref(), Some("/readyz"));
+        let admin = IntOrString::String("admin".to_owned());
+        assert_eq!((&liveness.port, &readiness.port), (&admin, &admin));
+        let ports = container.ports.clone().unwrap();
+        let admin_port = ports.iter().find(|p| p.name.as_deref() == Some("admin"));
+        assert_eq!(admin_port.unwrap().container_port, 9901);
+
+        let resources = container.resources.clone().unwrap();
+        assert_eq!(resources.requests.unwrap()["cpu"].0, "100m");
+        assert_eq!(resources.limits.unwrap()["memory"].0, "256Mi");
+
+        let keys: Vec<String> = pod
+            .topology_spread_constraints
+            .unwrap()
+            .into_iter()
+            .map(|c| {
+                assert_eq!(c.when_unsatisfiable, "ScheduleAnyway");
+                c.topology_key
+            })
+            .collect();
+        assert_eq!(keys, ["kubernetes.io/hostname", "topology.kubernetes.io/zone"]);
+
+        let mounts = container.volume_mounts.unwrap();
+        let routes = mounts
+            .iter()
+            .find(|m| m.mount_path == "/etc/gatehouse/routes")
+            .unwrap();
+        assert_eq!(routes.sub_path, None, "a subPath mount would never update");
+        assert_eq!(
+            container.args.unwrap()[..2],
+            ["--routes", "/etc/gatehouse/routes/routes.json"]
+        );
+    }
+}
+
+#[test]
+fn client_secrets_are_mounted_read_only_by_name() {
+    let (_, objects) = objects(&read(&repo().join("examples/gateway/public.yaml")));
+    let mounts = container(&objects).volume_mounts.unwrap();
+    for secret in ["web-api-keys", "partner-api-keys"] {
+        let mount = mounts
+            .iter()
+            .find(|m| m.mount_path == format!("/etc/gatehouse/secrets/{secret}"))
+            .unwrap_or_else(|| panic!("{secret} not mounted"));
+        assert_eq!(mount.read_only, Some(true));
+    }
+}
+
+#[test]
+fn an_autoscaled_deployment_never_carries_replicas() {
+    let mut autoscaled = 0;
+    for example in examples() {
+        let resource = read(&example);
+        let (_, objects) = objects(&resource);
+        let replicas = objects.deployment.spec.clone().unwrap().replicas;
+        let settings = build::runtime_settings(&resource).0;
+        match &objects.autoscaler {
+            Some(hpa) => {
+                autoscaled += 1;
+                assert_eq!(replicas, None, "{}", example.display());
+                let spec = hpa.spec.clone().unwrap();
+                let autoscaling = settings.autoscaling.clone().unwrap();
+                assert_eq!(spec.max_replicas, autoscaling.max_replicas);
+                assert_eq!(spec.scale_target_ref.name, objects.deployment.metadata.name.clone().unwrap());
+                let manifest = serde_json::to_value(&objects.deployment).unwrap();
+                assert!(manifest["spec"].get("replicas").is_none());
+            }
+            None => {
+                assert!(settings.autoscaling.is_none());
+                assert_eq!(replicas, Some(settings.replicas.unwrap_or(2)));
+            }
+        }
+    }
+    assert!(autoscaled >= 2, "the gateway and the edge examples autoscale");
+}
+
+#[test]
+fn a_disruption_budget_exists_only_when_more_than_one_replica_is_possible() {
+    let mut resource = read(&repo().join("examples/aggregator/product-page.yaml"));
+    let budget = objects(&resource).1.disruption_budget.unwrap();
+    assert_eq!(budget.spec.unwrap().max_unavailable, Some(IntOrString::Int(1)));
+    let Resource::Aggregator(aggregator) = &mut resource else {
+        panic!("not an aggregator")
+    };
+    aggregator.spec.deployment.replicas = Some(1);
+    assert!(objects(&resource).1.disruption_budget.is_none());
+}
+
+#[test]
+fn a_route_change_rewrites_the_config_map_but_never_the_pod_template() {
+    let before = read(&repo().join("examples/gateway/public.yaml"));
+    let mut after = before.clone();
+    let Resource::Gateway(gateway) = &mut after else {
+        panic!("not a gateway")
+    };
+    gateway.spec.contracts[0].routes[0].timeout = Some("9s".to_owned());
+    let (old, new) = (objects(&before).1, objects(&after).1);
+    assert_ne!(old.config_map, new.config_map);
+    assert_eq!(old.deployment, new.deployment);
+}
+
+#[test]
+fn output_is_deterministic_and_independent_of_input_order() {
+    let resources: Vec<Resource> = examples().iter().map(|e| read(e)).collect();
+    let reversed: Vec<Resource> = resources.iter().rev().cloned().collect();
+    let settings = ProxySettings::default();
+    let forward = render_resources(&resources, &settings).unwrap();
+    let mut documents: Vec<String> = forward.split("---\n").map(str::to_owned).collect();
+    let mut backward: Vec<String> = render_resources(&reversed, &settings)
+        .unwrap()
+        .split("---\n")
+        .map(str::to_owned)
+        .collect();
+    documents.sort();
+    backward.sort();
+    assert_eq!(documents, backward);
+    assert_eq!(forward, render_resources(&resources, &settings).unwrap());
+}
+
+#[test]
+fn every_object_is_labelled_and_controlled_by_its_resource() {
+    for example in examples() {
+        let mut resource = read(&example);
+        metadata_mut(&mut resource).uid = Some("uid-1".to_owned());
+        let (_, objects) = objects(&resource);
+        for manifest in objects.manifests().unwrap() {
+            let owners = manifest["metadata"]["ownerReferences"].as_array().unwrap();
+            assert_eq!(owners.len(), 1);
+            assert_eq!(owners[0]["uid"], "uid-1");
+            assert_eq!(owners[0]["controller"], true);
+            assert_eq!(owners[0]["kind"], resource.kind().as_str());
+            let labels = &manifest["metadata"]["labels"];
+            assert_eq!(labels["app.kubernetes.io/name"], "gatehouse-proxy");
+            assert_eq!(labels["app.kubernetes.io/instance"], resource.name());
+            assert_eq!(labels["app.kubernetes.io/managed-by"], "gatehouse-operator");
+            assert_eq!(
+                labels["app.kubernetes.io/component"],
+                build::component(resource.kind())
+            );
+        }
+    }
+}
