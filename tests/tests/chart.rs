@@ -6,112 +6,18 @@
 //! goldens under charts/gatehouse/tests/golden/.
 #![allow(clippy::unwrap_used)]
 
+#[path = "chart/rbac.rs"]
+mod rbac;
 #[path = "chart/support.rs"]
 mod support;
 
+use rbac::{granted_rules, lease_rules, operator_rules};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use support::{
     CASES, Helm, NAMESPACE, chart_dir, find_tool, golden_text, kubernetes_validate_file,
     parse_yaml_stream,
 };
-
-/// Every (apiGroup, resource) the operator may touch, and with which verbs: COMMON.md's RBAC list.
-fn operator_rules() -> BTreeMap<(String, String), BTreeSet<String>> {
-    let owned = ["get", "list", "watch", "create", "patch", "delete"].as_slice();
-    let table: [(&str, &[&str], &[&str]); 8] = [
-        (
-            "gatehouse.dev",
-            &["gateways", "edgeservices", "aggregators"],
-            &["get", "list", "watch", "patch"],
-        ),
-        (
-            "gatehouse.dev",
-            &[
-                "gateways/status",
-                "edgeservices/status",
-                "aggregators/status",
-            ],
-            &["get", "patch", "update"],
-        ),
-        ("", &["configmaps", "services", "serviceaccounts"], owned),
-        ("apps", &["deployments"], owned),
-        ("autoscaling", &["horizontalpodautoscalers"], owned),
-        ("policy", &["poddisruptionbudgets"], owned),
-        ("", &["events"], &["create", "patch"]),
-        ("events.k8s.io", &["events"], &["create", "patch"]),
-    ];
-    rule_map(table.iter().flat_map(|(group, resources, verbs)| {
-        resources
-            .iter()
-            .map(move |resource| (*group, *resource, *verbs))
-    }))
-}
-
-/// The leader-election rights: leases only, in the release namespace.
-fn lease_rules() -> BTreeMap<(String, String), BTreeSet<String>> {
-    rule_map([(
-        "coordination.k8s.io",
-        "leases",
-        ["get", "create", "update", "patch"].as_slice(),
-    )])
-}
-
-fn rule_map<'a>(
-    entries: impl IntoIterator<Item = (&'a str, &'a str, &'a [&'a str])>,
-) -> BTreeMap<(String, String), BTreeSet<String>> {
-    let mut map: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
-    for (group, resource, verbs) in entries {
-        let entry = map
-            .entry((group.to_owned(), resource.to_owned()))
-            .or_default();
-        entry.extend(verbs.iter().map(|v| (*v).to_owned()));
-    }
-    map
-}
-
-/// The rules of a Role or ClusterRole, flattened to (apiGroup, resource) → verbs. Refuses wildcards,
-/// resourceNames and nonResourceURLs, which the chart never needs.
-fn granted_rules(role: &Value) -> BTreeMap<(String, String), BTreeSet<String>> {
-    let mut granted: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
-    for rule in role["rules"].as_array().expect("rules") {
-        let keys: BTreeSet<&str> = rule
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        assert_eq!(
-            keys,
-            BTreeSet::from(["apiGroups", "resources", "verbs"]),
-            "rule {rule}"
-        );
-        let strings = |field: &str| -> Vec<String> {
-            let list = rule[field]
-                .as_array()
-                .unwrap_or_else(|| panic!("{field} in {rule}"));
-            list.iter()
-                .map(|v| v.as_str().unwrap().to_owned())
-                .collect()
-        };
-        let verbs = strings("verbs");
-        for group in strings("apiGroups") {
-            for resource in strings("resources") {
-                assert!(
-                    !group.contains('*') && !resource.contains('*'),
-                    "wildcard in {rule}"
-                );
-                let entry = granted.entry((group.clone(), resource)).or_default();
-                entry.extend(verbs.iter().cloned());
-            }
-        }
-    }
-    assert!(
-        granted.values().flatten().all(|verb| verb != "*"),
-        "wildcard verb in {role}"
-    );
-    granted
-}
 
 fn objects_of<'a>(objects: &'a [Value], kind: &str) -> Vec<&'a Value> {
     objects.iter().filter(|o| o["kind"] == kind).collect()
@@ -332,6 +238,7 @@ fn images_are_pinned_and_never_latest() {
             assert!(!name.is_empty() && !tag.contains('/'), "{image} has no tag");
             assert_ne!(tag.to_lowercase(), "latest", "{image}");
             if case.name == "custom-values" {
+                assert_eq!(tag, "0.1.0-rc.1", "{image}");
                 assert!(image.contains("@sha256:"), "{image} not pinned by digest");
             } else {
                 assert_eq!(tag, app_version, "{image}: the tag defaults to appVersion");
@@ -410,9 +317,14 @@ fn operator_pods_run_locked_down_with_probes_and_downward_api() {
             .as_array()
             .expect("topology spread");
         let selector = &deployment["spec"]["selector"]["matchLabels"];
-        assert!(spread.iter().all(
-            |c| c["labelSelector"]["matchLabels"] == *selector || case.name == "custom-values"
-        ));
+        // No case sets a labelSelector: the chart fills in the operator's selector labels.
+        assert!(!spread.is_empty());
+        for constraint in spread {
+            assert_eq!(
+                constraint["labelSelector"],
+                json!({"matchLabels": selector})
+            );
+        }
         assert_selects_operator_pods(&objects, deployment);
     }
 }
@@ -639,4 +551,70 @@ fn chart_app_version_is_the_workspace_version() {
     let chart = support::chart_metadata();
     assert_eq!(chart["appVersion"], env!("CARGO_PKG_VERSION"));
     assert_eq!(chart["apiVersion"], "v2");
+}
+
+/// The images the chart deploys: each Dockerfile builds one binary from the locked workspace and
+/// runs it as uid 65532 on distroless (no shell), exposing the ports of the contract; hadolint
+/// (env HADOLINT or PATH) finds nothing to say.
+#[test]
+fn images_build_one_binary_and_run_it_as_non_root() {
+    let images = support::repo_root().join("images");
+    for (binary, ports) in [
+        ("gatehouse-operator", "EXPOSE 8080"),
+        ("gatehouse-proxy", "EXPOSE 8080 9901"),
+    ] {
+        let file = images
+            .join(binary.trim_start_matches("gatehouse-"))
+            .join("Dockerfile");
+        let text = std::fs::read_to_string(&file).expect("Dockerfile");
+        let instructions: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect();
+        let froms: Vec<&&str> = instructions
+            .iter()
+            .filter(|l| l.starts_with("FROM "))
+            .collect();
+        assert_eq!(
+            froms,
+            [
+                &"FROM rust:1.95-bookworm AS builder",
+                &"FROM gcr.io/distroless/cc-debian12:nonroot"
+            ],
+            "{}",
+            file.display()
+        );
+        let build = format!("cargo build --locked --release -p {binary} --bin {binary}");
+        assert!(text.contains(&build), "{}: no `{build}`", file.display());
+        let runtime = instructions
+            .iter()
+            .skip_while(|l| !l.starts_with("FROM gcr.io/distroless"))
+            .copied()
+            .collect::<Vec<_>>();
+        assert!(runtime.contains(&"USER 65532:65532"), "{}", file.display());
+        assert!(runtime.contains(&ports), "{}: {ports}", file.display());
+        let entrypoint = format!("ENTRYPOINT [\"/usr/local/bin/{binary}\"]");
+        assert!(runtime.contains(&entrypoint.as_str()), "{}", file.display());
+        assert!(
+            runtime.iter().all(|l| !l.starts_with("RUN ")),
+            "{}: the runtime stage has no shell to RUN with",
+            file.display()
+        );
+    }
+    let Some(hadolint) = find_tool("hadolint", "HADOLINT") else {
+        return;
+    };
+    let output = std::process::Command::new(hadolint)
+        .arg("--no-color")
+        .arg(images.join("operator/Dockerfile"))
+        .arg(images.join("proxy/Dockerfile"))
+        .output()
+        .expect("run hadolint");
+    assert!(
+        output.status.success(),
+        "hadolint:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -82,9 +82,18 @@ pub const CASES: &[Case] = &[
     },
 ];
 
+/// The repository root (the parent of the tests crate).
+pub fn repo_root() -> PathBuf {
+    let tests_crate = Path::new(env!("CARGO_MANIFEST_DIR"));
+    tests_crate
+        .parent()
+        .expect("the tests crate is in the workspace")
+        .to_path_buf()
+}
+
 /// charts/gatehouse in this repository.
 pub fn chart_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/gatehouse")
+    repo_root().join("charts/gatehouse")
 }
 
 /// Chart.yaml, parsed.
