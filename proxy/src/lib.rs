@@ -1,1 +1,21 @@
-//! Gatehouse data plane.
+//! Gatehouse data plane: a Pingora proxy that serves a compiled route table.
+//!
+//! The router ([`router`]) is pure and decides which route serves a request; [`gateway`] is the
+//! thin Pingora driver; [`reload`] swaps tables in atomically; [`admin`] serves health, readiness,
+//! metrics and the loaded table's identity. See `proxy/README.md` for the user-facing contract.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod aggregate;
+pub mod cli;
+pub mod gateway;
+pub mod headers;
+pub mod metrics;
+pub mod problem;
+pub mod reload;
+pub mod rewrite;
+pub mod router;
+pub mod server;
+pub mod source;
+pub mod table;
+pub mod upstream;

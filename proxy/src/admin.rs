@@ -1,0 +1,108 @@
+//! The admin listener: `/healthz` (alive), `/readyz` (a table is loaded and the proxy is not
+//! draining), `/metrics` (Prometheus text) and `/config` (digest and generation of the table).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use http::{Response, StatusCode};
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use serde::Serialize;
+
+use crate::metrics::ProxyMetrics;
+use crate::reload::TableStore;
+
+/// Prometheus text exposition media type.
+const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The admin endpoints.
+pub struct AdminApp {
+    store: Arc<TableStore>,
+    metrics: Arc<ProxyMetrics>,
+    draining: Arc<AtomicBool>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ConfigView<'a> {
+    loaded: bool,
+    digest: Option<&'a str>,
+    generation: u64,
+    routes: usize,
+    source: Option<&'a gatehouse_api::route_table::TableSource>,
+}
+
+impl AdminApp {
+    /// Admin endpoints over the proxy's store and metrics. `draining` turns `/readyz` to 503
+    /// once a shutdown started.
+    pub fn new(
+        store: Arc<TableStore>,
+        metrics: Arc<ProxyMetrics>,
+        draining: Arc<AtomicBool>,
+    ) -> Self {
+        Self {
+            store,
+            metrics,
+            draining,
+        }
+    }
+
+    /// The response for `path`.
+    pub fn answer(&self, path: &str) -> (StatusCode, &'static str, Vec<u8>) {
+        const TEXT: &str = "text/plain; charset=utf-8";
+        match path {
+            "/healthz" => (StatusCode::OK, TEXT, b"ok\n".to_vec()),
+            "/readyz" => {
+                if self.draining.load(Ordering::Acquire) {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        TEXT,
+                        b"draining\n".to_vec(),
+                    )
+                } else if self.store.current().is_some() {
+                    (StatusCode::OK, TEXT, b"ready\n".to_vec())
+                } else {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        TEXT,
+                        b"no route table loaded\n".to_vec(),
+                    )
+                }
+            }
+            "/metrics" => (
+                StatusCode::OK,
+                METRICS_CONTENT_TYPE,
+                self.metrics.encode().into_bytes(),
+            ),
+            "/config" => {
+                let table = self.store.current();
+                let view = ConfigView {
+                    loaded: table.is_some(),
+                    digest: table.as_deref().map(|t| t.digest.as_str()),
+                    generation: table.as_deref().map_or(0, |t| t.generation),
+                    routes: table.as_deref().map_or(0, |t| t.routes.len()),
+                    source: table.as_deref().map(|t| &t.source),
+                };
+                let mut body = serde_json::to_vec_pretty(&view).unwrap_or_default();
+                body.push(b'\n');
+                (StatusCode::OK, "application/json", body)
+            }
+            _ => (StatusCode::NOT_FOUND, TEXT, b"not found\n".to_vec()),
+        }
+    }
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let (status, content_type, body) = self.answer(session.req_header().uri.path());
+        let length = body.len();
+        Response::builder()
+            .status(status)
+            .header(http::header::CONTENT_TYPE, content_type)
+            .header(http::header::CONTENT_LENGTH, length)
+            .body(body)
+            .unwrap_or_else(|_| Response::new(Vec::new()))
+    }
+}

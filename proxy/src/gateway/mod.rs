@@ -1,0 +1,478 @@
+//! The Pingora `ProxyHttp` implementation: a thin driver that asks the router which route
+//! serves a request and delegates to the small modules that do the work (rewrite, headers,
+//! upstream choice, local responses, aggregation).
+
+mod context;
+mod errors;
+mod respond;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use http::HeaderValue;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorType};
+
+pub use context::{InFlight, RequestContext};
+use respond::{LocalResponse, write_local_response};
+
+use crate::aggregate::{AggregateRequest, AggregateRuntime, serve_aggregate};
+use crate::headers::{
+    ForwardedFacts, REQUEST_ID, new_request_id, remove_hop_by_hop, set_forwarding_headers,
+};
+use crate::metrics::ProxyMetrics;
+use crate::problem::ProblemKind;
+use crate::reload::TableStore;
+use crate::rewrite::{RedirectOrigin, TemplateVars, redirect_location};
+use crate::router::RequestFacts;
+use crate::table::{PreparedAction, is_idempotent};
+use crate::upstream::{choose_upstream, now_millis};
+
+/// How long an idle upstream connection stays in the keepalive pool.
+const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest client-supplied `X-Request-Id` that is kept.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// The gateway: serves whatever table the store holds.
+pub struct Gateway {
+    store: Arc<TableStore>,
+    metrics: Arc<ProxyMetrics>,
+    aggregate: Arc<AggregateRuntime>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl Gateway {
+    /// A gateway over `store`. `in_flight` counts requests being served (graceful shutdown
+    /// waits for it to reach zero).
+    pub fn new(
+        store: Arc<TableStore>,
+        metrics: Arc<ProxyMetrics>,
+        aggregate: Arc<AggregateRuntime>,
+        in_flight: Arc<AtomicUsize>,
+    ) -> Self {
+        Self {
+            store,
+            metrics,
+            aggregate,
+            in_flight,
+        }
+    }
+
+    /// Answers a request whose route does not proxy; `true` when a response was written.
+    async fn serve_locally(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestContext,
+    ) -> pingora::Result<bool> {
+        let Some(route) = ctx.route() else {
+            return Ok(false);
+        };
+        let vars = TemplateVars {
+            param_names: ctx.param_names(),
+            params: ctx.params(),
+            client: ctx.client.as_deref(),
+            request_id: &ctx.request_id,
+        };
+        let response = match &route.action {
+            PreparedAction::Proxy(_) => return Ok(false),
+            PreparedAction::Respond {
+                status,
+                content_type,
+                body,
+            } => LocalResponse {
+                status: *status,
+                headers: vec![(http::header::CONTENT_TYPE, content_type.clone())],
+                body: body.clone(),
+            },
+            PreparedAction::Redirect {
+                scheme,
+                host,
+                port,
+                path,
+                status,
+            } => {
+                let request = session.req_header();
+                let origin = RedirectOrigin {
+                    scheme: "http",
+                    host: request_host(request).unwrap_or("localhost"),
+                    path: request.uri.path(),
+                    query: request.uri.query(),
+                };
+                let path = path.as_ref().map(|t| vars.render(t));
+                let location = redirect_location(
+                    scheme.as_deref(),
+                    host.as_deref(),
+                    *port,
+                    path.as_deref(),
+                    &origin,
+                );
+                LocalResponse {
+                    status: *status,
+                    headers: HeaderValue::from_str(&location)
+                        .map(|v| vec![(http::header::LOCATION, v)])
+                        .unwrap_or_default(),
+                    body: bytes::Bytes::new(),
+                }
+            }
+            PreparedAction::Aggregate => {
+                let request = session.req_header();
+                let deadline = Instant::now() + route.timeout;
+                let answer = serve_aggregate(
+                    &self.aggregate,
+                    AggregateRequest {
+                        route,
+                        param_names: vars.param_names,
+                        params: vars.params,
+                        method: request.method.as_str(),
+                        query: request.uri.query(),
+                        headers: &request.headers,
+                        client: vars.client,
+                        request_id: vars.request_id,
+                        deadline,
+                    },
+                )
+                .await;
+                LocalResponse {
+                    status: answer.status,
+                    headers: answer.headers,
+                    body: answer.body,
+                }
+            }
+        };
+        write_local_response(session, response, &ctx.request_id, Some((route, &vars))).await?;
+        Ok(true)
+    }
+}
+
+/// The `Host` header, or the URI's authority.
+fn request_host(request: &RequestHeader) -> Option<&str> {
+    request
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri.authority().map(|a| a.as_str()))
+}
+
+fn client_request_id(request: &RequestHeader) -> Option<String> {
+    let id = request.headers.get(REQUEST_ID)?.to_str().ok()?;
+    (!id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN).then(|| id.to_owned())
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestContext;
+
+    fn new_ctx(&self) -> Self::CTX {
+        RequestContext::new(InFlight::start(
+            self.metrics.clone(),
+            self.in_flight.clone(),
+        ))
+    }
+
+    async fn request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut Self::CTX,
+    ) -> pingora::Result<bool> {
+        ctx.request_id = client_request_id(session.req_header()).unwrap_or_else(new_request_id);
+        let Some(table) = self.store.current() else {
+            let response = LocalResponse::problem(ProblemKind::NotReady, None, &ctx.request_id);
+            write_local_response(session, response, &ctx.request_id, None).await?;
+            return Ok(true);
+        };
+        ctx.client = table.edge_client.clone();
+        let request = session.req_header();
+        let facts = RequestFacts {
+            method: request.method.as_str(),
+            host: request_host(request),
+            path: request.uri.path(),
+            query: request.uri.query(),
+            headers: &request.headers,
+        };
+        ctx.matched = table.router.lookup(&facts);
+        let idempotent = is_idempotent(request.method.as_str());
+        ctx.table = Some(table);
+        let Some(route) = ctx.route() else {
+            let response = LocalResponse::problem(ProblemKind::NoRoute, None, &ctx.request_id);
+            write_local_response(session, response, &ctx.request_id, None).await?;
+            return Ok(true);
+        };
+        ctx.retries_left = if idempotent { route.retry.attempts } else { 0 };
+        self.serve_locally(session, ctx).await
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut Self::CTX,
+    ) -> pingora::Result<Box<HttpPeer>> {
+        let choice = ctx.route().and_then(|route| match &route.action {
+            PreparedAction::Proxy(upstreams) => {
+                let index =
+                    choose_upstream(upstreams, &ctx.tried, now_millis(), fastrand::u64(..))?;
+                let upstream = upstreams.get(index)?;
+                Some((index, upstream.address?, route.timeout))
+            }
+            _ => None,
+        });
+        let Some((index, address, timeout)) = choice else {
+            ctx.problem = Some(ProblemKind::NoHealthyUpstream);
+            self.metrics
+                .upstream_error(ctx.route_id(), "", "no_healthy_upstream");
+            return Err(Error::explain(
+                ErrorType::HTTPStatus(503),
+                "no healthy upstream",
+            ));
+        };
+        ctx.upstream = Some(index);
+        ctx.tried.push(index);
+        let mut peer = HttpPeer::new(address, false, String::new());
+        peer.options.connection_timeout = Some(timeout);
+        peer.options.read_timeout = Some(timeout);
+        peer.options.write_timeout = Some(timeout);
+        peer.options.idle_timeout = Some(UPSTREAM_IDLE_TIMEOUT);
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut Self::CTX,
+    ) -> pingora::Result<()> {
+        let Some(route) = ctx.route() else {
+            return Ok(());
+        };
+        let PreparedAction::Proxy(upstreams) = &route.action else {
+            return Ok(());
+        };
+        let Some(upstream) = ctx.upstream.and_then(|i| upstreams.get(i)) else {
+            return Ok(());
+        };
+        let vars = TemplateVars {
+            param_names: ctx.param_names(),
+            params: ctx.params(),
+            client: ctx.client.as_deref(),
+            request_id: &ctx.request_id,
+        };
+        let request = session.req_header();
+        let path = request.uri.path();
+        let rest = ctx
+            .matched
+            .as_ref()
+            .and_then(|m| path.get(m.rest_offset..))
+            .unwrap_or("");
+        let target = upstream
+            .rewrite
+            .apply(path, rest, request.uri.query(), &vars);
+        let uri = http::Uri::try_from(target)
+            .map_err(|e| Error::because(ErrorType::InternalError, "upstream path", e))?;
+        upstream_request.set_uri(uri);
+        remove_hop_by_hop(upstream_request, session.is_upgrade_req());
+        let host = request_host(request).map(str::to_owned);
+        set_forwarding_headers(
+            upstream_request,
+            &ForwardedFacts {
+                client_ip: session
+                    .client_addr()
+                    .and_then(|a| a.as_inet())
+                    .map(|a| a.ip()),
+                scheme: "http",
+                host: host.as_deref(),
+                request_id: &ctx.request_id,
+            },
+        );
+        if let Ok(authority) = HeaderValue::from_str(&upstream.authority) {
+            upstream_request.insert_header(http::header::HOST, authority)?;
+        }
+        route.request_edits.apply(upstream_request, &vars);
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Self::CTX,
+    ) -> pingora::Result<()> {
+        let status = upstream_response.status.as_u16();
+        let retry = ctx.retries_left > 0
+            && ctx
+                .route()
+                .is_some_and(|r| r.retry.statuses.contains(&status));
+        if retry {
+            ctx.retries_left -= 1;
+            ctx.retrying_status = true;
+            self.metrics
+                .upstream_error(ctx.route_id(), self.upstream_name(ctx), "retried_status");
+            let mut error =
+                Error::explain(ErrorType::HTTPStatus(status), "retrying upstream status");
+            error.set_retry(true);
+            return Err(error);
+        }
+        remove_hop_by_hop(upstream_response, status == 101 || session.is_upgrade_req());
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Self::CTX,
+    ) -> pingora::Result<()> {
+        if let Ok(id) = HeaderValue::from_str(&ctx.request_id) {
+            upstream_response.insert_header(REQUEST_ID, id)?;
+        }
+        if let Some(route) = ctx.route()
+            && !route.response_edits.is_empty()
+        {
+            let vars = TemplateVars {
+                param_names: ctx.param_names(),
+                params: ctx.params(),
+                client: ctx.client.as_deref(),
+                request_id: &ctx.request_id,
+            };
+            route.response_edits.apply(upstream_response, &vars);
+        }
+        Ok(())
+    }
+
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        _reused: bool,
+        _peer: &HttpPeer,
+        _fd: std::os::unix::io::RawFd,
+        _digest: Option<&pingora::protocols::Digest>,
+        ctx: &mut Self::CTX,
+    ) -> pingora::Result<()> {
+        if let Some(upstream) = self.current_upstream(ctx) {
+            upstream.health.connected();
+        }
+        Ok(())
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut Self::CTX,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        if let Some(upstream) = self.current_upstream(ctx) {
+            upstream.health.connect_failed(now_millis());
+        }
+        let kind = if matches!(e.etype(), ErrorType::ConnectTimedout) {
+            "timeout"
+        } else {
+            "connect"
+        };
+        self.metrics
+            .upstream_error(ctx.route_id(), self.upstream_name(ctx), kind);
+        // Nothing reached the upstream: retrying is safe, within the route's budget.
+        let retry = ctx.retries_left > 0;
+        if retry {
+            ctx.retries_left -= 1;
+        }
+        e.set_retry(retry);
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut Self::CTX,
+        client_reused: bool,
+    ) -> Box<Error> {
+        if std::mem::take(&mut ctx.retrying_status) {
+            return e;
+        }
+        let kind = match e.etype() {
+            ErrorType::ReadTimedout | ErrorType::WriteTimedout => "timeout",
+            _ => "failed",
+        };
+        if *e.esource() == pingora::ErrorSource::Upstream {
+            self.metrics
+                .upstream_error(ctx.route_id(), self.upstream_name(ctx), kind);
+        }
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        // A request already (partly) sent is repeated only when it is idempotent and its body
+        // is still buffered; a stale pooled connection is retried once on a fresh one.
+        if !is_idempotent(session.req_header().method.as_str())
+            || session.as_ref().retry_buffer_truncated()
+        {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        e
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut Self::CTX,
+    ) -> FailToProxy {
+        let kind = ctx.problem.take().or_else(|| errors::classify(e));
+        let Some(kind) = kind else {
+            // The client went away: nobody to answer.
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
+        };
+        if session.response_written().is_none() {
+            let route = ctx.route().map(|r| r.entry.id.clone());
+            let response = LocalResponse::problem(kind, route.as_deref(), &ctx.request_id);
+            if let Err(write_error) =
+                write_local_response(session, response, &ctx.request_id, None).await
+            {
+                tracing::debug!("could not write the error response: {write_error}");
+            }
+        }
+        FailToProxy {
+            error_code: kind.status(),
+            can_reuse_downstream: false,
+        }
+    }
+
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Self::CTX, error: &Error) -> bool {
+        // Upstream failures are counted in metrics; logging each one would put I/O on the hot
+        // path exactly when an upstream is struggling.
+        *error.esource() != pingora::ErrorSource::Internal
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Self::CTX) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        self.metrics.request_done(
+            ctx.route_id(),
+            status,
+            ctx.client.as_deref(),
+            ctx.started.elapsed().as_secs_f64(),
+        );
+    }
+}
+
+impl Gateway {
+    fn current_upstream<'a>(
+        &self,
+        ctx: &'a RequestContext,
+    ) -> Option<&'a crate::upstream::PreparedUpstream> {
+        match &ctx.route()?.action {
+            PreparedAction::Proxy(upstreams) => upstreams.get(ctx.upstream?),
+            _ => None,
+        }
+    }
+
+    fn upstream_name<'a>(&self, ctx: &'a RequestContext) -> &'a str {
+        self.current_upstream(ctx)
+            .map_or("", |u| u.service.as_str())
+    }
+}

@@ -1,0 +1,66 @@
+//! Responses the gateway writes itself: direct responses, redirects, aggregation results and
+//! problem bodies.
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+
+use crate::headers::REQUEST_ID;
+use crate::problem::{PROBLEM_CONTENT_TYPE, ProblemKind, problem_body};
+use crate::rewrite::TemplateVars;
+use crate::table::PreparedRoute;
+
+/// A complete response to write.
+pub struct LocalResponse {
+    /// Status.
+    pub status: u16,
+    /// Headers besides `content-length` and `x-request-id`.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Body.
+    pub body: Bytes,
+}
+
+impl LocalResponse {
+    /// A problem response.
+    pub fn problem(kind: ProblemKind, route: Option<&str>, request_id: &str) -> Self {
+        Self {
+            status: kind.status(),
+            headers: vec![(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+            )],
+            body: Bytes::from(problem_body(kind, route, request_id)),
+        }
+    }
+}
+
+/// Writes `response`, with the route's response edits applied when there is a route.
+pub async fn write_local_response(
+    session: &mut Session,
+    response: LocalResponse,
+    request_id: &str,
+    route: Option<(&PreparedRoute, &TemplateVars<'_>)>,
+) -> pingora::Result<()> {
+    let mut header = ResponseHeader::build(response.status, Some(response.headers.len() + 2))?;
+    for (name, value) in response.headers {
+        header.append_header(name, value)?;
+    }
+    header.insert_header(http::header::CONTENT_LENGTH, response.body.len())?;
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        header.insert_header(REQUEST_ID, id)?;
+    }
+    if let Some((route, vars)) = route {
+        route.response_edits.apply(&mut header, vars);
+    }
+    let head_only = session.req_header().method == http::Method::HEAD || response.body.is_empty();
+    session
+        .write_response_header(Box::new(header), head_only)
+        .await?;
+    if !head_only {
+        session
+            .write_response_body(Some(response.body), true)
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,229 @@
+//! Prometheus metrics of the data plane, served on the admin listener's `/metrics`.
+
+use std::sync::Mutex;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of a served request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Route id, or `none` when no route matched.
+    pub route: String,
+    /// `2xx`, `3xx`, `4xx`, `5xx` (or `1xx`, `0xx` for a dropped connection).
+    pub status_class: String,
+    /// Calling client's name, or `anonymous`.
+    pub client: String,
+}
+
+/// Labels of a per-route latency.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// Route id, or `none`.
+    pub route: String,
+}
+
+/// Labels of an upstream failure.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamErrorLabels {
+    /// Route id.
+    pub route: String,
+    /// Upstream service name, or empty when none could be chosen.
+    pub upstream: String,
+    /// `connect`, `timeout`, `failed`, `no_healthy_upstream` or `retried_status`.
+    pub kind: String,
+}
+
+/// Labels of a reload attempt.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// `ok` or `failed`.
+    pub result: String,
+}
+
+/// Labels of the loaded table's info metric.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TableLabels {
+    /// `sha256:…` of the canonical table.
+    pub digest: String,
+    /// Kind of the source resource.
+    pub kind: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+}
+
+/// Every metric of the proxy.
+pub struct ProxyMetrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram>,
+    upstream_errors: Family<UpstreamErrorLabels, Counter>,
+    reloads: Family<ReloadLabels, Counter>,
+    table_info: Family<TableLabels, Gauge>,
+    table_generation: Gauge,
+    table_routes: Gauge,
+    in_flight: Gauge,
+    current_table: Mutex<Option<TableLabels>>,
+}
+
+impl Default for ProxyMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ProxyMetrics {
+    /// Registers every metric under the `gatehouse_` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("gatehouse");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests served, by route, status class and client",
+            requests.clone(),
+        );
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(exponential_buckets(0.0005, 2.0, 16))) as fn() -> Histogram,
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time from request start to the end of the response, by route",
+            latency.clone(),
+        );
+        let upstream_errors = Family::<UpstreamErrorLabels, Counter>::default();
+        registry.register(
+            "upstream_errors",
+            "Upstream attempts that failed, by route, upstream and kind",
+            upstream_errors.clone(),
+        );
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "route_table_reloads",
+            "Route table loads, by result (ok, failed)",
+            reloads.clone(),
+        );
+        let table_info = Family::<TableLabels, Gauge>::default();
+        registry.register(
+            "route_table_info",
+            "The loaded route table (value 1): its digest and source resource",
+            table_info.clone(),
+        );
+        let table_generation = Gauge::default();
+        registry.register(
+            "route_table_generation",
+            "Number of route tables loaded since start",
+            table_generation.clone(),
+        );
+        let table_routes = Gauge::default();
+        registry.register(
+            "route_table_routes",
+            "Routes in the loaded route table",
+            table_routes.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "in_flight_requests",
+            "Requests being served now",
+            in_flight.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            upstream_errors,
+            reloads,
+            table_info,
+            table_generation,
+            table_routes,
+            in_flight,
+            current_table: Mutex::new(None),
+        }
+    }
+
+    /// Counts a finished request and its latency.
+    pub fn request_done(&self, route: &str, status: u16, client: Option<&str>, seconds: f64) {
+        let class = match status / 100 {
+            1 => "1xx",
+            2 => "2xx",
+            3 => "3xx",
+            4 => "4xx",
+            5 => "5xx",
+            _ => "0xx",
+        };
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.to_owned(),
+                status_class: class.to_owned(),
+                client: client.unwrap_or("anonymous").to_owned(),
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    /// Counts a failed upstream attempt.
+    pub fn upstream_error(&self, route: &str, upstream: &str, kind: &str) {
+        self.upstream_errors
+            .get_or_create(&UpstreamErrorLabels {
+                route: route.to_owned(),
+                upstream: upstream.to_owned(),
+                kind: kind.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a reload attempt.
+    pub fn reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.reloads
+            .get_or_create(&ReloadLabels {
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Publishes the loaded table's identity.
+    pub fn table_loaded(&self, labels: TableLabels, generation: u64, routes: usize) {
+        let mut current = self
+            .current_table
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(previous) = current.take() {
+            self.table_info.remove(&previous);
+        }
+        self.table_info.get_or_create(&labels).set(1);
+        *current = Some(labels);
+        self.table_generation
+            .set(i64::try_from(generation).unwrap_or(i64::MAX));
+        self.table_routes
+            .set(i64::try_from(routes).unwrap_or(i64::MAX));
+    }
+
+    /// One more request in flight.
+    pub fn request_started(&self) {
+        self.in_flight.inc();
+    }
+
+    /// One request less in flight.
+    pub fn request_finished(&self) {
+        self.in_flight.dec();
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

@@ -1,0 +1,152 @@
+//! Assembles and runs the Pingora server: the proxy listener, the admin listener, and a
+//! graceful shutdown that ends as soon as in-flight requests are done (at the latest after
+//! the grace period).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use pingora::apps::http_app::HttpServer;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora::services::listening::Service;
+
+use crate::admin::AdminApp;
+use crate::aggregate::AggregateRuntime;
+use crate::gateway::Gateway;
+use crate::metrics::ProxyMetrics;
+use crate::reload::TableStore;
+
+/// How the server runs.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Proxy listen address.
+    pub listen: String,
+    /// Admin listen address.
+    pub admin: String,
+    /// Proxy worker threads.
+    pub threads: usize,
+    /// Drain time on SIGTERM.
+    pub shutdown_grace: Duration,
+    /// Idle upstream connections kept.
+    pub upstream_pool_size: usize,
+}
+
+/// Everything the services share.
+pub struct Shared {
+    /// The served table.
+    pub store: Arc<TableStore>,
+    /// Metrics.
+    pub metrics: Arc<ProxyMetrics>,
+    /// Aggregation runtime.
+    pub aggregate: Arc<AggregateRuntime>,
+}
+
+/// Runs until SIGTERM (graceful) or SIGINT (immediate).
+pub fn run(options: &ServerOptions, shared: Shared) {
+    let grace_seconds = options.shutdown_grace.as_secs();
+    let conf = ServerConf {
+        threads: options.threads.max(1),
+        // Single-threaded runtimes per worker avoid cross-thread wakeups on the hot path.
+        work_stealing: false,
+        upstream_keepalive_pool_size: options.upstream_pool_size,
+        grace_period_seconds: Some(grace_seconds),
+        graceful_shutdown_timeout_seconds: Some(1),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let draining = Arc::new(AtomicBool::new(false));
+
+    let gateway = Gateway::new(
+        shared.store.clone(),
+        shared.metrics.clone(),
+        shared.aggregate.clone(),
+        in_flight.clone(),
+    );
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        gateway,
+        "gatehouse proxy",
+    );
+    proxy.add_tcp(&options.listen);
+    server.add_service(proxy);
+
+    let admin = AdminApp::new(shared.store, shared.metrics, draining.clone());
+    let mut admin_service = Service::new("gatehouse admin".to_owned(), HttpServer::new_app(admin));
+    admin_service.threads = Some(1);
+    admin_service.add_tcp(&options.admin);
+    server.add_service(admin_service);
+
+    server.run(RunArgs {
+        shutdown_signal: Box::new(DrainOnTerm {
+            draining,
+            in_flight,
+            grace: options.shutdown_grace,
+        }),
+    });
+}
+
+/// Turns SIGTERM into a graceful shutdown that exits once nothing is in flight.
+struct DrainOnTerm {
+    draining: Arc<AtomicBool>,
+    in_flight: Arc<AtomicUsize>,
+    grace: Duration,
+}
+
+/// How long the in-flight count must stay at zero before the process exits: covers a
+/// connection accepted just before the listeners closed whose request is still being read.
+const SETTLE: Duration = Duration::from_millis(200);
+
+#[async_trait]
+impl ShutdownSignalWatch for DrainOnTerm {
+    async fn recv(&self) -> ShutdownSignal {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int), Ok(mut quit)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::quit()),
+        ) else {
+            tracing::error!("cannot install signal handlers; waiting forever");
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = int.recv() => return ShutdownSignal::FastShutdown,
+            _ = term.recv() => {},
+            _ = quit.recv() => {},
+        }
+        self.draining.store(true, Ordering::Release);
+        tracing::info!(
+            in_flight = self.in_flight.load(Ordering::Acquire),
+            grace_seconds = self.grace.as_secs(),
+            "shutdown requested: no new connections, draining in-flight requests"
+        );
+        let in_flight = self.in_flight.clone();
+        let deadline = Instant::now() + self.grace;
+        // Pingora sleeps the whole grace period after a graceful shutdown; exit as soon as
+        // the last request finished instead.
+        let spawned = std::thread::Builder::new()
+            .name("drain-watch".to_owned())
+            .spawn(move || {
+                let mut idle_since: Option<Instant> = None;
+                while Instant::now() < deadline {
+                    if in_flight.load(Ordering::Acquire) == 0 {
+                        let since = *idle_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= SETTLE {
+                            tracing::info!("drained: exiting");
+                            std::process::exit(0);
+                        }
+                    } else {
+                        idle_since = None;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("cannot watch the drain, waiting the full grace period: {e}");
+        }
+        ShutdownSignal::GracefulTerminate
+    }
+}

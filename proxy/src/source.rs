@@ -1,0 +1,226 @@
+//! Where route tables come from: a RouteTable JSON file (`--routes`, in Kubernetes a mounted
+//! ConfigMap) or a folder of Gateway/EdgeService/Aggregator YAML compiled here (`--from`).
+//!
+//! Files are always opened by path, so a kubelet update — which swaps the volume's `..data`
+//! symlink to a new timestamped directory — is seen as new content at the same path.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use gatehouse_api::compile::CompileContext;
+use gatehouse_api::naming::proxy_name;
+use gatehouse_api::resource::{ReadError, Resource};
+use gatehouse_api::route_table::{FORMAT, RouteTable, TableError, TableSource};
+use gatehouse_api::validate::{Problem, check_table, join};
+
+/// Where the proxy reads its table.
+#[derive(Clone, Debug)]
+pub enum TableOrigin {
+    /// A RouteTable JSON file.
+    File(PathBuf),
+    /// A folder of resource YAML files (`*.yaml`, `*.yml`), compiled and merged.
+    Folder(PathBuf),
+}
+
+/// The raw content of the origin at one moment; equal snapshots give equal tables.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    files: Vec<(PathBuf, Vec<u8>)>,
+}
+
+/// A cheap summary of the origin's files (identity, size, modification time) used to notice
+/// changes without reading contents every poll.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Fingerprint(Vec<(PathBuf, u64, u64, u64, i64, i64)>);
+
+/// Why a table could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The table file was refused.
+    #[error("{path}: {source}")]
+    Table {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: TableError,
+    },
+    /// A resource file was refused.
+    #[error("{path}: {source}")]
+    Resource {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: ReadError,
+    },
+    /// A resource does not compile.
+    #[error("{resource} is not accepted: {}", join(.problems))]
+    Compile {
+        /// `Kind/name`.
+        resource: String,
+        /// What is wrong.
+        problems: Vec<Problem>,
+    },
+    /// The merged table is inconsistent.
+    #[error("merged table is inconsistent: {}", join(.0))]
+    Merged(Vec<Problem>),
+    /// The folder holds no resource.
+    #[error("{0} holds no Gateway, EdgeService or Aggregator (*.yaml, *.yml)")]
+    Empty(PathBuf),
+}
+
+impl TableOrigin {
+    /// The files the origin consists of now, sorted.
+    fn files(&self) -> Result<Vec<PathBuf>, LoadError> {
+        match self {
+            Self::File(path) => Ok(vec![path.clone()]),
+            Self::Folder(dir) => {
+                let entries = fs::read_dir(dir).map_err(|source| LoadError::Io {
+                    path: dir.clone(),
+                    source,
+                })?;
+                let mut files: Vec<PathBuf> = entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        let yaml = p.extension().is_some_and(|e| e == "yaml" || e == "yml");
+                        // Skips the kubelet's `..data`-style entries and editor temp files.
+                        let hidden = p
+                            .file_name()
+                            .and_then(|n| n.to_str())
+                            .is_none_or(|n| n.starts_with('.'));
+                        yaml && !hidden && p.is_file()
+                    })
+                    .collect();
+                files.sort();
+                Ok(files)
+            }
+        }
+    }
+
+    /// Identity, size and modification time of each file (following symlinks).
+    pub fn fingerprint(&self) -> Result<Fingerprint, LoadError> {
+        let mut entries = Vec::new();
+        for path in self.files()? {
+            let meta = fs::metadata(&path).map_err(|source| LoadError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            entries.push((
+                path,
+                meta.dev(),
+                meta.ino(),
+                meta.len(),
+                meta.mtime(),
+                meta.mtime_nsec(),
+            ));
+        }
+        Ok(Fingerprint(entries))
+    }
+
+    /// Reads every file.
+    pub fn snapshot(&self) -> Result<Snapshot, LoadError> {
+        let mut files = Vec::new();
+        for path in self.files()? {
+            let bytes = fs::read(&path).map_err(|source| LoadError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            files.push((path, bytes));
+        }
+        Ok(Snapshot { files })
+    }
+
+    /// Parses and checks a snapshot into a table.
+    pub fn table(&self, snapshot: &Snapshot) -> Result<RouteTable, LoadError> {
+        match self {
+            Self::File(path) => {
+                let bytes = snapshot
+                    .files
+                    .first()
+                    .map_or(&[][..], |(_, b)| b.as_slice());
+                RouteTable::from_bytes(bytes).map_err(|source| LoadError::Table {
+                    path: path.clone(),
+                    source,
+                })
+            }
+            Self::Folder(dir) => compile_folder(dir, snapshot),
+        }
+    }
+}
+
+/// Compiles every resource of the folder. One resource: its table as the operator would
+/// write it. Several: one table serving all their routes, each route id prefixed with the
+/// name of the proxy the operator would make for its resource (`public-gateway/v1/product`).
+fn compile_folder(dir: &Path, snapshot: &Snapshot) -> Result<RouteTable, LoadError> {
+    let mut resources = Vec::new();
+    for (path, bytes) in &snapshot.files {
+        let text = String::from_utf8_lossy(bytes);
+        let read = Resource::from_yaml(&text).map_err(|source| LoadError::Resource {
+            path: path.clone(),
+            source,
+        })?;
+        resources.extend(read);
+    }
+    let context = CompileContext::default();
+    let mut tables = Vec::new();
+    for resource in &resources {
+        let table = resource
+            .compile(&context)
+            .map_err(|problems| LoadError::Compile {
+                resource: format!("{} {}", resource.kind().as_str(), resource.name()),
+                problems,
+            })?;
+        tables.push((proxy_name(resource.kind(), resource.name()), table));
+    }
+    match tables.len() {
+        0 => Err(LoadError::Empty(dir.to_path_buf())),
+        1 => Ok(tables.remove(0).1),
+        _ => merge_tables(dir, tables),
+    }
+}
+
+fn merge_tables(dir: &Path, tables: Vec<(String, RouteTable)>) -> Result<RouteTable, LoadError> {
+    let mut merged = RouteTable {
+        format: FORMAT.to_owned(),
+        source: TableSource {
+            kind: "Standalone".to_owned(),
+            namespace: tables
+                .first()
+                .map(|(_, t)| t.source.namespace.clone())
+                .unwrap_or_default(),
+            name: dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("standalone")
+                .to_owned(),
+            generation: None,
+        },
+        edge_client: None,
+        clients: Vec::new(),
+        routes: Vec::new(),
+    };
+    for (prefix, table) in tables {
+        for client in table.clients {
+            if !merged.clients.iter().any(|c| c.name == client.name) {
+                merged.clients.push(client);
+            }
+        }
+        for mut route in table.routes {
+            route.id = format!("{prefix}/{}", route.id);
+            merged.routes.push(route);
+        }
+    }
+    merged.clients.sort_by(|a, b| a.name.cmp(&b.name));
+    merged.routes.sort_by(|a, b| a.id.cmp(&b.id));
+    check_table(&merged).map_err(LoadError::Merged)?;
+    Ok(merged)
+}

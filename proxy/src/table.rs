@@ -1,0 +1,250 @@
+//! A loaded route table: the parsed [`RouteTable`] plus everything a request needs prepared —
+//! the router, parsed templates, resolved upstream addresses. Built off the request path and
+//! never changed afterwards; a reload builds a new one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use gatehouse_api::route_table::{Action, PathKind, RouteEntry, RouteTable, TableSource};
+use gatehouse_api::template::Template;
+use http::HeaderValue;
+
+use crate::headers::{EditError, PreparedEdits};
+use crate::rewrite::PathRewrite;
+use crate::router::Router;
+use crate::upstream::{HealthBook, PreparedUpstream, Resolver};
+
+/// Methods a retry may repeat (RFC 9110 idempotent methods, as the CRD documents).
+const IDEMPOTENT: [&str; 5] = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"];
+
+/// True when `method` may be retried.
+pub fn is_idempotent(method: &str) -> bool {
+    IDEMPOTENT.contains(&method)
+}
+
+/// A table ready to serve.
+#[derive(Debug)]
+pub struct LoadedTable {
+    /// `sha256:…` of the canonical table bytes (what the operator reports).
+    pub digest: String,
+    /// Loads since the process started, this one included.
+    pub generation: u64,
+    /// The resource the table was compiled from.
+    pub source: TableSource,
+    /// For an EdgeService, the client every request comes from.
+    pub edge_client: Option<String>,
+    /// The route index.
+    pub router: Router,
+    /// Prepared routes, same order as the table's.
+    pub routes: Vec<PreparedRoute>,
+}
+
+/// One route, prepared.
+#[derive(Debug)]
+pub struct PreparedRoute {
+    /// The route as the table has it (aggregation reads its plan from here).
+    pub entry: RouteEntry,
+    /// What a matched request gets.
+    pub action: PreparedAction,
+    /// Edits to the request before it goes upstream.
+    pub request_edits: PreparedEdits,
+    /// Edits to the response before it goes to the client.
+    pub response_edits: PreparedEdits,
+    /// Connect and read timeout of each upstream attempt.
+    pub timeout: Duration,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+}
+
+/// When a proxied request is tried again.
+#[derive(Clone, Debug, Default)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub attempts: u32,
+    /// Upstream statuses that are retried.
+    pub statuses: Vec<u16>,
+}
+
+/// A route's action, prepared.
+#[derive(Debug)]
+pub enum PreparedAction {
+    /// Proxy to one of these upstreams.
+    Proxy(Vec<PreparedUpstream>),
+    /// Run the route's aggregation plan (`entry.action`).
+    Aggregate,
+    /// Redirect.
+    Redirect {
+        /// Target scheme; absent keeps the request's.
+        scheme: Option<String>,
+        /// Target host; absent keeps the request's.
+        host: Option<String>,
+        /// Target port; absent keeps the request's.
+        port: Option<u16>,
+        /// Target path template; absent keeps the request's path.
+        path: Option<Template>,
+        /// 301, 302, 303, 307 or 308.
+        status: u16,
+    },
+    /// Answer directly.
+    Respond {
+        /// Status.
+        status: u16,
+        /// `Content-Type`.
+        content_type: HeaderValue,
+        /// Body.
+        body: Bytes,
+    },
+}
+
+/// Why a checked table still could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A header edit is not a valid header.
+    #[error("route {route}: {source}")]
+    Edit {
+        /// Route id.
+        route: String,
+        /// What is wrong.
+        source: EditError,
+    },
+    /// A template does not parse.
+    #[error("route {route}: {message}")]
+    Template {
+        /// Route id.
+        route: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A content type is not a valid header value.
+    #[error("route {route}: content type {content_type:?} is not a valid header value")]
+    ContentType {
+        /// Route id.
+        route: String,
+        /// The value.
+        content_type: String,
+    },
+}
+
+/// What building needs besides the table.
+pub struct BuildContext<'a> {
+    /// Upstream address resolution.
+    pub resolver: &'a Resolver,
+    /// Shared passive health records.
+    pub health: &'a HealthBook,
+}
+
+impl LoadedTable {
+    /// Prepares a checked table. Resolves upstream addresses (blocking DNS): call it off the
+    /// request path. An unresolvable upstream is kept, marked unusable, and reported through
+    /// `unresolved`.
+    pub fn build(
+        table: RouteTable,
+        generation: u64,
+        context: &BuildContext<'_>,
+        unresolved: &mut Vec<String>,
+    ) -> Result<Self, BuildError> {
+        let digest = table.digest();
+        let router = Router::build(&table);
+        let mut routes = Vec::with_capacity(table.routes.len());
+        for entry in &table.routes {
+            routes.push(prepare_route(entry.clone(), context, unresolved)?);
+        }
+        Ok(Self {
+            digest,
+            generation,
+            source: table.source,
+            edge_client: table.edge_client,
+            router,
+            routes,
+        })
+    }
+}
+
+fn prepare_route(
+    entry: RouteEntry,
+    context: &BuildContext<'_>,
+    unresolved: &mut Vec<String>,
+) -> Result<PreparedRoute, BuildError> {
+    let edit_error = |source| BuildError::Edit {
+        route: entry.id.clone(),
+        source,
+    };
+    let template_error = |message| BuildError::Template {
+        route: entry.id.clone(),
+        message,
+    };
+    let action = match &entry.action {
+        Action::Proxy { upstreams } => PreparedAction::Proxy(
+            upstreams
+                .iter()
+                .map(|upstream| {
+                    let address = match context.resolver.resolve(upstream) {
+                        Ok(address) => Some(address),
+                        Err(reason) => {
+                            unresolved.push(format!(
+                                "route {}: upstream {}:{} does not resolve: {reason}",
+                                entry.id, upstream.host, upstream.port
+                            ));
+                            None
+                        }
+                    };
+                    PreparedUpstream {
+                        service: upstream.service.clone(),
+                        health: address.map(|a| context.health.get(a)).unwrap_or_default(),
+                        address,
+                        authority: format!("{}:{}", upstream.host, upstream.port),
+                        weight: upstream.weight,
+                        rewrite: PathRewrite::for_upstream(
+                            upstream.path.as_deref(),
+                            &entry.path,
+                            entry.contract.as_deref(),
+                            entry.path_kind == PathKind::Prefix,
+                        ),
+                    }
+                })
+                .collect(),
+        ),
+        Action::Aggregate(_) => PreparedAction::Aggregate,
+        Action::Redirect(redirect) => PreparedAction::Redirect {
+            scheme: redirect.scheme.clone(),
+            host: redirect.host.clone(),
+            port: redirect.port,
+            path: redirect
+                .path
+                .as_deref()
+                .map(Template::parse)
+                .transpose()
+                .map_err(template_error)?,
+            status: redirect.status,
+        },
+        Action::Respond(respond) => PreparedAction::Respond {
+            status: respond.status,
+            content_type: HeaderValue::from_str(&respond.content_type).map_err(|_| {
+                BuildError::ContentType {
+                    route: entry.id.clone(),
+                    content_type: respond.content_type.clone(),
+                }
+            })?,
+            body: Bytes::from(respond.body.clone().unwrap_or_default()),
+        },
+    };
+    Ok(PreparedRoute {
+        request_edits: PreparedEdits::prepare(&entry.request_headers).map_err(edit_error)?,
+        response_edits: PreparedEdits::prepare(&entry.response_headers).map_err(edit_error)?,
+        timeout: Duration::from_millis(entry.timeout_ms.max(1)),
+        retry: entry
+            .retries
+            .as_ref()
+            .map(|r| RetryPolicy {
+                attempts: r.attempts,
+                statuses: r.statuses.clone(),
+            })
+            .unwrap_or_default(),
+        action,
+        entry,
+    })
+}
+
+/// A table shared between requests: cloning is cheap.
+pub type SharedTable = Arc<LoadedTable>;
