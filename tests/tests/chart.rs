@@ -1,7 +1,8 @@
 //! The Helm chart `charts/gatehouse` rendered by a real `helm` binary: `helm lint --strict`, golden
 //! `helm template` cases, and checks on the parsed objects (RBAC, images, pod security, CRDs, the
-//! values schema). `helm` comes from env HELM or PATH (`charts/install-helm.sh` installs one);
-//! `kubernetes-validate` from env KUBERNETES_VALIDATE or PATH. A missing tool skips these tests,
+//! values schema), and the Dockerfiles of the images it deploys. `helm`, `kubernetes-validate` and
+//! `hadolint` come from env HELM, KUBERNETES_VALIDATE, HADOLINT or PATH
+//! (`charts/install-chart-tools.sh DIR` installs all three). A missing tool skips these tests,
 //! unless CI or GATEHOUSE_REQUIRE_HELM=1 is set: then it fails them. GATEHOUSE_BLESS=1 rewrites the
 //! goldens under charts/gatehouse/tests/golden/.
 #![allow(clippy::unwrap_used)]

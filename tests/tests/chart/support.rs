@@ -125,7 +125,7 @@ pub fn find_tool(name: &str, variable: &str) -> Option<PathBuf> {
         assert!(
             !tool_required(),
             "`{name}` is required (CI or GATEHOUSE_REQUIRE_HELM is set) but is neither in {variable} nor on PATH; \
-             helm: `bash charts/install-helm.sh DIR`; kubernetes-validate: `pip install kubernetes-validate`"
+             `bash charts/install-chart-tools.sh .tools/bin` installs helm, kubernetes-validate and hadolint"
         );
         eprintln!(
             "SKIPPED: `{name}` not found in {variable} or PATH (set GATEHOUSE_REQUIRE_HELM=1 to fail instead)"
