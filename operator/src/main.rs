@@ -104,17 +104,18 @@ fn main() -> ExitCode {
             paths,
             namespace,
             proxy,
-        } => match gatehouse_operator::render::render_paths(&paths, &namespace, &proxy.settings())
-        {
-            Ok(yaml) => {
-                print!("{yaml}");
-                ExitCode::SUCCESS
+        } => {
+            match gatehouse_operator::render::render_paths(&paths, &namespace, &proxy.settings()) {
+                Ok(yaml) => {
+                    print!("{yaml}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("error: nothing rendered:\n{error}");
+                    ExitCode::FAILURE
+                }
             }
-            Err(error) => {
-                eprintln!("error: nothing rendered:\n{error}");
-                ExitCode::FAILURE
-            }
-        },
+        }
         Command::Run {
             namespace,
             proxy,

@@ -118,8 +118,7 @@ pub struct ReconcileTimer {
 
 impl Drop for ReconcileTimer {
     fn drop(&mut self) {
-        self.histogram
-            .observe(self.started.elapsed().as_secs_f64());
+        self.histogram.observe(self.started.elapsed().as_secs_f64());
     }
 }
 
@@ -145,7 +144,9 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("gatehouse_operator_reconcile_duration_seconds_count{kind=\"Gateway\"} 2"),
+            text.contains(
+                "gatehouse_operator_reconcile_duration_seconds_count{kind=\"Gateway\"} 2"
+            ),
             "{text}"
         );
     }

@@ -47,7 +47,11 @@ impl References {
     fn contracts(&mut self, contracts: &[Contract]) {
         for route in contracts.iter().flat_map(|c| &c.routes) {
             route.backend.iter().for_each(|b| self.backend(b));
-            route.backends.iter().flatten().for_each(|b| self.backend(b));
+            route
+                .backends
+                .iter()
+                .flatten()
+                .for_each(|b| self.backend(b));
             if let Some(aggregation) = &route.aggregate {
                 self.aggregation(aggregation);
             }
@@ -75,8 +79,8 @@ mod tests {
     use super::*;
 
     fn example(path: &str) -> Resource {
-        let text = std::fs::read_to_string(format!("{}/../{path}", env!("CARGO_MANIFEST_DIR")))
-            .unwrap();
+        let text =
+            std::fs::read_to_string(format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
         Resource::from_yaml(&text).unwrap().remove(0)
     }
 
@@ -87,7 +91,10 @@ mod tests {
     #[test]
     fn gateway_references_services_of_backend_backends_and_an_aggregator() {
         let references = References::of(&example("examples/gateway/public.yaml"));
-        assert_eq!(references.services, set(&["catalog", "orders", "orders-v2"]));
+        assert_eq!(
+            references.services,
+            set(&["catalog", "orders", "orders-v2"])
+        );
         assert_eq!(references.aggregators, set(&["product-page"]));
     }
 

@@ -1,6 +1,8 @@
 //! The pure build, from the outside: golden manifests for every example (a changed output is a
 //! reviewed diff; `GATEHOUSE_BLESS=1` rewrites them), and the properties every proxy must have.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
 use std::path::{Path, PathBuf};
 
 use gatehouse_api::compile::CompileContext;
@@ -55,7 +57,13 @@ fn objects(resource: &Resource) -> (RouteTable, ProxyObjects) {
 }
 
 fn golden_path(example: &Path) -> PathBuf {
-    let dir = example.parent().unwrap().file_name().unwrap().to_str().unwrap();
+    let dir = example
+        .parent()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap();
     let name = example.file_name().unwrap().to_str().unwrap();
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")
@@ -67,9 +75,12 @@ fn every_example_renders_as_its_golden_file() {
     let bless = std::env::var("GATEHOUSE_BLESS").is_ok_and(|v| v == "1");
     let mut stale = Vec::new();
     for example in examples() {
-        let rendered =
-            render_paths(std::slice::from_ref(&example), "shop", &ProxySettings::default())
-                .unwrap();
+        let rendered = render_paths(
+            std::slice::from_ref(&example),
+            "shop",
+            &ProxySettings::default(),
+        )
+        .unwrap();
         let golden = golden_path(&example);
         if bless {
             std::fs::write(&golden, &rendered).unwrap();
@@ -104,11 +115,24 @@ fn the_render_command_prints_the_golden_output_and_refuses_invalid_input() {
         .output()
         .unwrap();
     assert!(!output.status.success());
-    assert!(output.stdout.is_empty(), "nothing is printed when anything is invalid");
+    assert!(
+        output.stdout.is_empty(),
+        "nothing is printed when anything is invalid"
+    );
     let stderr = String::from_utf8(output.stderr).unwrap();
     let files = std::fs::read_dir(&invalid).unwrap().count();
-    let reported = stderr.lines().filter(|l| l.starts_with("Aggregator ") || l.starts_with("Gateway ") || l.starts_with("EdgeService ")).count();
-    assert!(reported >= files, "every refused resource is reported:\n{stderr}");
+    let reported = stderr
+        .lines()
+        .filter(|l| {
+            l.starts_with("Aggregator ")
+                || l.starts_with("Gateway ")
+                || l.starts_with("EdgeService ")
+        })
+        .count();
+    assert!(
+        reported >= files,
+        "every refused resource is reported:\n{stderr}"
+    );
     assert!(stderr.contains("cycle"), "{stderr}");
 }
 
@@ -116,16 +140,18 @@ fn the_render_command_prints_the_golden_output_and_refuses_invalid_input() {
 fn rendered_config_map_carries_the_compiled_table_byte_for_byte() {
     for example in examples() {
         let resource = read(&example);
-        let yaml = render_resources(std::slice::from_ref(&resource), &ProxySettings::default())
-            .unwrap();
+        let yaml =
+            render_resources(std::slice::from_ref(&resource), &ProxySettings::default()).unwrap();
         let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&yaml).unwrap();
-        let config_map = documents
-            .iter()
-            .find(|d| d["kind"] == "ConfigMap")
-            .unwrap();
+        let config_map = documents.iter().find(|d| d["kind"] == "ConfigMap").unwrap();
         let text = config_map["data"][FILE_NAME].as_str().unwrap();
         let expected = resource.compile(&CompileContext::default()).unwrap();
-        assert_eq!(text.as_bytes(), expected.to_bytes(), "{}", example.display());
+        assert_eq!(
+            text.as_bytes(),
+            expected.to_bytes(),
+            "{}",
+            example.display()
+        );
         let parsed = RouteTable::from_bytes(text.as_bytes()).unwrap();
         assert_eq!(
             config_map["metadata"]["annotations"][build::DIGEST_ANNOTATION],
@@ -157,10 +183,16 @@ fn every_proxy_is_hardened_probed_and_spread() {
         assert_eq!(security.read_only_root_filesystem, Some(true));
         assert_eq!(security.run_as_non_root, Some(true));
         assert_eq!(security.run_as_user, Some(65532));
-        assert_eq!(security.capabilities.unwrap().drop, Some(vec!["ALL".to_owned()]));
+        assert_eq!(
+            security.capabilities.unwrap().drop,
+            Some(vec!["ALL".to_owned()])
+        );
         assert_eq!(security.seccomp_profile.unwrap().type_, "RuntimeDefault");
         let pod_security = pod.security_context.clone().unwrap();
-        assert_eq!(pod_security.seccomp_profile.unwrap().type_, "RuntimeDefault");
+        assert_eq!(
+            pod_security.seccomp_profile.unwrap().type_,
+            "RuntimeDefault"
+        );
         assert_eq!(pod.automount_service_account_token, Some(false));
         assert!(pod.termination_grace_period_seconds.unwrap() > 20);
 
@@ -187,7 +219,10 @@ fn every_proxy_is_hardened_probed_and_spread() {
                 c.topology_key
             })
             .collect();
-        assert_eq!(keys, ["kubernetes.io/hostname", "topology.kubernetes.io/zone"]);
+        assert_eq!(
+            keys,
+            ["kubernetes.io/hostname", "topology.kubernetes.io/zone"]
+        );
 
         let mounts = container.volume_mounts.unwrap();
         let routes = mounts
@@ -230,7 +265,10 @@ fn an_autoscaled_deployment_never_carries_replicas() {
                 let spec = hpa.spec.clone().unwrap();
                 let autoscaling = settings.autoscaling.clone().unwrap();
                 assert_eq!(spec.max_replicas, autoscaling.max_replicas);
-                assert_eq!(spec.scale_target_ref.name, objects.deployment.metadata.name.clone().unwrap());
+                assert_eq!(
+                    spec.scale_target_ref.name,
+                    objects.deployment.metadata.name.clone().unwrap()
+                );
                 let manifest = serde_json::to_value(&objects.deployment).unwrap();
                 assert!(manifest["spec"].get("replicas").is_none());
             }
@@ -240,14 +278,20 @@ fn an_autoscaled_deployment_never_carries_replicas() {
             }
         }
     }
-    assert!(autoscaled >= 2, "the gateway and the edge examples autoscale");
+    assert!(
+        autoscaled >= 2,
+        "the gateway and the edge examples autoscale"
+    );
 }
 
 #[test]
 fn a_disruption_budget_exists_only_when_more_than_one_replica_is_possible() {
     let mut resource = read(&repo().join("examples/aggregator/product-page.yaml"));
     let budget = objects(&resource).1.disruption_budget.unwrap();
-    assert_eq!(budget.spec.unwrap().max_unavailable, Some(IntOrString::Int(1)));
+    assert_eq!(
+        budget.spec.unwrap().max_unavailable,
+        Some(IntOrString::Int(1))
+    );
     let Resource::Aggregator(aggregator) = &mut resource else {
         panic!("not an aggregator")
     };

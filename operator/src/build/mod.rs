@@ -93,11 +93,8 @@ pub fn render(resource: &Resource, table: &RouteTable, settings: &ProxySettings)
             settings,
         )),
         autoscaler: autoscaler::render_autoscaler(&scope, deployment_settings).map(stamp),
-        disruption_budget: disruption_budget::render_disruption_budget(
-            &scope,
-            deployment_settings,
-        )
-        .map(stamp),
+        disruption_budget: disruption_budget::render_disruption_budget(&scope, deployment_settings)
+            .map(stamp),
     }
 }
 

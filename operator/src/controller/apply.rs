@@ -51,7 +51,9 @@ pub async fn apply_objects(
     let name = objects.deployment.name_any();
     match &objects.autoscaler {
         Some(autoscaler) => drop(ensure(client, namespace, autoscaler).await?),
-        None => remove_if_owned::<HorizontalPodAutoscaler>(client, namespace, &name, owner_uid).await?,
+        None => {
+            remove_if_owned::<HorizontalPodAutoscaler>(client, namespace, &name, owner_uid).await?
+        }
     }
     match &objects.disruption_budget {
         Some(budget) => drop(ensure(client, namespace, budget).await?),
@@ -204,8 +206,17 @@ mod tests {
     #[test]
     fn changed_or_removed_fields_are_drift() {
         let desired = json!({"spec": {"ports": [{"port": 80}], "selector": {"a": "b"}}});
-        assert!(!contains(&json!({"spec": {"ports": [{"port": 81}], "selector": {"a": "b"}}}), &desired));
-        assert!(!contains(&json!({"spec": {"ports": [{"port": 80}, {"port": 9}], "selector": {"a": "b"}}}), &desired));
-        assert!(!contains(&json!({"spec": {"ports": [{"port": 80}]}}), &desired));
+        assert!(!contains(
+            &json!({"spec": {"ports": [{"port": 81}], "selector": {"a": "b"}}}),
+            &desired
+        ));
+        assert!(!contains(
+            &json!({"spec": {"ports": [{"port": 80}, {"port": 9}], "selector": {"a": "b"}}}),
+            &desired
+        ));
+        assert!(!contains(
+            &json!({"spec": {"ports": [{"port": 80}]}}),
+            &desired
+        ));
     }
 }

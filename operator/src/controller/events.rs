@@ -15,12 +15,13 @@ pub fn transition_events(
         .conditions
         .iter()
         .filter_map(|condition| {
-            let before = previous
-                .and_then(|p| p.conditions.iter().find(|c| c.type_ == condition.type_));
+            let before =
+                previous.and_then(|p| p.conditions.iter().find(|c| c.type_ == condition.type_));
             if before.is_some_and(|b| b.status == condition.status) {
                 return None;
             }
-            let healthy = condition.status == "True" || (condition.type_ == "Ready" && before.is_none());
+            let healthy =
+                condition.status == "True" || (condition.type_ == "Ready" && before.is_none());
             Some(Event {
                 type_: if healthy {
                     EventType::Normal
@@ -51,7 +52,8 @@ pub fn transition_events(
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+    use k8s_openapi::jiff::Timestamp;
 
     use super::*;
 
@@ -63,7 +65,9 @@ mod tests {
                     type_: (*type_).to_owned(),
                     status: (*status).to_owned(),
                     reason: (*reason).to_owned(),
-                    ..Condition::default()
+                    message: String::new(),
+                    observed_generation: None,
+                    last_transition_time: Time(Timestamp::UNIX_EPOCH),
                 })
                 .collect(),
             ..ProxyStatus::default()
@@ -79,7 +83,10 @@ mod tests {
 
     #[test]
     fn only_flips_make_events() {
-        let first = status(&[("Accepted", "True", "Accepted"), ("Ready", "False", "DeploymentUnavailable")]);
+        let first = status(&[
+            ("Accepted", "True", "Accepted"),
+            ("Ready", "False", "DeploymentUnavailable"),
+        ]);
         assert_eq!(
             summary(&transition_events(None, &first, true)),
             [
@@ -89,7 +96,10 @@ mod tests {
             ]
         );
         assert!(transition_events(Some(&first), &first, false).is_empty());
-        let invalid = status(&[("Accepted", "False", "Invalid"), ("Ready", "False", "DeploymentUnavailable")]);
+        let invalid = status(&[
+            ("Accepted", "False", "Invalid"),
+            ("Ready", "False", "DeploymentUnavailable"),
+        ]);
         assert_eq!(
             summary(&transition_events(Some(&first), &invalid, false)),
             [("Invalid".to_owned(), true)]

@@ -76,20 +76,24 @@ pub async fn reconcile<K: ProxyResource>(
     let missing = found.missing(&references);
 
     let owner_uid = object.meta().uid.as_deref();
-    let (problems, table, deployment, table_written) =
-        match plan(&resource, &found, &ctx.settings) {
-            Ok(plan) => {
-                let applied =
-                    apply_objects(&ctx.client, &namespace, &plan.objects, owner_uid).await?;
-                let deployment = Some(applied.deployment);
-                (Vec::new(), Some(plan.table), deployment, applied.table_written)
-            }
-            Err(problems) => {
-                let name = proxy_name(resource.kind(), resource.name());
-                let deployment = read_deployment(&ctx.client, &namespace, &name).await?;
-                (problems, None, deployment, false)
-            }
-        };
+    let (problems, table, deployment, table_written) = match plan(&resource, &found, &ctx.settings)
+    {
+        Ok(plan) => {
+            let applied = apply_objects(&ctx.client, &namespace, &plan.objects, owner_uid).await?;
+            let deployment = Some(applied.deployment);
+            (
+                Vec::new(),
+                Some(plan.table),
+                deployment,
+                applied.table_written,
+            )
+        }
+        Err(problems) => {
+            let name = proxy_name(resource.kind(), resource.name());
+            let deployment = read_deployment(&ctx.client, &namespace, &name).await?;
+            (problems, None, deployment, false)
+        }
+    };
 
     let address = service_address(&resource, &ctx.settings);
     let seen = Observation {

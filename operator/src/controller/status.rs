@@ -227,7 +227,11 @@ pub fn compute_status(
         observed_generation: seen.generation,
         conditions,
         replicas: Some(deployment_status.and_then(|s| s.replicas).unwrap_or(0)),
-        ready_replicas: Some(deployment_status.and_then(|s| s.ready_replicas).unwrap_or(0)),
+        ready_replicas: Some(
+            deployment_status
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0),
+        ),
         address: Some(seen.address.to_owned()),
         routes,
         route_table_digest,
