@@ -2,6 +2,8 @@
 //! the router, parsed templates, resolved upstream addresses. Built off the request path and
 //! never changed afterwards; a reload builds a new one.
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -147,8 +149,14 @@ impl LoadedTable {
         let digest = table.digest();
         let router = Router::build(&table);
         let mut routes = Vec::with_capacity(table.routes.len());
+        let mut addresses = AddressMemo::default();
         for entry in &table.routes {
-            routes.push(prepare_route(entry.clone(), context, unresolved)?);
+            routes.push(prepare_route(
+                entry.clone(),
+                context,
+                &mut addresses,
+                unresolved,
+            )?);
         }
         Ok(Self {
             digest,
@@ -161,9 +169,14 @@ impl LoadedTable {
     }
 }
 
+/// Resolutions done during one build: each (service, host, port) is looked up once, however
+/// many routes use it.
+type AddressMemo = HashMap<(String, String, u16), Result<SocketAddr, String>>;
+
 fn prepare_route(
     entry: RouteEntry,
     context: &BuildContext<'_>,
+    addresses: &mut AddressMemo,
     unresolved: &mut Vec<String>,
 ) -> Result<PreparedRoute, BuildError> {
     let edit_error = |source| BuildError::Edit {
@@ -179,7 +192,16 @@ fn prepare_route(
             upstreams
                 .iter()
                 .map(|upstream| {
-                    let address = match context.resolver.resolve(upstream) {
+                    let key = (
+                        upstream.service.clone(),
+                        upstream.host.clone(),
+                        upstream.port,
+                    );
+                    let resolved = addresses
+                        .entry(key)
+                        .or_insert_with(|| context.resolver.resolve(upstream))
+                        .clone();
+                    let address = match resolved {
                         Ok(address) => Some(address),
                         Err(reason) => {
                             unresolved.push(format!(

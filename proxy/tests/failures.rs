@@ -1,4 +1,5 @@
 //! Failure handling through the real proxy: retries, and the 404/502/503/504 problem bodies.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -26,7 +27,7 @@ async fn fails_once() -> Upstream {
     Upstream::start(Arc::new(move |_seen: SeenRequest| {
         let n = calls.fetch_add(1, Ordering::SeqCst);
         Box::pin(async move {
-            if n % 2 == 0 {
+            if n.is_multiple_of(2) {
                 full(503, "busy")
             } else {
                 full(200, "ok")
@@ -38,7 +39,10 @@ async fn fails_once() -> Upstream {
 
 fn problem_of(reply: &Reply, status: u16, route: &str) {
     assert_eq!(reply.status, status, "{}", reply.text());
-    assert_eq!(reply.header("content-type"), Some("application/problem+json"));
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json")
+    );
     let body = reply.json();
     assert_eq!(body["status"], status);
     assert_eq!(body["route"], route);
@@ -52,7 +56,12 @@ async fn retries_statuses_for_idempotent_methods_only() {
     let flaky = fails_once().await;
     let (proxy, _dir) = serve(
         vec![with_retries(
-            proxy("v1/flaky", PathKind::Prefix, "/v1/flaky", vec![upstream("flaky", flaky.port(), None, 1)]),
+            proxy(
+                "v1/flaky",
+                PathKind::Prefix,
+                "/v1/flaky",
+                vec![upstream("flaky", flaky.port(), None, 1)],
+            ),
             1,
             &[503],
         )],
@@ -64,7 +73,9 @@ async fn retries_statuses_for_idempotent_methods_only() {
     assert_eq!(flaky.requests().len(), 2);
 
     // POST is not idempotent: the 503 goes to the client as is, and the upstream saw it once.
-    let post = request("POST", "/v1/flaky").body(Full::new(Bytes::from("x"))).unwrap();
+    let post = request("POST", "/v1/flaky")
+        .body(Full::new(Bytes::from("x")))
+        .unwrap();
     let reply = proxy.send(post).await;
     assert_eq!((reply.status, reply.text().as_str()), (503, "busy"));
     assert_eq!(flaky.requests().len(), 3);
@@ -85,7 +96,10 @@ async fn retries_connect_failures_on_another_upstream() {
                 "v1/pair",
                 PathKind::Prefix,
                 "/v1/pair",
-                vec![upstream("refused", refused, None, 1), upstream("good", good.port(), None, 1)],
+                vec![
+                    upstream("refused", refused, None, 1),
+                    upstream("good", good.port(), None, 1),
+                ],
             ),
             1,
             &[],
@@ -104,7 +118,12 @@ async fn retries_connect_failures_on_another_upstream() {
 async fn refused_then_ejected_upstream_gives_502_then_503() {
     let refused = free_port();
     let (proxy, _dir) = serve(
-        vec![proxy("v1/down", PathKind::Prefix, "/v1/down", vec![upstream("down", refused, None, 1)])],
+        vec![proxy(
+            "v1/down",
+            PathKind::Prefix,
+            "/v1/down",
+            vec![upstream("down", refused, None, 1)],
+        )],
         "502-503",
     )
     .await;
@@ -117,8 +136,20 @@ async fn refused_then_ejected_upstream_gives_502_then_503() {
     problem_of(&reply, 503, "v1/down");
     assert_eq!(reply.json()["title"], "No healthy upstream");
     let metrics = proxy.metrics().await;
-    assert!(metrics.contains(r#"gatehouse_upstream_errors_total{route="v1/down",upstream="down",kind="connect"} 3"#), "{metrics}");
-    assert!(metrics.contains(r#"gatehouse_requests_total{route="v1/down",status_class="5xx",client="anonymous"} 4"#), "{metrics}");
+    assert!(
+        metrics.contains(
+            r#"gatehouse_upstream_errors_total{route="v1/down",upstream="down",kind="connect"} 3"#
+        ),
+        "{metrics}"
+    );
+    // Requests are counted when their logging phase ends, just after the response is sent.
+    proxy
+        .wait_for("/metrics", |r| {
+            r.text().contains(
+                r#"gatehouse_requests_total{route="v1/down",status_class="5xx",client="anonymous"} 4"#,
+            )
+        })
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -135,7 +166,12 @@ async fn slow_upstream_gives_504() {
     .await;
     let (proxy, _dir) = serve(
         vec![with_timeout(
-            proxy("v1/slow", PathKind::Prefix, "/v1/slow", vec![upstream("slow", slow.port(), None, 1)]),
+            proxy(
+                "v1/slow",
+                PathKind::Prefix,
+                "/v1/slow",
+                vec![upstream("slow", slow.port(), None, 1)],
+            ),
             300,
         )],
         "504",

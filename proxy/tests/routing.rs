@@ -1,5 +1,6 @@
 //! Routing through the real proxy: match kinds, precedence, rewrites, header edits,
 //! redirects, direct responses, weights and the aggregation seam.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -8,12 +9,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use common::tables::*;
 use common::*;
-use gatehouse_api::route_table::{
-    Action, AggregatePlan, PathKind, RedirectAction, ValueCondition,
-};
+use gatehouse_api::route_table::{Action, AggregatePlan, PathKind, RedirectAction, ValueCondition};
 use http_body_util::Full;
 
-async fn serve(routes: Vec<gatehouse_api::route_table::RouteEntry>, name: &str) -> (Proxy, std::path::PathBuf) {
+async fn serve(
+    routes: Vec<gatehouse_api::route_table::RouteEntry>,
+    name: &str,
+) -> (Proxy, std::path::PathBuf) {
     let dir = temp_dir(name);
     let file = dir.join("routes.json");
     std::fs::write(&file, bytes(routes)).unwrap();
@@ -57,20 +59,40 @@ async fn match_kinds_and_precedence() {
         assert_eq!(reply.status, 200, "{}", reply.text());
         reply.text()
     };
-    assert_eq!(served(proxy.send(get("/v1/products/new")).await), "v1/new-product");
-    assert_eq!(served(proxy.send(get("/v1/products/42")).await), "v1/product");
-    assert_eq!(served(proxy.send(get("/v1/products/42/reviews")).await), "v1/products");
+    assert_eq!(
+        served(proxy.send(get("/v1/products/new")).await),
+        "v1/new-product"
+    );
+    assert_eq!(
+        served(proxy.send(get("/v1/products/42")).await),
+        "v1/product"
+    );
+    assert_eq!(
+        served(proxy.send(get("/v1/products/42/reviews")).await),
+        "v1/products"
+    );
     assert_eq!(served(proxy.send(get("/v1/products")).await), "v1/products");
-    assert_eq!(served(proxy.send(get("/v1/productsx")).await), "v1/everything");
-    let post = request("POST", "/v1/products/42").body(Full::new(Bytes::new())).unwrap();
+    assert_eq!(
+        served(proxy.send(get("/v1/productsx")).await),
+        "v1/everything"
+    );
+    let post = request("POST", "/v1/products/42")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
     assert_eq!(served(proxy.send(post).await), "v1/post-only");
     let beta = request("GET", "/v1/products/42")
         .header("x-beta", "on")
         .body(Full::new(Bytes::new()))
         .unwrap();
     assert_eq!(served(proxy.send(beta).await), "v1/beta");
-    assert_eq!(served(proxy.send(get("/v1/search?lang=en")).await), "v1/search-en");
-    assert_eq!(served(proxy.send(get("/v1/search?lang=de")).await), "v1/search");
+    assert_eq!(
+        served(proxy.send(get("/v1/search?lang=en")).await),
+        "v1/search-en"
+    );
+    assert_eq!(
+        served(proxy.send(get("/v1/search?lang=de")).await),
+        "v1/search"
+    );
     let hosted = hyper::Request::builder()
         .uri("/v1/anything")
         .header("host", "eu.shop.test:8080")
@@ -82,10 +104,16 @@ async fn match_kinds_and_precedence() {
 
     let missing = proxy.send(get("/v2/products")).await;
     assert_eq!(missing.status, 404);
-    assert_eq!(missing.header("content-type"), Some("application/problem+json"));
+    assert_eq!(
+        missing.header("content-type"),
+        Some("application/problem+json")
+    );
     let problem = missing.json();
     assert_eq!(problem["status"], 404);
-    assert_eq!(problem["requestId"], missing.header("x-request-id").unwrap());
+    assert_eq!(
+        problem["requestId"],
+        missing.header("x-request-id").unwrap()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -160,11 +188,19 @@ async fn rewrites_headers_and_forwarding() {
     let reply = proxy.send(get("/v1/products/1")).await;
     let generated = reply.header("x-request-id").unwrap().to_owned();
     assert_eq!(generated.len(), 32);
-    assert_eq!(catalog.requests().pop().unwrap().header("x-request-id"), Some(generated.as_str()));
+    assert_eq!(
+        catalog.requests().pop().unwrap().header("x-request-id"),
+        Some(generated.as_str())
+    );
 }
 
 fn proxy_route_orders(port: u16) -> gatehouse_api::route_table::RouteEntry {
-    proxy("v1/orders", PathKind::Prefix, "/v1/orders", vec![upstream("orders", port, None, 1)])
+    proxy(
+        "v1/orders",
+        PathKind::Prefix,
+        "/v1/orders",
+        vec![upstream("orders", port, None, 1)],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -205,13 +241,19 @@ async fn redirects_direct_responses_and_aggregation_seam() {
     );
     let reply = proxy.send(get("/v1/old/9")).await;
     assert_eq!(reply.status, 301);
-    assert_eq!(reply.header("location"), Some("http://new.shop.test:8443/v2/items/9"));
+    assert_eq!(
+        reply.header("location"),
+        Some("http://new.shop.test:8443/v2/items/9")
+    );
 
     let reply = proxy.send(get("/v1/status")).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("content-type"), Some("text/plain"));
     let id = reply.header("x-request-id").unwrap();
-    assert_eq!(reply.header("x-served-by"), Some(format!("gatehouse-{id}").as_str()));
+    assert_eq!(
+        reply.header("x-served-by"),
+        Some(format!("gatehouse-{id}").as_str())
+    );
 
     let reply = proxy.send(get("/v1/products/3/page")).await;
     assert_eq!(reply.status, 501);
@@ -241,9 +283,15 @@ async fn weights_share_traffic() {
         assert_eq!(proxy.send(get("/v1/split/x")).await.status, 200);
     }
     let heavy_share = heavy.requests().len() as f64 / f64::from(total);
-    assert_eq!(heavy.requests().len() + light.requests().len(), total as usize);
+    assert_eq!(
+        heavy.requests().len() + light.requests().len(),
+        total as usize
+    );
     // Expected 0.75; ±0.1 is more than four standard deviations at 400 requests.
-    assert!((0.65..=0.85).contains(&heavy_share), "heavy share {heavy_share}");
+    assert!(
+        (0.65..=0.85).contains(&heavy_share),
+        "heavy share {heavy_share}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -272,7 +320,12 @@ async fn bodies_stream_both_ways() {
     }))
     .await;
     let (proxy, _dir) = serve(
-        vec![proxy("v1/stream", PathKind::Prefix, "/v1/stream", vec![upstream("s", streamer.port(), None, 1)])],
+        vec![proxy(
+            "v1/stream",
+            PathKind::Prefix,
+            "/v1/stream",
+            vec![upstream("s", streamer.port(), None, 1)],
+        )],
         "stream",
     )
     .await;
@@ -287,7 +340,11 @@ async fn bodies_stream_both_ways() {
 
     let upload = vec![7u8; 3 * 1024 * 1024];
     let reply = proxy
-        .send(request("POST", "/v1/stream/up").body(Full::new(Bytes::from(upload))).unwrap())
+        .send(
+            request("POST", "/v1/stream/up")
+                .body(Full::new(Bytes::from(upload)))
+                .unwrap(),
+        )
         .await;
     assert_eq!(reply.text(), (3 * 1024 * 1024).to_string());
 }

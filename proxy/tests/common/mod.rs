@@ -42,7 +42,10 @@ pub struct SeenRequest {
 
 impl SeenRequest {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.first()).map(String::as_str)
+        self.headers
+            .get(name)
+            .and_then(|v| v.first())
+            .map(String::as_str)
     }
 }
 
@@ -87,7 +90,11 @@ impl Upstream {
                         let record = record.clone();
                         async move {
                             let (parts, body) = request.into_parts();
-                            let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
                             let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
                             for (name, value) in &parts.headers {
                                 headers
@@ -97,7 +104,11 @@ impl Upstream {
                             }
                             let seen = SeenRequest {
                                 method: parts.method.to_string(),
-                                target: parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
+                                target: parts
+                                    .uri
+                                    .path_and_query()
+                                    .map(|p| p.to_string())
+                                    .unwrap_or_default(),
                                 headers,
                                 body,
                             };
@@ -111,7 +122,11 @@ impl Upstream {
                 });
             }
         });
-        Self { address, seen, task }
+        Self {
+            address,
+            seen,
+            task,
+        }
     }
 
     /// Answers 200 with `name` as the body and echoes the request in `x-echo-*` headers.
@@ -184,12 +199,17 @@ pub async fn open(
     address: SocketAddr,
     request: Request<Full<Bytes>>,
 ) -> Result<Response<Incoming>, String> {
-    let stream = TcpStream::connect(address).await.map_err(|e| e.to_string())?;
+    let stream = TcpStream::connect(address)
+        .await
+        .map_err(|e| e.to_string())?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| e.to_string())?;
     tokio::spawn(connection);
-    sender.send_request(request).await.map_err(|e| e.to_string())
+    sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// A request builder with a `Host`.
@@ -202,7 +222,9 @@ pub fn request(method: &str, target: &str) -> hyper::http::request::Builder {
 
 /// A GET with an empty body.
 pub fn get(target: &str) -> Request<Full<Bytes>> {
-    request("GET", target).body(Full::new(Bytes::new())).unwrap()
+    request("GET", target)
+        .body(Full::new(Bytes::new()))
+        .unwrap()
 }
 
 /// The proxy binary running as a child process; killed when dropped.
@@ -221,7 +243,12 @@ impl Proxy {
         let log = log_dir.join("proxy.log");
         let child = Command::new(env!("CARGO_BIN_EXE_gatehouse-proxy"))
             .args(args)
-            .args(["--listen", &listen.to_string(), "--admin", &admin.to_string()])
+            .args([
+                "--listen",
+                &listen.to_string(),
+                "--admin",
+                &admin.to_string(),
+            ])
             .args(["--log-format", "text", "--reload-interval-ms", "100"])
             .args(["--shutdown-grace", "30"])
             .stdout(Stdio::null())
@@ -247,10 +274,10 @@ impl Proxy {
     /// not a timing assertion).
     pub async fn wait_for(&self, path: &str, accept: impl Fn(&Reply) -> bool) -> Reply {
         for _ in 0..3000 {
-            if let Ok(reply) = send(self.admin, get(path)).await {
-                if accept(&reply) {
-                    return reply;
-                }
+            if let Ok(reply) = send(self.admin, get(path)).await
+                && accept(&reply)
+            {
+                return reply;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

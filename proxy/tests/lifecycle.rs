@@ -1,0 +1,267 @@
+//! The proxy's life: readiness, hot reload under load (kubelet-style symlink swap), refused
+//! tables, metrics, standalone mode and graceful shutdown.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use common::tables::*;
+use common::*;
+use gatehouse_api::route_table::PathKind;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ready_only_after_a_table_is_loaded() {
+    let dir = temp_dir("readiness");
+    let mut mount = ConfigMapDir::new(&dir.join("routes"));
+    let routes = mount.routes_path();
+    let proxy = Proxy::start(&["--routes", routes.to_str().unwrap()], &dir).await;
+    // Alive, not ready, and requests get a 503 problem.
+    assert_eq!(send(proxy.admin, get("/readyz")).await.unwrap().status, 503);
+    let reply = proxy.send(get("/v1/status")).await;
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.json()["title"], "Not ready");
+    assert_eq!(
+        send(proxy.admin, get("/config")).await.unwrap().json()["loaded"],
+        false
+    );
+
+    mount.publish(&bytes(vec![respond(
+        "v1/status",
+        PathKind::Exact,
+        "/v1/status",
+    )]));
+    proxy.wait_admin("/readyz", 200).await;
+    let reply = proxy.send(get("/v1/status")).await;
+    assert_eq!((reply.status, reply.text().as_str()), (200, "v1/status"));
+    let config = send(proxy.admin, get("/config")).await.unwrap().json();
+    assert_eq!(config["generation"], 1);
+    let expected = table(vec![respond("v1/status", PathKind::Exact, "/v1/status")]).digest();
+    assert_eq!(config["digest"], expected.as_str());
+    assert_eq!(
+        send(proxy.admin, get("/healthz")).await.unwrap().status,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hot_reload_under_load_and_refused_tables() {
+    let backend = Upstream::named("backend").await;
+    let dir = temp_dir("reload");
+    let mut mount = ConfigMapDir::new(&dir.join("routes"));
+    let first = vec![proxy(
+        "v1/a",
+        PathKind::Prefix,
+        "/v1/a",
+        vec![upstream("backend", backend.port(), None, 1)],
+    )];
+    mount.publish(&bytes(first.clone()));
+    let proxy = Proxy::start(&["--routes", mount.routes_path().to_str().unwrap()], &dir).await;
+    proxy.wait_generation(1).await;
+    assert_eq!(proxy.send(get("/v1/b")).await.status, 404);
+
+    // A client loop keeps sending to route a while tables are swapped underneath it.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let (stop, sent, failures, listen) =
+            (stop.clone(), sent.clone(), failures.clone(), proxy.listen);
+        clients.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Acquire) {
+                match send(listen, get("/v1/a/item")).await {
+                    Ok(reply) if reply.status == 200 => {}
+                    Ok(reply) => {
+                        failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("{} {}", reply.status, reply.text()))
+                    }
+                    Err(e) => failures.lock().unwrap().push(e),
+                }
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let mut second = first.clone();
+    second.push(respond("v1/b", PathKind::Exact, "/v1/b"));
+    mount.publish(&bytes(second.clone()));
+    proxy.wait_generation(2).await;
+    assert_eq!(proxy.send(get("/v1/b")).await.text(), "v1/b");
+
+    // A corrupt table and an inconsistent one are refused; the old table keeps serving.
+    mount.publish(b"{ this is not json");
+    proxy
+        .wait_for("/metrics", |r| {
+            r.text()
+                .contains(r#"gatehouse_route_table_reloads_total{result="failed"} 1"#)
+        })
+        .await;
+    let mut inconsistent = second.clone();
+    inconsistent.push(respond("v1/b", PathKind::Exact, "/v1/b-again"));
+    mount.publish(&bytes(inconsistent));
+    proxy
+        .wait_for("/metrics", |r| {
+            r.text()
+                .contains(r#"gatehouse_route_table_reloads_total{result="failed"} 2"#)
+        })
+        .await;
+    assert_eq!(proxy.send(get("/v1/b")).await.text(), "v1/b");
+    let config = send(proxy.admin, get("/config")).await.unwrap().json();
+    assert_eq!(config["generation"], 2);
+    assert_eq!(config["digest"], table(second.clone()).digest().as_str());
+    assert!(
+        proxy.log_text().contains("route table refused"),
+        "{}",
+        proxy.log_text()
+    );
+
+    // Swap once more while the loop runs, then stop it.
+    let mut third = second.clone();
+    third.push(respond("v1/c", PathKind::Exact, "/v1/c"));
+    mount.publish(&bytes(third));
+    proxy.wait_generation(3).await;
+    assert_eq!(proxy.send(get("/v1/c")).await.text(), "v1/c");
+    stop.store(true, Ordering::Release);
+    for client in clients {
+        client.await.unwrap();
+    }
+    assert!(sent.load(Ordering::Relaxed) > 0);
+    assert_eq!(*failures.lock().unwrap(), Vec::<String>::new());
+
+    let metrics = proxy.metrics().await;
+    for expected in [
+        r#"gatehouse_route_table_reloads_total{result="ok"} 3"#,
+        r#"gatehouse_route_table_generation 3"#,
+        r#"gatehouse_requests_total{route="v1/a",status_class="2xx",client="anonymous"}"#,
+        r#"gatehouse_requests_total{route="none",status_class="4xx",client="anonymous"} 1"#,
+        r#"gatehouse_request_duration_seconds_bucket{le="#,
+        r#"gatehouse_route_table_info{digest="sha256:"#,
+        "gatehouse_in_flight_requests",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "missing {expected} in\n{metrics}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn graceful_shutdown_finishes_the_slow_request() {
+    let (arrived_tx, arrived_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let (release_tx, release_rx) = tokio::sync::watch::channel(false);
+    let slow = Upstream::start(Arc::new(move |_seen: SeenRequest| {
+        let arrived = arrived_tx.clone();
+        let mut release = release_rx.clone();
+        Box::pin(async move {
+            arrived.send(()).await.ok();
+            while !*release.borrow() {
+                if release.changed().await.is_err() {
+                    break;
+                }
+            }
+            full(200, "finished")
+        }) as UpFuture
+    }))
+    .await;
+    let dir = temp_dir("shutdown");
+    let file = dir.join("routes.json");
+    std::fs::write(
+        &file,
+        bytes(vec![proxy(
+            "v1/slow",
+            PathKind::Prefix,
+            "/v1/slow",
+            vec![upstream("slow", slow.port(), None, 1)],
+        )]),
+    )
+    .unwrap();
+    let mut proxy = Proxy::start(&["--routes", file.to_str().unwrap()], &dir).await;
+    proxy.wait_admin("/readyz", 200).await;
+
+    let listen = proxy.listen;
+    let in_flight = tokio::spawn(async move { send(listen, get("/v1/slow")).await });
+    let mut arrived_rx = arrived_rx;
+    arrived_rx.recv().await.unwrap();
+    proxy.terminate();
+    // The listener closes: new connections are refused while the slow request is in flight.
+    let mut refused = false;
+    for _ in 0..3000 {
+        if tokio::net::TcpStream::connect(listen).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(refused, "listener still accepting after SIGTERM");
+    release_tx.send(true).unwrap();
+    let reply = in_flight.await.unwrap().unwrap();
+    assert_eq!((reply.status, reply.text().as_str()), (200, "finished"));
+    let status = proxy.wait_exit().await;
+    assert!(
+        status.success(),
+        "exit status {status:?}\n{}",
+        proxy.log_text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn standalone_serves_resource_folders() {
+    let catalog = Upstream::named("catalog").await;
+    let dir = temp_dir("standalone");
+    let resources = dir.join("resources");
+    std::fs::create_dir_all(&resources).unwrap();
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    std::fs::copy(
+        examples.join("gateway/public.yaml"),
+        resources.join("public.yaml"),
+    )
+    .unwrap();
+    let resolve = format!("catalog=127.0.0.1:{}", catalog.port());
+    let proxy = Proxy::start(
+        &["--from", resources.to_str().unwrap(), "--resolve", &resolve],
+        &dir,
+    )
+    .await;
+    proxy.wait_admin("/readyz", 200).await;
+    let reply = proxy.send(get("/v1/products/42")).await;
+    assert_eq!((reply.status, reply.text().as_str()), (200, "catalog"));
+    assert_eq!(reply.header("cache-control"), Some("public, max-age=60"));
+    assert_eq!(catalog.requests().pop().unwrap().target, "/items/42");
+    let config = send(proxy.admin, get("/config")).await.unwrap().json();
+    assert_eq!(config["source"]["name"], "public");
+
+    // A second resource in the folder: both are served, ids prefixed by their proxy name.
+    std::fs::copy(
+        examples.join("aggregator/product-page.yaml"),
+        resources.join("product-page.yaml"),
+    )
+    .unwrap();
+    proxy.wait_generation(2).await;
+    let reply = proxy.send(get("/v1/status")).await;
+    assert_eq!(reply.status, 200);
+    let reply = proxy.send(get("/products/1/page")).await;
+    assert_eq!(reply.status, 501);
+    assert_eq!(
+        reply.json()["route"],
+        "product-page-aggregator/product-page"
+    );
+    let config = send(proxy.admin, get("/config")).await.unwrap().json();
+    assert_eq!(config["source"]["kind"], "Standalone");
+
+    // A resource that does not compile is refused; the merged table keeps serving.
+    std::fs::write(
+        resources.join("broken.yaml"),
+        "apiVersion: gatehouse.dev/v1alpha1\nkind: Gateway\nmetadata: {name: broken}\nspec: {}\n",
+    )
+    .unwrap();
+    proxy
+        .wait_for("/metrics", |r| {
+            r.text()
+                .contains(r#"gatehouse_route_table_reloads_total{result="failed"}"#)
+        })
+        .await;
+    assert_eq!(proxy.send(get("/v1/status")).await.status, 200);
+}
