@@ -1,0 +1,87 @@
+//! Talking to the cluster under test: apply, read, and wait on watch events (never on sleeps).
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::time::Duration;
+
+use gatehouse_api::crd::ProxyStatus;
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::wait::{Condition as WaitCondition, await_condition};
+use kube::{Api, Client, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The field manager of everything the suite itself applies (never the operator's).
+pub const TEST_MANAGER: &str = "gatehouse-e2e";
+/// How long any one wait may take.
+pub const WAIT: Duration = Duration::from_secs(90);
+
+/// Server-side applies `object` as the test.
+pub async fn apply<K>(client: &Client, namespace: &str, object: &K) -> K
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let name = object.meta().name.clone().expect("a name");
+    api.patch(
+        &name,
+        &PatchParams::apply(TEST_MANAGER).force(),
+        &Patch::Apply(object),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("apply {} {name}: {e}", K::kind(&())))
+}
+
+/// Waits (on watch events) until `condition` holds for the object `name`; returns it.
+pub async fn wait_for<K>(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    what: &str,
+    condition: impl WaitCondition<K>,
+) -> Option<K>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + Send
+        + DeserializeOwned
+        + 'static,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    within(what, await_condition(api, name, condition))
+        .await
+        .unwrap_or_else(|e| panic!("watching {} {name}: {e}", K::kind(&())))
+}
+
+/// Runs `future` with the suite's timeout, failing the test with `what` when it runs out.
+pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(WAIT, future)
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {WAIT:?} waiting for {what}"))
+}
+
+/// A condition of a status.
+pub fn condition<'a>(status: Option<&'a ProxyStatus>, type_: &str) -> Option<&'a Condition> {
+    status?.conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// True when the status describes `generation` and the condition has this status and reason.
+pub fn reports(
+    status: Option<&ProxyStatus>,
+    generation: Option<i64>,
+    type_: &str,
+    expected: &str,
+    reason: &str,
+) -> bool {
+    status.is_some_and(|s| s.observed_generation == generation)
+        && condition(status, type_).is_some_and(|c| {
+            c.status == expected && c.reason == reason && c.observed_generation == generation
+        })
+}

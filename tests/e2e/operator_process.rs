@@ -1,0 +1,146 @@
+//! The operator under test: built with cargo, run as a child process, stopped with SIGTERM.
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+/// Builds `gatehouse-operator` (or takes `GATEHOUSE_OPERATOR_BIN`) and returns its path.
+pub fn operator_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("GATEHOUSE_OPERATOR_BIN") {
+        return PathBuf::from(path);
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = Command::new(cargo)
+        .args([
+            "build",
+            "-p",
+            "gatehouse-operator",
+            "--bin",
+            "gatehouse-operator",
+        ])
+        .args(["--message-format", "json-render-diagnostics"])
+        .current_dir(workspace())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("cargo runs");
+    assert!(
+        output.status.success(),
+        "cargo build of the operator failed"
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| message["target"]["name"] == "gatehouse-operator")
+        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+        .expect("cargo reports the operator executable")
+}
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A running operator.
+pub struct OperatorProcess {
+    child: Child,
+    /// Its admin address (`/healthz`, `/readyz`, `/metrics`).
+    pub admin: String,
+    /// Where its logs go.
+    pub log: PathBuf,
+}
+
+impl OperatorProcess {
+    /// Starts `gatehouse-operator run` for one namespace, with leader election on a Lease in
+    /// that namespace.
+    pub fn start(binary: &Path, namespace: &str) -> Self {
+        // A free loopback port for the admin server.
+        let admin = {
+            let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+            listener.local_addr().expect("bound").to_string()
+        };
+        let log = std::env::temp_dir().join(format!("gatehouse-e2e-{namespace}.log"));
+        let log_file = File::create(&log).expect("log file");
+        let child = Command::new(binary)
+            .args([
+                "run",
+                "--namespace",
+                namespace,
+                "--lease-namespace",
+                namespace,
+            ])
+            .args(["--admin-listen", &admin, "--leader-election", "true"])
+            .args(["--log-format", "json"])
+            .env("POD_NAME", format!("e2e-{}", std::process::id()))
+            .env("RUST_LOG", "info,gatehouse_operator=debug")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("the operator starts");
+        eprintln!("operator pid {} logs to {}", child.id(), log.display());
+        Self { child, admin, log }
+    }
+
+    /// Waits until `/readyz` answers 200 (the operator reached the API server).
+    pub async fn wait_ready(&mut self, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("child status") {
+                panic!(
+                    "the operator exited early ({status}); see {}",
+                    self.log.display()
+                );
+            }
+            if http_status(&self.admin, "/readyz").await == Some(200) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the operator never became ready; see {}",
+                self.log.display()
+            );
+            // The admin server has no push signal for readiness; poll it.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The operator's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        http_get(&self.admin, "/metrics").await.unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        if !sent.is_ok_and(|s| s.success()) {
+            let _ = self.child.kill();
+        }
+        self.child.wait().expect("the operator exits")
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+async fn http_get(address: &str, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    Some(response)
+}
+
+async fn http_status(address: &str, path: &str) -> Option<u16> {
+    let response = http_get(address, path).await?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}

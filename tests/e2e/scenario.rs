@@ -1,0 +1,468 @@
+//! The steps of the end-to-end scenario, in order.
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use gatehouse_api::crd::{Aggregator, EdgeService, Gateway, ProxyStatus};
+use gatehouse_api::naming::{Kind, proxy_name};
+use gatehouse_api::resource::Resource;
+use gatehouse_api::route_table::{FILE_NAME, RouteTable};
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::DeleteParams;
+use kube::runtime::wait::conditions::is_deleted;
+use kube::{Api, Client, Resource as KubeResource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::cluster::{apply, condition, reports, wait_for};
+use crate::operator_process::{OperatorProcess, workspace};
+
+const OPERATOR: &str = "gatehouse-operator";
+const DIGEST_ANNOTATION: &str = "gatehouse.dev/route-table-digest";
+
+/// A Gatehouse kind as the suite handles it.
+trait Proxy:
+    KubeResource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + Debug
+    + Send
+    + Serialize
+    + DeserializeOwned
+    + 'static
+{
+    const KIND: Kind;
+    fn proxy_status(&self) -> Option<&ProxyStatus>;
+    fn autoscaled(&self) -> bool;
+}
+
+impl Proxy for Gateway {
+    const KIND: Kind = Kind::Gateway;
+    fn proxy_status(&self) -> Option<&ProxyStatus> {
+        self.status.as_ref()
+    }
+    fn autoscaled(&self) -> bool {
+        self.spec.deployment.autoscaling.is_some()
+    }
+}
+
+impl Proxy for EdgeService {
+    const KIND: Kind = Kind::EdgeService;
+    fn proxy_status(&self) -> Option<&ProxyStatus> {
+        self.status.as_ref()
+    }
+    fn autoscaled(&self) -> bool {
+        self.spec.deployment.autoscaling.is_some()
+    }
+}
+
+impl Proxy for Aggregator {
+    const KIND: Kind = Kind::Aggregator;
+    fn proxy_status(&self) -> Option<&ProxyStatus> {
+        self.status.as_ref()
+    }
+    fn autoscaled(&self) -> bool {
+        self.spec.deployment.autoscaling.is_some()
+    }
+}
+
+fn example(path: &str, namespace: &str) -> Resource {
+    let text = std::fs::read_to_string(workspace().join(path)).unwrap();
+    let mut resource = Resource::from_yaml(&text).unwrap().remove(0);
+    let metadata = match &mut resource {
+        Resource::Gateway(r) => &mut r.metadata,
+        Resource::EdgeService(r) => &mut r.metadata,
+        Resource::Aggregator(r) => &mut r.metadata,
+    };
+    metadata.namespace = Some(namespace.to_owned());
+    resource
+}
+
+fn backend_service(name: &str) -> Service {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {"selector": {"app": name}, "ports": [{"port": 8080}]}
+    }))
+    .unwrap()
+}
+
+async fn get<K>(client: &Client, namespace: &str, name: &str) -> Option<K>
+where
+    K: KubeResource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    api.get_opt(name).await.unwrap()
+}
+
+/// The fields of an object the operator's field manager owns (server-side apply).
+fn owned_fields<K: KubeResource>(object: &K) -> serde_json::Value {
+    object
+        .managed_fields()
+        .iter()
+        .find(|m| m.manager.as_deref() == Some(OPERATOR) && m.operation.as_deref() == Some("Apply"))
+        .and_then(|m| m.fields_v1.as_ref())
+        .map(|f| f.0.clone())
+        .unwrap_or_else(|| panic!("{OPERATOR} applied {}", object.name_any()))
+}
+
+/// Waits until the resource reports its current generation fully, then checks every child.
+async fn expect_reconciled<K: Proxy>(client: &Client, namespace: &str, resource: &K) -> String {
+    let name = resource.name_any();
+    let generation = resource.meta().generation;
+    let what = format!("{} {name} to be accepted and programmed", K::kind(&()));
+    let done = |object: Option<&K>| {
+        let status = object.and_then(Proxy::proxy_status);
+        reports(status, generation, "Accepted", "True", "Accepted")
+            && reports(status, generation, "ResolvedRefs", "True", "ResolvedRefs")
+            && reports(status, generation, "Programmed", "True", "Programmed")
+            && condition(status, "Ready").is_some()
+    };
+    let live: K = wait_for(client, namespace, &name, &what, done)
+        .await
+        .unwrap();
+    let status = live.proxy_status().unwrap();
+    let child = proxy_name(K::KIND, &name);
+    let uid = live.uid().unwrap();
+
+    let config_map: ConfigMap = get(client, namespace, &child)
+        .await
+        .expect("route ConfigMap");
+    let text = &config_map.data.as_ref().unwrap()[FILE_NAME];
+    let table = RouteTable::from_bytes(text.as_bytes()).expect("a valid route table");
+    assert_eq!(table.source.generation, generation);
+    assert_eq!(
+        status.route_table_digest.as_deref(),
+        Some(table.digest().as_str())
+    );
+    assert_eq!(config_map.annotations()[DIGEST_ANNOTATION], table.digest());
+    assert_eq!(
+        status.routes,
+        Some(i32::try_from(table.routes.len()).unwrap())
+    );
+    assert_eq!(
+        status.address.as_deref(),
+        Some(format!("{child}.{namespace}.svc.cluster.local:80").as_str())
+    );
+
+    let deployment: Deployment = get(client, namespace, &child).await.expect("Deployment");
+    let owner = deployment
+        .owner_references()
+        .iter()
+        .find(|o| o.controller == Some(true));
+    assert_eq!(
+        owner.map(|o| o.uid.as_str()),
+        Some(uid.as_str()),
+        "controlled by {name}"
+    );
+    let spec_fields = &owned_fields(&deployment)["f:spec"];
+    assert_eq!(
+        spec_fields.get("f:replicas").is_some(),
+        !live.autoscaled(),
+        "the operator owns replicas exactly when no HPA does"
+    );
+    let available = deployment
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| {
+            c.iter()
+                .any(|c| c.type_ == "Available" && c.status == "True")
+        });
+    let ready = condition(Some(status), "Ready").unwrap();
+    if available {
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("True", "Available")
+        );
+    } else {
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "DeploymentUnavailable"),
+            "no kubelet, no available proxy: Ready says so"
+        );
+    }
+
+    assert!(get::<Service>(client, namespace, &child).await.is_some());
+    assert!(
+        get::<ServiceAccount>(client, namespace, &child)
+            .await
+            .is_some()
+    );
+    assert!(
+        get::<PodDisruptionBudget>(client, namespace, &child)
+            .await
+            .is_some()
+    );
+    assert_eq!(
+        get::<HorizontalPodAutoscaler>(client, namespace, &child)
+            .await
+            .is_some(),
+        live.autoscaled()
+    );
+    uid
+}
+
+/// Every step; panics on the first broken expectation.
+pub async fn run(client: &Client, namespace: &str, operator: &mut OperatorProcess) {
+    operator.wait_ready(Duration::from_secs(60)).await;
+    let lease = wait_for::<Lease>(
+        client,
+        namespace,
+        OPERATOR,
+        "the leader Lease",
+        |l: Option<&Lease>| {
+            l.and_then(|l| l.spec.as_ref()?.holder_identity.as_ref())
+                .is_some_and(|h| !h.is_empty())
+        },
+    )
+    .await;
+    println!("leader: {:?}", lease.and_then(|l| l.spec?.holder_identity));
+
+    for name in ["catalog", "orders", "orders-v2", "reviews", "sellers"] {
+        apply(client, namespace, &backend_service(name)).await;
+    }
+    let Resource::Aggregator(aggregator) =
+        example("examples/aggregator/product-page.yaml", namespace)
+    else {
+        panic!("product-page is an Aggregator")
+    };
+    let Resource::Gateway(gateway) = example("examples/gateway/public.yaml", namespace) else {
+        panic!("public is a Gateway")
+    };
+    let Resource::EdgeService(edge) = example("examples/edge/mobile.yaml", namespace) else {
+        panic!("mobile is an EdgeService")
+    };
+    let aggregator = apply(client, namespace, &aggregator).await;
+    let applied_gateway = apply(client, namespace, &gateway).await;
+    let edge = apply(client, namespace, &edge).await;
+    expect_reconciled(client, namespace, &aggregator).await;
+    expect_reconciled(client, namespace, &edge).await;
+    let gateway_uid = expect_reconciled(client, namespace, &applied_gateway).await;
+    println!("examples reconciled");
+
+    change_a_route(client, namespace, gateway.clone()).await;
+    refuse_an_invalid_change(client, namespace, gateway).await;
+    resolve_a_late_service(client, namespace).await;
+    delete_and_collect(client, namespace, &gateway_uid).await;
+
+    let metrics = operator.metrics().await;
+    assert!(
+        metrics.contains("gatehouse_operator_reconciles_total{kind=\"Gateway\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("gatehouse_operator_leader 1"), "{metrics}");
+}
+
+async fn change_a_route(client: &Client, namespace: &str, mut gateway: Gateway) {
+    let child = proxy_name(Kind::Gateway, "public");
+    let before: Deployment = get(client, namespace, &child).await.unwrap();
+    let old_digest = get::<ConfigMap>(client, namespace, &child)
+        .await
+        .unwrap()
+        .annotations()[DIGEST_ANNOTATION]
+        .clone();
+
+    gateway.spec.contracts[0].routes[0].timeout = Some("7s".to_owned());
+    let changed = apply(client, namespace, &gateway).await;
+    let generation = changed.metadata.generation;
+    let programmed = wait_for(
+        client,
+        namespace,
+        "public",
+        "the route change to be programmed",
+        |g: Option<&Gateway>| {
+            let status = g.and_then(|g| g.status.as_ref());
+            reports(status, generation, "Programmed", "True", "Programmed")
+        },
+    )
+    .await
+    .unwrap();
+    let new_digest = programmed.status.unwrap().route_table_digest.unwrap();
+    assert_ne!(new_digest, old_digest);
+    let config_map: ConfigMap = get(client, namespace, &child).await.unwrap();
+    assert_eq!(config_map.annotations()[DIGEST_ANNOTATION], new_digest);
+    assert!(config_map.data.unwrap()[FILE_NAME].contains("\"timeoutMs\": 7000"));
+
+    let after: Deployment = get(client, namespace, &child).await.unwrap();
+    assert_eq!(
+        serde_json::to_value(&after.spec.as_ref().unwrap().template).unwrap(),
+        serde_json::to_value(&before.spec.as_ref().unwrap().template).unwrap(),
+        "a route change never touches the pod template (no restart)"
+    );
+    assert_eq!(
+        after.annotations().get("gatehouse.dev/desired-hash"),
+        before.annotations().get("gatehouse.dev/desired-hash"),
+        "the Deployment was not re-applied"
+    );
+    println!("route change programmed without touching the pods");
+}
+
+async fn refuse_an_invalid_change(client: &Client, namespace: &str, mut gateway: Gateway) {
+    let child = proxy_name(Kind::Gateway, "public");
+    let served = get::<ConfigMap>(client, namespace, &child).await.unwrap();
+
+    gateway.spec.contracts[0].routes[0].timeout = Some("7s".to_owned());
+    let product = gateway.spec.contracts[0]
+        .routes
+        .iter_mut()
+        .find(|r| r.name == "product")
+        .unwrap();
+    product.backend.as_mut().unwrap().path = Some("/items/{sku}".to_owned());
+    let invalid = apply(client, namespace, &gateway).await;
+    let generation = invalid.metadata.generation;
+    let refused = wait_for(
+        client,
+        namespace,
+        "public",
+        "Accepted=False",
+        |g: Option<&Gateway>| {
+            reports(
+                g.and_then(|g| g.status.as_ref()),
+                generation,
+                "Accepted",
+                "False",
+                "Invalid",
+            )
+        },
+    )
+    .await
+    .unwrap();
+    let status = refused.status.unwrap();
+    let accepted = condition(Some(&status), "Accepted").unwrap();
+    assert!(accepted.message.contains("{sku}"), "{}", accepted.message);
+    let programmed = condition(Some(&status), "Programmed").unwrap();
+    assert_eq!(
+        (programmed.status.as_str(), programmed.reason.as_str()),
+        ("False", "NotAccepted")
+    );
+    let digest = &served.annotations()[DIGEST_ANNOTATION];
+    assert_eq!(
+        status.route_table_digest.as_ref(),
+        Some(digest),
+        "the served table is reported"
+    );
+
+    let still: ConfigMap = get(client, namespace, &child).await.unwrap();
+    assert_eq!(
+        still.data, served.data,
+        "the last accepted table keeps serving"
+    );
+    assert_eq!(
+        still.resource_version(),
+        served.resource_version(),
+        "not even rewritten"
+    );
+    println!("invalid change refused, last table kept");
+}
+
+async fn resolve_a_late_service(client: &Client, namespace: &str) {
+    let late: Gateway = serde_json::from_value(json!({
+        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "Gateway",
+        "metadata": {"name": "late", "namespace": namespace},
+        "spec": {"contracts": [{"version": "v1", "routes": [
+            {"name": "things", "match": {"path": "/things"}, "backend": {"service": "late-backend", "port": 8080}}
+        ]}]}
+    }))
+    .unwrap();
+    let late = apply(client, namespace, &late).await;
+    let generation = late.metadata.generation;
+    let missing = wait_for(
+        client,
+        namespace,
+        "late",
+        "ResolvedRefs=False",
+        |g: Option<&Gateway>| {
+            let status = g.and_then(|g| g.status.as_ref());
+            reports(
+                status,
+                generation,
+                "ResolvedRefs",
+                "False",
+                "BackendNotFound",
+            ) && reports(status, generation, "Programmed", "True", "Programmed")
+        },
+    )
+    .await
+    .unwrap();
+    let message = &condition(missing.status.as_ref(), "ResolvedRefs")
+        .unwrap()
+        .message;
+    assert!(message.contains("late-backend"), "{message}");
+
+    apply(client, namespace, &backend_service("late-backend")).await;
+    wait_for(
+        client,
+        namespace,
+        "late",
+        "ResolvedRefs=True once the Service exists",
+        |g: Option<&Gateway>| {
+            reports(
+                g.and_then(|g| g.status.as_ref()),
+                generation,
+                "ResolvedRefs",
+                "True",
+                "ResolvedRefs",
+            )
+        },
+    )
+    .await;
+    println!("a Service created later resolves the reference");
+}
+
+async fn wait_deleted<K>(client: &Client, namespace: &str, name: &str)
+where
+    K: KubeResource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + Send
+        + DeserializeOwned
+        + 'static,
+{
+    let Some(object) = get::<K>(client, namespace, name).await else {
+        return;
+    };
+    let uid = object.uid().unwrap();
+    let what = format!("{} {name} to be garbage-collected", K::kind(&()));
+    wait_for::<K>(client, namespace, name, &what, is_deleted(&uid)).await;
+}
+
+async fn delete_and_collect(client: &Client, namespace: &str, gateway_uid: &str) {
+    let gateways: Api<Gateway> = Api::namespaced(client.clone(), namespace);
+    gateways
+        .delete("public", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for::<Gateway>(
+        client,
+        namespace,
+        "public",
+        "the Gateway to be deleted",
+        is_deleted(gateway_uid),
+    )
+    .await;
+    let child = proxy_name(Kind::Gateway, "public");
+    wait_deleted::<ConfigMap>(client, namespace, &child).await;
+    wait_deleted::<Deployment>(client, namespace, &child).await;
+    wait_deleted::<Service>(client, namespace, &child).await;
+    wait_deleted::<ServiceAccount>(client, namespace, &child).await;
+    wait_deleted::<HorizontalPodAutoscaler>(client, namespace, &child).await;
+    wait_deleted::<PodDisruptionBudget>(client, namespace, &child).await;
+    println!("deleting the Gateway garbage-collected its objects");
+}
+
+/// True once the operator's Lease has no holder (released on shutdown).
+pub async fn lease_released(client: &Client, namespace: &str) -> bool {
+    get::<Lease>(client, namespace, OPERATOR)
+        .await
+        .and_then(|l| l.spec?.holder_identity)
+        .is_none_or(|h| h.is_empty())
+}
