@@ -727,3 +727,25 @@ fn every_problem_is_reported_at_once() {
     let found = problems(&doc);
     assert!(found.len() >= 2, "{found:#?}");
 }
+
+#[test]
+fn external_scaling_excludes_replicas_and_autoscaling() {
+    refused(
+        with(
+            with(gateway(), "/spec/deployment/externallyScaled", json!(true)),
+            "/spec/deployment/replicas",
+            json!(2),
+        ),
+        "an externally scaled deployment takes neither replicas nor autoscaling",
+    );
+    accepted(with(
+        gateway(),
+        "/spec/deployment/externallyScaled",
+        json!(true),
+    ));
+    accepted(with(
+        gateway(),
+        "/spec/deployment/autoscaling",
+        json!({"maxReplicas": 5, "targetRequestsPerSecond": 300}),
+    ));
+}

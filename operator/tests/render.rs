@@ -353,3 +353,56 @@ fn every_object_is_labelled_and_controlled_by_its_resource() {
         }
     }
 }
+
+#[test]
+fn the_autoscaler_follows_cpu_requests_per_second_or_both() {
+    let mut resource = read(&repo().join("examples/gateway/public.yaml"));
+    let set = |resource: &mut Resource, cpu: Option<i32>, rps: Option<i32>| {
+        let Resource::Gateway(gateway) = resource else {
+            panic!("not a gateway")
+        };
+        let autoscaling = gateway.spec.deployment.autoscaling.as_mut().unwrap();
+        autoscaling.target_cpu_utilization_percentage = cpu;
+        autoscaling.target_requests_per_second = rps;
+    };
+    let metrics = |resource: &Resource| -> Vec<serde_json::Value> {
+        let hpa = objects(resource).1.autoscaler.unwrap();
+        let spec = serde_json::to_value(hpa.spec.unwrap()).unwrap();
+        spec["metrics"].as_array().unwrap().clone()
+    };
+    set(&mut resource, None, None);
+    let only_cpu = metrics(&resource);
+    assert_eq!(only_cpu.len(), 1);
+    assert_eq!(only_cpu[0]["resource"]["target"]["averageUtilization"], 70);
+
+    set(&mut resource, None, Some(250));
+    let only_rps = metrics(&resource);
+    assert_eq!(only_rps.len(), 1);
+    assert_eq!(only_rps[0]["type"], "Pods");
+    assert_eq!(
+        only_rps[0]["pods"]["metric"]["name"],
+        "gatehouse_requests_per_second"
+    );
+    assert_eq!(only_rps[0]["pods"]["target"]["averageValue"], "250");
+
+    set(&mut resource, Some(60), Some(250));
+    let both: Vec<String> = metrics(&resource)
+        .iter()
+        .map(|m| m["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(both, ["Resource", "Pods"]);
+}
+
+#[test]
+fn an_externally_scaled_deployment_has_no_replicas_and_no_autoscaler_but_a_budget() {
+    let mut resource = read(&repo().join("examples/aggregator/product-page.yaml"));
+    let Resource::Aggregator(aggregator) = &mut resource else {
+        panic!("not an aggregator")
+    };
+    aggregator.spec.deployment.replicas = None;
+    aggregator.spec.deployment.externally_scaled = true;
+    let (_, objects) = objects(&resource);
+    assert_eq!(objects.deployment.spec.unwrap().replicas, None);
+    assert!(objects.autoscaler.is_none());
+    assert!(objects.disruption_budget.is_some());
+}

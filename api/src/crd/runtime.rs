@@ -12,7 +12,9 @@ use serde_with::skip_serializing_none;
 /// going away never takes the gateway down.
 pub const DEFAULT_REPLICAS: i32 = 2;
 
-/// Horizontal autoscaling of the proxy Deployment.
+/// Horizontal autoscaling of the proxy Deployment (an `autoscaling/v2` HorizontalPodAutoscaler).
+/// With neither target set, it aims for 70% CPU; with both, it follows whichever asks for more
+/// pods.
 #[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
@@ -26,19 +28,21 @@ pub struct Autoscaling {
     #[schemars(range(min = 1, max = 1000))]
     pub max_replicas: i32,
     /// Average CPU use, in percent of the requested CPU, that the autoscaler aims for.
-    /// Defaults to 70.
-    #[serde(default = "default_cpu_target")]
-    #[schemars(range(min = 1, max = 100))]
     #[serde(rename = "targetCPUUtilizationPercentage")]
-    pub target_cpu_utilization_percentage: i32,
+    #[schemars(range(min = 1, max = 100))]
+    pub target_cpu_utilization_percentage: Option<i32>,
+    /// Requests per second per pod that the autoscaler aims for. Uses the per-pod custom metric
+    /// `gatehouse_requests_per_second`, which a metrics adapter (e.g. prometheus-adapter) must
+    /// derive from the proxy's `gatehouse_requests_total`; see the operator's README.
+    #[schemars(range(min = 1, max = 1000000))]
+    pub target_requests_per_second: Option<i32>,
 }
+
+/// CPU target used when an autoscaler has no target set.
+pub const DEFAULT_CPU_TARGET: i32 = 70;
 
 fn default_min_replicas() -> i32 {
     DEFAULT_REPLICAS
-}
-
-fn default_cpu_target() -> i32 {
-    70
 }
 
 /// How many proxy pods a voluntary disruption (node drain, upgrade) may take down at once.
@@ -59,12 +63,18 @@ pub struct DisruptionBudget {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!(has(self.replicas) && has(self.autoscaling))").message("set deployment.replicas or deployment.autoscaling, not both: the autoscaler owns the replica count"))]
+#[x_kube(validation = Rule::new("!has(self.externallyScaled) || !self.externallyScaled || !(has(self.replicas) || has(self.autoscaling))").message("an externally scaled deployment takes neither replicas nor autoscaling"))]
 pub struct DeploymentSettings {
-    /// Fixed number of proxy pods. When neither this nor `autoscaling` is set, 2 are run.
+    /// Fixed number of proxy pods. When neither this, `autoscaling` nor `externallyScaled` is
+    /// set, 2 are run.
     #[schemars(range(min = 0, max = 1000))]
     pub replicas: Option<i32>,
     /// Scale the proxy with load instead of a fixed count.
     pub autoscaling: Option<Autoscaling>,
+    /// Something else (e.g. a KEDA ScaledObject) scales the proxy Deployment: the operator then
+    /// neither writes `replicas` nor creates an autoscaler.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub externally_scaled: bool,
     /// CPU and memory for each proxy pod. Defaults to requests of 100m CPU and 64Mi memory and a
     /// 256Mi memory limit.
     pub resources: Option<ResourceRequirements>,
@@ -112,4 +122,27 @@ impl Default for ServiceSettings {
 
 fn default_service_port() -> i32 {
     80
+}
+
+impl DeploymentSettings {
+    /// The replica count the operator writes on the Deployment: `None` when an autoscaler (its
+    /// own or an external one) owns the count, so the operator never fights it.
+    pub fn fixed_replicas(&self) -> Option<i32> {
+        if self.autoscaling.is_some() || self.externally_scaled {
+            None
+        } else {
+            Some(self.replicas.unwrap_or(DEFAULT_REPLICAS))
+        }
+    }
+}
+
+impl Autoscaling {
+    /// The CPU target in force: the one set, or [`DEFAULT_CPU_TARGET`] when no target is set.
+    pub fn cpu_target(&self) -> Option<i32> {
+        self.target_cpu_utilization_percentage.or_else(|| {
+            self.target_requests_per_second
+                .is_none()
+                .then_some(DEFAULT_CPU_TARGET)
+        })
+    }
 }

@@ -7,7 +7,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use gatehouse_api::crd::DeploymentSettings;
-use gatehouse_api::crd::runtime::DEFAULT_REPLICAS;
 use gatehouse_api::naming::{ADMIN_PORT, PROXY_PORT};
 use gatehouse_api::route_table::{FILE_NAME, RouteTable, digest_of};
 use k8s_openapi::api::apps::v1::{
@@ -49,10 +48,7 @@ pub(super) fn render_deployment(
     table: &RouteTable,
     proxy: &ProxySettings,
 ) -> Deployment {
-    let replicas = match (&settings.autoscaling, settings.replicas) {
-        (Some(_), _) => None,
-        (None, replicas) => Some(replicas.unwrap_or(DEFAULT_REPLICAS)),
-    };
+    let replicas = settings.fixed_replicas();
     let secrets = client_secrets(table);
     Deployment {
         metadata: scope.metadata(),

@@ -2,7 +2,6 @@
 //! that a node drain never takes every proxy pod at once.
 
 use gatehouse_api::crd::DeploymentSettings;
-use gatehouse_api::crd::runtime::DEFAULT_REPLICAS;
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -10,10 +9,11 @@ use super::Scope;
 
 /// The most replicas the Deployment can run under these settings.
 pub(super) fn max_replicas(settings: &DeploymentSettings) -> i32 {
-    match (&settings.autoscaling, settings.replicas) {
+    match (&settings.autoscaling, settings.fixed_replicas()) {
         (Some(autoscaling), _) => autoscaling.max_replicas,
         (None, Some(replicas)) => replicas,
-        (None, None) => DEFAULT_REPLICAS,
+        // Scaled by something else: assume it may run several.
+        (None, None) => i32::MAX,
     }
 }
 

@@ -1,0 +1,333 @@
+//! Render benchmark: `gatehouse-operator render -f DIR` over 1,000 generated resources.
+//!
+//! Generates Gateways, EdgeServices and Aggregators (20 routes or endpoints each, with path
+//! templates, header edits, weighted backends, retries, redirects, direct responses, Aggregator
+//! backends and aggregation steps with jq rules), writes one YAML file per resource, then times
+//! `gatehouse_operator::render::render_paths` — exactly what `render -f DIR` runs: read and
+//! admit every file (schema + CEL), validate and compile every resource, build its objects and
+//! print them as YAML. Reports wall time and the process's peak resident memory (`VmHWM`),
+//! then (after the peak was read) a breakdown of the same work by phase.
+//!
+//! ```text
+//! cargo run --release -p gatehouse-operator --example render_bench [-- RESOURCES]
+//! ```
+//! `bench/render/run.sh` runs it three times in fresh processes.
+#![forbid(unsafe_code)]
+#![allow(missing_docs)]
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use gatehouse_api::compile::CompileContext;
+use gatehouse_api::resource::Resource;
+use gatehouse_operator::build;
+use gatehouse_operator::render::{input_files, read_resources, render_paths};
+use gatehouse_operator::settings::ProxySettings;
+
+const ROUTES_PER_RESOURCE: usize = 20;
+const NAMESPACE: &str = "bench";
+
+fn main() -> anyhow::Result<()> {
+    let resources: usize = match std::env::args().nth(1) {
+        Some(count) => count.parse()?,
+        None => 1000,
+    };
+    let dir = std::env::temp_dir().join(format!("gatehouse-render-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let result = run(&dir, resources);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn run(dir: &Path, resources: usize) -> anyhow::Result<()> {
+    let mix = write_resources(dir, resources)?;
+    let input_bytes: u64 = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    let rss_before = memory_kib("VmRSS:");
+    let settings = ProxySettings::default();
+    let paths = [dir.to_path_buf()];
+
+    let started = Instant::now();
+    let yaml = render_paths(&paths, NAMESPACE, &settings)
+        .map_err(|e| anyhow::anyhow!("render refused the generated resources: {e}"))?;
+    let wall = started.elapsed();
+    let peak = memory_kib("VmHWM:");
+    let documents = yaml.matches("---\n").count();
+    let output_bytes = yaml.len();
+    drop(yaml);
+
+    println!(
+        "resources: {resources} ({mix}), {ROUTES_PER_RESOURCE} routes/endpoints each, {} KiB of YAML in",
+        input_bytes / 1024
+    );
+    println!(
+        "render_paths: {:.1} ms wall, peak RSS (VmHWM) {:.1} MiB (RSS before: {:.1} MiB); {documents} manifests, {:.1} MiB of YAML out",
+        ms(wall),
+        peak as f64 / 1024.0,
+        rss_before as f64 / 1024.0,
+        output_bytes as f64 / 1_048_576.0
+    );
+    let (read, compile, build, print) = phases(&paths, &settings)?;
+    println!(
+        "phases (second pass, warm): read+admit {:.1} ms, validate+compile {:.1} ms, build objects {:.1} ms, YAML {:.1} ms",
+        ms(read),
+        ms(compile),
+        ms(build),
+        ms(print)
+    );
+    println!(
+        "RESULT wall_ms={:.1} peak_mib={:.1}",
+        ms(wall),
+        peak as f64 / 1024.0
+    );
+    Ok(())
+}
+
+/// The work of `render_paths`, timed by phase.
+fn phases(
+    paths: &[PathBuf],
+    settings: &ProxySettings,
+) -> anyhow::Result<(Duration, Duration, Duration, Duration)> {
+    let started = Instant::now();
+    let resources = read_resources(&input_files(paths)?, NAMESPACE)?;
+    let read = started.elapsed();
+
+    // Every Aggregator is in the input (as `render` assumes), on the default port.
+    let context = CompileContext {
+        cluster_domain: settings.cluster_domain.clone(),
+        aggregator_ports: resources
+            .iter()
+            .filter(|r| matches!(r, Resource::Aggregator(_)))
+            .map(|r| (r.name().to_owned(), 80))
+            .collect(),
+    };
+    let started = Instant::now();
+    let tables = resources
+        .iter()
+        .map(|r| r.compile(&context))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|problems| anyhow::anyhow!("{problems:?}"))?;
+    let compile = started.elapsed();
+
+    let started = Instant::now();
+    let objects: Vec<_> = resources
+        .iter()
+        .zip(&tables)
+        .map(|(resource, table)| build::render(resource, table, settings))
+        .collect();
+    let build = started.elapsed();
+
+    let started = Instant::now();
+    let mut out = String::new();
+    for manifest in objects.iter().map(|o| o.manifests()) {
+        for manifest in manifest? {
+            out.push_str("---\n");
+            out.push_str(&serde_saphyr::to_string(&manifest)?);
+        }
+    }
+    let print = started.elapsed();
+    anyhow::ensure!(!out.is_empty(), "nothing printed");
+    Ok((read, compile, build, print))
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+/// A `/proc/self/status` field in KiB (0 where there is no procfs).
+fn memory_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with(field))?;
+            line.split_whitespace().nth(1)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+/// Writes `count` resources, one file each: 2 in 5 Gateways, 2 in 5 EdgeServices, 1 in 5
+/// Aggregators. Returns a description of the mix.
+fn write_resources(dir: &Path, count: usize) -> anyhow::Result<String> {
+    let aggregators = count / 5;
+    let (mut gateways, mut edges) = (0, 0);
+    for i in 0..count {
+        let (name, yaml) = if i < aggregators {
+            (format!("page-{i}"), aggregator(i))
+        } else if i % 2 == 0 {
+            gateways += 1;
+            (format!("gateway-{i}"), gateway(i, aggregators))
+        } else {
+            edges += 1;
+            (format!("edge-{i}"), edge_service(i, aggregators))
+        };
+        std::fs::write(dir.join(format!("{name}.yaml")), yaml)?;
+    }
+    Ok(format!(
+        "{gateways} Gateways, {edges} EdgeServices, {aggregators} Aggregators"
+    ))
+}
+
+fn gateway(i: usize, aggregators: usize) -> String {
+    let mut yaml = format!(
+        "apiVersion: gatehouse.dev/v1alpha1\nkind: Gateway\nmetadata:\n  name: gateway-{i}\n  labels: {{team: team-{}}}\nspec:\n  clients:\n",
+        i % 7
+    );
+    for client in ["web", "partner", "backoffice"] {
+        let _ = write!(
+            yaml,
+            "    - name: {client}\n      apiKeys:\n        secretRef: {{name: {client}-{i}-keys}}\n      rateLimit: {{requestsPerSecond: 200, burst: 400}}\n"
+        );
+    }
+    yaml.push_str("  contracts:\n    - version: v1\n      routes:\n");
+    routes(&mut yaml, i, aggregators);
+    yaml.push_str(
+        "  deployment:\n    autoscaling: {minReplicas: 2, maxReplicas: 10, targetCPUUtilizationPercentage: 70}\n    disruptionBudget: {maxUnavailable: 1}\n  service:\n    type: ClusterIP\n    port: 80\n    annotations: {team: shop}\n",
+    );
+    yaml
+}
+
+fn edge_service(i: usize, aggregators: usize) -> String {
+    let mut yaml = format!(
+        "apiVersion: gatehouse.dev/v1alpha1\nkind: EdgeService\nmetadata:\n  name: edge-{i}\nspec:\n  client:\n    name: app-{i}\n    apiKeys:\n      secretRef: {{name: app-{i}-keys}}\n    rateLimit: {{requestsPerSecond: 100, burst: 200}}\n  contracts:\n    - version: v2\n      routes:\n"
+    );
+    routes(&mut yaml, i, aggregators);
+    yaml.push_str(
+        "  deployment:\n    autoscaling: {minReplicas: 2, maxReplicas: 20, targetCPUUtilizationPercentage: 60}\n",
+    );
+    yaml
+}
+
+/// 20 routes of five kinds, four each, on disjoint paths.
+fn routes(yaml: &mut String, i: usize, aggregators: usize) {
+    for r in 0..ROUTES_PER_RESOURCE {
+        let service = format!("svc-{}", (i + r) % 40);
+        let _ = match r % 5 {
+            // A templated proxy route with header edits and retries.
+            0 => write!(
+                yaml,
+                r#"        - name: product-{r}
+          match: {{path: "/catalog{r}/products/{{id}}", methods: [GET, HEAD]}}
+          backend: {{service: {service}, port: 8080, path: "/items/{{id}}"}}
+          requestHeaders:
+            set: {{x-client: "{{client}}", x-request-id: "{{requestId}}"}}
+            add: {{x-product: "{{id}}"}}
+            remove: [cookie]
+          responseHeaders:
+            set: {{cache-control: "public, max-age=60"}}
+            remove: [x-powered-by, server]
+          timeout: 2s
+          retries: {{attempts: 2}}
+"#
+            ),
+            // A weighted migration on a prefix, with a header condition.
+            1 => write!(
+                yaml,
+                r#"        - name: orders-{r}
+          match:
+            path: /orders{r}
+            pathType: Prefix
+            headers: [{{name: x-tenant}}]
+          backends:
+            - {{service: {service}, port: 8080, weight: 90}}
+            - {{service: {service}-v2, port: 8080, path: /api/orders{r}, weight: 10}}
+          requestHeaders:
+            set: {{x-client: "{{client}}"}}
+          timeout: 5s
+"#
+            ),
+            // An inline aggregation: product, then its seller; reviews optional.
+            2 => write!(
+                yaml,
+                r#"        - name: card-{r}
+          match: {{path: "/cards{r}/{{id}}", methods: [GET]}}
+          aggregate:
+            steps:
+              - name: product
+                call: {{service: {service}, port: 8080, path: "/items/{{id}}"}}
+                filter: "{{id, title, price, image: .images[0]}}"
+                timeout: 400ms
+              - name: seller
+                call: {{service: sellers, port: 8080, path: "/sellers/{{product.sellerId}}"}}
+                after: [product]
+                timeout: 300ms
+              - name: reviews
+                call: {{service: reviews, port: 8080, path: "/reviews?product={{id}}"}}
+                optional: true
+                timeout: 300ms
+            response: "{{id: .product.id, title: .product.title, seller: .seller.name, stars: ((.reviews // []) | map(.stars) | add)}}"
+            timeout: 1s
+          responseHeaders:
+            set: {{x-served-by: "edge-{{client}}"}}
+"#
+            ),
+            // An Aggregator backend.
+            3 => write!(
+                yaml,
+                r#"        - name: page-{r}
+          match: {{path: "/pages{r}/{{id}}", methods: [GET]}}
+          backend: {{aggregator: page-{}}}
+          timeout: 3s
+"#,
+                (i + r) % aggregators.max(1)
+            ),
+            // A redirect or a direct response.
+            _ if r % 2 == 0 => write!(
+                yaml,
+                r#"        - name: moved-{r}
+          match: {{path: "/old{r}/{{id}}"}}
+          redirect: {{path: "/v1/new{r}/{{id}}", statusCode: 308}}
+"#
+            ),
+            _ => write!(
+                yaml,
+                r#"        - name: status-{r}
+          match: {{path: /status{r}, methods: [GET, HEAD]}}
+          respond:
+            status: 200
+            body: '{{"status":"ok","route":{r}}}'
+            contentType: application/json
+          responseHeaders:
+            add: {{x-route: "status-{r}"}}
+"#
+            ),
+        };
+    }
+}
+
+fn aggregator(i: usize) -> String {
+    let mut yaml = format!(
+        "apiVersion: gatehouse.dev/v1alpha1\nkind: Aggregator\nmetadata:\n  name: page-{i}\nspec:\n  endpoints:\n"
+    );
+    for e in 0..ROUTES_PER_RESOURCE {
+        let _ = write!(
+            yaml,
+            r#"    - name: page-{e}
+      match: {{path: "/pages{e}/{{id}}", methods: [GET]}}
+      steps:
+        - name: product
+          call: {{service: catalog-{}, port: 8080, path: "/items/{{id}}"}}
+          timeout: 500ms
+        - name: reviews
+          call: {{service: reviews, port: 8080, path: "/reviews?product={{id}}"}}
+          optional: true
+          timeout: 300ms
+          filter: "map({{stars, text}})"
+        - name: seller
+          call: {{service: sellers, port: 8080, path: "/sellers/{{product.sellerId}}", headers: {{x-request-id: "{{requestId}}"}}}}
+          after: [product]
+          timeout: 500ms
+      response: >-
+        {{id: .product.id, title: .product.title, price: .product.price,
+         seller: .seller.name, reviews: (.reviews // [])}}
+      timeout: 2s
+      failurePolicy: bestEffort
+"#,
+            (i + e) % 40
+        );
+    }
+    yaml.push_str("  deployment:\n    replicas: 2\n");
+    yaml
+}
