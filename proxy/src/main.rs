@@ -15,6 +15,10 @@ use gatehouse_proxy::source::TableOrigin;
 use gatehouse_proxy::upstream::Resolver;
 use tracing_subscriber::EnvFilter;
 
+/// Pingora allocates and frees buffers per request; mimalloc does that far cheaper than glibc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);

@@ -166,6 +166,11 @@ fn client_request_id(request: &RequestHeader) -> Option<String> {
 impl ProxyHttp for Gateway {
     type CTX = RequestContext;
 
+    fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {
+        // No response compression: Pingora's default registers a disabled compression module
+        // that still runs on every response.
+    }
+
     fn new_ctx(&self) -> Self::CTX {
         RequestContext::new(InFlight::start(
             self.metrics.clone(),

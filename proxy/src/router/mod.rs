@@ -53,15 +53,6 @@ pub struct RouteMatch {
     pub rest_offset: usize,
 }
 
-/// Key of the trie a route lives in.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum HostKey {
-    /// `api.example.com`.
-    Exact(String),
-    /// `*.example.com` stored as `example.com`.
-    Wildcard(String),
-}
-
 /// One route as the router sees it.
 #[derive(Debug)]
 struct IndexedRoute {
@@ -80,7 +71,10 @@ struct IndexedRoute {
 pub struct Router {
     routes: Vec<IndexedRoute>,
     any_host: Trie,
-    by_host: HashMap<HostKey, Trie>,
+    /// Routes of an exact host, by host.
+    exact_hosts: HashMap<String, Trie>,
+    /// Routes of a `*.SUFFIX` host, by suffix.
+    wildcard_hosts: HashMap<String, Trie>,
 }
 
 /// Counters of one lookup, for tests that check a lookup does not scan the table.
@@ -113,14 +107,12 @@ impl Router {
             let conditions = Conditions::from_entry(entry);
             let trie = match conditions.host() {
                 None => &mut router.any_host,
-                Some(HostPattern::Exact(host)) => router
-                    .by_host
-                    .entry(HostKey::Exact(host.clone()))
-                    .or_default(),
-                Some(HostPattern::Wildcard(suffix)) => router
-                    .by_host
-                    .entry(HostKey::Wildcard(suffix.clone()))
-                    .or_default(),
+                Some(HostPattern::Exact(host)) => {
+                    router.exact_hosts.entry(host.clone()).or_default()
+                }
+                Some(HostPattern::Wildcard(suffix)) => {
+                    router.wildcard_hosts.entry(suffix.clone()).or_default()
+                }
             };
             trie.insert(&segments, entry.path_kind == PathKind::Prefix, index);
             router.routes.push(IndexedRoute {
@@ -164,7 +156,8 @@ impl Router {
         request: &RequestFacts<'_, H>,
     ) -> (Option<RouteMatch>, LookupCost) {
         let segments = split_path(request.path);
-        let host = request.host.map(normalise_host);
+        let has_host_routes = !self.exact_hosts.is_empty() || !self.wildcard_hosts.is_empty();
+        let host = request.host.filter(|_| has_host_routes).map(normalise_host);
         let mut best: Option<Best> = None;
         let mut cost = LookupCost::default();
         let mut consider = |route: usize, params: &[usize], matched: usize| {
@@ -189,11 +182,11 @@ impl Router {
             trie.walk(&segments, &mut stats, &mut consider);
         };
         if let Some(host) = host.as_deref() {
-            if let Some(trie) = self.by_host.get(&HostKey::Exact(host.to_owned())) {
+            if let Some(trie) = self.exact_hosts.get(host) {
                 walk(trie);
             }
             if let Some((_, suffix)) = host.split_once('.')
-                && let Some(trie) = self.by_host.get(&HostKey::Wildcard(suffix.to_owned()))
+                && let Some(trie) = self.wildcard_hosts.get(suffix)
             {
                 walk(trie);
             }

@@ -262,7 +262,14 @@ impl Proxy {
             log,
         };
         proxy.wait_admin("/healthz", 200).await;
-        proxy
+        // The admin listener may start before the traffic listener: wait for both.
+        for _ in 0..3000 {
+            if TcpStream::connect(proxy.listen).await.is_ok() {
+                return proxy;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("traffic listener never opened:\n{}", proxy.log_text());
     }
 
     /// Polls an admin path until it answers `status`.

@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# Benchmark: gatehouse-proxy vs nginx vs HAProxy in front of one fast upstream (nginx).
+#
+# Usage: bench/run.sh            (from anywhere; needs nginx, haproxy, wrk, taskset, python3)
+#   DURATION=10 REPEATS=3 CONNECTIONS=50 bench/run.sh
+#   SKIP_BUILD=1 bench/run.sh    (reuse the release binary)
+#
+# Each proxy gets 1 worker/thread and keepalive connections to the upstream. The proxy under
+# test runs on PROXY_CPU; wrk and the upstream share LOAD_CPU (a 2-core machine has no third
+# core). Prints req/s, p50 and p99 per proxy (median of REPEATS runs) and the ratio to nginx,
+# then the same for gatehouse-proxy with a 10,000-route table.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+DURATION="${DURATION:-10}"
+REPEATS="${REPEATS:-3}"
+CONNECTIONS="${CONNECTIONS:-50}"
+PROXY_CPU="${PROXY_CPU:-1}"
+LOAD_CPU="${LOAD_CPU:-0}"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+WORK="$(mktemp -d /tmp/gatehouse-bench.XXXXXX)"
+UPSTREAM_PORT=18101 NGINX_PORT=18102 HAPROXY_PORT=18103 GATEHOUSE_PORT=18104 ADMIN_PORT=18105
+PIDS=()
+
+for tool in nginx haproxy wrk taskset python3 curl; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y nginx haproxy wrk util-linux python3 curl)" >&2; exit 1; }
+done
+
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+if [[ -z "${SKIP_BUILD:-}" ]]; then
+  (cd "$ROOT" && cargo build --release -p gatehouse-proxy)
+fi
+BIN="$TARGET_DIR/release/gatehouse-proxy"
+
+wait_http() { # URL
+  for _ in $(seq 1 500); do
+    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+    sleep 0.02
+  done
+  echo "not answering: $1" >&2; exit 1
+}
+
+start() { # CPU LOG COMMAND...
+  local cpu="$1" log="$2"; shift 2
+  taskset -c "$cpu" "$@" >"$log" 2>&1 &
+  PIDS+=("$!")
+}
+
+# --- the upstream: nginx answering a small fixed body ---
+mkdir -p "$WORK/upstream/logs"
+cat >"$WORK/upstream/nginx.conf" <<CONF
+worker_processes 1;
+error_log $WORK/upstream/logs/error.log warn;
+pid $WORK/upstream/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$UPSTREAM_PORT reuseport;
+    location / { default_type text/plain; return 200 "hello from the upstream\n"; }
+  }
+}
+CONF
+start "$LOAD_CPU" "$WORK/upstream.log" nginx -p "$WORK/upstream" -c "$WORK/upstream/nginx.conf" -g "daemon off;"
+wait_http "http://127.0.0.1:$UPSTREAM_PORT/"
+
+# --- nginx as the proxy ---
+mkdir -p "$WORK/nginx/logs"
+cat >"$WORK/nginx/nginx.conf" <<CONF
+worker_processes 1;
+error_log $WORK/nginx/logs/error.log warn;
+pid $WORK/nginx/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 256; keepalive_requests 1000000; }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location /v1/ {
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_pass http://backend/;
+    }
+  }
+}
+CONF
+
+# --- HAProxy ---
+cat >"$WORK/haproxy.cfg" <<CONF
+global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  option http-keep-alive
+  option forwardfor
+  http-reuse always
+frontend bench
+  bind 127.0.0.1:$HAPROXY_PORT
+  default_backend upstream
+backend upstream
+  http-request set-path %[path,regsub(^/v1,)]
+  server up 127.0.0.1:$UPSTREAM_PORT
+CONF
+
+python3 "$HERE/make_table.py" 10 "$UPSTREAM_PORT" >"$WORK/routes-10.json"
+python3 "$HERE/make_table.py" 10000 "$UPSTREAM_PORT" >"$WORK/routes-10000.json"
+
+RESULTS="$WORK/results.tsv"
+: >"$RESULTS"
+
+measure() { # NAME URL
+  local name="$1" url="$2"
+  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d2s "$url" >/dev/null  # warm-up
+  for run in $(seq 1 "$REPEATS"); do
+    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$url" >"$WORK/wrk-$name-$run.txt"
+    python3 - "$name" "$WORK/wrk-$name-$run.txt" >>"$RESULTS" <<'PY'
+import re, sys
+name, path = sys.argv[1], sys.argv[2]
+text = open(path).read()
+def ms(value):
+    number, unit = re.match(r"([\d.]+)(\w+)", value).groups()
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+p50 = ms(re.search(r"\s50%\s+(\S+)", text).group(1))
+p99 = ms(re.search(r"\s99%\s+(\S+)", text).group(1))
+errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+socket = re.search(r"Socket errors: (.*)", text)
+print(f"{name}\t{rps}\t{p50}\t{p99}\t{errors.group(1) if errors else 0}\t{socket.group(1) if socket else ''}")
+PY
+  done
+}
+
+stop_last() { kill "${PIDS[-1]}" 2>/dev/null || true; wait "${PIDS[-1]}" 2>/dev/null || true; unset 'PIDS[-1]'; }
+
+start "$PROXY_CPU" "$WORK/nginx.log" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g "daemon off;"
+wait_http "http://127.0.0.1:$NGINX_PORT/v1/res0/42"
+measure nginx "http://127.0.0.1:$NGINX_PORT/v1/res0/42"
+stop_last
+
+start "$PROXY_CPU" "$WORK/haproxy.log" haproxy -f "$WORK/haproxy.cfg" -db
+wait_http "http://127.0.0.1:$HAPROXY_PORT/v1/res0/42"
+measure haproxy "http://127.0.0.1:$HAPROXY_PORT/v1/res0/42"
+stop_last
+
+for routes in 10 10000; do
+  start "$PROXY_CPU" "$WORK/gatehouse-$routes.log" "$BIN" --routes "$WORK/routes-$routes.json" \
+    --listen "127.0.0.1:$GATEHOUSE_PORT" --admin "127.0.0.1:$ADMIN_PORT" --threads 1 --log-format text
+  wait_http "http://127.0.0.1:$ADMIN_PORT/readyz"
+  path="/v1/res$(( routes / 20 ))/42"
+  [[ "$routes" == 10 ]] && path="/v1/res0/42"
+  measure "gatehouse-$routes" "http://127.0.0.1:$GATEHOUSE_PORT$path"
+  stop_last
+done
+
+echo
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(uname -sr)"
+echo "wrk: 1 thread, $CONNECTIONS connections, ${DURATION}s x $REPEATS (median shown); proxy on CPU $PROXY_CPU, wrk + upstream on CPU $LOAD_CPU"
+python3 - "$RESULTS" <<'PY'
+import statistics, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+by = {}
+for name, rps, p50, p99, errors, socket in rows:
+    by.setdefault(name, []).append((float(rps), float(p50), float(p99), int(errors), socket))
+def med(name, i):
+    return statistics.median(r[i] for r in by[name])
+base_rps, base_p99 = med("nginx", 0), med("nginx", 2)
+print(f"{'proxy':<16}{'req/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'req/s vs nginx':>16}{'p99 vs nginx':>14}  runs (req/s)")
+for name in ["nginx", "haproxy", "gatehouse-10", "gatehouse-10000"]:
+    if name not in by:
+        continue
+    rps, p50, p99 = med(name, 0), med(name, 1), med(name, 2)
+    runs = " ".join(f"{r[0]:.0f}" for r in by[name])
+    bad = sum(r[3] for r in by[name])
+    note = f"  non-2xx: {bad}" if bad else ""
+    print(f"{name:<16}{rps:>12.0f}{p50:>10.3f}{p99:>10.3f}{rps / base_rps:>16.2f}{p99 / base_p99:>14.2f}  {runs}{note}")
+if "gatehouse-10" in by and "gatehouse-10000" in by:
+    print(f"10,000-route table / 10-route table req/s: {med('gatehouse-10000', 0) / med('gatehouse-10', 0):.2f}")
+PY
