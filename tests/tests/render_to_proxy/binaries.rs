@@ -1,0 +1,83 @@
+//! The real `gatehouse-operator` and `gatehouse-proxy` executables. Cargo gives a test only the
+//! binaries of its own package, so they are built here with the same cargo, profile and target
+//! directory (a no-op when `cargo test --workspace` built them already), or taken from
+//! `GATEHOUSE_OPERATOR_BIN` / `GATEHOUSE_PROXY_BIN`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate lives in the workspace")
+        .to_path_buf()
+}
+
+/// Path of `gatehouse-operator`.
+pub fn operator() -> PathBuf {
+    binary("GATEHOUSE_OPERATOR_BIN", "gatehouse-operator")
+}
+
+/// Path of `gatehouse-proxy`.
+pub fn proxy() -> PathBuf {
+    binary("GATEHOUSE_PROXY_BIN", "gatehouse-proxy")
+}
+
+fn binary(variable: &str, name: &str) -> PathBuf {
+    if let Ok(path) = std::env::var(variable) {
+        return PathBuf::from(path);
+    }
+    built()
+        .get(name)
+        .unwrap_or_else(|| panic!("cargo did not report the {name} executable"))
+        .clone()
+}
+
+/// Builds both binaries once per test process (in one cargo call) and returns their paths.
+fn built() -> &'static BTreeMap<String, PathBuf> {
+    static BUILT: OnceLock<BTreeMap<String, PathBuf>> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let mut command = Command::new(cargo);
+        command
+            .args([
+                "build",
+                "--bins",
+                "-p",
+                "gatehouse-operator",
+                "-p",
+                "gatehouse-proxy",
+            ])
+            .args(["--message-format", "json-render-diagnostics"])
+            .current_dir(workspace())
+            .stderr(Stdio::inherit());
+        if built_in_release() {
+            command.arg("--release");
+        }
+        let output = command.output().expect("cargo runs");
+        assert!(
+            output.status.success(),
+            "cargo build of the binaries failed"
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter_map(|message| {
+                let name = message["target"]["name"].as_str()?.to_owned();
+                let executable = message["executable"].as_str()?;
+                Some((name, PathBuf::from(executable)))
+            })
+            .collect()
+    })
+}
+
+/// True when this test executable was built with `--release` (then so are the binaries).
+fn built_in_release() -> bool {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent()?.parent().map(Path::to_path_buf))
+        .is_some_and(|profile_dir| profile_dir.ends_with("release"))
+}
