@@ -8,7 +8,9 @@
 # Each proxy gets 1 worker/thread and keepalive connections to the upstream. The proxy under
 # test runs on PROXY_CPU; wrk and the upstream share LOAD_CPU (a 2-core machine has no third
 # core). Prints req/s, p50 and p99 per proxy (median of REPEATS runs) and the ratio to nginx,
-# then the same for gatehouse-proxy with a 10,000-route table.
+# then the same for gatehouse-proxy with a 10,000-route table. Also prints the proxy's CPU time
+# per request (user+system of the proxy process and its children): with wrk and the upstream
+# sharing one core, req/s can be capped by the load side; CPU per request is not.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -122,14 +124,24 @@ python3 "$HERE/make_table.py" 10000 "$UPSTREAM_PORT" >"$WORK/routes-10000.json"
 RESULTS="$WORK/results.tsv"
 : >"$RESULTS"
 
-measure() { # NAME URL
-  local name="$1" url="$2"
+cpu_ticks() { # PID: user+system clock ticks of the process and its children (nginx workers)
+  local total=0 pid
+  for pid in "$1" $(pgrep -P "$1" || true); do
+    total=$(( total + $(awk '{print $14 + $15}' "/proc/$pid/stat") ))
+  done
+  echo "$total"
+}
+
+measure() { # NAME URL — against the proxy started last
+  local name="$1" url="$2" pid="${PIDS[-1]}" before after
   taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d2s "$url" >/dev/null  # warm-up
   for run in $(seq 1 "$REPEATS"); do
+    before=$(cpu_ticks "$pid")
     taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$url" >"$WORK/wrk-$name-$run.txt"
-    python3 - "$name" "$WORK/wrk-$name-$run.txt" >>"$RESULTS" <<'PY'
+    after=$(cpu_ticks "$pid")
+    python3 - "$name" "$WORK/wrk-$name-$run.txt" $(( after - before )) "$(getconf CLK_TCK)" >>"$RESULTS" <<'PY'
 import re, sys
-name, path = sys.argv[1], sys.argv[2]
+name, path, ticks, hz = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 text = open(path).read()
 def ms(value):
     number, unit = re.match(r"([\d.]+)(\w+)", value).groups()
@@ -139,7 +151,9 @@ p50 = ms(re.search(r"\s50%\s+(\S+)", text).group(1))
 p99 = ms(re.search(r"\s99%\s+(\S+)", text).group(1))
 errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
 socket = re.search(r"Socket errors: (.*)", text)
-print(f"{name}\t{rps}\t{p50}\t{p99}\t{errors.group(1) if errors else 0}\t{socket.group(1) if socket else ''}")
+requests = int(re.search(r"(\d+) requests in", text).group(1))
+cpu_us = ticks / hz * 1e6 / max(requests, 1)
+print(f"{name}\t{rps}\t{p50}\t{p99}\t{errors.group(1) if errors else 0}\t{cpu_us}")
 PY
   done
 }
@@ -173,12 +187,14 @@ python3 - "$RESULTS" <<'PY'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 by = {}
-for name, rps, p50, p99, errors, socket in rows:
-    by.setdefault(name, []).append((float(rps), float(p50), float(p99), int(errors), socket))
+for name, rps, p50, p99, errors, cpu in rows:
+    by.setdefault(name, []).append((float(rps), float(p50), float(p99), int(errors), float(cpu)))
 def med(name, i):
     return statistics.median(r[i] for r in by[name])
 base_rps, base_p99 = med("nginx", 0), med("nginx", 2)
-print(f"{'proxy':<16}{'req/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'req/s vs nginx':>16}{'p99 vs nginx':>14}  runs (req/s)")
+base_cpu = med("nginx", 4)
+print(f"{'proxy':<16}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU us/req':>12}"
+      f"{'req/s vs nginx':>16}{'p99 vs nginx':>14}{'req/CPU-s vs nginx':>20}  runs (req/s)")
 for name in ["nginx", "haproxy", "gatehouse-10", "gatehouse-10000"]:
     if name not in by:
         continue
@@ -186,7 +202,9 @@ for name in ["nginx", "haproxy", "gatehouse-10", "gatehouse-10000"]:
     runs = " ".join(f"{r[0]:.0f}" for r in by[name])
     bad = sum(r[3] for r in by[name])
     note = f"  non-2xx: {bad}" if bad else ""
-    print(f"{name:<16}{rps:>12.0f}{p50:>10.3f}{p99:>10.3f}{rps / base_rps:>16.2f}{p99 / base_p99:>14.2f}  {runs}{note}")
+    cpu = med(name, 4)
+    print(f"{name:<16}{rps:>10.0f}{p50:>9.3f}{p99:>9.3f}{cpu:>12.1f}"
+          f"{rps / base_rps:>16.2f}{p99 / base_p99:>14.2f}{base_cpu / cpu:>20.2f}  {runs}{note}")
 if "gatehouse-10" in by and "gatehouse-10000" in by:
     print(f"10,000-route table / 10-route table req/s: {med('gatehouse-10000', 0) / med('gatehouse-10', 0):.2f}")
 PY

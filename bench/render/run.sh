@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Render benchmark: `gatehouse-operator render` (read + admit + validate + compile + build +
+# YAML) over 1,000 generated resources (Gateways, EdgeServices, Aggregators; 20 routes or
+# endpoints each). See operator/examples/render_bench.rs for what is generated and measured.
+#
+# Usage: bench/render/run.sh              (from anywhere)
+#   REPEATS=3 RESOURCES=1000 bench/render/run.sh
+#   SKIP_BUILD=1 bench/render/run.sh      (reuse the release build)
+#
+# Each repeat is a fresh process (cold, like one `render` invocation). Prints the machine,
+# each run's wall time and peak RSS (VmHWM, cross-checked with /usr/bin/time -v when present),
+# and the median of the repeats. Goal: < 1 s and < 100 MiB.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+REPEATS="${REPEATS:-3}"
+RESOURCES="${RESOURCES:-1000}"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+BIN="$TARGET_DIR/release/examples/render_bench"
+
+if [[ -z "${SKIP_BUILD:-}" ]]; then
+  (cd "$ROOT" && cargo build --release -p gatehouse-operator --example render_bench)
+fi
+
+echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(rustc --version)"
+echo "command: $BIN $RESOURCES   (built by: cargo build --release -p gatehouse-operator --example render_bench)"
+
+walls=() peaks=()
+for run in $(seq 1 "$REPEATS"); do
+  log="$(mktemp)"
+  if [[ -x /usr/bin/time ]]; then
+    /usr/bin/time -v "$BIN" "$RESOURCES" >"$log" 2>"$log.time"
+    max_rss_kib="$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$log.time")"
+  else
+    "$BIN" "$RESOURCES" >"$log"
+    max_rss_kib=""
+  fi
+  echo "--- run $run"
+  grep -v '^RESULT' "$log"
+  [[ -n "$max_rss_kib" ]] && echo "/usr/bin/time -v: maximum resident set size $((max_rss_kib / 1024)) MiB (whole process, generation included)"
+  result="$(grep '^RESULT' "$log")"
+  walls+=("$(sed -E 's/.*wall_ms=([0-9.]+).*/\1/' <<<"$result")")
+  peaks+=("$(sed -E 's/.*peak_mib=([0-9.]+).*/\1/' <<<"$result")")
+  rm -f "$log" "$log.time"
+done
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+echo "=== median of $REPEATS: render_paths ${RESOURCES} resources: $(median "${walls[@]}") ms wall, peak RSS $(median "${peaks[@]}") MiB (goal < 1000 ms, < 100 MiB)"
