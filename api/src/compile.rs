@@ -103,7 +103,8 @@ impl Scope<'_> {
     }
 
     fn route(&self, id: String, contract: &Contract, route: &Route) -> RouteEntry {
-        let full_path = path::join(&routes_base_path(contract), &route.matches.path);
+        let base_path = routes_base_path(contract);
+        let full_path = path::join(&base_path, &route.matches.path);
         let action = if let Some(backend) = &route.backend {
             Action::Proxy {
                 upstreams: vec![self.backend(backend)],
@@ -158,6 +159,7 @@ impl Scope<'_> {
             action,
             timeout_ms,
         );
+        entry.base_path = Some(base_path);
         entry.request_headers = header_edits(route.request_headers.as_ref());
         entry.response_headers = header_edits(route.response_headers.as_ref());
         entry.retries = route.retries.as_ref().map(|r| Retries {
@@ -230,6 +232,7 @@ fn match_entry(
     RouteEntry {
         id,
         contract,
+        base_path: None,
         host: m.host.clone(),
         path_kind,
         path: full_path,

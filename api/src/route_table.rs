@@ -122,6 +122,9 @@ pub struct RouteEntry {
     pub id: String,
     /// Contract version, absent for Aggregator endpoints.
     pub contract: Option<String>,
+    /// The contract's base path (`/v1`, `/{tenant}/v1`, `/`), absent for Aggregator endpoints.
+    /// Without an upstream `path`, the request path below it is what goes upstream.
+    pub base_path: Option<String>,
     /// Host the request must be addressed to (`*.` prefix: any one label), or any host.
     pub host: Option<String>,
     /// How `path` is compared.
@@ -223,8 +226,8 @@ pub struct Upstream {
     pub host: String,
     /// Port.
     pub port: u16,
-    /// Path template sent upstream (see `BackendRef.path`); absent keeps the request path
-    /// below the contract's base path.
+    /// Path template sent upstream (see `BackendRef.path`); absent sends the request path
+    /// below the route's `basePath`.
     pub path: Option<String>,
     /// Relative weight.
     pub weight: u32,

@@ -35,6 +35,7 @@ fn gateway_routes_resolve_to_cluster_services_and_aggregators() {
 
     let product = route(&table, "v1/product");
     assert_eq!(product.path, "/v1/products/{id}");
+    assert_eq!(product.base_path.as_deref(), Some("/v1"));
     assert_eq!(product.path_kind, PathKind::Template);
     assert_eq!(product.methods, ["GET"]);
     assert_eq!(product.timeout_ms, 2000);
@@ -122,6 +123,7 @@ fn aggregator_endpoints_compile_to_aggregate_routes() {
     let table = compile_example("aggregator/product-page.yaml", &CompileContext::default());
     let page = route(&table, "product-page");
     assert_eq!(page.contract, None);
+    assert_eq!(page.base_path, None);
     assert_eq!(
         page.path, "/products/{id}/page",
         "endpoints have no contract base path"

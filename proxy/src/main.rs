@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use gatehouse_proxy::aggregate::AggregateRuntime;
+use gatehouse_proxy::aggregate::transport::PooledTransport;
 use gatehouse_proxy::cli::{Cli, LogFormat};
 use gatehouse_proxy::metrics::ProxyMetrics;
 use gatehouse_proxy::reload::{TableStore, Watcher};
@@ -18,6 +19,9 @@ use tracing_subscriber::EnvFilter;
 /// Pingora allocates and frees buffers per request; mimalloc does that far cheaper than glibc.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// How long an idle step connection stays in the aggregation pool.
+const STEP_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -49,8 +53,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let aggregate = Arc::new(AggregateRuntime {
-        connector: pingora::connectors::http::Connector::new(None),
-        resolver,
+        transport: PooledTransport::new(STEP_IDLE_TIMEOUT),
     });
     run(
         &ServerOptions {

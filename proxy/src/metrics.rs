@@ -2,6 +2,7 @@
 
 use std::sync::Mutex;
 
+use crate::aggregate::metrics::AggregationMetrics;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -70,6 +71,8 @@ pub struct ProxyMetrics {
     table_routes: Gauge,
     in_flight: Gauge,
     current_table: Mutex<Option<TableLabels>>,
+    /// Aggregation figures: per endpoint and per step.
+    pub aggregation: AggregationMetrics,
 }
 
 impl Default for ProxyMetrics {
@@ -132,8 +135,10 @@ impl ProxyMetrics {
             "Requests being served now",
             in_flight.clone(),
         );
+        let aggregation = AggregationMetrics::register(&mut registry);
         Self {
             registry,
+            aggregation,
             requests,
             latency,
             upstream_errors,

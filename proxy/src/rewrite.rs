@@ -43,8 +43,8 @@ impl<'a> TemplateVars<'a> {
 pub enum PathRewrite {
     /// Send the request path unchanged.
     Keep,
-    /// Strip this leading path (the contract's default base path, `/VERSION`).
-    StripBase(String),
+    /// Strip this many leading segments: the contract's base path (`/v1`, `/{tenant}/v1`).
+    StripSegments(usize),
     /// Send this template; on a Prefix route, the part of the request path below the matched
     /// prefix is appended.
     Replace {
@@ -56,13 +56,11 @@ pub enum PathRewrite {
 }
 
 impl PathRewrite {
-    /// The rewrite for an upstream: `upstream_path` when given, else the default base path
-    /// `/CONTRACT` stripped when the route path starts with it (see README: the table does
-    /// not carry custom base paths), else the path unchanged.
+    /// The rewrite for an upstream: `upstream_path` when given, else the request path with the
+    /// route's base path (as many segments as it has) stripped.
     pub fn for_upstream(
         upstream_path: Option<&str>,
-        route_path: &str,
-        contract: Option<&str>,
+        base_path: Option<&str>,
         is_prefix: bool,
     ) -> Self {
         if let Some(template) = upstream_path.and_then(|p| Template::parse(p).ok()) {
@@ -71,18 +69,8 @@ impl PathRewrite {
                 append_rest: is_prefix,
             };
         }
-        match contract {
-            Some(version) if !version.is_empty() => {
-                let base = format!("/{version}");
-                let starts = route_path
-                    .strip_prefix(&base)
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
-                if starts {
-                    Self::StripBase(base)
-                } else {
-                    Self::Keep
-                }
-            }
+        match base_path.map(|b| gatehouse_api::path::segments(b).len()) {
+            Some(n) if n > 0 => Self::StripSegments(n),
             _ => Self::Keep,
         }
     }
@@ -98,12 +86,14 @@ impl PathRewrite {
     ) -> String {
         let mut out = match self {
             Self::Keep => path.to_owned(),
-            Self::StripBase(base) => {
-                let below = path
-                    .strip_prefix(base.as_str())
-                    .filter(|r| r.is_empty() || r.starts_with('/'))
-                    .unwrap_or(path);
-                below.to_owned()
+            Self::StripSegments(n) => {
+                // The route matched, so the path starts with the base path's segments.
+                let mut rest = path;
+                for _ in 0..*n {
+                    let trimmed = rest.trim_start_matches('/');
+                    rest = trimmed.find('/').map_or("", |i| &trimmed[i..]);
+                }
+                rest.to_owned()
             }
             Self::Replace {
                 template,
@@ -205,8 +195,7 @@ mod tests {
     fn replaces_with_params() {
         let names = ["id".to_owned()];
         let values = ["42".to_owned()];
-        let r =
-            PathRewrite::for_upstream(Some("/items/{id}"), "/v1/products/{id}", Some("v1"), false);
+        let r = PathRewrite::for_upstream(Some("/items/{id}"), Some("/v1"), false);
         assert_eq!(
             r.apply("/v1/products/42", "", Some("a=1"), &vars(&names, &values)),
             "/items/42?a=1"
@@ -215,34 +204,38 @@ mod tests {
 
     #[test]
     fn prefix_replacement_appends_the_rest() {
-        let r = PathRewrite::for_upstream(Some("/api/orders"), "/v1/orders", Some("v1"), true);
+        let r = PathRewrite::for_upstream(Some("/api/orders"), Some("/v1"), true);
         let v = vars(&[], &[]);
         assert_eq!(
             r.apply("/v1/orders/7/lines", "/7/lines", None, &v),
             "/api/orders/7/lines"
         );
         assert_eq!(r.apply("/v1/orders", "", None, &v), "/api/orders");
-        let root = PathRewrite::for_upstream(Some("/"), "/v1/orders", Some("v1"), true);
+        let root = PathRewrite::for_upstream(Some("/"), Some("/v1"), true);
         assert_eq!(root.apply("/v1/orders/7", "/7", None, &v), "/7");
         assert_eq!(root.apply("/v1/orders", "", None, &v), "/");
     }
 
     #[test]
-    fn strips_the_default_base_path_only() {
+    fn strips_the_contract_base_path() {
         let v = vars(&[], &[]);
-        let r = PathRewrite::for_upstream(None, "/v1/orders", Some("v1"), true);
+        let r = PathRewrite::for_upstream(None, Some("/v1"), true);
         assert_eq!(r.apply("/v1/orders/7", "/7", None, &v), "/orders/7");
-        let custom = PathRewrite::for_upstream(None, "/shop/orders", Some("v1"), true);
+        let custom = PathRewrite::for_upstream(None, Some("/shop/v2"), true);
         assert_eq!(
-            custom.apply("/shop/orders/7", "/7", None, &v),
-            "/shop/orders/7"
+            custom.apply("/shop/v2/orders/7", "/7", None, &v),
+            "/orders/7"
         );
-        let aggregator = PathRewrite::for_upstream(None, "/products/{id}/page", None, false);
+        let templated = PathRewrite::for_upstream(None, Some("/{tenant}/v1"), false);
+        assert_eq!(templated.apply("/acme/v1/orders", "", None, &v), "/orders");
+        let unprefixed = PathRewrite::for_upstream(None, Some("/"), false);
+        assert_eq!(unprefixed.apply("/orders", "", None, &v), "/orders");
+        let aggregator = PathRewrite::for_upstream(None, None, false);
         assert_eq!(
             aggregator.apply("/products/1/page", "", Some("x=1"), &v),
             "/products/1/page?x=1"
         );
-        let base_only = PathRewrite::for_upstream(None, "/v1", Some("v1"), false);
+        let base_only = PathRewrite::for_upstream(None, Some("/v1"), false);
         assert_eq!(base_only.apply("/v1", "", None, &v), "/");
     }
 

@@ -12,6 +12,7 @@ use gatehouse_api::route_table::{Action, PathKind, RouteEntry, RouteTable, Table
 use gatehouse_api::template::Template;
 use http::HeaderValue;
 
+use crate::aggregate::plan::AggregationProgram;
 use crate::headers::{EditError, PreparedEdits};
 use crate::rewrite::PathRewrite;
 use crate::router::Router;
@@ -73,8 +74,8 @@ pub struct RetryPolicy {
 pub enum PreparedAction {
     /// Proxy to one of these upstreams.
     Proxy(Vec<PreparedUpstream>),
-    /// Run the route's aggregation plan (`entry.action`).
-    Aggregate,
+    /// Run the route's aggregation, compiled when the table loaded.
+    Aggregate(Arc<AggregationProgram>),
     /// Redirect.
     Redirect {
         /// Target scheme; absent keeps the request's.
@@ -219,15 +220,38 @@ fn prepare_route(
                         weight: upstream.weight,
                         rewrite: PathRewrite::for_upstream(
                             upstream.path.as_deref(),
-                            &entry.path,
-                            entry.contract.as_deref(),
+                            entry.base_path.as_deref(),
                             entry.path_kind == PathKind::Prefix,
                         ),
                     }
                 })
                 .collect(),
         ),
-        Action::Aggregate(_) => PreparedAction::Aggregate,
+        Action::Aggregate(plan) => {
+            let program = AggregationProgram::compile(plan, |upstream| {
+                let key = (
+                    upstream.service.clone(),
+                    upstream.host.clone(),
+                    upstream.port,
+                );
+                let resolved = addresses
+                    .entry(key)
+                    .or_insert_with(|| context.resolver.resolve(upstream))
+                    .clone();
+                if let Err(reason) = &resolved {
+                    unresolved.push(format!(
+                        "route {}: step upstream {}:{} does not resolve: {reason}",
+                        entry.id, upstream.host, upstream.port
+                    ));
+                }
+                resolved
+            })
+            .map_err(|message| BuildError::Template {
+                route: entry.id.clone(),
+                message,
+            })?;
+            PreparedAction::Aggregate(Arc::new(program))
+        }
         Action::Redirect(redirect) => PreparedAction::Redirect {
             scheme: redirect.scheme.clone(),
             host: redirect.host.clone(),

@@ -242,8 +242,11 @@ async fn standalone_serves_resource_folders() {
     proxy.wait_generation(2).await;
     let reply = proxy.send(get("/v1/status")).await;
     assert_eq!(reply.status, 200);
+    // The aggregation runs: its sellers Service does not resolve here, so the required seller
+    // step fails and the problem names it.
     let reply = proxy.send(get("/products/1/page")).await;
-    assert_eq!(reply.status, 501);
+    assert_eq!(reply.status, 502);
+    assert_eq!(reply.json()["step"], "seller");
     assert_eq!(
         reply.json()["route"],
         "product-page-aggregator/product-page"

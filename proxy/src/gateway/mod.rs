@@ -8,7 +8,7 @@ mod respond;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use http::HeaderValue;
@@ -20,7 +20,8 @@ use pingora::{Error, ErrorType};
 pub use context::{InFlight, RequestContext};
 use respond::{LocalResponse, write_local_response};
 
-use crate::aggregate::{AggregateRequest, AggregateRuntime, serve_aggregate};
+use crate::aggregate::values::RequestValues;
+use crate::aggregate::{AggregateRuntime, serve_aggregate};
 use crate::headers::{
     ForwardedFacts, REQUEST_ID, new_request_id, remove_hop_by_hop, set_forwarding_headers,
 };
@@ -118,24 +119,22 @@ impl Gateway {
                     body: bytes::Bytes::new(),
                 }
             }
-            PreparedAction::Aggregate => {
-                let request = session.req_header();
-                let deadline = Instant::now() + route.timeout;
-                let answer = serve_aggregate(
+            PreparedAction::Aggregate(program) => {
+                let values = request_values(session.req_header(), &vars);
+                let run = serve_aggregate(
                     &self.aggregate,
-                    AggregateRequest {
-                        route,
-                        param_names: vars.param_names,
-                        params: vars.params,
-                        method: request.method.as_str(),
-                        query: request.uri.query(),
-                        headers: &request.headers,
-                        client: vars.client,
-                        request_id: vars.request_id,
-                        deadline,
-                    },
-                )
-                .await;
+                    &self.metrics.aggregation,
+                    &route.entry.id,
+                    program,
+                    &values,
+                );
+                let Some(answer) = until_client_leaves(session, run).await else {
+                    // Dropping the aggregation closed its outstanding step connections.
+                    return Err(Error::explain(
+                        ErrorType::ConnectionClosed,
+                        "client closed the connection during an aggregation",
+                    ));
+                };
                 LocalResponse {
                     status: answer.status,
                     headers: answer.headers,
@@ -479,5 +478,61 @@ impl Gateway {
     fn upstream_name<'a>(&self, ctx: &'a RequestContext) -> &'a str {
         self.current_upstream(ctx)
             .map_or("", |u| u.service.as_str())
+    }
+}
+
+/// What an aggregation may read from the request.
+fn request_values(request: &RequestHeader, vars: &TemplateVars<'_>) -> RequestValues {
+    let query = request
+        .uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (name.to_owned(), value.to_owned())
+        })
+        .collect();
+    RequestValues {
+        method: request.method.as_str().to_owned(),
+        path: request.uri.path().to_owned(),
+        params: vars
+            .param_names
+            .iter()
+            .cloned()
+            .zip(vars.params.iter().cloned())
+            .collect(),
+        query,
+        headers: request
+            .headers
+            .iter()
+            .filter_map(|(name, value)| {
+                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+            })
+            .collect(),
+        client: vars.client.map(str::to_owned),
+        request_id: vars.request_id.to_owned(),
+    }
+}
+
+/// Runs `work` until it finishes, or until the client closes its connection — then `work` is
+/// dropped (cancelling whatever it waits for) and `None` returned. A request body the work does
+/// not use is read and discarded meanwhile.
+async fn until_client_leaves<T>(
+    session: &mut Session,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            biased;
+            done = &mut work => return Some(done),
+            read = session.downstream_session.read_body_or_idle(false) => {
+                if read.is_err() {
+                    return None;
+                }
+            }
+        }
     }
 }

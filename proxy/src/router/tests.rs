@@ -11,6 +11,7 @@ fn route(id: &str, kind: PathKind, path: &str) -> RouteEntry {
     RouteEntry {
         id: id.to_owned(),
         contract: None,
+        base_path: None,
         host: None,
         path_kind: kind,
         path: path.to_owned(),

@@ -32,6 +32,8 @@ fn entry(id: &str, kind: PathKind, path: &str, action: Action) -> RouteEntry {
     RouteEntry {
         id: id.to_owned(),
         contract: id.split_once('/').map(|(c, _)| c.to_owned()),
+        // What compile writes for a contract with the default base path `/VERSION`.
+        base_path: id.split_once('/').map(|(c, _)| format!("/{c}")),
         host: None,
         path_kind: kind,
         path: path.to_owned(),
