@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod aggregate;
+pub mod app;
 pub mod cli;
 pub mod gateway;
 pub mod headers;

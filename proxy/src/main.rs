@@ -1,84 +1,16 @@
-//! `gatehouse-proxy`: parse the command line, load the first table, watch for changes, serve.
+//! `gatehouse-proxy`: parse the command line and run the proxy (see [`gatehouse_proxy::app`]).
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
 use clap::Parser;
-use gatehouse_proxy::aggregate::AggregateRuntime;
-use gatehouse_proxy::aggregate::transport::PooledTransport;
-use gatehouse_proxy::cli::{Cli, LogFormat};
-use gatehouse_proxy::metrics::ProxyMetrics;
-use gatehouse_proxy::reload::{TableStore, Watcher};
-use gatehouse_proxy::server::{ServerOptions, Shared, run};
-use gatehouse_proxy::source::TableOrigin;
-use gatehouse_proxy::upstream::Resolver;
-use tracing_subscriber::EnvFilter;
+use gatehouse_proxy::app::run_proxy;
+use gatehouse_proxy::cli::Cli;
 
 /// Pingora allocates and frees buffers per request; mimalloc does that far cheaper than glibc.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// How long an idle step connection stays in the aggregation pool.
-const STEP_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_logging(cli.log_format);
-    let resolver = match Resolver::from_overrides(cli.resolve.iter().map(String::as_str)) {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    let origin = match (&cli.routes, &cli.from) {
-        (Some(file), _) => TableOrigin::File(file.clone()),
-        (None, Some(dir)) => TableOrigin::Folder(dir.clone()),
-        (None, None) => return ExitCode::from(2),
-    };
-    let metrics = Arc::new(ProxyMetrics::new());
-    let resolver = Arc::new(resolver);
-    let store = Arc::new(TableStore::new((*resolver).clone(), metrics.clone()));
-    let mut watcher = Watcher::new(
-        origin,
-        store.clone(),
-        Duration::from_millis(cli.reload_interval_ms.max(10)),
-    );
-    // First load before listening, so a good table is served from the first request.
-    watcher.poll();
-    if let Err(e) = watcher.spawn() {
-        tracing::error!("cannot start the route table watcher: {e}");
-        return ExitCode::FAILURE;
-    }
-    let aggregate = Arc::new(AggregateRuntime {
-        transport: PooledTransport::new(STEP_IDLE_TIMEOUT),
-    });
-    run(
-        &ServerOptions {
-            listen: cli.listen.clone(),
-            admin: cli.admin.clone(),
-            threads: cli.threads,
-            shutdown_grace: Duration::from_secs(cli.shutdown_grace),
-            upstream_pool_size: cli.upstream_pool_size,
-        },
-        Shared {
-            store,
-            metrics,
-            aggregate,
-        },
-    );
-    ExitCode::SUCCESS
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    run_proxy(Cli::parse())
 }

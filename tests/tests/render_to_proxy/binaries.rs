@@ -26,6 +26,11 @@ pub fn proxy() -> PathBuf {
     binary("GATEHOUSE_PROXY_BIN", "gatehouse-proxy")
 }
 
+/// Path of `gatehouse-demo` (the quickstart).
+pub fn demo() -> PathBuf {
+    binary("GATEHOUSE_DEMO_BIN", "gatehouse-demo")
+}
+
 fn binary(variable: &str, name: &str) -> PathBuf {
     if let Ok(path) = std::env::var(variable) {
         return PathBuf::from(path);
@@ -36,7 +41,7 @@ fn binary(variable: &str, name: &str) -> PathBuf {
         .clone()
 }
 
-/// Builds both binaries once per test process (in one cargo call) and returns their paths.
+/// Builds the binaries once per test process (in one cargo call) and returns their paths.
 fn built() -> &'static BTreeMap<String, PathBuf> {
     static BUILT: OnceLock<BTreeMap<String, PathBuf>> = OnceLock::new();
     BUILT.get_or_init(|| {
@@ -50,6 +55,8 @@ fn built() -> &'static BTreeMap<String, PathBuf> {
                 "gatehouse-operator",
                 "-p",
                 "gatehouse-proxy",
+                "-p",
+                "gatehouse-demo",
             ])
             .args(["--message-format", "json-render-diagnostics"])
             .current_dir(workspace())
