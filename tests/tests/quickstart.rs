@@ -3,9 +3,7 @@
 //! route, an EdgeService route and an aggregated endpoint — with the answers the README shows.
 #![allow(clippy::unwrap_used)]
 
-#[allow(dead_code)] // the quickstart needs only the demo binary
-#[path = "render_to_proxy/binaries.rs"]
-mod binaries;
+use gatehouse_tests::binaries;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

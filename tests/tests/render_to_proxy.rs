@@ -9,8 +9,6 @@
 //! are only checked for reaching the right proxy and route, not for what they answer.
 #![allow(clippy::unwrap_used)]
 
-#[path = "render_to_proxy/binaries.rs"]
-mod binaries;
 #[path = "render_to_proxy/proxy.rs"]
 mod proxy;
 #[path = "render_to_proxy/rendered.rs"]

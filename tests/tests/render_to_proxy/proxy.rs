@@ -13,7 +13,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use super::binaries;
+use gatehouse_tests::binaries;
 
 /// A temporary directory, removed when dropped.
 pub struct TempDir(pub PathBuf);

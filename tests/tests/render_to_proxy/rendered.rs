@@ -11,7 +11,7 @@ use gatehouse_operator::render::render_paths;
 use gatehouse_operator::settings::ProxySettings;
 use serde_json::Value;
 
-use super::binaries;
+use gatehouse_tests::binaries;
 
 /// Namespace the examples are rendered into (they name none).
 pub const NAMESPACE: &str = "shop";
