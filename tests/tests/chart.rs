@@ -619,3 +619,23 @@ fn images_build_one_binary_and_run_it_as_non_root() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// `deploy/gatehouse.yaml`, the raw manifest for installing with `kubectl apply`, is the chart
+/// rendered with default values and CRDs disabled (the CRDs come from `crds/`): it is the
+/// `crds-disabled` golden, byte for byte.
+#[test]
+fn the_raw_install_manifest_is_the_rendered_chart() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let golden =
+        std::fs::read_to_string(root.join("charts/gatehouse/tests/golden/crds-disabled.yaml"))
+            .unwrap();
+    let manifest = root.join("deploy/gatehouse.yaml");
+    if std::env::var("GATEHOUSE_BLESS").is_ok_and(|v| v == "1") {
+        std::fs::write(&manifest, &golden).unwrap();
+    }
+    assert!(
+        std::fs::read_to_string(&manifest).unwrap_or_default() == golden,
+        "deploy/gatehouse.yaml differs from the chart's crds-disabled rendering; \
+         regenerate with GATEHOUSE_BLESS=1 cargo test -p gatehouse-tests --test chart"
+    );
+}
