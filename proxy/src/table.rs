@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use gatehouse_api::route_table::{Action, PathKind, RouteEntry, RouteTable, TableSource};
+use gatehouse_api::route_table::{Action, PathKind, RouteEntry, RouteTable, TableSource, Upstream};
 use gatehouse_api::template::Template;
 use http::HeaderValue;
 
@@ -174,6 +174,33 @@ impl LoadedTable {
 /// many routes use it.
 type AddressMemo = HashMap<(String, String, u16), Result<SocketAddr, String>>;
 
+/// Resolves an upstream once per build (memoised in `addresses`); a failure is also reported in
+/// `unresolved`, naming the route.
+fn resolve_once(
+    upstream: &Upstream,
+    route: &str,
+    context: &BuildContext<'_>,
+    addresses: &mut AddressMemo,
+    unresolved: &mut Vec<String>,
+) -> Result<SocketAddr, String> {
+    let key = (
+        upstream.service.clone(),
+        upstream.host.clone(),
+        upstream.port,
+    );
+    let resolved = addresses
+        .entry(key)
+        .or_insert_with(|| context.resolver.resolve(upstream))
+        .clone();
+    if let Err(reason) = &resolved {
+        unresolved.push(format!(
+            "route {route}: upstream {}:{} does not resolve: {reason}",
+            upstream.host, upstream.port
+        ));
+    }
+    resolved
+}
+
 fn prepare_route(
     entry: RouteEntry,
     context: &BuildContext<'_>,
@@ -193,25 +220,8 @@ fn prepare_route(
             upstreams
                 .iter()
                 .map(|upstream| {
-                    let key = (
-                        upstream.service.clone(),
-                        upstream.host.clone(),
-                        upstream.port,
-                    );
-                    let resolved = addresses
-                        .entry(key)
-                        .or_insert_with(|| context.resolver.resolve(upstream))
-                        .clone();
-                    let address = match resolved {
-                        Ok(address) => Some(address),
-                        Err(reason) => {
-                            unresolved.push(format!(
-                                "route {}: upstream {}:{} does not resolve: {reason}",
-                                entry.id, upstream.host, upstream.port
-                            ));
-                            None
-                        }
-                    };
+                    let address =
+                        resolve_once(upstream, &entry.id, context, addresses, unresolved).ok();
                     PreparedUpstream {
                         service: upstream.service.clone(),
                         health: address.map(|a| context.health.get(a)).unwrap_or_default(),
@@ -229,22 +239,7 @@ fn prepare_route(
         ),
         Action::Aggregate(plan) => {
             let program = AggregationProgram::compile(plan, |upstream| {
-                let key = (
-                    upstream.service.clone(),
-                    upstream.host.clone(),
-                    upstream.port,
-                );
-                let resolved = addresses
-                    .entry(key)
-                    .or_insert_with(|| context.resolver.resolve(upstream))
-                    .clone();
-                if let Err(reason) = &resolved {
-                    unresolved.push(format!(
-                        "route {}: step upstream {}:{} does not resolve: {reason}",
-                        entry.id, upstream.host, upstream.port
-                    ));
-                }
-                resolved
+                resolve_once(upstream, &entry.id, context, addresses, unresolved)
             })
             .map_err(|message| BuildError::Template {
                 route: entry.id.clone(),
