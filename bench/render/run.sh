@@ -23,10 +23,11 @@ if [[ -z "${SKIP_BUILD:-}" ]]; then
   (cd "$ROOT" && cargo build --release -p gatehouse-operator --example render_bench)
 fi
 
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(rustc --version)"
 echo "command: $BIN $RESOURCES   (built by: cargo build --release -p gatehouse-operator --example render_bench)"
 
-walls=() peaks=()
+walls=() cpus=() peaks=()
 for run in $(seq 1 "$REPEATS"); do
   log="$(mktemp)"
   if [[ -x /usr/bin/time ]]; then
@@ -41,9 +42,10 @@ for run in $(seq 1 "$REPEATS"); do
   [[ -n "$max_rss_kib" ]] && echo "/usr/bin/time -v: maximum resident set size $((max_rss_kib / 1024)) MiB (whole process, generation included)"
   result="$(grep '^RESULT' "$log")"
   walls+=("$(sed -E 's/.*wall_ms=([0-9.]+).*/\1/' <<<"$result")")
+  cpus+=("$(sed -E 's/.*cpu_ms=([0-9.]+).*/\1/' <<<"$result")")
   peaks+=("$(sed -E 's/.*peak_mib=([0-9.]+).*/\1/' <<<"$result")")
   rm -f "$log" "$log.time"
 done
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-echo "=== median of $REPEATS: render_paths ${RESOURCES} resources: $(median "${walls[@]}") ms wall, peak RSS $(median "${peaks[@]}") MiB (goal < 1000 ms, < 100 MiB)"
+echo "=== median of $REPEATS: render_paths ${RESOURCES} resources: $(median "${walls[@]}") ms wall, $(median "${cpus[@]}") ms CPU, peak RSS $(median "${peaks[@]}") MiB (goal < 1000 ms, < 100 MiB)"
