@@ -15,6 +15,7 @@ use crate::validate::Problem;
 
 struct Compiled {
     schema: Value,
+    cel: kube::core::cel::CompiledSchema,
     validator: jsonschema::Validator,
 }
 
@@ -41,7 +42,13 @@ fn compiled(kind: Kind) -> &'static Compiled {
                 // can only fail on a bug in `to_json_schema`, which the tests exercise.
                 let validator = jsonschema::draft4::new(&strict)
                     .unwrap_or_else(|e| panic!("CRD schema is not a valid JSON Schema: {e}"));
-                Compiled { schema, validator }
+                // CEL rules are parsed once here, not at every admission.
+                let cel = kube::core::cel::compile_schema(&schema);
+                Compiled {
+                    schema,
+                    cel,
+                    validator,
+                }
             })
             .collect()
     });
@@ -132,7 +139,7 @@ pub fn admit(kind: Kind, object: &Value) -> Result<(), Vec<Problem>> {
     if problems.is_empty() {
         let defaulted = kube::core::cel::apply_defaults(&compiled.schema, object);
         if let Err(errors) =
-            kube::core::cel::Validator::new().validate(&compiled.schema, &defaulted, None)
+            kube::core::cel::Validator::new().validate_compiled(&compiled.cel, &defaulted, None)
         {
             problems.extend(
                 errors

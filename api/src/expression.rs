@@ -3,6 +3,8 @@
 //! The same compiler checks a rule when a resource is validated and builds it when a proxy
 //! loads its table, so a rule that passes validation is the rule that runs.
 
+use std::sync::OnceLock;
+
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, data};
 use jaq_json::Val;
@@ -28,9 +30,17 @@ impl Expression {
     /// Compiles `code`, which may read the global variables `globals` (names with `$`).
     /// The error says what is wrong in the user's terms.
     pub fn compile(code: &str, globals: &[&str]) -> Result<Self, String> {
-        let defs = jaq_core::defs()
-            .chain(jaq_std::defs())
-            .chain(jaq_json::defs());
+        // The standard library's definitions are parsed once per process, not per rule.
+        static DEFS: OnceLock<Vec<jaq_core::load::parse::Def<&'static str>>> = OnceLock::new();
+        let defs = DEFS
+            .get_or_init(|| {
+                jaq_core::defs()
+                    .chain(jaq_std::defs())
+                    .chain(jaq_json::defs())
+                    .collect()
+            })
+            .iter()
+            .cloned();
         let funs = jaq_core::funs()
             .chain(jaq_std::funs())
             .chain(jaq_json::funs());
