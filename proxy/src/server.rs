@@ -72,13 +72,16 @@ pub fn run(options: &ServerOptions, shared: Shared) {
         "gatehouse proxy",
     );
     proxy.add_tcp(&options.listen);
-    server.add_service(proxy);
+    let proxy_handle = server.add_service(proxy);
 
     let admin = AdminApp::new(shared.store, shared.metrics, draining.clone());
     let mut admin_service = Service::new("gatehouse admin".to_owned(), HttpServer::new_app(admin));
     admin_service.threads = Some(1);
     admin_service.add_tcp(&options.admin);
-    server.add_service(admin_service);
+    // The admin listener (and so /readyz) starts only once the traffic listener is up: a pod
+    // is never reported ready before it can take traffic.
+    let admin_handle = server.add_service(admin_service);
+    admin_handle.add_dependency(&proxy_handle);
 
     server.run(RunArgs {
         shutdown_signal: Box::new(DrainOnTerm {
