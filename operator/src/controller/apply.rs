@@ -47,7 +47,7 @@ pub async fn apply_objects(
     ensure(client, namespace, &objects.service_account).await?;
     let (_, table_written) = ensure(client, namespace, &objects.config_map).await?;
     ensure(client, namespace, &objects.service).await?;
-    let (deployment, _) = ensure(client, namespace, &objects.deployment).await?;
+    let (deployment, _) = ensure_deployment(client, namespace, &objects.deployment).await?;
     let name = objects.deployment.name_any();
     match &objects.autoscaler {
         Some(autoscaler) => drop(ensure(client, namespace, autoscaler).await?),
@@ -63,6 +63,62 @@ pub async fn apply_objects(
         deployment,
         table_written,
     })
+}
+
+/// Field manager that keeps a Deployment's replica count while ownership passes from the operator
+/// to an autoscaler.
+pub const REPLICAS_HANDOVER_MANAGER: &str = "gatehouse-operator-replicas-handover";
+
+/// The replica count to hand over: set when the operator's own apply still owns
+/// `spec.replicas` of the live Deployment. Applying without the field would then remove it and
+/// the Deployment would fall back to one replica until the autoscaler acts.
+pub fn replicas_to_hand_over(live: &Deployment) -> Option<i32> {
+    let owned = live.metadata.managed_fields.iter().flatten().any(|entry| {
+        entry.manager.as_deref() == Some(FIELD_MANAGER)
+            && entry.operation.as_deref() == Some("Apply")
+            && entry
+                .fields_v1
+                .as_ref()
+                .and_then(|f| f.0.get("f:spec"))
+                .is_some_and(|spec| spec.get("f:replicas").is_some())
+    });
+    if owned {
+        live.spec.as_ref()?.replicas
+    } else {
+        None
+    }
+}
+
+/// [`ensure`] for the Deployment, with the replica hand-over: before the first apply without
+/// `replicas`, the current count is written under a second field manager (an update, not an
+/// apply), so dropping the field from our apply keeps the value for the autoscaler (or KEDA) to
+/// take over — the hand-over the server-side apply documentation describes.
+async fn ensure_deployment(
+    client: &Client,
+    namespace: &str,
+    desired: &Deployment,
+) -> Result<(Deployment, bool), ApplyError> {
+    let name = desired.name_any();
+    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let live = read_live(&api, namespace, &name).await?;
+    let autoscaled = desired.spec.as_ref().is_some_and(|s| s.replicas.is_none());
+    if let Some(replicas) = live
+        .as_ref()
+        .filter(|live| autoscaled && !holds(desired, live))
+        .and_then(replicas_to_hand_over)
+    {
+        let params = PatchParams {
+            field_manager: Some(REPLICAS_HANDOVER_MANAGER.to_owned()),
+            ..PatchParams::default()
+        };
+        let patch = serde_json::json!({"spec": {"replicas": replicas}});
+        api.patch(&name, &params, &Patch::Merge(&patch))
+            .await
+            .map_err(|source| {
+                error::<Deployment>("hand over replicas of", namespace, &name, source)
+            })?;
+    }
+    apply_unless_held(&api, namespace, desired, live).await
 }
 
 /// Reads the live Deployment, for readiness, when nothing is applied.
@@ -102,17 +158,35 @@ where
         + Serialize
         + DeserializeOwned,
 {
-    let name = desired.name_any();
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
-    let live = api
-        .get_opt(&name)
+    let live = read_live(&api, namespace, &desired.name_any()).await?;
+    apply_unless_held(&api, namespace, desired, live).await
+}
+
+async fn read_live<K>(api: &Api<K>, namespace: &str, name: &str) -> Result<Option<K>, ApplyError>
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned,
+{
+    api.get_opt(name)
         .await
-        .map_err(|source| error::<K>("read", namespace, &name, source))?;
+        .map_err(|source| error::<K>("read", namespace, name, source))
+}
+
+async fn apply_unless_held<K>(
+    api: &Api<K>,
+    namespace: &str,
+    desired: &K,
+    live: Option<K>,
+) -> Result<(K, bool), ApplyError>
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
+{
     if let Some(live) = live
         && holds(desired, &live)
     {
         return Ok((live, false));
     }
+    let name = desired.name_any();
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let applied = api
         .patch(&name, &params, &Patch::Apply(desired))
@@ -195,6 +269,46 @@ mod tests {
     use serde_json::json;
 
     use super::contains;
+
+    #[test]
+    fn replicas_are_handed_over_only_while_our_apply_owns_them() {
+        use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+            FieldsV1, ManagedFieldsEntry, ObjectMeta,
+        };
+
+        let deployment = |manager: &str, operation: &str, fields: serde_json::Value| Deployment {
+            metadata: ObjectMeta {
+                managed_fields: Some(vec![ManagedFieldsEntry {
+                    manager: Some(manager.to_owned()),
+                    operation: Some(operation.to_owned()),
+                    fields_v1: Some(FieldsV1(fields)),
+                    ..ManagedFieldsEntry::default()
+                }]),
+                ..ObjectMeta::default()
+            },
+            spec: Some(DeploymentSpec {
+                replicas: Some(4),
+                ..DeploymentSpec::default()
+            }),
+            ..Deployment::default()
+        };
+        let ours = json!({"f:spec": {"f:replicas": {}, "f:template": {}}});
+        assert_eq!(
+            super::replicas_to_hand_over(&deployment("gatehouse-operator", "Apply", ours.clone())),
+            Some(4)
+        );
+        // Already handed over (our apply no longer lists it), or owned by someone else: nothing to do.
+        let without = json!({"f:spec": {"f:template": {}}});
+        assert_eq!(
+            super::replicas_to_hand_over(&deployment("gatehouse-operator", "Apply", without)),
+            None
+        );
+        assert_eq!(
+            super::replicas_to_hand_over(&deployment("kube-controller-manager", "Update", ours)),
+            None
+        );
+    }
 
     #[test]
     fn server_defaults_do_not_count_as_drift() {
