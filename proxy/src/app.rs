@@ -49,7 +49,7 @@ pub fn run_proxy(cli: Cli) -> ExitCode {
         return ExitCode::FAILURE;
     }
     let aggregate = Arc::new(AggregateRuntime {
-        transport: PooledTransport::new(STEP_IDLE_TIMEOUT),
+        transport: PooledTransport::new(cli.upstream_pool_size, STEP_IDLE_TIMEOUT),
     });
     run(
         &ServerOptions {

@@ -90,7 +90,7 @@ fn services(pairs: &[(&str, &upstream::Upstream)]) -> Services {
 }
 
 fn transport() -> PooledTransport {
-    PooledTransport::new(Duration::from_secs(30))
+    PooledTransport::new(64, Duration::from_secs(30))
 }
 
 #[tokio::test]

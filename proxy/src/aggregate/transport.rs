@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
+use pingora::connectors::ConnectorOptions;
 use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
@@ -80,10 +81,12 @@ pub struct PooledTransport {
 }
 
 impl PooledTransport {
-    /// A transport whose idle upstream connections stay open for `idle_timeout`.
-    pub fn new(idle_timeout: Duration) -> Self {
+    /// A transport keeping up to `pool_size` idle upstream connections, each open for
+    /// `idle_timeout`. Size the pool for the steps in flight at peak (calls × steps): a smaller
+    /// pool closes connections that the next calls must open again.
+    pub fn new(pool_size: usize, idle_timeout: Duration) -> Self {
         Self {
-            connector: Connector::new(None),
+            connector: Connector::new(Some(ConnectorOptions::new(pool_size))),
             idle_timeout,
         }
     }
