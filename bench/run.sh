@@ -41,19 +41,8 @@ if [[ -z "${SKIP_BUILD:-}" ]]; then
 fi
 BIN="$TARGET_DIR/release/gatehouse-proxy"
 
-wait_http() { # URL
-  for _ in $(seq 1 500); do
-    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
-    sleep 0.02
-  done
-  echo "not answering: $1" >&2; exit 1
-}
-
-start() { # CPU LOG COMMAND...
-  local cpu="$1" log="$2"; shift 2
-  taskset -c "$cpu" "$@" >"$log" 2>&1 &
-  PIDS+=("$!")
-}
+# shellcheck source=/dev/null
+source "$HERE/lib.sh"
 
 # --- the upstream: nginx answering a small fixed body ---
 mkdir -p "$WORK/upstream/logs"

@@ -71,19 +71,8 @@ fi
 PROXY_BIN="$TARGET_DIR/release/gatehouse-proxy"
 OPERATOR_BIN="$TARGET_DIR/release/gatehouse-operator"
 
-wait_http() { # URL
-  for _ in $(seq 1 500); do
-    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
-    sleep 0.02
-  done
-  echo "not answering: $1" >&2; exit 1
-}
-
-start() { # CPU LOG COMMAND...
-  local cpu="$1" log="$2"; shift 2
-  "${PRIORITY[@]}" taskset -c "$cpu" "$@" >"$log" 2>&1 &
-  PIDS+=("$!")
-}
+# shellcheck source=/dev/null
+source "$HERE/../lib.sh"
 
 # --- three upstreams: nginx + echo_sleep, small JSON body after DELAY seconds ---
 i=0
