@@ -3,7 +3,7 @@
 //! The same compiler checks a rule when a resource is validated and builds it when a proxy
 //! loads its table, so a rule that passes validation is the rule that runs.
 
-use std::sync::OnceLock;
+mod prelude;
 
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, data};
@@ -30,17 +30,17 @@ impl Expression {
     /// Compiles `code`, which may read the global variables `globals` (names with `$`).
     /// The error says what is wrong in the user's terms.
     pub fn compile(code: &str, globals: &[&str]) -> Result<Self, String> {
-        // The standard library's definitions are parsed once per process, not per rule.
-        static DEFS: OnceLock<Vec<jaq_core::load::parse::Def<&'static str>>> = OnceLock::new();
-        let defs = DEFS
-            .get_or_init(|| {
-                jaq_core::defs()
-                    .chain(jaq_std::defs())
-                    .chain(jaq_json::defs())
-                    .collect()
-            })
-            .iter()
-            .cloned();
+        // Only the library definitions the rule can reach are compiled (see `prelude`). Should
+        // that ever refuse a rule, the whole library decides, so pruning never changes a verdict.
+        Self::compile_with(code, globals, prelude::for_rule(code))
+            .or_else(|_| Self::compile_with(code, globals, prelude::whole()))
+    }
+
+    fn compile_with(
+        code: &str,
+        globals: &[&str],
+        defs: Vec<jaq_core::load::parse::Def<&'static str>>,
+    ) -> Result<Self, String> {
         let funs = jaq_core::funs()
             .chain(jaq_std::funs())
             .chain(jaq_json::funs());
