@@ -115,6 +115,7 @@ fn check_structural(path: &str, node: &Value, problems: &mut Vec<String>) {
     if let Some(extra @ Value::Object(_)) = map.get("additionalProperties") {
         check_structural(&format!("{path}{{}}"), extra, problems);
     }
+    check_list_type(path, map, problems);
     if let Some(Value::Array(rules)) = map.get("x-kubernetes-validations") {
         for rule in rules {
             let keys: Vec<&str> = rule
@@ -132,6 +133,41 @@ fn check_structural(path: &str, node: &Value, problems: &mut Vec<String>) {
                 problems.push(format!("{path}: validation rule without a message"));
             }
         }
+    }
+}
+
+/// What the API server demands of list types: `map` lists of objects whose keys are scalar
+/// properties that are required or defaulted (else it refuses the CRD), keys only on maps.
+fn check_list_type(path: &str, map: &serde_json::Map<String, Value>, problems: &mut Vec<String>) {
+    let list_type = map.get("x-kubernetes-list-type").and_then(Value::as_str);
+    let keys = map.get("x-kubernetes-list-map-keys");
+    match (list_type, keys) {
+        (None, None) | (Some("atomic" | "set"), None) => {}
+        (Some("map"), Some(Value::Array(keys))) if !keys.is_empty() => {
+            let items = map.get("items").cloned().unwrap_or_default();
+            if items.get("type") != Some(&Value::from("object")) {
+                problems.push(format!("{path}: list-type map of non-objects"));
+            }
+            let required = items.get("required").and_then(Value::as_array);
+            for key in keys {
+                let Some(key) = key.as_str() else {
+                    problems.push(format!("{path}: list-map key {key} is not a string"));
+                    continue;
+                };
+                let property = &items["properties"][key];
+                let scalar = ["string", "integer", "number", "boolean"]
+                    .iter()
+                    .any(|t| property.get("type") == Some(&Value::from(*t)));
+                let present = required.is_some_and(|r| r.contains(&Value::from(key)))
+                    || property.get("default").is_some();
+                if !scalar || !present {
+                    problems.push(format!(
+                        "{path}: list-map key {key} must be a required (or defaulted) scalar"
+                    ));
+                }
+            }
+        }
+        other => problems.push(format!("{path}: list type {other:?} is not valid")),
     }
 }
 

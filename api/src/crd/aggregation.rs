@@ -89,9 +89,9 @@ pub struct Step {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Aggregation {
-    /// The backend calls.
+    /// The backend calls; step names are unique (the list is keyed by name).
     #[schemars(length(min = 1, max = MAX_STEPS))]
-    #[x_kube(validation = Rule::new("self.all(s, self.exists_one(t, t.name == s.name))").message("step names must be unique within an aggregation"))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub steps: Vec<Step>,
     /// jq expression computing the response body. Its input is an object with one key per step
     /// holding that step's JSON body (`null` when an optional step failed); `$request` holds

@@ -46,9 +46,9 @@ pub struct Endpoint {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct AggregatorSpec {
-    /// The composite endpoints.
+    /// The composite endpoints; names are unique (the list is keyed by name).
     #[schemars(length(min = 1, max = MAX_ENDPOINTS))]
-    #[x_kube(validation = Rule::new("self.all(e, self.exists_one(f, f.name == e.name))").message("endpoint names must be unique"))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub endpoints: Vec<Endpoint>,
     /// The proxy Deployment.
     #[serde(default)]

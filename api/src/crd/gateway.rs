@@ -22,9 +22,9 @@ pub struct Contract {
     /// serves the routes unprefixed.
     #[schemars(length(min = 1, max = 256), pattern(PATH_TEMPLATE))]
     pub base_path: Option<String>,
-    /// The routes.
+    /// The routes; names are unique within the contract (the list is keyed by name).
     #[schemars(length(min = 1, max = MAX_ROUTES))]
-    #[x_kube(validation = Rule::new("self.all(r, self.exists_one(s, s.name == r.name))").message("route names must be unique within a contract"))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub routes: Vec<Route>,
 }
 
@@ -50,14 +50,15 @@ pub struct Contract {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct GatewaySpec {
-    /// The clients this gateway serves and how each is recognised.
+    /// The clients this gateway serves and how each is recognised; names are unique (the list
+    /// is keyed by name).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = MAX_CLIENTS))]
-    #[x_kube(validation = Rule::new("self.all(c, self.exists_one(d, d.name == c.name))").message("client names must be unique"))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub clients: Vec<Client>,
-    /// Published contracts, one per version.
+    /// Published contracts, one per version (the list is keyed by version).
     #[schemars(length(min = 1, max = MAX_CONTRACTS))]
-    #[x_kube(validation = Rule::new("self.all(c, self.exists_one(d, d.version == c.version))").message("contract versions must be unique"))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["version"]))]
     pub contracts: Vec<Contract>,
     /// The proxy Deployment.
     #[serde(default)]
@@ -93,9 +94,9 @@ pub struct GatewaySpec {
 pub struct EdgeServiceSpec {
     /// The one client this edge serves.
     pub client: Client,
-    /// Published contracts, one per version.
+    /// Published contracts, one per version (the list is keyed by version).
     #[schemars(length(min = 1, max = MAX_CONTRACTS))]
-    #[x_kube(validation = Rule::new("self.all(c, self.exists_one(d, d.version == c.version))").message("contract versions must be unique"))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["version"]))]
     pub contracts: Vec<Contract>,
     /// The proxy Deployment.
     #[serde(default)]
