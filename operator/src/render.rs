@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use gatehouse_api::naming::Kind;
 use gatehouse_api::resource::Resource;
+use rayon::prelude::*;
 
 use crate::build::runtime_settings;
 use crate::plan::{Found, plan};
@@ -64,18 +65,27 @@ fn is_yaml(path: &Path) -> bool {
     )
 }
 
-/// Reads every resource of the files; resources without a namespace get `namespace`.
+/// Reads every resource of the files; resources without a namespace get `namespace`. Files are
+/// read and admitted in parallel; resources keep the order of the files.
 pub fn read_resources(files: &[PathBuf], namespace: &str) -> Result<Vec<Resource>, RenderError> {
+    let read: Vec<Result<Vec<Resource>, RenderError>> = files
+        .par_iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(file).map_err(|source| RenderError::Read {
+                path: file.clone(),
+                source,
+            })?;
+            Resource::from_yaml(&text)
+                .map_err(|error| RenderError::Invalid(vec![format!("{}: {error}", file.display())]))
+        })
+        .collect();
     let mut resources = Vec::new();
     let mut problems = Vec::new();
-    for file in files {
-        let text = std::fs::read_to_string(file).map_err(|source| RenderError::Read {
-            path: file.clone(),
-            source,
-        })?;
-        match Resource::from_yaml(&text) {
+    for result in read {
+        match result {
             Ok(read) => resources.extend(read),
-            Err(error) => problems.push(format!("{}: {error}", file.display())),
+            Err(RenderError::Invalid(found)) => problems.extend(found),
+            Err(other) => return Err(other),
         }
     }
     if !problems.is_empty() {
@@ -98,51 +108,43 @@ fn set_default_namespace(resource: &mut Resource, namespace: &str) {
         .get_or_insert_with(|| namespace.to_owned());
 }
 
+/// Resources planned and printed together.
+const RENDER_BATCH: usize = 64;
+
 /// Renders every resource: a multi-document YAML stream, resources in input order, each
-/// resource's objects in apply order. Any invalid resource fails the whole render.
+/// resource's objects in apply order. Any invalid resource fails the whole render. Resources are
+/// planned and printed in parallel.
 pub fn render_resources(
     resources: &[Resource],
     settings: &ProxySettings,
 ) -> Result<String, RenderError> {
-    let mut aggregator_ports: BTreeMap<(String, String), u16> = BTreeMap::new();
-    for resource in resources.iter().filter(|r| r.kind() == Kind::Aggregator) {
-        let port = u16::try_from(runtime_settings(resource).1.port).unwrap_or(80);
-        let key = (resource.namespace().to_owned(), resource.name().to_owned());
-        aggregator_ports.insert(key, port);
+    // What each namespace knows of its Aggregators, built once.
+    let mut found: BTreeMap<&str, Found> = BTreeMap::new();
+    for resource in resources {
+        let entry = found.entry(resource.namespace()).or_insert_with(|| Found {
+            services: None,
+            aggregators: BTreeMap::new(),
+            aggregators_complete: false,
+        });
+        if resource.kind() == Kind::Aggregator {
+            let port = u16::try_from(runtime_settings(resource).1.port).unwrap_or(80);
+            entry.aggregators.insert(resource.name().to_owned(), port);
+        }
     }
     let mut out = String::new();
     let mut problems = Vec::new();
-    for resource in resources {
-        let found = Found {
-            services: None,
-            aggregators: aggregator_ports
-                .iter()
-                .filter(|((namespace, _), _)| namespace == resource.namespace())
-                .map(|((_, name), port)| (name.clone(), *port))
-                .collect(),
-            aggregators_complete: false,
-        };
-        let objects = match plan(resource, &found, settings) {
-            Ok(plan) => plan.objects,
-            Err(found_problems) => {
-                problems.extend(found_problems.iter().map(|p| {
-                    format!(
-                        "{} {}/{}: {p}",
-                        resource.kind().as_str(),
-                        resource.namespace(),
-                        resource.name()
-                    )
-                }));
-                continue;
+    // In batches, so that only one batch's documents wait beside the output at a time.
+    for batch in resources.chunks(RENDER_BATCH) {
+        let rendered: Vec<Result<String, RenderError>> = batch
+            .par_iter()
+            .map(|resource| render_one(resource, &found[resource.namespace()], settings))
+            .collect();
+        for result in rendered {
+            match result {
+                Ok(yaml) => out.push_str(&yaml),
+                Err(RenderError::Invalid(found)) => problems.extend(found),
+                Err(other) => return Err(other),
             }
-        };
-        let manifests = objects
-            .manifests()
-            .map_err(|e| RenderError::Yaml(e.to_string()))?;
-        for manifest in manifests {
-            let yaml =
-                serde_saphyr::to_string(&manifest).map_err(|e| RenderError::Yaml(e.to_string()))?;
-            let _ = write!(out, "---\n{yaml}");
         }
     }
     if problems.is_empty() {
@@ -150,6 +152,41 @@ pub fn render_resources(
     } else {
         Err(RenderError::Invalid(problems))
     }
+}
+
+/// One resource's objects as YAML documents, or its problems (one line each).
+fn render_one(
+    resource: &Resource,
+    found: &Found,
+    settings: &ProxySettings,
+) -> Result<String, RenderError> {
+    let objects = plan(resource, found, settings)
+        .map_err(|problems| {
+            RenderError::Invalid(
+                problems
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "{} {}/{}: {p}",
+                            resource.kind().as_str(),
+                            resource.namespace(),
+                            resource.name()
+                        )
+                    })
+                    .collect(),
+            )
+        })?
+        .objects;
+    let mut out = String::new();
+    for manifest in objects
+        .manifests()
+        .map_err(|e| RenderError::Yaml(e.to_string()))?
+    {
+        let yaml =
+            serde_saphyr::to_string(&manifest).map_err(|e| RenderError::Yaml(e.to_string()))?;
+        let _ = write!(out, "---\n{yaml}");
+    }
+    Ok(out)
 }
 
 /// `render -f PATH...`: reads, validates, compiles and renders.
