@@ -15,7 +15,7 @@ use crate::validate::Problem;
 
 struct Compiled {
     schema: Value,
-    cel: kube::core::cel::CompiledSchema,
+    rules: RuleTree,
     validator: jsonschema::Validator,
 }
 
@@ -43,11 +43,10 @@ fn compiled(kind: Kind) -> &'static Compiled {
                 let validator = jsonschema::draft4::new(&strict)
                     .unwrap_or_else(|e| panic!("CRD schema is not a valid JSON Schema: {e}"));
                 // CEL rules are parsed once here, not at every admission.
-                let mut cel = kube::core::cel::compile_schema(&schema);
-                keep_rule_paths(&mut cel);
+                let rules = RuleTree::new(kube::core::cel::compile_schema(&schema));
                 Compiled {
                     schema,
-                    cel,
+                    rules,
                     validator,
                 }
             })
@@ -60,32 +59,100 @@ fn compiled(kind: Kind) -> &'static Compiled {
     }]
 }
 
-/// Drops the parts of the compiled CEL tree that hold no rule. kube-cel converts the value of
-/// every node it visits, subtree and all, to CEL; visiting only rule-bearing nodes and their
-/// ancestors keeps that from scaling with the depth of the whole document. A dropped subtree is
-/// still converted as part of its parent (without format hints: our rules read no date-time or
-/// map-keyed field there), and the schema defaults are applied from the full schema beforehand.
-/// Returns whether `node` holds a rule.
-fn keep_rule_paths(node: &mut kube::core::cel::CompiledSchema) -> bool {
-    node.properties.retain(|_, child| keep_rule_paths(child));
-    if node
-        .items
-        .as_mut()
-        .is_some_and(|items| !keep_rule_paths(items))
-    {
-        node.items = None;
+/// The CRD's CEL rules, compiled once, arranged by the schema nodes that carry them.
+///
+/// kube-cel's own walk converts the value at *every* node it visits, subtree and all, to CEL
+/// twice (once to a value, once to bind `self`), which made admission grow with document size
+/// times depth. Here each rule-bearing node is handed to kube-cel alone, as a leaf: its value is
+/// converted once for its own rules. A leaf converts its children without their schema's format
+/// hints (date-time, map-keyed objects); no rule of ours reads such a field below its node.
+#[derive(Default)]
+struct RuleTree {
+    /// This node's rules, as a kube-cel schema with no children.
+    rules: Option<kube::core::cel::CompiledSchema>,
+    properties: Vec<(String, RuleTree)>,
+    items: Option<Box<RuleTree>>,
+    additional: Option<Box<RuleTree>>,
+    preserve_unknown_fields: bool,
+}
+
+impl RuleTree {
+    fn new(mut node: kube::core::cel::CompiledSchema) -> Self {
+        let mut properties: Vec<(String, RuleTree)> = std::mem::take(&mut node.properties)
+            .into_iter()
+            .map(|(name, child)| (name, Self::new(child)))
+            .filter(|(_, child)| !child.is_empty())
+            .collect();
+        properties.sort_by(|a, b| a.0.cmp(&b.0));
+        let subtree = |child: Option<Box<kube::core::cel::CompiledSchema>>| {
+            child
+                .map(|child| Box::new(Self::new(*child)))
+                .filter(|child| !child.is_empty())
+        };
+        let items = subtree(node.items.take());
+        let additional = subtree(node.additional_properties.take());
+        Self {
+            preserve_unknown_fields: node.preserve_unknown_fields,
+            rules: (!node.validations.is_empty()).then_some(node),
+            properties,
+            items,
+            additional,
+        }
     }
-    if node
-        .additional_properties
-        .as_mut()
-        .is_some_and(|extra| !keep_rule_paths(extra))
-    {
-        node.additional_properties = None;
+
+    fn is_empty(&self) -> bool {
+        self.rules.is_none()
+            && self.properties.is_empty()
+            && self.items.is_none()
+            && self.additional.is_none()
     }
-    !node.validations.is_empty()
-        || !node.properties.is_empty()
-        || node.items.is_some()
-        || node.additional_properties.is_some()
+
+    /// Evaluates every rule that applies to `value` (already defaulted), as the API server does.
+    fn check<'a>(&self, value: &'a Value, at: &mut Vec<Step<'a>>, problems: &mut Vec<Problem>) {
+        if let Some(rules) = &self.rules
+            && let Err(errors) = kube::core::cel::validate_compiled(rules, value, None)
+        {
+            let base = path_text(at);
+            for error in errors {
+                let path = match (base.as_str(), error.field_path.as_str()) {
+                    (base, "") => base.to_owned(),
+                    ("", relative) => relative.to_owned(),
+                    (base, relative) if relative.starts_with('[') => format!("{base}{relative}"),
+                    (base, relative) => format!("{base}.{relative}"),
+                };
+                problems.push(Problem::new(path, error.message.clone()));
+            }
+        }
+        match value {
+            Value::Object(fields) => {
+                for (name, field) in fields {
+                    let child = match self
+                        .properties
+                        .binary_search_by(|(p, _)| p.as_str().cmp(name))
+                    {
+                        Ok(index) => Some(&self.properties[index].1),
+                        Err(_) if !self.preserve_unknown_fields => self.additional.as_deref(),
+                        Err(_) => None,
+                    };
+                    if let Some(child) = child {
+                        at.push(Step::Field(name));
+                        child.check(field, at, problems);
+                        at.pop();
+                    }
+                }
+            }
+            Value::Array(items) => {
+                if let Some(child) = &self.items {
+                    for (index, item) in items.iter().enumerate() {
+                        at.push(Step::Index(index));
+                        child.check(item, at, problems);
+                        at.pop();
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Turns a structural OpenAPI v3 schema into a Draft 4 JSON Schema with the API server's
@@ -276,13 +343,9 @@ pub fn admit(kind: Kind, object: &Value) -> Result<(), Vec<Problem>> {
     if problems.is_empty() {
         // Defaults first, as the server applies them before it runs the rules.
         let defaulted = kube::core::cel::apply_defaults(&compiled.schema, object);
-        if let Err(errors) = kube::core::cel::validate_compiled(&compiled.cel, &defaulted, None) {
-            problems.extend(
-                errors
-                    .into_iter()
-                    .map(|e| Problem::new(e.field_path.clone(), e.message.clone())),
-            );
-        }
+        compiled
+            .rules
+            .check(&defaulted, &mut Vec::new(), &mut problems);
     }
     problems.sort();
     problems.dedup();
