@@ -39,6 +39,7 @@ pub fn run_proxy(cli: Cli) -> ExitCode {
     let store = Arc::new(TableStore::new((*resolver).clone(), metrics.clone()));
     let mut watcher = Watcher::new(
         origin,
+        cli.secrets_dir.clone(),
         store.clone(),
         Duration::from_millis(cli.reload_interval_ms.max(10)),
     );

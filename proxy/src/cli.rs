@@ -46,6 +46,10 @@ pub struct Cli {
     /// How often the route table file (or folder) is checked for changes, in milliseconds.
     #[arg(long, default_value_t = 1000, value_name = "MS")]
     pub reload_interval_ms: u64,
+    /// Folder of mounted client Secrets (`DIR/SECRET/KEY`), where API keys are read from; re-read
+    /// every reload interval, so rotated keys apply without a restart.
+    #[arg(long, default_value = "/etc/gatehouse/secrets", value_name = "DIR")]
+    pub secrets_dir: PathBuf,
     /// Idle upstream connections kept for reuse (keepalive pool size).
     #[arg(long, default_value_t = 256, value_name = "N")]
     pub upstream_pool_size: usize,

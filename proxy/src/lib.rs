@@ -9,6 +9,7 @@ pub mod admin;
 pub mod aggregate;
 pub mod app;
 pub mod cli;
+pub mod clients;
 pub mod gateway;
 pub mod headers;
 pub mod metrics;

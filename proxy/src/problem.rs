@@ -21,6 +21,10 @@ pub enum ProblemKind {
     UpstreamTimeout,
     /// The request itself could not be read.
     BadRequest,
+    /// The gateway's clients use API keys and the request carries none that is valid.
+    Unauthorized,
+    /// The client is over its rate limit.
+    RateLimited,
     /// The route's action is not available in this build.
     NotImplemented,
     /// A fault in the proxy.
@@ -36,6 +40,8 @@ impl ProblemKind {
             Self::UpstreamFailed => 502,
             Self::UpstreamTimeout => 504,
             Self::BadRequest => 400,
+            Self::Unauthorized => 401,
+            Self::RateLimited => 429,
             Self::NotImplemented => 501,
             Self::Internal => 500,
         }
@@ -50,6 +56,8 @@ impl ProblemKind {
             Self::UpstreamFailed => "Upstream failed",
             Self::UpstreamTimeout => "Upstream timeout",
             Self::BadRequest => "Bad request",
+            Self::Unauthorized => "Unauthorized",
+            Self::RateLimited => "Too many requests",
             Self::NotImplemented => "Not implemented",
             Self::Internal => "Internal error",
         }
@@ -64,6 +72,10 @@ impl ProblemKind {
             Self::UpstreamFailed => "the backend of this route refused or broke the connection",
             Self::UpstreamTimeout => "the backend of this route did not answer in time",
             Self::BadRequest => "the request could not be read",
+            Self::Unauthorized => "this gateway needs a valid API key in the client's key header",
+            Self::RateLimited => {
+                "this client is over its rate limit; retry after the time in Retry-After"
+            }
             Self::NotImplemented => "this route's action is not available in this gateway version",
             Self::Internal => "the gateway failed to handle the request",
         }

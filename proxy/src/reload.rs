@@ -6,12 +6,14 @@
 //! or build is refused — a log line and `gatehouse_route_table_reloads_total{result="failed"}`
 //! — and the previous one keeps serving.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 
+use crate::clients::{SecretFiles, read_secrets};
 use crate::metrics::{ProxyMetrics, TableLabels};
 use crate::source::{Fingerprint, LoadError, Snapshot, TableOrigin};
 use crate::table::{BuildContext, BuildError, LoadedTable, SharedTable};
@@ -68,8 +70,9 @@ impl TableStore {
         &self,
         origin: &TableOrigin,
         snapshot: &Snapshot,
+        secrets: &SecretFiles,
     ) -> Result<SharedTable, ReloadError> {
-        let result = self.build(origin, snapshot);
+        let result = self.build(origin, snapshot, secrets);
         self.metrics.reload(result.is_ok());
         let table = result?;
         let table = Arc::new(table);
@@ -93,12 +96,18 @@ impl TableStore {
         Ok(table)
     }
 
-    fn build(&self, origin: &TableOrigin, snapshot: &Snapshot) -> Result<LoadedTable, ReloadError> {
+    fn build(
+        &self,
+        origin: &TableOrigin,
+        snapshot: &Snapshot,
+        secrets: &SecretFiles,
+    ) -> Result<LoadedTable, ReloadError> {
         let table = origin.table(snapshot)?;
         let mut unresolved = Vec::new();
         let context = BuildContext {
             resolver: &self.resolver,
             health: &self.health,
+            secrets,
         };
         let generation = self.loads.load(Ordering::Relaxed) + 1;
         let loaded = LoadedTable::build(table, generation, &context, &mut unresolved)?;
@@ -113,6 +122,8 @@ impl TableStore {
 /// Polls an origin and reloads on change.
 pub struct Watcher {
     origin: TableOrigin,
+    secrets_dir: PathBuf,
+    secrets: Option<SecretFiles>,
     store: Arc<TableStore>,
     interval: Duration,
     fingerprint: Option<Fingerprint>,
@@ -122,10 +133,18 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    /// A watcher of `origin` feeding `store`, polling every `interval`.
-    pub fn new(origin: TableOrigin, store: Arc<TableStore>, interval: Duration) -> Self {
+    /// A watcher of `origin` (and of the client Secrets mounted under `secrets_dir`) feeding
+    /// `store`, polling every `interval`.
+    pub fn new(
+        origin: TableOrigin,
+        secrets_dir: PathBuf,
+        store: Arc<TableStore>,
+        interval: Duration,
+    ) -> Self {
         Self {
             origin,
+            secrets_dir,
+            secrets: None,
             store,
             interval,
             fingerprint: None,
@@ -142,7 +161,17 @@ impl Watcher {
             Ok(f) => f,
             Err(e) => return self.report(e.to_string(), false),
         };
-        let changed = self.fingerprint.as_ref() != Some(&fingerprint);
+        // Secrets are a few small files: read every poll, so a rotated key is served within
+        // one interval of the kubelet updating the volume.
+        let secrets = match read_secrets(&self.secrets_dir) {
+            Ok(s) => s,
+            Err(e) => {
+                let dir = self.secrets_dir.display();
+                return self.report(format!("cannot read the secrets in {dir}: {e}"), false);
+            }
+        };
+        let secrets_changed = self.secrets.as_ref() != Some(&secrets);
+        let changed = self.fingerprint.as_ref() != Some(&fingerprint) || secrets_changed;
         if !changed && !self.polls.is_multiple_of(FULL_READ_EVERY) {
             return;
         }
@@ -151,10 +180,12 @@ impl Watcher {
             Err(e) => return self.report(e.to_string(), false),
         };
         self.fingerprint = Some(fingerprint);
-        if self.seen.as_ref() == Some(&snapshot) {
+        if self.seen.as_ref() == Some(&snapshot) && !secrets_changed {
             return;
         }
-        match self.store.load(&self.origin, &snapshot) {
+        let loaded = self.store.load(&self.origin, &snapshot, &secrets);
+        self.secrets = Some(secrets);
+        match loaded {
             Ok(_) => self.last_error = None,
             Err(e) => self.report(e.to_string(), true),
         }

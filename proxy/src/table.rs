@@ -2,6 +2,7 @@
 //! the router, parsed templates, resolved upstream addresses. Built off the request path and
 //! never changed afterwards; a reload builds a new one.
 
+use crate::clients::{Clients, SecretFiles};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,6 +38,8 @@ pub struct LoadedTable {
     pub source: TableSource,
     /// For an EdgeService, the client every request comes from.
     pub edge_client: Option<String>,
+    /// Who may call, and how often.
+    pub clients: Clients,
     /// The route index.
     pub router: Router,
     /// Prepared routes, same order as the table's.
@@ -103,6 +106,9 @@ pub enum PreparedAction {
 /// Why a checked table still could not be prepared.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    /// A client cannot be recognised as configured (its Secret is missing or empty).
+    #[error("{0}")]
+    Clients(String),
     /// A header edit is not a valid header.
     #[error("route {route}: {source}")]
     Edit {
@@ -135,6 +141,8 @@ pub struct BuildContext<'a> {
     pub resolver: &'a Resolver,
     /// Shared passive health records.
     pub health: &'a HealthBook,
+    /// The mounted Secrets client API keys are read from.
+    pub secrets: &'a SecretFiles,
 }
 
 impl LoadedTable {
@@ -148,6 +156,8 @@ impl LoadedTable {
         unresolved: &mut Vec<String>,
     ) -> Result<Self, BuildError> {
         let digest = table.digest();
+        let clients =
+            Clients::build(&table.clients, context.secrets).map_err(BuildError::Clients)?;
         let router = Router::build(&table);
         let mut routes = Vec::with_capacity(table.routes.len());
         let mut addresses = AddressMemo::default();
@@ -164,6 +174,7 @@ impl LoadedTable {
             generation,
             source: table.source,
             edge_client: table.edge_client,
+            clients,
             router,
             routes,
         })

@@ -219,14 +219,34 @@ async fn standalone_serves_resource_folders() {
         resources.join("public.yaml"),
     )
     .unwrap();
+    // The example's clients are recognised by API keys from these Secrets.
+    let secrets = dir.join("secrets");
+    for secret in ["web-api-keys", "partner-api-keys"] {
+        std::fs::create_dir_all(secrets.join(secret)).unwrap();
+        std::fs::write(secrets.join(secret).join("key"), format!("{secret}-1")).unwrap();
+    }
+    let keyed = |path: &str| {
+        request("GET", path)
+            .header("x-api-key", "web-api-keys-1")
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap()
+    };
     let resolve = format!("catalog=127.0.0.1:{}", catalog.port());
     let proxy = Proxy::start(
-        &["--from", resources.to_str().unwrap(), "--resolve", &resolve],
+        &[
+            "--from",
+            resources.to_str().unwrap(),
+            "--resolve",
+            &resolve,
+            "--secrets-dir",
+            secrets.to_str().unwrap(),
+        ],
         &dir,
     )
     .await;
     proxy.wait_admin("/readyz", 200).await;
-    let reply = proxy.send(get("/v1/products/42")).await;
+    assert_eq!(proxy.send(get("/v1/products/42")).await.status, 401);
+    let reply = proxy.send(keyed("/v1/products/42")).await;
     assert_eq!((reply.status, reply.text().as_str()), (200, "catalog"));
     assert_eq!(reply.header("cache-control"), Some("public, max-age=60"));
     assert_eq!(catalog.requests().pop().unwrap().target, "/items/42");
@@ -240,11 +260,11 @@ async fn standalone_serves_resource_folders() {
     )
     .unwrap();
     proxy.wait_generation(2).await;
-    let reply = proxy.send(get("/v1/status")).await;
+    let reply = proxy.send(keyed("/v1/status")).await;
     assert_eq!(reply.status, 200);
     // The aggregation runs: its sellers Service does not resolve here, so the required seller
     // step fails and the problem names it.
-    let reply = proxy.send(get("/products/1/page")).await;
+    let reply = proxy.send(keyed("/products/1/page")).await;
     assert_eq!(reply.status, 502);
     assert_eq!(reply.json()["step"], "seller");
     assert_eq!(
@@ -266,5 +286,5 @@ async fn standalone_serves_resource_folders() {
                 .contains(r#"gatehouse_route_table_reloads_total{result="failed"}"#)
         })
         .await;
-    assert_eq!(proxy.send(get("/v1/status")).await.status, 200);
+    assert_eq!(proxy.send(keyed("/v1/status")).await.status, 200);
 }

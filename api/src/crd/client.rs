@@ -16,11 +16,13 @@ pub struct SecretRef {
     pub name: String,
 }
 
-/// Recognise a client by an API key sent in a header.
+/// Recognise a client by an API key sent in a header. Once any client of a gateway uses API keys,
+/// a request without a valid key is refused with 401; the key header is not passed to backends.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeyAuth {
-    /// Secret whose values are this client's valid keys (one key per data entry).
+    /// Secret whose values are this client's valid keys (one key per data entry). It is mounted
+    /// into the proxy pods; a changed Secret applies without a restart.
     pub secret_ref: SecretRef,
     /// Header carrying the key. Defaults to `x-api-key`.
     #[serde(default = "default_api_key_header")]
@@ -32,7 +34,8 @@ fn default_api_key_header() -> String {
     "x-api-key".to_owned()
 }
 
-/// Recognise a client by a signed JWT bearer token.
+/// Recognise a client by a signed JWT bearer token. Not enforced yet: accepted and kept, but
+/// requests are not checked against it.
 #[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
@@ -48,7 +51,8 @@ pub struct JwtAuth {
     pub jwks_secret_ref: SecretRef,
 }
 
-/// A token-bucket rate limit.
+/// A token-bucket rate limit: over it, a request is refused with 429 and `Retry-After`. Each proxy
+/// replica enforces it on its own (N replicas admit up to N times the rate).
 #[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]

@@ -156,6 +156,35 @@ fn request_host(request: &RequestHeader) -> Option<&str> {
         .or_else(|| request.uri.authority().map(|a| a.as_str()))
 }
 
+/// Sets `ctx.client` to the caller the table's clients recognise and takes one request from
+/// its rate limit; the problem response instead when the request is refused (no valid API key:
+/// 401; over the limit: 429 with `Retry-After`).
+fn recognise_client(request: &RequestHeader, ctx: &mut RequestContext) -> Option<LocalResponse> {
+    let table = ctx.table.clone()?;
+    let recognised = table
+        .clients
+        .recognise(&request.headers, table.edge_client.as_deref());
+    let (kind, retry_after) = match recognised {
+        Ok(client) => {
+            ctx.client = client.map(str::to_owned);
+            match table.clients.admit(client) {
+                Ok(()) => return None,
+                Err(wait) => (ProblemKind::RateLimited, Some(wait)),
+            }
+        }
+        Err(_) => (ProblemKind::Unauthorized, None),
+    };
+    let mut response = LocalResponse::problem(kind, Some(ctx.route_id()), &ctx.request_id);
+    if let Some(wait) = retry_after {
+        // Whole seconds, rounded up: a client that waits this long finds a token.
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        response
+            .headers
+            .push((http::header::RETRY_AFTER, HeaderValue::from(seconds.max(1))));
+    }
+    Some(response)
+}
+
 fn client_request_id(request: &RequestHeader) -> Option<String> {
     let id = request.headers.get(REQUEST_ID)?.to_str().ok()?;
     (!id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN).then(|| id.to_owned())
@@ -206,6 +235,10 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         };
         ctx.retries_left = if idempotent { route.retry.attempts } else { 0 };
+        if let Some(refused) = recognise_client(session.req_header(), ctx) {
+            write_local_response(session, refused, &ctx.request_id, None).await?;
+            return Ok(true);
+        }
         self.serve_locally(session, ctx).await
     }
 
@@ -248,6 +281,12 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut Self::CTX,
     ) -> pingora::Result<()> {
+        // API keys stay at the gateway: backends learn the caller from `{client}` edits.
+        if let Some(table) = &ctx.table {
+            for header in table.clients.key_headers() {
+                upstream_request.remove_header(header);
+            }
+        }
         let Some(route) = ctx.route() else {
             return Ok(());
         };

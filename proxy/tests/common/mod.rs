@@ -365,19 +365,24 @@ impl ConfigMapDir {
 
     /// Publishes new content with the kubelet's symlink swap.
     pub fn publish(&mut self, content: &[u8]) {
+        self.publish_file("routes.json", content);
+    }
+
+    /// Publishes one file (a ConfigMap or Secret data key) with the kubelet's symlink swap.
+    pub fn publish_file(&mut self, file: &str, content: &[u8]) {
         self.version += 1;
         let name = format!("..2026_11_29_{:04}", self.version);
         let dir = self.root.join(&name);
         std::fs::create_dir(&dir).unwrap();
-        std::fs::write(dir.join("routes.json"), content).unwrap();
+        std::fs::write(dir.join(file), content).unwrap();
         let tmp = self.root.join("..data_tmp");
         let _ = std::fs::remove_file(&tmp);
         std::os::unix::fs::symlink(&name, &tmp).unwrap();
         let previous = std::fs::read_link(self.root.join("..data")).ok();
         std::fs::rename(&tmp, self.root.join("..data")).unwrap();
-        let link = self.root.join("routes.json");
+        let link = self.root.join(file);
         if std::fs::symlink_metadata(&link).is_err() {
-            std::os::unix::fs::symlink("..data/routes.json", &link).unwrap();
+            std::os::unix::fs::symlink(format!("..data/{file}"), &link).unwrap();
         }
         if let Some(previous) = previous {
             std::fs::remove_dir_all(self.root.join(previous)).unwrap();

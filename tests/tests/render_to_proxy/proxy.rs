@@ -71,12 +71,20 @@ impl Proxy {
         let dir = TempDir::new(label);
         let routes = dir.0.join(gatehouse_api::route_table::FILE_NAME);
         std::fs::write(&routes, routes_json).expect("routes.json written");
+        // Laid out as the Deployment mounts them: SECRETS_DIR/SECRET/KEY.
+        let secrets = dir.0.join("secrets");
+        for secret in EXAMPLE_SECRETS {
+            std::fs::create_dir_all(secrets.join(secret)).expect("secret folder");
+            std::fs::write(secrets.join(secret).join("key"), API_KEY).expect("secret written");
+        }
         let (listen, admin) = (free_address(), free_address());
         let log = dir.0.join("proxy.log");
         let mut command = Command::new(binaries::proxy());
         command
             .arg("--routes")
             .arg(&routes)
+            .arg("--secrets-dir")
+            .arg(&secrets)
             .args([
                 "--listen",
                 &listen.to_string(),
@@ -243,12 +251,20 @@ async fn send_once(address: SocketAddr, request: Request<Empty<Bytes>>) -> Resul
 /// Host the tests address the shop as.
 pub const HOST: &str = "shop.test";
 
+/// The API key every request carries: the proxy's Secrets hold it for the examples' `web`
+/// (Gateway) and `mobile` (EdgeService) clients, which both read the `x-api-key` header.
+pub const API_KEY: &str = "render-to-proxy-key";
+
+/// The Secrets the examples' clients reference.
+const EXAMPLE_SECRETS: [&str; 3] = ["web-api-keys", "partner-api-keys", "mobile-api-keys"];
+
 /// A request builder with the shop's `Host`.
 pub fn request(method: &str, target: &str) -> hyper::http::request::Builder {
     Request::builder()
         .method(method)
         .uri(target)
         .header("host", HOST)
+        .header("x-api-key", API_KEY)
 }
 
 /// A bodiless GET.

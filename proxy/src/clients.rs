@@ -1,0 +1,335 @@
+//! Clients: who is calling (an API key from a mounted Secret) and whether they may, right now
+//! (a token bucket per client). Built with the table, off the request path.
+//!
+//! Once any client of a table is recognised by API key, every request must carry a valid key
+//! in that client's header: a missing key or one that matches no client is refused with 401
+//! and never reaches a backend. Keys are compared in constant time and never logged. A
+//! client's `rateLimit` is enforced by each proxy replica on its own (N replicas admit up to N
+//! times the rate); a request over it is refused with 429 and `Retry-After`. An EdgeService's
+//! requests all come from its one client.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::time::Duration;
+
+use gatehouse_api::route_table::ClientEntry;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use http::{HeaderMap, HeaderName};
+use subtle::ConstantTimeEq;
+
+/// Mounted Secrets: Secret name → data key → value. In Kubernetes each Secret is a volume at
+/// `SECRETS_DIR/NAME/`, one file per data key.
+pub type SecretFiles = BTreeMap<String, BTreeMap<String, Vec<u8>>>;
+
+/// Reads every Secret folder under `dir` (none when `dir` does not exist). Entries whose name
+/// starts with `.` are skipped: the kubelet's `..data` symlink and timestamped folders.
+pub fn read_secrets(dir: &Path) -> std::io::Result<SecretFiles> {
+    let mut secrets = SecretFiles::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(secrets),
+        Err(e) => return Err(e),
+    };
+    for secret in entries {
+        let secret = secret?.path();
+        let Some(name) = visible_name(&secret) else {
+            continue;
+        };
+        if !secret.is_dir() {
+            continue;
+        }
+        let mut data = BTreeMap::new();
+        for file in std::fs::read_dir(&secret)? {
+            let file = file?.path();
+            if let Some(key) = visible_name(&file)
+                && file.is_file()
+            {
+                data.insert(key, std::fs::read(&file)?);
+            }
+        }
+        secrets.insert(name, data);
+    }
+    Ok(secrets)
+}
+
+fn visible_name(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_str()?;
+    (!name.starts_with('.')).then(|| name.to_owned())
+}
+
+/// Why a request's caller was not recognised.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// No API key in any client's header.
+    MissingKey,
+    /// A key that belongs to no client.
+    UnknownKey,
+}
+
+/// A client recognised by API key.
+struct KeyedClient {
+    name: String,
+    header: HeaderName,
+    keys: Vec<Vec<u8>>,
+}
+
+/// The table's clients, ready to recognise and limit requests.
+#[derive(Default)]
+pub struct Clients {
+    keyed: Vec<KeyedClient>,
+    /// The distinct headers keys come in, in the order they are looked at.
+    headers: Vec<HeaderName>,
+    limits: BTreeMap<String, DefaultDirectRateLimiter>,
+}
+
+impl std::fmt::Debug for Clients {
+    // Never prints keys.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Clients")
+            .field(
+                "keyed",
+                &self.keyed.iter().map(|c| &c.name).collect::<Vec<_>>(),
+            )
+            .field("limited", &self.limits.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Clients {
+    /// Prepares the clients of a table. A client whose Secret is not mounted, or holds no key,
+    /// is an error: the table is refused rather than served with a client nobody can be.
+    pub fn build(entries: &[ClientEntry], secrets: &SecretFiles) -> Result<Self, String> {
+        let mut clients = Self::default();
+        for entry in entries {
+            if let Some(api_key) = &entry.api_key {
+                let header = HeaderName::from_bytes(api_key.header.as_bytes()).map_err(|_| {
+                    format!(
+                        "client {}: {:?} is not a header name",
+                        entry.name, api_key.header
+                    )
+                })?;
+                let data = secrets.get(&api_key.secret).ok_or_else(|| {
+                    format!(
+                        "client {}: Secret {} is not mounted (no folder of that name in the secrets directory)",
+                        entry.name, api_key.secret
+                    )
+                })?;
+                let keys: Vec<Vec<u8>> = data
+                    .values()
+                    .map(|value| value.trim_ascii().to_vec())
+                    .filter(|key| !key.is_empty())
+                    .collect();
+                if keys.is_empty() {
+                    return Err(format!(
+                        "client {}: Secret {} holds no key",
+                        entry.name, api_key.secret
+                    ));
+                }
+                if !clients.headers.contains(&header) {
+                    clients.headers.push(header.clone());
+                }
+                clients.keyed.push(KeyedClient {
+                    name: entry.name.clone(),
+                    header,
+                    keys,
+                });
+            }
+            if let Some(limit) = &entry.rate_limit {
+                let rate = NonZeroU32::new(limit.requests_per_second).ok_or_else(|| {
+                    format!("client {}: requestsPerSecond must be above 0", entry.name)
+                })?;
+                let burst = NonZeroU32::new(limit.burst).unwrap_or(rate);
+                let quota = Quota::per_second(rate).allow_burst(burst);
+                clients
+                    .limits
+                    .insert(entry.name.clone(), RateLimiter::direct(quota));
+            }
+        }
+        Ok(clients)
+    }
+
+    /// Who is calling: the client whose key the request carries, else `fallback` (an
+    /// EdgeService's client), else nobody. Refused when the table's clients use API keys and
+    /// the request carries none that is valid.
+    pub fn recognise<'a>(
+        &'a self,
+        headers: &HeaderMap,
+        fallback: Option<&'a str>,
+    ) -> Result<Option<&'a str>, Refusal> {
+        if self.keyed.is_empty() {
+            return Ok(fallback);
+        }
+        let mut presented = false;
+        for header in &self.headers {
+            for value in headers.get_all(header) {
+                presented = true;
+                if let Some(client) = self.owner_of(header, value.as_bytes()) {
+                    return Ok(Some(client));
+                }
+            }
+        }
+        Err(if presented {
+            Refusal::UnknownKey
+        } else {
+            Refusal::MissingKey
+        })
+    }
+
+    /// The headers API keys come in; the gateway does not pass them on to backends.
+    pub fn key_headers(&self) -> &[HeaderName] {
+        &self.headers
+    }
+
+    /// The client a key in `header` belongs to. Every key is compared, in constant time.
+    fn owner_of(&self, header: &HeaderName, presented: &[u8]) -> Option<&str> {
+        let mut owner = None;
+        for client in self.keyed.iter().filter(|c| c.header == *header) {
+            for key in &client.keys {
+                if bool::from(key.as_slice().ct_eq(presented)) && owner.is_none() {
+                    owner = Some(client.name.as_str());
+                }
+            }
+        }
+        owner
+    }
+
+    /// Takes one request from `client`'s bucket; when it is empty, the wait until it is not.
+    pub fn admit(&self, client: Option<&str>) -> Result<(), Duration> {
+        let Some(limiter) = client.and_then(|name| self.limits.get(name)) else {
+            return Ok(());
+        };
+        limiter
+            .check()
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use gatehouse_api::route_table::{ApiKeyEntry, RateLimitEntry};
+    use http::HeaderValue;
+
+    use super::*;
+
+    fn entry(name: &str, secret: Option<&str>, limit: Option<(u32, u32)>) -> ClientEntry {
+        ClientEntry {
+            name: name.to_owned(),
+            api_key: secret.map(|s| ApiKeyEntry {
+                secret: s.to_owned(),
+                header: "x-api-key".to_owned(),
+            }),
+            jwt: None,
+            rate_limit: limit.map(|(rate, burst)| RateLimitEntry {
+                requests_per_second: rate,
+                burst,
+            }),
+        }
+    }
+
+    fn secrets() -> SecretFiles {
+        let mut files = SecretFiles::new();
+        files.insert(
+            "web-keys".to_owned(),
+            [
+                ("a".to_owned(), b"key-web-1\n".to_vec()),
+                ("b".to_owned(), b"key-web-2".to_vec()),
+            ]
+            .into(),
+        );
+        files.insert(
+            "partner-keys".to_owned(),
+            [("k".to_owned(), b"key-partner".to_vec())].into(),
+        );
+        files
+    }
+
+    fn with_key(key: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-api-key", HeaderValue::from_str(key).unwrap());
+        headers
+    }
+
+    #[test]
+    fn a_key_names_its_client_and_anything_else_is_refused() {
+        let clients = Clients::build(
+            &[
+                entry("web", Some("web-keys"), None),
+                entry("partner", Some("partner-keys"), None),
+            ],
+            &secrets(),
+        )
+        .unwrap();
+        assert_eq!(
+            clients.recognise(&with_key("key-web-2"), None),
+            Ok(Some("web"))
+        );
+        assert_eq!(
+            clients.recognise(&with_key("key-web-1"), None),
+            Ok(Some("web"))
+        );
+        assert_eq!(
+            clients.recognise(&with_key("key-partner"), None),
+            Ok(Some("partner"))
+        );
+        assert_eq!(
+            clients.recognise(&with_key("key-web"), None),
+            Err(Refusal::UnknownKey)
+        );
+        assert_eq!(
+            clients.recognise(&HeaderMap::new(), None),
+            Err(Refusal::MissingKey)
+        );
+        assert!(
+            !format!("{clients:?}").contains("key-web"),
+            "Debug never shows keys"
+        );
+    }
+
+    #[test]
+    fn without_keyed_clients_every_request_is_the_fallback_client() {
+        let clients = Clients::build(&[entry("mobile", None, None)], &secrets()).unwrap();
+        assert_eq!(
+            clients.recognise(&HeaderMap::new(), Some("mobile")),
+            Ok(Some("mobile"))
+        );
+        assert_eq!(clients.recognise(&HeaderMap::new(), None), Ok(None));
+    }
+
+    #[test]
+    fn an_unmounted_or_empty_secret_refuses_the_table() {
+        let error = Clients::build(&[entry("web", Some("missing"), None)], &secrets()).unwrap_err();
+        assert!(error.contains("Secret missing is not mounted"), "{error}");
+        let mut empty = secrets();
+        empty.insert(
+            "blank".to_owned(),
+            [("k".to_owned(), b"\n".to_vec())].into(),
+        );
+        let error = Clients::build(&[entry("web", Some("blank"), None)], &empty).unwrap_err();
+        assert!(error.contains("holds no key"), "{error}");
+    }
+
+    #[test]
+    fn the_bucket_admits_the_burst_then_refuses_with_a_wait() {
+        let clients = Clients::build(&[entry("web", None, Some((1, 3)))], &secrets()).unwrap();
+        for _ in 0..3 {
+            assert_eq!(clients.admit(Some("web")), Ok(()));
+        }
+        match clients.admit(Some("web")) {
+            Err(wait) => {
+                assert!(
+                    wait > Duration::ZERO && wait <= Duration::from_secs(1),
+                    "{wait:?}"
+                );
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert_eq!(
+            clients.admit(Some("other")),
+            Ok(()),
+            "unlimited clients pass"
+        );
+        assert_eq!(clients.admit(None), Ok(()));
+    }
+}
