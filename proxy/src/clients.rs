@@ -1,9 +1,11 @@
 //! Clients: who is calling (an API key from a mounted Secret) and whether they may, right now
 //! (a token bucket per client). Built with the table, off the request path.
 //!
-//! Once any client of a table is recognised by API key, every request must carry a valid key
-//! in that client's header: a missing key or one that matches no client is refused with 401
-//! and never reaches a backend. Keys are compared in constant time and never logged. A
+//! A client is recognised by an API key in its header (compared in constant time) or by a JWT
+//! (`Authorization: Bearer`) signed by a key of its issuer's JWKS, with its issuer, one of its
+//! audiences when it lists any, and an unexpired `exp`. Once any client of a table can be
+//! recognised, every request must be: a missing or invalid credential is refused with 401 and
+//! never reaches a backend. Credentials are never logged; API keys are not passed on. A
 //! client's `rateLimit` is enforced by each proxy replica on its own (N replicas admit up to N
 //! times the rate); a request over it is refused with 429 and `Retry-After`. An EdgeService's
 //! requests all come from its one client.
@@ -17,6 +19,8 @@ use gatehouse_api::route_table::ClientEntry;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use http::{HeaderMap, HeaderName};
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use subtle::ConstantTimeEq;
 
 /// Mounted Secrets: Secret name → data key → value. In Kubernetes each Secret is a volume at
@@ -54,6 +58,49 @@ pub fn read_secrets(dir: &Path) -> std::io::Result<SecretFiles> {
     Ok(secrets)
 }
 
+/// The token of an `Authorization: Bearer TOKEN` header.
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The verifying keys of a client's JWKS Secret.
+fn jwks(client: &str, secret: &str, secrets: &SecretFiles) -> Result<Vec<VerifyingKey>, String> {
+    let data = secrets.get(secret).ok_or_else(|| {
+        format!("client {client}: Secret {secret} is not mounted (no folder of that name in the secrets directory)")
+    })?;
+    let json = data
+        .get(JWKS_KEY)
+        .ok_or_else(|| format!("client {client}: Secret {secret} has no {JWKS_KEY}"))?;
+    let set: JwkSet = serde_json::from_slice(json).map_err(|e| {
+        format!("client {client}: {JWKS_KEY} of Secret {secret} is not a JWKS: {e}")
+    })?;
+    let mut keys = Vec::new();
+    for jwk in &set.keys {
+        let key = DecodingKey::from_jwk(jwk).map_err(|e| {
+            format!("client {client}: a key of {JWKS_KEY} in Secret {secret} is not usable: {e}")
+        })?;
+        let algorithm = match jwk.common.key_algorithm {
+            Some(alg) => Some(Algorithm::try_from(alg).map_err(|e| {
+                format!("client {client}: a key of {JWKS_KEY} in Secret {secret} is not for signatures: {e}")
+            })?),
+            None => None,
+        };
+        keys.push(VerifyingKey {
+            id: jwk.common.key_id.clone(),
+            algorithm,
+            key,
+        });
+    }
+    if keys.is_empty() {
+        return Err(format!(
+            "client {client}: {JWKS_KEY} of Secret {secret} holds no key"
+        ));
+    }
+    Ok(keys)
+}
+
 fn visible_name(path: &Path) -> Option<String> {
     let name = path.file_name()?.to_str()?;
     (!name.starts_with('.')).then(|| name.to_owned())
@@ -62,11 +109,17 @@ fn visible_name(path: &Path) -> Option<String> {
 /// Why a request's caller was not recognised.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Refusal {
-    /// No API key in any client's header.
-    MissingKey,
-    /// A key that belongs to no client.
-    UnknownKey,
+    /// No API key in any client's header and no bearer token.
+    MissingCredential,
+    /// A key or token that belongs to no client.
+    UnknownCredential,
 }
+
+/// The data key of a JWKS Secret.
+pub const JWKS_KEY: &str = "jwks.json";
+
+/// Leeway for `exp` and `nbf`, for clocks that disagree a little.
+const JWT_LEEWAY_SECONDS: u64 = 30;
 
 /// A client recognised by API key.
 struct KeyedClient {
@@ -75,10 +128,26 @@ struct KeyedClient {
     keys: Vec<Vec<u8>>,
 }
 
+/// A client recognised by JWT.
+struct JwtClient {
+    name: String,
+    issuer: String,
+    audiences: Vec<String>,
+    keys: Vec<VerifyingKey>,
+}
+
+/// One key of an issuer's JWKS.
+struct VerifyingKey {
+    id: Option<String>,
+    algorithm: Option<Algorithm>,
+    key: DecodingKey,
+}
+
 /// The table's clients, ready to recognise and limit requests.
 #[derive(Default)]
 pub struct Clients {
     keyed: Vec<KeyedClient>,
+    jwt: Vec<JwtClient>,
     /// The distinct headers keys come in, in the order they are looked at.
     headers: Vec<HeaderName>,
     limits: BTreeMap<String, DefaultDirectRateLimiter>,
@@ -92,6 +161,7 @@ impl std::fmt::Debug for Clients {
                 "keyed",
                 &self.keyed.iter().map(|c| &c.name).collect::<Vec<_>>(),
             )
+            .field("jwt", &self.jwt.iter().map(|c| &c.name).collect::<Vec<_>>())
             .field("limited", &self.limits.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -136,6 +206,14 @@ impl Clients {
                     keys,
                 });
             }
+            if let Some(jwt) = &entry.jwt {
+                clients.jwt.push(JwtClient {
+                    name: entry.name.clone(),
+                    issuer: jwt.issuer.clone(),
+                    audiences: jwt.audiences.clone(),
+                    keys: jwks(&entry.name, &jwt.jwks_secret, secrets)?,
+                });
+            }
             if let Some(limit) = &entry.rate_limit {
                 let rate = NonZeroU32::new(limit.requests_per_second).ok_or_else(|| {
                     format!("client {}: requestsPerSecond must be above 0", entry.name)
@@ -150,15 +228,15 @@ impl Clients {
         Ok(clients)
     }
 
-    /// Who is calling: the client whose key the request carries, else `fallback` (an
-    /// EdgeService's client), else nobody. Refused when the table's clients use API keys and
-    /// the request carries none that is valid.
+    /// Who is calling: the client whose API key or JWT the request carries, else `fallback`
+    /// (an EdgeService's client), else nobody. Refused when the table's clients can be
+    /// recognised and the request carries no valid credential.
     pub fn recognise<'a>(
         &'a self,
         headers: &HeaderMap,
         fallback: Option<&'a str>,
     ) -> Result<Option<&'a str>, Refusal> {
-        if self.keyed.is_empty() {
+        if self.keyed.is_empty() && self.jwt.is_empty() {
             return Ok(fallback);
         }
         let mut presented = false;
@@ -170,11 +248,51 @@ impl Clients {
                 }
             }
         }
+        if !self.jwt.is_empty()
+            && let Some(token) = bearer_token(headers)
+        {
+            presented = true;
+            if let Some(client) = self.jwt_owner(token) {
+                return Ok(Some(client));
+            }
+        }
         Err(if presented {
-            Refusal::UnknownKey
+            Refusal::UnknownCredential
         } else {
-            Refusal::MissingKey
+            Refusal::MissingCredential
         })
+    }
+
+    /// The client whose issuer signed `token` (for it, unexpired, for one of its audiences).
+    fn jwt_owner(&self, token: &str) -> Option<&str> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        for client in &self.jwt {
+            let keys = client
+                .keys
+                .iter()
+                .filter(|key| header.kid.is_none() || key.id.is_none() || key.id == header.kid);
+            for key in keys {
+                // The key's own algorithm decides, never the token's choice alone.
+                if key.algorithm.is_some_and(|alg| alg != header.alg) {
+                    continue;
+                }
+                let mut validation = Validation::new(header.alg);
+                validation.leeway = JWT_LEEWAY_SECONDS;
+                validation.set_issuer(&[&client.issuer]);
+                validation.set_required_spec_claims(&["exp", "iss"]);
+                if client.audiences.is_empty() {
+                    validation.validate_aud = false;
+                } else {
+                    validation.set_audience(&client.audiences);
+                }
+                let verified =
+                    jsonwebtoken::decode::<serde::de::IgnoredAny>(token, &key.key, &validation);
+                if verified.is_ok() {
+                    return Some(client.name.as_str());
+                }
+            }
+        }
+        None
     }
 
     /// The headers API keys come in; the gateway does not pass them on to backends.
@@ -275,11 +393,11 @@ mod tests {
         );
         assert_eq!(
             clients.recognise(&with_key("key-web"), None),
-            Err(Refusal::UnknownKey)
+            Err(Refusal::UnknownCredential)
         );
         assert_eq!(
             clients.recognise(&HeaderMap::new(), None),
-            Err(Refusal::MissingKey)
+            Err(Refusal::MissingCredential)
         );
         assert!(
             !format!("{clients:?}").contains("key-web"),

@@ -1,13 +1,17 @@
 //! Clients over real HTTP: API keys from a kubelet-style Secret volume name the caller (and
 //! refuse everyone else before any backend sees the request), rotated keys apply without a
-//! restart, and a client's rate limit answers 429 with `Retry-After`.
+//! restart, a JWT signed by the issuer of a client's JWKS names that client (and nothing else
+//! does: expired, foreign, mis-addressed or forged tokens are refused), and a client's rate
+//! limit answers 429 with `Retry-After`.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use common::tables::*;
 use common::*;
-use gatehouse_api::route_table::{ApiKeyEntry, ClientEntry, PathKind, RateLimitEntry, RouteTable};
+use gatehouse_api::route_table::{
+    ApiKeyEntry, ClientEntry, JwtEntry, PathKind, RateLimitEntry, RouteTable,
+};
 
 fn keyed(name: &str, secret: &str, header: &str, limit: Option<(u32, u32)>) -> ClientEntry {
     ClientEntry {
@@ -191,4 +195,155 @@ async fn a_client_whose_secret_is_not_mounted_keeps_the_table_out() {
     );
     assert_eq!(send(proxy.admin, get("/readyz")).await.unwrap().status, 503);
     assert_eq!(proxy.send(get("/v1/orders")).await.status, 503);
+}
+
+/// Test-only signing keys (P-256) and the JWKS of the first, in `tests/fixtures/jwt/`.
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/jwt")
+            .join(name),
+    )
+    .unwrap()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// An ES256 token with `kid: issuer-key`, signed with `pem`.
+fn token(pem: &str, claims: serde_json::Value) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some("issuer-key".to_owned());
+    let key = jsonwebtoken::EncodingKey::from_ec_pem(&fixture(pem)).unwrap();
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_jwt_from_the_clients_issuer_names_it_and_every_other_token_is_refused() {
+    let backend = Upstream::named("orders").await;
+    let dir = temp_dir("clients-jwt");
+    let secrets = dir.join("secrets");
+    let mut jwks = ConfigMapDir::new(&secrets.join("issuer-jwks"));
+    jwks.publish_file("jwks.json", &fixture("jwks.json"));
+    let mut web_keys = ConfigMapDir::new(&secrets.join("web-keys"));
+    web_keys.publish_file("primary", b"web-key-1");
+    let mut route = proxy(
+        "v1/orders",
+        PathKind::Exact,
+        "/v1/orders",
+        vec![upstream("orders", backend.port(), None, 1)],
+    );
+    route.request_headers = edits(&[("x-client", "{client}")], &[], &[]);
+    let mut table = table(vec![route]);
+    table.clients = vec![
+        ClientEntry {
+            name: "partner-app".to_owned(),
+            api_key: None,
+            jwt: Some(JwtEntry {
+                issuer: "https://issuer.test".to_owned(),
+                audiences: vec!["gatehouse".to_owned()],
+                jwks_secret: "issuer-jwks".to_owned(),
+            }),
+            rate_limit: None,
+        },
+        keyed("web", "web-keys", "x-api-key", None),
+    ];
+    let mut mount = ConfigMapDir::new(&dir.join("routes"));
+    mount.publish(&table.to_bytes());
+    let routes = mount.routes_path();
+    let proxy = Proxy::start(
+        &[
+            "--routes",
+            routes.to_str().unwrap(),
+            "--secrets-dir",
+            secrets.to_str().unwrap(),
+        ],
+        &dir,
+    )
+    .await;
+    proxy.wait_admin("/readyz", 200).await;
+
+    let claims = |iss: &str, aud: &str, exp: u64| serde_json::json!({"iss": iss, "aud": aud, "exp": exp, "sub": "device-7"});
+    let good = token(
+        "issuer-test-only.pem",
+        claims("https://issuer.test", "gatehouse", now() + 600),
+    );
+    let reply = proxy
+        .send(with_header("authorization", &format!("Bearer {good}")))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(
+        backend.requests()[0].header("x-client"),
+        Some("partner-app")
+    );
+    // API keys keep working beside tokens.
+    assert_eq!(
+        proxy
+            .send(with_header("x-api-key", "web-key-1"))
+            .await
+            .status,
+        200
+    );
+
+    let refused = [
+        (
+            "expired",
+            token(
+                "issuer-test-only.pem",
+                claims("https://issuer.test", "gatehouse", now() - 3600),
+            ),
+        ),
+        (
+            "another issuer",
+            token(
+                "issuer-test-only.pem",
+                claims("https://elsewhere.test", "gatehouse", now() + 600),
+            ),
+        ),
+        (
+            "another audience",
+            token(
+                "issuer-test-only.pem",
+                claims("https://issuer.test", "billing", now() + 600),
+            ),
+        ),
+        (
+            "signed by a key not in the JWKS",
+            token(
+                "other-test-only.pem",
+                claims("https://issuer.test", "gatehouse", now() + 600),
+            ),
+        ),
+        ("not a token", "not.a.token".to_owned()),
+        // The good token with its payload swapped: the signature no longer matches.
+        ("tampered", {
+            let parts: Vec<&str> = good.split('.').collect();
+            let forged = token(
+                "other-test-only.pem",
+                claims("https://issuer.test", "gatehouse", now() + 9999),
+            );
+            format!(
+                "{}.{}.{}",
+                parts[0],
+                forged.split('.').nth(1).unwrap(),
+                parts[2]
+            )
+        }),
+    ];
+    for (case, bad) in refused {
+        let reply = proxy
+            .send(with_header("authorization", &format!("Bearer {bad}")))
+            .await;
+        assert_eq!(reply.status, 401, "{case}: {}", reply.text());
+        assert_eq!(reply.json()["title"], "Unauthorized", "{case}");
+    }
+    assert_eq!(
+        backend.requests().len(),
+        2,
+        "refused tokens never reach the backend"
+    );
 }

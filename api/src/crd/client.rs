@@ -16,8 +16,9 @@ pub struct SecretRef {
     pub name: String,
 }
 
-/// Recognise a client by an API key sent in a header. Once any client of a gateway uses API keys,
-/// a request without a valid key is refused with 401; the key header is not passed to backends.
+/// Recognise a client by an API key sent in a header. Once any client of a gateway can be
+/// recognised, a request with no valid key or token is refused with 401; the key header is not
+/// passed to backends.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeyAuth {
@@ -34,8 +35,10 @@ fn default_api_key_header() -> String {
     "x-api-key".to_owned()
 }
 
-/// Recognise a client by a signed JWT bearer token. Not enforced yet: accepted and kept, but
-/// requests are not checked against it.
+/// Recognise a client by a JWT in `Authorization: Bearer`: signed by a key of the issuer's JWKS
+/// (the key's `alg` when it names one; `kid` picks the key), with this `iss`, one of `audiences`,
+/// and an `exp` in the future (30 s leeway). Once any client of a gateway can be recognised, a
+/// request with no valid key or token is refused with 401.
 #[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
