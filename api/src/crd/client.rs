@@ -77,10 +77,13 @@ pub struct Client {
     /// Client name, shown in metrics and usable in header values as `{client}`.
     #[schemars(length(max = MAX_NAME), pattern(DNS_LABEL))]
     pub name: String,
-    /// Recognise this client by API key.
+    /// Recognise this client by an API key in a header. Once any client of a gateway can be
+    /// recognised, a request with no valid key or token is refused with 401.
     pub api_keys: Option<ApiKeyAuth>,
-    /// Recognise this client by JWT.
+    /// Recognise this client by a JWT in `Authorization: Bearer`, signed by a key of its issuer's
+    /// JWKS, with its issuer, one of its audiences and an unexpired `exp`.
     pub jwt: Option<JwtAuth>,
-    /// Requests this client may make.
+    /// Requests this client may make: a token bucket per proxy replica; over it, 429 with
+    /// `Retry-After`.
     pub rate_limit: Option<RateLimit>,
 }
