@@ -449,3 +449,34 @@ async fn an_unreachable_service_fails_its_step() {
         "{detail}"
     );
 }
+
+#[tokio::test]
+async fn rules_and_filters_read_the_steps_and_request_documents() {
+    let up = upstream::start(vec![
+        ("/items/42", Reply::json(r#"{"id": 42}"#)),
+        ("/stock/42", Reply::json(r#"{"n": 3}"#)),
+    ])
+    .await;
+    let program = plan(
+        json!([
+            {"name": "product", "service": "catalog", "path": "/items/{id}"},
+            {"name": "stock", "service": "catalog", "path": "/stock/{product.id}", "after": ["product"],
+             "filter": "{n, productStatus: $steps.product.status, client: $request.client}"},
+        ]),
+        "{stock: .stock, statuses: ($steps | map_values(.status)), timed: ($steps.product.durationMs >= 0), method: $request.method}",
+        json!({}),
+    );
+    let outcome = run(&program, &services(&[("catalog", &up)]), &transport()).await;
+    assert_eq!(
+        outcome,
+        Outcome::Answer {
+            body: json!({
+                "stock": {"n": 3, "productStatus": 200, "client": "mobile"},
+                "statuses": {"product": 200, "stock": 200},
+                "timed": true,
+                "method": "GET"
+            }),
+            partial: vec![]
+        }
+    );
+}

@@ -18,6 +18,8 @@ type Data = data::JustLut<Val>;
 pub struct Expression {
     filter: jaq_core::compile::Filter<jaq_core::Native<Data>>,
     globals: usize,
+    /// The global variables the program mentions (the others need no value worth building).
+    reads: Vec<String>,
 }
 
 impl std::fmt::Debug for Expression {
@@ -83,7 +85,19 @@ impl Expression {
         Ok(Self {
             filter,
             globals: globals.len(),
+            // A variable can only be read by name, so one the text never mentions is never read.
+            reads: globals
+                .iter()
+                .filter(|g| code.contains(**g))
+                .map(|g| (*g).to_owned())
+                .collect(),
         })
+    }
+
+    /// False when the program cannot read the global variable `name`: the caller may pass
+    /// `null` for it instead of building its value.
+    pub fn reads(&self, name: &str) -> bool {
+        self.reads.iter().any(|r| r == name)
     }
 
     /// Runs the program on `input` with the global variables' values (in the order given to
@@ -133,4 +147,26 @@ fn near(at: &str) -> String {
 fn to_val(value: serde_json::Value) -> Result<Val, String> {
     use serde::Deserialize;
     Val::deserialize(value).map_err(|e| format!("cannot pass value to jq: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Expression;
+
+    #[test]
+    fn reads_names_only_the_globals_the_rule_mentions() {
+        let rule = Expression::compile("{m: $request.method}", &["$request", "$steps"]).unwrap();
+        assert!(rule.reads("$request"));
+        assert!(!rule.reads("$steps"));
+        assert_eq!(
+            rule.run(
+                serde_json::json!(null),
+                vec![
+                    serde_json::json!({"method": "GET"}),
+                    serde_json::Value::Null
+                ]
+            ),
+            Ok(serde_json::json!({"m": "GET"}))
+        );
+    }
 }

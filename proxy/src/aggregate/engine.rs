@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use gatehouse_api::crd::FailurePolicy;
+use gatehouse_api::expression::Expression;
 use gatehouse_api::template::Template;
 use serde_json::{Map, Value, json};
 
@@ -301,7 +302,12 @@ impl<'a> Execution<'a> {
             .body
             .as_ref()
             .map(|b| Bytes::from(render(b, |n| lookup(n, false))));
-        let steps_so_far = steps_document(&self.program.steps, ended);
+        // `$steps` for the step's filter, as it stands when the step starts; built only when the
+        // filter reads it.
+        let steps_so_far = match &step.filter {
+            Some(filter) if filter.reads("$steps") => steps_document(&self.program.steps, ended),
+            _ => Value::Null,
+        };
         async move {
             let began = Instant::now();
             let result = match &step.address {
@@ -377,7 +383,7 @@ impl<'a> Execution<'a> {
         }
         let mut body = parse_body(&response.body);
         if let Some(filter) = &step.filter {
-            match filter.run(body, vec![self.request.document(), steps]) {
+            match filter.run(body, vec![self.request_document(filter), steps]) {
                 Ok(value) => body = value,
                 Err(message) => {
                     return self.fail(step, FailureReason::Filter, message, Some(status));
@@ -392,6 +398,15 @@ impl<'a> Execution<'a> {
         }
     }
 
+    /// `$request` for `rule`: built only when the rule reads it.
+    fn request_document(&self, rule: &Expression) -> Value {
+        if rule.reads("$request") {
+            self.request.document()
+        } else {
+            Value::Null
+        }
+    }
+
     /// Runs the response rule over every step's value.
     fn respond(&self, ended: &[Option<Ended>]) -> Outcome {
         let steps = &self.program.steps;
@@ -403,9 +418,15 @@ impl<'a> Execution<'a> {
                 _ => None,
             })
             .collect();
-        match self.program.response.run(
+        let rule = &self.program.response;
+        let steps_value = if rule.reads("$steps") {
+            steps_document(steps, ended)
+        } else {
+            Value::Null
+        };
+        match rule.run(
             Value::Object(input),
-            vec![self.request.document(), steps_document(steps, ended)],
+            vec![self.request_document(rule), steps_value],
         ) {
             Err(message) => Outcome::Failed {
                 status: 502,
