@@ -65,11 +65,20 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// The data of a client's Secret, or why the table cannot use it.
+fn mounted<'a>(
+    client: &str,
+    secret: &str,
+    secrets: &'a SecretFiles,
+) -> Result<&'a BTreeMap<String, Vec<u8>>, String> {
+    secrets.get(secret).ok_or_else(|| {
+        format!("client {client}: Secret {secret} is not mounted (no folder of that name in the secrets directory)")
+    })
+}
+
 /// The verifying keys of a client's JWKS Secret.
 fn jwks(client: &str, secret: &str, secrets: &SecretFiles) -> Result<Vec<VerifyingKey>, String> {
-    let data = secrets.get(secret).ok_or_else(|| {
-        format!("client {client}: Secret {secret} is not mounted (no folder of that name in the secrets directory)")
-    })?;
+    let data = mounted(client, secret, secrets)?;
     let json = data
         .get(JWKS_KEY)
         .ok_or_else(|| format!("client {client}: Secret {secret} has no {JWKS_KEY}"))?;
@@ -180,12 +189,7 @@ impl Clients {
                         entry.name, api_key.header
                     )
                 })?;
-                let data = secrets.get(&api_key.secret).ok_or_else(|| {
-                    format!(
-                        "client {}: Secret {} is not mounted (no folder of that name in the secrets directory)",
-                        entry.name, api_key.secret
-                    )
-                })?;
+                let data = mounted(&entry.name, &api_key.secret, secrets)?;
                 let keys: Vec<Vec<u8>> = data
                     .values()
                     .map(|value| value.trim_ascii().to_vec())

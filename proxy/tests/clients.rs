@@ -28,8 +28,8 @@ fn keyed(name: &str, secret: &str, header: &str, limit: Option<(u32, u32)>) -> C
     }
 }
 
-/// A Gateway table with two keyed clients and one route that tells the backend who called.
-fn gateway(backend_port: u16) -> RouteTable {
+/// A Gateway table with `clients` and one route that tells the backend who called.
+fn orders(backend_port: u16, clients: Vec<ClientEntry>) -> RouteTable {
     let mut route = proxy(
         "v1/orders",
         PathKind::Exact,
@@ -38,11 +38,42 @@ fn gateway(backend_port: u16) -> RouteTable {
     );
     route.request_headers = edits(&[("x-client", "{client}")], &[], &[]);
     let mut table = table(vec![route]);
-    table.clients = vec![
-        keyed("partner", "partner-keys", "x-partner-key", Some((1, 2))),
-        keyed("web", "web-keys", "x-api-key", None),
-    ];
+    table.clients = clients;
     table
+}
+
+/// The orders table with two keyed clients.
+fn gateway(backend_port: u16) -> RouteTable {
+    orders(
+        backend_port,
+        vec![
+            keyed("partner", "partner-keys", "x-partner-key", Some((1, 2))),
+            keyed("web", "web-keys", "x-api-key", None),
+        ],
+    )
+}
+
+/// Starts the proxy on `table` (published as a mounted ConfigMap under `dir`) with the Secrets
+/// of `secrets`; the mount is returned so it outlives the proxy.
+async fn serve(
+    dir: &std::path::Path,
+    table: &RouteTable,
+    secrets: &std::path::Path,
+) -> (Proxy, ConfigMapDir) {
+    let mut mount = ConfigMapDir::new(&dir.join("routes"));
+    mount.publish(&table.to_bytes());
+    let routes = mount.routes_path();
+    let proxy = Proxy::start(
+        &[
+            "--routes",
+            routes.to_str().unwrap(),
+            "--secrets-dir",
+            secrets.to_str().unwrap(),
+        ],
+        dir,
+    )
+    .await;
+    (proxy, mount)
 }
 
 fn with_header(name: &str, value: &str) -> hyper::Request<http_body_util::Full<bytes::Bytes>> {
@@ -61,19 +92,7 @@ async fn api_keys_name_the_client_refuse_everyone_else_and_rotate_without_a_rest
     web_keys.publish_file("primary", b"web-key-1\n");
     let mut partner_keys = ConfigMapDir::new(&secrets.join("partner-keys"));
     partner_keys.publish_file("key", b"partner-key-1");
-    let mut mount = ConfigMapDir::new(&dir.join("routes"));
-    mount.publish(&gateway(backend.port()).to_bytes());
-    let routes = mount.routes_path();
-    let proxy = Proxy::start(
-        &[
-            "--routes",
-            routes.to_str().unwrap(),
-            "--secrets-dir",
-            secrets.to_str().unwrap(),
-        ],
-        &dir,
-    )
-    .await;
+    let (proxy, _mount) = serve(&dir, &gateway(backend.port()), &secrets).await;
     proxy.wait_admin("/readyz", 200).await;
 
     // No key, a wrong key, a key in the other client's header: 401, and no backend call.
@@ -167,20 +186,7 @@ async fn api_keys_name_the_client_refuse_everyone_else_and_rotate_without_a_rest
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_whose_secret_is_not_mounted_keeps_the_table_out() {
     let dir = temp_dir("clients-missing");
-    let mut mount = ConfigMapDir::new(&dir.join("routes"));
-    mount.publish(&gateway(free_port()).to_bytes());
-    let routes = mount.routes_path();
-    let empty = dir.join("no-secrets");
-    let proxy = Proxy::start(
-        &[
-            "--routes",
-            routes.to_str().unwrap(),
-            "--secrets-dir",
-            empty.to_str().unwrap(),
-        ],
-        &dir,
-    )
-    .await;
+    let (proxy, _mount) = serve(&dir, &gateway(free_port()), &dir.join("no-secrets")).await;
     let mut log = String::new();
     for _ in 0..200 {
         log = proxy.log_text();
@@ -231,40 +237,23 @@ async fn a_jwt_from_the_clients_issuer_names_it_and_every_other_token_is_refused
     jwks.publish_file("jwks.json", &fixture("jwks.json"));
     let mut web_keys = ConfigMapDir::new(&secrets.join("web-keys"));
     web_keys.publish_file("primary", b"web-key-1");
-    let mut route = proxy(
-        "v1/orders",
-        PathKind::Exact,
-        "/v1/orders",
-        vec![upstream("orders", backend.port(), None, 1)],
-    );
-    route.request_headers = edits(&[("x-client", "{client}")], &[], &[]);
-    let mut table = table(vec![route]);
-    table.clients = vec![
-        ClientEntry {
-            name: "partner-app".to_owned(),
-            api_key: None,
-            jwt: Some(JwtEntry {
-                issuer: "https://issuer.test".to_owned(),
-                audiences: vec!["gatehouse".to_owned()],
-                jwks_secret: "issuer-jwks".to_owned(),
-            }),
-            rate_limit: None,
-        },
-        keyed("web", "web-keys", "x-api-key", None),
-    ];
-    let mut mount = ConfigMapDir::new(&dir.join("routes"));
-    mount.publish(&table.to_bytes());
-    let routes = mount.routes_path();
-    let proxy = Proxy::start(
-        &[
-            "--routes",
-            routes.to_str().unwrap(),
-            "--secrets-dir",
-            secrets.to_str().unwrap(),
+    let table = orders(
+        backend.port(),
+        vec![
+            ClientEntry {
+                name: "partner-app".to_owned(),
+                api_key: None,
+                jwt: Some(JwtEntry {
+                    issuer: "https://issuer.test".to_owned(),
+                    audiences: vec!["gatehouse".to_owned()],
+                    jwks_secret: "issuer-jwks".to_owned(),
+                }),
+                rate_limit: None,
+            },
+            keyed("web", "web-keys", "x-api-key", None),
         ],
-        &dir,
-    )
-    .await;
+    );
+    let (proxy, _mount) = serve(&dir, &table, &secrets).await;
     proxy.wait_admin("/readyz", 200).await;
 
     let claims = |iss: &str, aud: &str, exp: u64| serde_json::json!({"iss": iss, "aud": aud, "exp": exp, "sub": "device-7"});
