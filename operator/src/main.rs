@@ -106,9 +106,15 @@ fn main() -> ExitCode {
             proxy,
         } => {
             match gatehouse_operator::render::render_paths(&paths, &namespace, &proxy.settings()) {
-                Ok(yaml) => {
-                    print!("{yaml}");
-                    ExitCode::SUCCESS
+                Ok(rendered) => {
+                    let stdout = std::io::stdout();
+                    match rendered.write_to(&mut std::io::BufWriter::new(stdout.lock())) {
+                        Ok(()) => ExitCode::SUCCESS,
+                        Err(error) => {
+                            eprintln!("error: cannot write the rendered manifests: {error}");
+                            ExitCode::FAILURE
+                        }
+                    }
                 }
                 Err(error) => {
                     eprintln!("error: nothing rendered:\n{error}");

@@ -111,13 +111,47 @@ fn set_default_namespace(resource: &mut Resource, namespace: &str) {
 /// Resources planned and printed together.
 const RENDER_BATCH: usize = 64;
 
+/// What `render` prints: every resource's YAML documents, resources in input order. Kept as
+/// one piece per resource (no single buffer of the whole stream, grown and copied as it fills)
+/// and written out only once every resource rendered, so a failure prints nothing.
+#[derive(Debug, Default)]
+pub struct Rendered {
+    pieces: Vec<String>,
+}
+
+impl Rendered {
+    /// Writes the YAML stream.
+    pub fn write_to(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        for piece in &self.pieces {
+            out.write_all(piece.as_bytes())?;
+        }
+        out.flush()
+    }
+
+    /// Size of the YAML stream in bytes.
+    pub fn len(&self) -> usize {
+        self.pieces.iter().map(String::len).sum()
+    }
+
+    /// Whether nothing was rendered.
+    pub fn is_empty(&self) -> bool {
+        self.pieces.iter().all(String::is_empty)
+    }
+}
+
+impl std::fmt::Display for Rendered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.pieces.iter().try_for_each(|piece| f.write_str(piece))
+    }
+}
+
 /// Renders every resource: a multi-document YAML stream, resources in input order, each
 /// resource's objects in apply order. Any invalid resource fails the whole render. Resources are
 /// planned and printed in parallel.
 pub fn render_resources(
     resources: &[Resource],
     settings: &ProxySettings,
-) -> Result<String, RenderError> {
+) -> Result<Rendered, RenderError> {
     // What each namespace knows of its Aggregators, built once.
     let mut found: BTreeMap<&str, Found> = BTreeMap::new();
     for resource in resources {
@@ -131,7 +165,7 @@ pub fn render_resources(
             entry.aggregators.insert(resource.name().to_owned(), port);
         }
     }
-    let mut out = String::new();
+    let mut pieces = Vec::with_capacity(resources.len());
     let mut problems = Vec::new();
     // In batches, so that only one batch's documents wait beside the output at a time.
     for batch in resources.chunks(RENDER_BATCH) {
@@ -141,14 +175,14 @@ pub fn render_resources(
             .collect();
         for result in rendered {
             match result {
-                Ok(yaml) => out.push_str(&yaml),
+                Ok(yaml) => pieces.push(yaml),
                 Err(RenderError::Invalid(found)) => problems.extend(found),
                 Err(other) => return Err(other),
             }
         }
     }
     if problems.is_empty() {
-        Ok(out)
+        Ok(Rendered { pieces })
     } else {
         Err(RenderError::Invalid(problems))
     }
@@ -194,7 +228,7 @@ pub fn render_paths(
     paths: &[PathBuf],
     namespace: &str,
     settings: &ProxySettings,
-) -> Result<String, RenderError> {
+) -> Result<Rendered, RenderError> {
     let files = input_files(paths)?;
     let resources = read_resources(&files, namespace)?;
     render_resources(&resources, settings)

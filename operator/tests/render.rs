@@ -80,7 +80,8 @@ fn every_example_renders_as_its_golden_file() {
             "shop",
             &ProxySettings::default(),
         )
-        .unwrap();
+        .unwrap()
+        .to_string();
         let golden = golden_path(&example);
         if bless {
             std::fs::write(&golden, &rendered).unwrap();
@@ -140,8 +141,9 @@ fn the_render_command_prints_the_golden_output_and_refuses_invalid_input() {
 fn rendered_config_map_carries_the_compiled_table_byte_for_byte() {
     for example in examples() {
         let resource = read(&example);
-        let yaml =
-            render_resources(std::slice::from_ref(&resource), &ProxySettings::default()).unwrap();
+        let yaml = render_resources(std::slice::from_ref(&resource), &ProxySettings::default())
+            .unwrap()
+            .to_string();
         let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&yaml).unwrap();
         let config_map = documents.iter().find(|d| d["kind"] == "ConfigMap").unwrap();
         let text = config_map["data"][FILE_NAME].as_str().unwrap();
@@ -317,17 +319,21 @@ fn output_is_deterministic_and_independent_of_input_order() {
     let resources: Vec<Resource> = examples().iter().map(|e| read(e)).collect();
     let reversed: Vec<Resource> = resources.iter().rev().cloned().collect();
     let settings = ProxySettings::default();
-    let forward = render_resources(&resources, &settings).unwrap();
+    let forward = render_resources(&resources, &settings).unwrap().to_string();
     let mut documents: Vec<String> = forward.split("---\n").map(str::to_owned).collect();
     let mut backward: Vec<String> = render_resources(&reversed, &settings)
         .unwrap()
+        .to_string()
         .split("---\n")
         .map(str::to_owned)
         .collect();
     documents.sort();
     backward.sort();
     assert_eq!(documents, backward);
-    assert_eq!(forward, render_resources(&resources, &settings).unwrap());
+    assert_eq!(
+        forward,
+        render_resources(&resources, &settings).unwrap().to_string()
+    );
 }
 
 #[test]
@@ -405,4 +411,43 @@ fn an_externally_scaled_deployment_has_no_replicas_and_no_autoscaler_but_a_budge
     assert_eq!(objects.deployment.spec.unwrap().replicas, None);
     assert!(objects.autoscaler.is_none());
     assert!(objects.disruption_budget.is_some());
+}
+
+/// A Gateway whose routes answer directly with bodies of 16,000 bytes (the most the CRD allows
+/// is 16 KiB), `routes` of them.
+fn gateway_with_big_answers(routes: usize) -> Resource {
+    let body = "x".repeat(16_000);
+    let mut yaml = String::from(
+        "apiVersion: gatehouse.dev/v1alpha1\nkind: Gateway\nmetadata: {name: big, namespace: shop}\n\
+         spec:\n  contracts:\n    - version: v1\n      routes:\n",
+    );
+    for route in 0..routes {
+        yaml.push_str(&format!(
+            "        - name: r{route}\n          match: {{path: /r{route}}}\n          respond: {{body: {body}}}\n"
+        ));
+    }
+    let mut read = Resource::from_yaml(&yaml).unwrap();
+    assert_eq!(read.len(), 1);
+    read.remove(0)
+}
+
+#[test]
+fn a_route_table_too_big_for_a_config_map_is_refused_with_the_reason() {
+    let settings = ProxySettings::default();
+    // 60 such routes fit in the 1 MiB a ConfigMap holds…
+    let fits = render_resources(&[gateway_with_big_answers(60)], &settings).unwrap();
+    let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&fits.to_string()).unwrap();
+    let config_map = documents.iter().find(|d| d["kind"] == "ConfigMap").unwrap();
+    let size = config_map["data"][FILE_NAME].as_str().unwrap().len();
+    assert!((960_000..1_048_576).contains(&size), "{size}");
+    // …70 do not: the API server would refuse the ConfigMap, so nothing is planned.
+    let error = render_resources(&[gateway_with_big_answers(70)], &settings).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.starts_with("Gateway shop/big: spec: the compiled route table takes 11")
+            && message.ends_with(
+                "bytes, more than the 1048576 a ConfigMap can hold: split the routes across several resources"
+            ),
+        "{message}"
+    );
 }

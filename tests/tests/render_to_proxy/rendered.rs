@@ -37,7 +37,7 @@ impl Rendered {
     pub fn by_library() -> Self {
         let yaml = render_paths(&example_dirs(), NAMESPACE, &ProxySettings::default())
             .unwrap_or_else(|e| panic!("the examples render: {e}"));
-        Self::parse(yaml)
+        Self::parse(yaml.to_string())
     }
 
     /// Through the real binary: `gatehouse-operator render -f DIR... -n shop`.
