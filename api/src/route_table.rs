@@ -327,10 +327,18 @@ pub enum TableError {
 }
 
 impl RouteTable {
-    /// The canonical bytes: pretty JSON with a final newline. Same table, same bytes.
+    /// The canonical bytes: JSON with one route (and one client) per line and a final newline.
+    /// Same table, same bytes.
+    ///
+    /// Not fully indented: the table travels in a ConfigMap, whose data the API server caps at
+    /// [`MAX_TABLE_BYTES`], and indentation took a third of that room. Not one line either: a
+    /// line per route keeps `render` output and GitOps diffs readable route by route.
     pub fn to_bytes(&self) -> Vec<u8> {
-        // Serialising plain structs, BTreeMaps and strings cannot fail.
-        let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
+        let mut bytes = Vec::new();
+        let mut serializer =
+            serde_json::Serializer::with_formatter(&mut bytes, LinePerEntry::default());
+        // Serialising plain structs, BTreeMaps and strings into memory cannot fail.
+        let _ = self.serialize(&mut serializer);
         bytes.push(b'\n');
         bytes
     }
@@ -352,6 +360,63 @@ impl RouteTable {
         Ok(table)
     }
 }
+
+/// Compact JSON, except that each entry of a top-level list starts a line.
+#[derive(Default)]
+struct LinePerEntry {
+    depth: usize,
+    /// Whether the top-level list being written has an entry (an empty one stays `[]`).
+    entries: bool,
+}
+
+impl serde_json::ser::Formatter for LinePerEntry {
+    fn begin_object<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
+        self.depth += 1;
+        writer.write_all(b"{")
+    }
+
+    fn end_object<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
+        self.depth -= 1;
+        writer.write_all(b"}")
+    }
+
+    fn begin_array<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
+        self.depth += 1;
+        if self.depth == 2 {
+            self.entries = false;
+        }
+        writer.write_all(b"[")
+    }
+
+    fn end_array<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
+        self.depth -= 1;
+        if self.depth == 1 && self.entries {
+            writer.write_all(b"\n")?;
+        }
+        writer.write_all(b"]")
+    }
+
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if self.depth == 2 {
+            self.entries = true;
+        }
+        let separator: &[u8] = match (first, self.depth) {
+            (true, 2) => b"\n",
+            (false, 2) => b",\n",
+            (true, _) => b"",
+            (false, _) => b",",
+        };
+        writer.write_all(separator)
+    }
+}
+
+/// The most a route table may take once serialised: a ConfigMap's data may hold at most
+/// 1 MiB (the API server refuses more), and the table is its only entry.
+pub const MAX_TABLE_BYTES: usize = 1024 * 1024;
 
 /// `sha256:HEX` of some bytes.
 pub fn digest_of(bytes: &[u8]) -> String {

@@ -8,7 +8,7 @@ use std::fmt;
 
 use gatehouse_api::compile::CompileContext;
 use gatehouse_api::resource::Resource;
-use gatehouse_api::route_table::RouteTable;
+use gatehouse_api::route_table::{FILE_NAME, MAX_TABLE_BYTES, RouteTable};
 use gatehouse_api::validate::Problem;
 
 use crate::build::{self, ProxyObjects};
@@ -79,7 +79,8 @@ impl Found {
     }
 }
 
-/// Compiles the resource and builds its objects; refuses an invalid spec with every problem.
+/// Compiles the resource and builds its objects; refuses an invalid spec with every problem,
+/// and a spec whose route table is too big for its ConfigMap.
 /// Missing references do not stop it: those routes compile to Services that do not answer yet.
 pub fn plan(
     resource: &Resource,
@@ -88,6 +89,22 @@ pub fn plan(
 ) -> Result<Plan, Vec<Problem>> {
     let table = resource.compile(&found.compile_context(settings))?;
     let objects = build::render(resource, &table, settings);
+    let size = objects
+        .config_map
+        .data
+        .as_ref()
+        .and_then(|data| data.get(FILE_NAME))
+        .map_or(0, String::len);
+    if size > MAX_TABLE_BYTES {
+        // The API server would refuse the ConfigMap; say why here instead of failing every apply.
+        return Err(vec![Problem::new(
+            "spec",
+            format!(
+                "the compiled route table takes {size} bytes, more than the {MAX_TABLE_BYTES} a \
+                 ConfigMap can hold: split the routes across several resources"
+            ),
+        )]);
+    }
     Ok(Plan { table, objects })
 }
 
