@@ -147,19 +147,22 @@ impl std::fmt::Display for Rendered {
 
 /// Renders every resource: a multi-document YAML stream, resources in input order, each
 /// resource's objects in apply order. Any invalid resource fails the whole render. Resources are
-/// planned and printed in parallel.
+/// planned and printed in parallel, and each is dropped once printed, so that the resources and
+/// their YAML are not all held at once.
 pub fn render_resources(
-    resources: &[Resource],
+    resources: Vec<Resource>,
     settings: &ProxySettings,
 ) -> Result<Rendered, RenderError> {
     // What each namespace knows of its Aggregators, built once.
-    let mut found: BTreeMap<&str, Found> = BTreeMap::new();
-    for resource in resources {
-        let entry = found.entry(resource.namespace()).or_insert_with(|| Found {
-            services: None,
-            aggregators: BTreeMap::new(),
-            aggregators_complete: false,
-        });
+    let mut found: BTreeMap<String, Found> = BTreeMap::new();
+    for resource in &resources {
+        let entry = found
+            .entry(resource.namespace().to_owned())
+            .or_insert_with(|| Found {
+                services: None,
+                aggregators: BTreeMap::new(),
+                aggregators_complete: false,
+            });
         if resource.kind() == Kind::Aggregator {
             let port = u16::try_from(runtime_settings(resource).1.port).unwrap_or(80);
             entry.aggregators.insert(resource.name().to_owned(), port);
@@ -168,7 +171,12 @@ pub fn render_resources(
     let mut pieces = Vec::with_capacity(resources.len());
     let mut problems = Vec::new();
     // In batches, so that only one batch's documents wait beside the output at a time.
-    for batch in resources.chunks(RENDER_BATCH) {
+    let mut resources = resources.into_iter();
+    loop {
+        let batch: Vec<Resource> = resources.by_ref().take(RENDER_BATCH).collect();
+        if batch.is_empty() {
+            break;
+        }
         let rendered: Vec<Result<String, RenderError>> = batch
             .par_iter()
             .map(|resource| render_one(resource, &found[resource.namespace()], settings))
@@ -231,5 +239,5 @@ pub fn render_paths(
 ) -> Result<Rendered, RenderError> {
     let files = input_files(paths)?;
     let resources = read_resources(&files, namespace)?;
-    render_resources(&resources, settings)
+    render_resources(resources, settings)
 }

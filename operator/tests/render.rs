@@ -141,7 +141,7 @@ fn the_render_command_prints_the_golden_output_and_refuses_invalid_input() {
 fn rendered_config_map_carries_the_compiled_table_byte_for_byte() {
     for example in examples() {
         let resource = read(&example);
-        let yaml = render_resources(std::slice::from_ref(&resource), &ProxySettings::default())
+        let yaml = render_resources(vec![resource.clone()], &ProxySettings::default())
             .unwrap()
             .to_string();
         let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&yaml).unwrap();
@@ -319,9 +319,11 @@ fn output_is_deterministic_and_independent_of_input_order() {
     let resources: Vec<Resource> = examples().iter().map(|e| read(e)).collect();
     let reversed: Vec<Resource> = resources.iter().rev().cloned().collect();
     let settings = ProxySettings::default();
-    let forward = render_resources(&resources, &settings).unwrap().to_string();
+    let forward = render_resources(resources.clone(), &settings)
+        .unwrap()
+        .to_string();
     let mut documents: Vec<String> = forward.split("---\n").map(str::to_owned).collect();
-    let mut backward: Vec<String> = render_resources(&reversed, &settings)
+    let mut backward: Vec<String> = render_resources(reversed, &settings)
         .unwrap()
         .to_string()
         .split("---\n")
@@ -332,7 +334,7 @@ fn output_is_deterministic_and_independent_of_input_order() {
     assert_eq!(documents, backward);
     assert_eq!(
         forward,
-        render_resources(&resources, &settings).unwrap().to_string()
+        render_resources(resources, &settings).unwrap().to_string()
     );
 }
 
@@ -435,13 +437,13 @@ fn gateway_with_big_answers(routes: usize) -> Resource {
 fn a_route_table_too_big_for_a_config_map_is_refused_with_the_reason() {
     let settings = ProxySettings::default();
     // 60 such routes fit in the 1 MiB a ConfigMap holds…
-    let fits = render_resources(&[gateway_with_big_answers(60)], &settings).unwrap();
+    let fits = render_resources(vec![gateway_with_big_answers(60)], &settings).unwrap();
     let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&fits.to_string()).unwrap();
     let config_map = documents.iter().find(|d| d["kind"] == "ConfigMap").unwrap();
     let size = config_map["data"][FILE_NAME].as_str().unwrap().len();
     assert!((960_000..1_048_576).contains(&size), "{size}");
     // …70 do not: the API server would refuse the ConfigMap, so nothing is planned.
-    let error = render_resources(&[gateway_with_big_answers(70)], &settings).unwrap_err();
+    let error = render_resources(vec![gateway_with_big_answers(70)], &settings).unwrap_err();
     let message = error.to_string();
     assert!(
         message.starts_with("Gateway shop/big: spec: the compiled route table takes 11")
