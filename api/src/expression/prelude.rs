@@ -7,8 +7,8 @@
 //! order, and every definition with a reached name is kept (whatever its arity), so each call
 //! binds to exactly the definition it would bind to with the whole library.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::OnceLock;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use jaq_core::load::lex::StrPart;
 use jaq_core::load::parse::{BinaryOp, Def, Pattern, Term};
@@ -20,11 +20,19 @@ struct Entry {
     calls: BTreeSet<&'static str>,
 }
 
-/// The library, parsed once per process, with each definition's calls.
-fn library() -> &'static [Entry] {
-    static LIBRARY: OnceLock<Vec<Entry>> = OnceLock::new();
+/// The library, parsed once per process, with each definition's calls and an index by name.
+struct Library {
+    entries: Vec<Entry>,
+    by_name: BTreeMap<&'static str, Vec<usize>>,
+    /// The definitions kept for a set of called library names (sorted), as indices into
+    /// `entries`: rules call few library filters, and mostly the same ones.
+    closures: Mutex<HashMap<Vec<&'static str>, Arc<[usize]>>>,
+}
+
+fn library() -> &'static Library {
+    static LIBRARY: OnceLock<Library> = OnceLock::new();
     LIBRARY.get_or_init(|| {
-        jaq_core::defs()
+        let entries: Vec<Entry> = jaq_core::defs()
             .chain(jaq_std::defs())
             .chain(jaq_json::defs())
             .map(|def| {
@@ -32,13 +40,59 @@ fn library() -> &'static [Entry] {
                 term_calls(&def.body, &mut calls);
                 Entry { def, calls }
             })
-            .collect()
+            .collect();
+        let mut by_name: BTreeMap<&'static str, Vec<usize>> = BTreeMap::new();
+        for (index, entry) in entries.iter().enumerate() {
+            by_name.entry(entry.def.name).or_default().push(index);
+        }
+        Library {
+            entries,
+            by_name,
+            closures: Mutex::default(),
+        }
     })
+}
+
+impl Library {
+    /// Indices, in library order, of every definition reachable from the names `wanted`.
+    fn closure(&self, wanted: Vec<&'static str>) -> Arc<[usize]> {
+        let cached = |closures: &HashMap<_, Arc<[usize]>>| closures.get(&wanted).cloned();
+        if let Some(found) = self.closures.lock().ok().and_then(|c| cached(&c)) {
+            return found;
+        }
+        let mut keep = vec![false; self.entries.len()];
+        let mut pending = wanted.clone();
+        let mut seen: BTreeSet<&str> = wanted.iter().copied().collect();
+        while let Some(name) = pending.pop() {
+            for &index in self.by_name.get(name).into_iter().flatten() {
+                keep[index] = true;
+                for &callee in &self.entries[index].calls {
+                    if seen.insert(callee) {
+                        pending.push(callee);
+                    }
+                }
+            }
+        }
+        let closure: Arc<[usize]> = keep
+            .iter()
+            .enumerate()
+            .filter(|(_, keep)| **keep)
+            .map(|(index, _)| index)
+            .collect();
+        if let Ok(mut closures) = self.closures.lock() {
+            closures.insert(wanted, Arc::clone(&closure));
+        }
+        closure
+    }
 }
 
 /// The whole library, in order.
 pub(super) fn whole() -> Vec<Def<&'static str>> {
-    library().iter().map(|entry| entry.def.clone()).collect()
+    library()
+        .entries
+        .iter()
+        .map(|entry| entry.def.clone())
+        .collect()
 }
 
 /// The library's definitions that `code` can reach, in library order; the whole library when
@@ -48,31 +102,17 @@ pub(super) fn for_rule(code: &str) -> Vec<Def<&'static str>> {
         return whole();
     };
     let library = library();
-    let mut wanted = BTreeSet::new();
-    term_calls(&term, &mut wanted);
-
-    let mut by_name: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (index, entry) in library.iter().enumerate() {
-        by_name.entry(entry.def.name).or_default().push(index);
-    }
-    let mut keep = vec![false; library.len()];
-    let mut pending: Vec<&str> = wanted.iter().copied().collect();
-    let mut seen: BTreeSet<&str> = wanted.iter().copied().collect();
-    while let Some(name) = pending.pop() {
-        for &index in by_name.get(name).into_iter().flatten() {
-            keep[index] = true;
-            for &callee in &library[index].calls {
-                if seen.insert(callee) {
-                    pending.push(callee);
-                }
-            }
-        }
-    }
-    library
+    let mut called = BTreeSet::new();
+    term_calls(&term, &mut called);
+    // Names the library does not define play no part in what it must hand over.
+    let wanted: Vec<&'static str> = called
         .iter()
-        .zip(keep)
-        .filter(|(_, keep)| *keep)
-        .map(|(entry, _)| entry.def.clone())
+        .filter_map(|name| library.by_name.get_key_value(*name).map(|(name, _)| *name))
+        .collect();
+    library
+        .closure(wanted)
+        .iter()
+        .map(|&index| library.entries[index].def.clone())
         .collect()
 }
 
