@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::crd::{
     Aggregation, Aggregator, BackendRef, Client, Contract, EdgeService, Gateway, HeaderModifier,
-    PathType, Route, RouteMatch,
+    PathType, Route, RouteMatch, StringMap,
 };
 use crate::naming::{Kind, proxy_name};
 use crate::route_table::*;
@@ -202,7 +202,7 @@ fn sorted<T: Ord>(mut items: Vec<T>) -> Vec<T> {
     items
 }
 
-fn lower_keys(map: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+fn lower_keys(map: &StringMap) -> BTreeMap<String, String> {
     map.iter()
         .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
         .collect()

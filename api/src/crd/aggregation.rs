@@ -1,6 +1,6 @@
 //! Aggregations: several backend calls, one consolidated answer.
 
-use std::collections::BTreeMap;
+use super::string_map::StringMap;
 
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
@@ -43,9 +43,9 @@ pub struct StepCall {
     #[schemars(length(min = 1, max = MAX_PATH), pattern(STEP_PATH))]
     pub path: String,
     /// Request headers, with the same placeholders as `path`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "StringMap::is_empty")]
     #[schemars(extend("maxProperties" = MAX_CONDITIONS))]
-    pub headers: BTreeMap<String, String>,
+    pub headers: StringMap,
     /// Request body, with the same placeholders as `path`.
     #[schemars(length(max = MAX_BODY))]
     pub body: Option<String>,

@@ -8,6 +8,7 @@ pub mod patterns;
 pub mod route;
 pub mod runtime;
 pub mod status;
+pub mod string_map;
 
 pub use aggregation::{Aggregation, FailurePolicy, Step, StepCall};
 pub use aggregator::{Aggregator, AggregatorSpec, Endpoint};
@@ -21,6 +22,7 @@ pub use runtime::{
     Autoscaling, DeploymentSettings, DisruptionBudget, ServiceSettings, ServiceType,
 };
 pub use status::{ContractStatus, ProxyStatus};
+pub use string_map::StringMap;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

@@ -1,6 +1,6 @@
 //! Routes: how a request is matched and the one thing a matched request gets.
 
-use std::collections::BTreeMap;
+use super::string_map::StringMap;
 
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
@@ -156,13 +156,13 @@ pub struct HeaderModifier {
     /// Headers to set, replacing any existing value. Names hold letters, digits, `-` and `_`.
     /// Values may use `{param}` path parameters,
     /// `{client}` (the calling client's name) and `{requestId}`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "StringMap::is_empty")]
     #[schemars(extend("maxProperties" = MAX_CONDITIONS))]
-    pub set: BTreeMap<String, String>,
+    pub set: StringMap,
     /// Headers to add, keeping any existing values. Values are templated like `set`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "StringMap::is_empty")]
     #[schemars(extend("maxProperties" = MAX_CONDITIONS))]
-    pub add: BTreeMap<String, String>,
+    pub add: StringMap,
     /// Headers to remove.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = MAX_CONDITIONS), inner(length(max = MAX_NAME), pattern(HEADER_NAME)))]
