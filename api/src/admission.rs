@@ -15,6 +15,7 @@ use crate::validate::Problem;
 
 struct Compiled {
     schema: Value,
+    defaults: Defaults,
     rules: RuleTree,
     validator: jsonschema::Validator,
 }
@@ -45,6 +46,7 @@ fn compiled(kind: Kind) -> &'static Compiled {
                 // CEL rules are parsed once here, not at every admission.
                 let rules = RuleTree::new(kube::core::cel::compile_schema(&schema));
                 Compiled {
+                    defaults: Defaults::new(&schema),
                     schema,
                     rules,
                     validator,
@@ -168,6 +170,99 @@ impl RuleTree {
                         child.check(item, at, problems);
                         at.pop();
                     }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The schema's `default`s, arranged by the nodes that hold them: only the paths that lead to a
+/// default are kept, so applying them walks a few fields instead of copying the document.
+#[derive(Debug, Default)]
+struct Defaults {
+    /// Declared properties with a default, set when the field is missing or a non-nullable null.
+    own: Vec<(String, Value, bool)>,
+    /// Declared properties whose subtree holds defaults.
+    properties: Vec<(String, Defaults)>,
+    items: Option<Box<Defaults>>,
+    additional: Option<Box<Defaults>>,
+    /// Every declared property, when `additional` applies to the others.
+    declared: Vec<String>,
+}
+
+impl Defaults {
+    fn new(schema: &Value) -> Self {
+        let mut node = Self::default();
+        let preserve =
+            schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
+        if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
+            for (name, child) in properties {
+                if let Some(default) = child.get("default") {
+                    let nullable = child.get("nullable") == Some(&Value::Bool(true));
+                    node.own.push((name.clone(), default.clone(), nullable));
+                }
+                let below = Self::new(child);
+                if !below.is_empty() {
+                    node.properties.push((name.clone(), below));
+                }
+            }
+        }
+        let subtree = |key: &str| {
+            schema
+                .get(key)
+                .filter(|s| s.is_object())
+                .map(|s| Box::new(Self::new(s)))
+                .filter(|d| !d.is_empty())
+        };
+        node.items = subtree("items");
+        node.additional = if preserve {
+            None
+        } else {
+            subtree("additionalProperties")
+        };
+        node
+    }
+
+    fn is_empty(&self) -> bool {
+        self.own.is_empty()
+            && self.properties.is_empty()
+            && self.items.is_none()
+            && self.additional.is_none()
+    }
+
+    /// Applies the defaults in place, as the API server's structural defaulting does: a default
+    /// fills a missing field (or a null one the schema does not allow), then defaults apply
+    /// inside every field, defaulted ones included.
+    fn apply(&self, value: &mut Value) {
+        match value {
+            Value::Object(fields) => {
+                for (name, default, nullable) in &self.own {
+                    let missing = match fields.get(name) {
+                        None => true,
+                        Some(Value::Null) => !nullable,
+                        Some(_) => false,
+                    };
+                    if missing {
+                        fields.insert(name.clone(), default.clone());
+                    }
+                }
+                for (name, below) in &self.properties {
+                    if let Some(field) = fields.get_mut(name) {
+                        below.apply(field);
+                    }
+                }
+                if let Some(below) = &self.additional {
+                    for (name, field) in fields.iter_mut() {
+                        if !self.declared.contains(name) {
+                            below.apply(field);
+                        }
+                    }
+                }
+            }
+            Value::Array(items) => {
+                if let Some(below) = &self.items {
+                    items.iter_mut().for_each(|item| below.apply(item));
                 }
             }
             _ => {}
@@ -470,27 +565,31 @@ fn go_value(value: &Value) -> String {
     value.to_string()
 }
 
-/// Checks a resource as the API server would: schema first (defaults applied), then — only
-/// when the schema holds, as the server does — the CEL rules. Returns every problem.
-pub fn admit(kind: Kind, object: &Value) -> Result<(), Vec<Problem>> {
+/// Checks a resource as the API server would: schema first, then — only when the schema
+/// holds, as the server does — the schema's defaults and the CEL rules. Returns every problem.
+/// `object` is left as the server would store it: defaulted when admitted.
+pub fn admit(kind: Kind, object: &mut Value) -> Result<(), Vec<Problem>> {
     let compiled = compiled(kind);
-    let mut problems: Vec<Problem> = compiled
-        .validator
-        .iter_errors(object)
-        .map(|error| {
-            Problem::new(
-                field_path(error.instance_path().as_str()),
-                error.to_string(),
-            )
-        })
-        .collect();
+    // `is_valid` is the cheap check; the errors are collected only for an object that fails it.
+    let mut problems: Vec<Problem> = if compiled.validator.is_valid(object) {
+        Vec::new()
+    } else {
+        compiled
+            .validator
+            .iter_errors(object)
+            .map(|error| {
+                Problem::new(
+                    field_path(error.instance_path().as_str()),
+                    error.to_string(),
+                )
+            })
+            .collect()
+    };
     check_list_types(&compiled.schema, object, &mut Vec::new(), &mut problems);
     if problems.is_empty() {
         // Defaults first, as the server applies them before it runs the rules.
-        let defaulted = kube::core::cel::apply_defaults(&compiled.schema, object);
-        compiled
-            .rules
-            .check(&defaulted, &mut Vec::new(), &mut problems);
+        compiled.defaults.apply(object);
+        compiled.rules.check(object, &mut Vec::new(), &mut problems);
     }
     problems.sort();
     problems.dedup();
@@ -561,5 +660,62 @@ mod tests {
         let whole = view(&["has(self.name)"]).unwrap();
         assert_eq!(whole.apply(&json!(["not", "an", "object"])), None);
         assert_eq!(whole.apply(&value), Some(json!({"name": ""})));
+    }
+
+    #[test]
+    fn defaults_apply_in_place_as_the_schema_walk_applies_them() {
+        let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        let mut checked = 0;
+        for dir in ["gateway", "edge", "aggregator"] {
+            for file in std::fs::read_dir(examples.join(dir)).unwrap() {
+                let text = std::fs::read_to_string(file.unwrap().path()).unwrap();
+                let documents: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+                for mut document in documents.into_iter().filter(|d| !d.is_null()) {
+                    let kind = match document["kind"].as_str() {
+                        Some("Gateway") => Kind::Gateway,
+                        Some("EdgeService") => Kind::EdgeService,
+                        Some("Aggregator") => Kind::Aggregator,
+                        _ => continue,
+                    };
+                    let compiled = compiled(kind);
+                    let expected = kube::core::cel::apply_defaults(&compiled.schema, &document);
+                    assert_ne!(expected, document, "the example sets every default itself");
+                    compiled.defaults.apply(&mut document);
+                    assert_eq!(document, expected);
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 3, "{checked}");
+    }
+
+    #[test]
+    fn a_default_fills_a_missing_or_disallowed_null_field_and_is_defaulted_inside() {
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "a": {"type": "string", "default": "x"},
+                "b": {"type": "string", "nullable": true, "default": "y"},
+                "c": {"type": "string", "default": "z"},
+                "d": {
+                    "type": "object",
+                    "default": {},
+                    "properties": {"e": {"type": "integer", "default": 1}},
+                },
+                "m": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "object",
+                        "properties": {"f": {"type": "integer", "default": 2}},
+                    },
+                },
+            },
+        });
+        let mut value = json!({"a": null, "b": null, "m": {"k": {}}});
+        Defaults::new(&schema).apply(&mut value);
+        assert_eq!(
+            value,
+            json!({"a": "x", "b": null, "c": "z", "d": {"e": 1}, "m": {"k": {"f": 2}}})
+        );
     }
 }

@@ -92,7 +92,7 @@ impl Resource {
 
     /// Reads one document already parsed to JSON: checks it the way the API server would
     /// (schema, then CEL rules, see [`crate::admission`]) and deserialises it.
-    pub fn from_value(index: usize, value: serde_json::Value) -> Result<Self, ReadError> {
+    pub fn from_value(index: usize, mut value: serde_json::Value) -> Result<Self, ReadError> {
         let field = |name: &str| {
             value
                 .get(name)
@@ -124,7 +124,8 @@ impl Resource {
             name: name.clone(),
             problems,
         };
-        crate::admission::admit(known, &value).map_err(rejected)?;
+        // Admitted as the server stores it: with the schema's defaults.
+        crate::admission::admit(known, &mut value).map_err(rejected)?;
         let parsed = match known {
             Kind::Gateway => Gateway::deserialize(&value).map(Self::Gateway),
             Kind::EdgeService => EdgeService::deserialize(&value).map(Self::EdgeService),
