@@ -291,9 +291,10 @@ fn match_rules() {
         with(
             gateway(),
             "/spec/contracts/0/routes/0/match/methods",
-            json!(["GET", "GET"]),
+            json!(["GET", "HEAD", "GET"]),
         ),
-        "methods must not repeat",
+        // The API server's own wording for a repeated item of a `set` list.
+        "spec.contracts[0].routes[0].match.methods[2]: Duplicate value: \"GET\"",
     );
     refused(
         with(

@@ -102,10 +102,9 @@ pub struct RouteMatch {
     /// `Exact` (default) matches the whole path; `Prefix` matches these leading segments.
     #[serde(default)]
     pub path_type: PathType,
-    /// Methods served. Empty means every method.
+    /// Methods served, each at most once. Empty means every method.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 7))]
-    #[x_kube(validation = Rule::new("self.all(m, self.exists_one(n, n == m))").message("methods must not repeat"))]
+    #[schemars(length(max = 7), extend("x-kubernetes-list-type" = "set"))]
     pub methods: Vec<HttpMethod>,
     /// Headers the request must carry.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
