@@ -290,7 +290,15 @@ async fn change_a_route(client: &Client, namespace: &str, mut gateway: Gateway) 
     assert_ne!(new_digest, old_digest);
     let config_map: ConfigMap = get(client, namespace, &child).await.unwrap();
     assert_eq!(config_map.annotations()[DIGEST_ANNOTATION], new_digest);
-    assert!(config_map.data.unwrap()[FILE_NAME].contains("\"timeoutMs\": 7000"));
+    let table = RouteTable::from_bytes(config_map.data.unwrap()[FILE_NAME].as_bytes()).unwrap();
+    let contract = &gateway.spec.contracts[0];
+    let id = format!("{}/{}", contract.version, contract.routes[0].name);
+    let route = table
+        .routes
+        .iter()
+        .find(|r| r.id == id)
+        .expect("the changed route");
+    assert_eq!(route.timeout_ms, 7000, "{route:?}");
 
     let after: Deployment = get(client, namespace, &child).await.unwrap();
     assert_eq!(
