@@ -108,7 +108,7 @@ fn set_default_namespace(resource: &mut Resource, namespace: &str) {
         .get_or_insert_with(|| namespace.to_owned());
 }
 
-/// Resources planned and printed together.
+/// Resources planned and printed together, then dropped.
 const RENDER_BATCH: usize = 64;
 
 /// What `render` prints: every resource's YAML documents, resources in input order. Kept as
@@ -170,7 +170,8 @@ pub fn render_resources(
     }
     let mut pieces = Vec::with_capacity(resources.len());
     let mut problems = Vec::new();
-    // In batches, so that only one batch's documents wait beside the output at a time.
+    // In batches: a batch's resources are dropped once printed. One rayon pass over all of them
+    // was not reliably faster and peaked higher (84–97 MiB against 73–81 for 1,000 resources).
     let mut resources = resources.into_iter();
     loop {
         let batch: Vec<Resource> = resources.by_ref().take(RENDER_BATCH).collect();
