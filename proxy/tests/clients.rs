@@ -76,6 +76,18 @@ async fn serve(
     (proxy, mount)
 }
 
+/// A Secret `name` mounted under `secrets` the way the kubelet does, holding one entry.
+fn mounted_secret(
+    secrets: &std::path::Path,
+    name: &str,
+    entry: &str,
+    value: &[u8],
+) -> ConfigMapDir {
+    let mut secret = ConfigMapDir::new(&secrets.join(name));
+    secret.publish_file(entry, value);
+    secret
+}
+
 fn with_header(name: &str, value: &str) -> hyper::Request<http_body_util::Full<bytes::Bytes>> {
     request("GET", "/v1/orders")
         .header(name, value)
@@ -88,10 +100,8 @@ async fn api_keys_name_the_client_refuse_everyone_else_and_rotate_without_a_rest
     let backend = Upstream::named("orders").await;
     let dir = temp_dir("clients");
     let secrets = dir.join("secrets");
-    let mut web_keys = ConfigMapDir::new(&secrets.join("web-keys"));
-    web_keys.publish_file("primary", b"web-key-1\n");
-    let mut partner_keys = ConfigMapDir::new(&secrets.join("partner-keys"));
-    partner_keys.publish_file("key", b"partner-key-1");
+    let mut web_keys = mounted_secret(&secrets, "web-keys", "primary", b"web-key-1\n");
+    let _partner_keys = mounted_secret(&secrets, "partner-keys", "key", b"partner-key-1");
     let (proxy, _mount) = serve(&dir, &gateway(backend.port()), &secrets).await;
     proxy.wait_admin("/readyz", 200).await;
 
@@ -233,10 +243,8 @@ async fn a_jwt_from_the_clients_issuer_names_it_and_every_other_token_is_refused
     let backend = Upstream::named("orders").await;
     let dir = temp_dir("clients-jwt");
     let secrets = dir.join("secrets");
-    let mut jwks = ConfigMapDir::new(&secrets.join("issuer-jwks"));
-    jwks.publish_file("jwks.json", &fixture("jwks.json"));
-    let mut web_keys = ConfigMapDir::new(&secrets.join("web-keys"));
-    web_keys.publish_file("primary", b"web-key-1");
+    let _jwks = mounted_secret(&secrets, "issuer-jwks", "jwks.json", &fixture("jwks.json"));
+    let _web_keys = mounted_secret(&secrets, "web-keys", "primary", b"web-key-1");
     let table = orders(
         backend.port(),
         vec![
