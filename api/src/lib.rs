@@ -15,3 +15,4 @@ pub mod resource;
 pub mod route_table;
 pub mod template;
 pub mod validate;
+pub mod yaml;

@@ -136,8 +136,7 @@ impl Resource {
 
     /// Reads every document of a YAML stream (`---`-separated). Empty documents are skipped.
     pub fn from_yaml(text: &str) -> Result<Vec<Self>, ReadError> {
-        let documents: Vec<serde_json::Value> =
-            serde_saphyr::from_multiple(text).map_err(|e| ReadError::Yaml(e.to_string()))?;
+        let documents = crate::yaml::documents(text).map_err(ReadError::Yaml)?;
         documents
             .into_iter()
             .filter(|d| !d.is_null())
