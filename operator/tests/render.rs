@@ -415,6 +415,36 @@ fn an_externally_scaled_deployment_has_no_replicas_and_no_autoscaler_but_a_budge
     assert!(objects.disruption_budget.is_some());
 }
 
+#[test]
+fn the_proxy_runs_a_worker_thread_per_cpu_it_is_given() {
+    let threads = |objects: &ProxyObjects| {
+        let args = container(objects).args.unwrap();
+        let at = args.iter().position(|a| a == "--threads").unwrap();
+        args[at + 1].clone()
+    };
+    // The default resources (a 100m request, no CPU limit): one thread.
+    let mut resource = read(&repo().join("examples/aggregator/product-page.yaml"));
+    assert_eq!(threads(&objects(&resource).1), "1");
+
+    let Resource::Aggregator(aggregator) = &mut resource else {
+        panic!("not an aggregator")
+    };
+    let text = "{requests: {cpu: 500m, memory: 64Mi}, limits: {cpu: 2500m, memory: 256Mi}}";
+    aggregator.spec.deployment.resources = Some(serde_saphyr::from_str(text).unwrap());
+    assert_eq!(
+        threads(&objects(&resource).1),
+        "3",
+        "the CPU limit, rounded up"
+    );
+
+    let Resource::Aggregator(aggregator) = &mut resource else {
+        panic!("not an aggregator")
+    };
+    let text = "{requests: {cpu: '2', memory: 64Mi}}";
+    aggregator.spec.deployment.resources = Some(serde_saphyr::from_str(text).unwrap());
+    assert_eq!(threads(&objects(&resource).1), "2", "no limit: the request");
+}
+
 /// A Gateway whose routes answer directly with bodies of 16,000 bytes (the most the CRD allows
 /// is 16 KiB), `routes` of them.
 fn gateway_with_big_answers(routes: usize) -> Resource {

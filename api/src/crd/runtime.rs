@@ -76,7 +76,8 @@ pub struct DeploymentSettings {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub externally_scaled: bool,
     /// CPU and memory for each proxy pod. Defaults to requests of 100m CPU and 64Mi memory and a
-    /// 256Mi memory limit.
+    /// 256Mi memory limit. The proxy runs one worker thread per CPU of the CPU limit, or of the
+    /// CPU request when there is no limit, rounded up (at least 1, at most 64).
     pub resources: Option<ResourceRequirements>,
     /// Disruption budget, created whenever more than one replica is possible.
     pub disruption_budget: Option<DisruptionBudget>,

@@ -207,6 +207,7 @@ fn proxy_container(
     proxy: &ProxySettings,
     mounts: Vec<VolumeMount>,
 ) -> Container {
+    let resources = settings.resources.clone().unwrap_or_else(default_resources);
     let args = [
         "--routes".to_owned(),
         format!("{ROUTES_DIR}/{FILE_NAME}"),
@@ -216,6 +217,8 @@ fn proxy_container(
         format!("0.0.0.0:{ADMIN_PORT}"),
         "--shutdown-grace".to_owned(),
         PROXY_DRAIN_SECONDS.to_string(),
+        "--threads".to_owned(),
+        proxy_threads(&resources).to_string(),
     ];
     Container {
         name: CONTAINER_NAME.to_owned(),
@@ -228,7 +231,7 @@ fn proxy_container(
         ]),
         liveness_probe: Some(admin_probe("/healthz", 10, 3)),
         readiness_probe: Some(admin_probe("/readyz", 5, 2)),
-        resources: Some(settings.resources.clone().unwrap_or_else(default_resources)),
+        resources: Some(resources),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),
@@ -270,6 +273,53 @@ fn admin_probe(path: &str, period_seconds: i32, failure_threshold: i32) -> Probe
     }
 }
 
+/// The most worker threads a proxy pod gets, whatever its CPU.
+const MAX_PROXY_THREADS: u64 = 64;
+
+/// Worker threads for the proxy: one per CPU of the container's CPU limit, or of its CPU request
+/// when it has no limit, rounded up; at least 1, at most [`MAX_PROXY_THREADS`]. A pod given two
+/// CPUs then uses two, and the default (a 100m request) runs one thread.
+fn proxy_threads(resources: &ResourceRequirements) -> u64 {
+    let cpu = |list: &Option<BTreeMap<String, Quantity>>| {
+        list.as_ref()
+            .and_then(|l| l.get("cpu"))
+            .and_then(cpu_millis)
+    };
+    cpu(&resources.limits)
+        .or_else(|| cpu(&resources.requests))
+        .map_or(1, |millis| millis.div_ceil(1000))
+        .clamp(1, MAX_PROXY_THREADS)
+}
+
+/// A CPU quantity (`2`, `1.5`, `500m`, `1k`, `2e3`…) in millicores, rounded up, computed in
+/// decimal (no floating-point error); `None` for a form a CPU amount does not take.
+fn cpu_millis(quantity: &Quantity) -> Option<u64> {
+    let text = quantity.0.trim();
+    // One suffix at most: an exponent, `m`, `k`, or none (the API server has checked the syntax).
+    let (number, mut exponent) = if let Some(number) = text.strip_suffix('m') {
+        (number, 0)
+    } else if let Some(number) = text.strip_suffix('k') {
+        (number, 6)
+    } else if let Some((number, power)) = text.split_once(['e', 'E']) {
+        (number, power.parse::<i32>().ok()? + 3)
+    } else {
+        (text, 3)
+    };
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let digits = format!("{whole}{fraction}");
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    exponent -= i32::try_from(fraction.len()).ok()?;
+    let mantissa: u128 = digits.parse().ok()?;
+    let millis = if exponent >= 0 {
+        mantissa.checked_mul(10u128.checked_pow(exponent.unsigned_abs())?)?
+    } else {
+        mantissa.div_ceil(10u128.checked_pow(exponent.unsigned_abs())?)
+    };
+    u64::try_from(millis).ok()
+}
+
 /// Requests of 100m CPU and 64Mi memory, a 256Mi memory limit (no CPU limit: throttling a
 /// proxy adds latency to every request; the HPA scales on the request instead).
 fn default_resources() -> ResourceRequirements {
@@ -288,7 +338,55 @@ fn default_resources() -> ResourceRequirements {
 
 #[cfg(test)]
 mod tests {
-    use super::secret_volume_name;
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::api::core::v1::ResourceRequirements;
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+    use super::{cpu_millis, default_resources, proxy_threads, secret_volume_name};
+
+    #[test]
+    fn cpu_quantities_read_as_millicores() {
+        for (text, millis) in [
+            ("2", Some(2000)),
+            ("1.5", Some(1500)),
+            ("500m", Some(500)),
+            ("2500m", Some(2500)),
+            ("0.1", Some(100)),
+            ("1k", Some(1_000_000)),
+            ("2e3", Some(2_000_000)),
+            ("15e-1", Some(1500)),
+            ("0.3", Some(300)),
+            ("1.0001", Some(1001)),
+            ("lots", None),
+            ("-1", None),
+            ("1Ki", None),
+            ("", None),
+        ] {
+            assert_eq!(cpu_millis(&Quantity(text.to_owned())), millis, "{text}");
+        }
+    }
+
+    #[test]
+    fn the_proxy_gets_a_thread_per_cpu_of_its_limit_or_else_its_request() {
+        let cpu = |cpu: &str| {
+            Some(BTreeMap::from([(
+                "cpu".to_owned(),
+                Quantity(cpu.to_owned()),
+            )]))
+        };
+        let with = |requests, limits| ResourceRequirements {
+            requests,
+            limits,
+            ..ResourceRequirements::default()
+        };
+        assert_eq!(proxy_threads(&default_resources()), 1);
+        assert_eq!(proxy_threads(&with(cpu("500m"), cpu("2500m"))), 3);
+        assert_eq!(proxy_threads(&with(cpu("2"), None)), 2);
+        assert_eq!(proxy_threads(&with(None, None)), 1);
+        assert_eq!(proxy_threads(&with(cpu("1000"), None)), 64);
+        assert_eq!(proxy_threads(&with(cpu("none"), None)), 1);
+    }
 
     #[test]
     fn secret_volume_names_fit_a_dns_label() {
