@@ -2,43 +2,75 @@
 //!
 //! Parsed by libyaml's algorithm (`serde_norway`, a maintained fork of `serde_yaml`): it reads
 //! resources in 1.6× fewer instructions than serde-saphyr, and reading was half the cost of
-//! `render`. Into JSON it would, alone, let a repeated key silently replace the first and keep
-//! a merge key (`<<: *defaults`) as a field called `<<`; [`Strict`] does what kubectl does
-//! instead: a repeated key is an error, merge keys merge (keys already in the mapping win, then
-//! earlier merged mappings over later ones). Anchors and aliases are resolved by the parser.
-//! serde-saphyr stays the writer of YAML.
+//! `render`. Into JSON it would, alone, differ from kubectl (whose reader, go-yaml v2, follows
+//! YAML 1.1) in three ways that [`Strict`] corrects:
+//! - a repeated key would silently replace the first: here it is an error, as in kubectl;
+//! - a merge key (`<<: *defaults`) would stay a field called `<<`: here it merges (keys already
+//!   in the mapping win, then earlier merged mappings over later ones);
+//! - the plain (unquoted) words `y`, `yes`, `on` (and `n`, `no`, `off`, in the usual three
+//!   casings) would stay text: here they are booleans, as YAML 1.1 and kubectl read them.
+//!
+//! A local tag (`!thing value`) is dropped and its value kept. Anchors and aliases are resolved
+//! by the parser. Still read as YAML 1.2, unlike kubectl: `0777` stays text (kubectl: octal 511)
+//! and `1_000` too (kubectl: 1000) — quote or write such numbers plainly. serde-saphyr stays the
+//! writer of YAML.
 
 use std::fmt;
 
-use serde::Deserialize;
-use serde::de::{Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, EnumAccess, Error as _, MapAccess, SeqAccess};
+use serde::de::{VariantAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
 /// Every document of a `---`-separated YAML stream, as JSON; empty documents are `null`.
 pub fn documents(text: &str) -> Result<Vec<Value>, String> {
     serde_norway::Deserializer::from_str(text)
         .map(|document| {
-            Strict::deserialize(document)
-                .map(|strict| strict.0)
+            Strict { text }
+                .deserialize(document)
                 .map_err(|e| e.to_string())
         })
         .collect()
 }
 
-/// A JSON value read with kubectl's rules for keys (see the module documentation).
-struct Strict(Value);
+/// Reads one JSON value with kubectl's rules (see the module documentation). Knows the text
+/// being read, to tell a plain scalar from a quoted one.
+#[derive(Clone, Copy)]
+struct Strict<'t> {
+    text: &'t str,
+}
 
 const MERGE_KEY: &str = "<<";
 
-impl<'de> Deserialize<'de> for Strict {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(StrictVisitor).map(Strict)
+impl<'de> DeserializeSeed<'de> for Strict<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
     }
 }
 
-struct StrictVisitor;
+impl Strict<'_> {
+    /// Whether `scalar`, a slice of the text, was written without quotes. A quoted scalar that
+    /// needed no unescaping is handed over as the slice between its quotes.
+    fn is_plain(self, scalar: &str) -> bool {
+        let start = (scalar.as_ptr() as usize).wrapping_sub(self.text.as_ptr() as usize);
+        let Some(before) = start.checked_sub(1) else {
+            return true;
+        };
+        !matches!(self.text.as_bytes().get(before), Some(b'\'' | b'"'))
+    }
+}
 
-impl<'de> Visitor<'de> for StrictVisitor {
+/// YAML 1.1's boolean words, as kubectl reads them when they stand unquoted.
+fn yaml_1_1_bool(word: &str) -> Option<bool> {
+    match word {
+        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => Some(true),
+        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => Some(false),
+        _ => None,
+    }
+}
+
+impl<'de> Visitor<'de> for Strict<'_> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -63,6 +95,14 @@ impl<'de> Visitor<'de> for StrictVisitor {
             .ok_or_else(|| E::custom(format!("{v} is not a number JSON can hold")))
     }
 
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Value, E> {
+        // A plain scalar always arrives as a slice of the text (nothing to unescape).
+        match yaml_1_1_bool(v) {
+            Some(boolean) if self.is_plain(v) => Ok(Value::Bool(boolean)),
+            _ => Ok(Value::String(v.to_owned())),
+        }
+    }
+
     fn visit_str<E>(self, v: &str) -> Result<Value, E> {
         Ok(Value::String(v.to_owned()))
     }
@@ -80,12 +120,18 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
 
     fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        Strict::deserialize(deserializer).map(|strict| strict.0)
+        self.deserialize(deserializer)
+    }
+
+    /// A tagged value (`!thing value`): the tag is dropped.
+    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Value, A::Error> {
+        let (_tag, value) = data.variant::<String>()?;
+        value.newtype_variant_seed(self)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(Strict(item)) = seq.next_element()? {
+        while let Some(item) = seq.next_element_seed(self)? {
             items.push(item);
         }
         Ok(Value::Array(items))
@@ -95,7 +141,7 @@ impl<'de> Visitor<'de> for StrictVisitor {
         let mut fields = Map::new();
         let mut merged = Vec::new();
         while let Some(key) = map.next_key::<String>()? {
-            let Strict(value) = map.next_value()?;
+            let value = map.next_value_seed(self)?;
             if key == MERGE_KEY {
                 merged.push(value);
             } else if fields.contains_key(&key) {
@@ -170,8 +216,39 @@ both:
     #[test]
     fn keys_that_look_like_numbers_or_booleans_stay_text() {
         assert_eq!(
-            documents("200: ok\ntrue: yes\n1.5: x\n").unwrap(),
-            [json!({"200": "ok", "true": "yes", "1.5": "x"})]
+            documents("200: ok\ntrue: x\n1.5: x\n").unwrap(),
+            [json!({"200": "ok", "true": "x", "1.5": "x"})]
+        );
+    }
+
+    #[test]
+    fn plain_yaml_1_1_booleans_are_booleans_and_quoted_ones_text() {
+        let text = "\
+plain: [yes, No, ON, off, y, N]
+quoted: ['yes', \"no\", 'on', \"off\"]
+escaped: \"y\\u0065s\"
+words: [yesterday, onward, 'it''s on']
+yes: key
+block: |
+  yes
+tagged: !thing yes
+---
+on
+";
+        assert_eq!(
+            documents(text).unwrap(),
+            [
+                json!({
+                    "plain": [true, false, true, false, true, false],
+                    "quoted": ["yes", "no", "on", "off"],
+                    "escaped": "yes",
+                    "words": ["yesterday", "onward", "it's on"],
+                    "yes": "key",
+                    "block": "yes\n",
+                    "tagged": true,
+                }),
+                json!(true),
+            ]
         );
     }
 
