@@ -20,40 +20,15 @@ WORK="$(mktemp -d /tmp/gatehouse-instructions.XXXXXX)"
 UPSTREAM_PORT=18301 PROXY_PORT=18302 ADMIN_PORT=18303
 PIDS=()
 
-for tool in valgrind callgrind_control nginx wrk curl python3; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y valgrind nginx wrk curl python3)" >&2; exit 1; }
-done
-
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-if [[ -z "${SKIP_BUILD:-}" ]]; then
-  (cd "$ROOT" && cargo build --release -p gatehouse-proxy)
-fi
-BIN="$TARGET_DIR/release/gatehouse-proxy"
-
 # shellcheck source=/dev/null
 source "$HERE/lib.sh"
+require_tools "apt-get install -y valgrind nginx wrk curl python3" valgrind callgrind_control nginx wrk curl python3
+trap cleanup EXIT
 
-mkdir -p "$WORK/upstream/logs"
-cat >"$WORK/upstream/nginx.conf" <<CONF
-worker_processes 1;
-error_log $WORK/upstream/logs/error.log warn;
-pid $WORK/upstream/nginx.pid;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server {
-    listen 127.0.0.1:$UPSTREAM_PORT;
-    location / { default_type text/plain; return 200 "hello from the upstream\n"; }
-  }
-}
-CONF
+build_release "$ROOT" gatehouse-proxy
+BIN="$TARGET_DIR/release/gatehouse-proxy"
+
+write_fixed_upstream "$WORK/upstream" "$UPSTREAM_PORT"
 nginx -p "$WORK/upstream" -c "$WORK/upstream/nginx.conf" -g "daemon off;" >"$WORK/upstream.log" 2>&1 &
 PIDS+=("$!")
 wait_http "http://127.0.0.1:$UPSTREAM_PORT/"

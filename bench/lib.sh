@@ -16,3 +16,45 @@ start() { # CPU LOG COMMAND...
   ${PRIORITY[@]+"${PRIORITY[@]}"} taskset -c "$cpu" "$@" >"$log" 2>&1 &
   PIDS+=("$!")
 }
+
+# Exits unless every TOOL is installed; HINT says how to install them.
+require_tools() { # HINT TOOL...
+  local hint="$1" tool; shift
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || { echo "missing $tool ($hint)" >&2; exit 1; }
+  done
+}
+
+# Stops every process in PIDS and removes WORK: each script's EXIT trap.
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+
+# Builds the release binaries of the PACKAGEs in ROOT, unless SKIP_BUILD is set.
+build_release() { # ROOT PACKAGE...
+  local root="$1" package args=(); shift
+  for package in "$@"; do args+=(-p "$package"); done
+  [[ -n "${SKIP_BUILD:-}" ]] || (cd "$root" && cargo build --release "${args[@]}")
+}
+
+# Writes DIR/nginx.conf for an upstream: one nginx worker on 127.0.0.1:PORT answering every
+# request with a small fixed body.
+write_fixed_upstream() { # DIR PORT
+  mkdir -p "$1/logs"
+  cat >"$1/nginx.conf" <<CONF
+worker_processes 1;
+error_log $1/logs/error.log warn;
+pid $1/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$2 reuseport;
+    location / { default_type text/plain; return 200 "hello from the upstream\n"; }
+  }
+}
+CONF
+}

@@ -25,41 +25,16 @@ WORK="$(mktemp -d /tmp/gatehouse-bench.XXXXXX)"
 UPSTREAM_PORT=18101 NGINX_PORT=18102 HAPROXY_PORT=18103 GATEHOUSE_PORT=18104 ADMIN_PORT=18105
 PIDS=()
 
-for tool in nginx haproxy wrk taskset python3 curl; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y nginx haproxy wrk util-linux python3 curl)" >&2; exit 1; }
-done
-
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-if [[ -z "${SKIP_BUILD:-}" ]]; then
-  (cd "$ROOT" && cargo build --release -p gatehouse-proxy)
-fi
-BIN="$TARGET_DIR/release/gatehouse-proxy"
-
 # shellcheck source=/dev/null
 source "$HERE/lib.sh"
+require_tools "apt-get install -y nginx haproxy wrk util-linux python3 curl" nginx haproxy wrk taskset python3 curl
+trap cleanup EXIT
+
+build_release "$ROOT" gatehouse-proxy
+BIN="$TARGET_DIR/release/gatehouse-proxy"
 
 # --- the upstream: nginx answering a small fixed body ---
-mkdir -p "$WORK/upstream/logs"
-cat >"$WORK/upstream/nginx.conf" <<CONF
-worker_processes 1;
-error_log $WORK/upstream/logs/error.log warn;
-pid $WORK/upstream/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server {
-    listen 127.0.0.1:$UPSTREAM_PORT reuseport;
-    location / { default_type text/plain; return 200 "hello from the upstream\n"; }
-  }
-}
-CONF
+write_fixed_upstream "$WORK/upstream" "$UPSTREAM_PORT"
 start "$LOAD_CPU" "$WORK/upstream.log" nginx -p "$WORK/upstream" -c "$WORK/upstream/nginx.conf" -g "daemon off;"
 wait_http "http://127.0.0.1:$UPSTREAM_PORT/"
 

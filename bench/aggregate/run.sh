@@ -51,28 +51,17 @@ PIDS=()
 PRIORITY=()
 [[ -n "$REALTIME" ]] && PRIORITY=(chrt -f 10)
 
-for tool in nginx wrk taskset python3 curl; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y nginx libnginx-mod-http-echo wrk util-linux python3 python3-yaml curl)" >&2; exit 1; }
-done
+# shellcheck source=/dev/null
+source "$HERE/../lib.sh"
+require_tools "apt-get install -y nginx libnginx-mod-http-echo wrk util-linux python3 python3-yaml curl" nginx wrk taskset python3 curl
 [[ -f "$ECHO_MODULE" ]] || { echo "missing $ECHO_MODULE (apt-get install -y libnginx-mod-http-echo)" >&2; exit 1; }
 python3 -c 'import yaml' 2>/dev/null || { echo "missing PyYAML (apt-get install -y python3-yaml)" >&2; exit 1; }
-
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
 trap cleanup EXIT
 trap "exit 130" INT TERM HUP
 
-if [[ -z "${SKIP_BUILD:-}" ]]; then
-  (cd "$ROOT" && cargo build --release -p gatehouse-proxy -p gatehouse-operator)
-fi
+build_release "$ROOT" gatehouse-proxy gatehouse-operator
 PROXY_BIN="$TARGET_DIR/release/gatehouse-proxy"
 OPERATOR_BIN="$TARGET_DIR/release/gatehouse-operator"
-
-# shellcheck source=/dev/null
-source "$HERE/../lib.sh"
 
 # --- three upstreams: nginx + echo_sleep, small JSON body after DELAY seconds ---
 i=0
