@@ -312,12 +312,15 @@ fn cpu_millis(quantity: &Quantity) -> Option<u64> {
     }
     exponent -= i32::try_from(fraction.len()).ok()?;
     let mantissa: u128 = digits.parse().ok()?;
-    let millis = if exponent >= 0 {
-        mantissa.checked_mul(10u128.checked_pow(exponent.unsigned_abs())?)?
-    } else {
-        mantissa.div_ceil(10u128.checked_pow(exponent.unsigned_abs())?)
+    let scale = 10u128.checked_pow(exponent.unsigned_abs());
+    let millis = match scale {
+        // Too large to count: more CPUs than any thread count needs.
+        None if exponent >= 0 => u128::MAX,
+        None => u128::from(mantissa > 0),
+        Some(scale) if exponent >= 0 => mantissa.saturating_mul(scale),
+        Some(scale) => mantissa.div_ceil(scale),
     };
-    u64::try_from(millis).ok()
+    Some(u64::try_from(millis).unwrap_or(u64::MAX))
 }
 
 /// Requests of 100m CPU and 64Mi memory, a 256Mi memory limit (no CPU limit: throttling a
@@ -361,6 +364,8 @@ mod tests {
             ("lots", None),
             ("-1", None),
             ("1Ki", None),
+            ("1e40", Some(u64::MAX)),
+            ("1e-40", Some(1)),
             ("", None),
         ] {
             assert_eq!(cpu_millis(&Quantity(text.to_owned())), millis, "{text}");
@@ -386,6 +391,7 @@ mod tests {
         assert_eq!(proxy_threads(&with(None, None)), 1);
         assert_eq!(proxy_threads(&with(cpu("1000"), None)), 64);
         assert_eq!(proxy_threads(&with(cpu("none"), None)), 1);
+        assert_eq!(proxy_threads(&with(None, cpu("1e40"))), 64);
     }
 
     #[test]
