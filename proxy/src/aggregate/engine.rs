@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 use super::metrics::AggregationMetrics;
 use super::plan::{AggregationProgram, StepProgram};
 use super::transport::{CallError, StepRequest, StepResponse, StepTransport};
-use super::values::{RequestValues, lookup_json};
+use super::values::RequestValues;
 
 /// Header telling a step's upstream how many milliseconds it has left.
 pub const BUDGET_HEADER: &str = "x-gatehouse-timeout-ms";
@@ -223,7 +223,7 @@ impl<'a> Execution<'a> {
         if let Some(fatal) = self.fatal(&ended) {
             return fatal;
         }
-        self.respond(&ended)
+        self.respond(ended)
     }
 
     fn fail(
@@ -282,8 +282,8 @@ impl<'a> Execution<'a> {
         by_deadline: bool,
         ended: &[Option<Ended>],
     ) -> impl Future<Output = (usize, Ended)> + Send + use<'s, 'a> {
-        let bodies = step_bodies(&self.program.steps, ended);
-        let lookup = |name: &str, encode: bool| self.request.lookup(name, &bodies, encode);
+        let body_of = |name: &str| step_body(&self.program.steps, ended, name);
+        let lookup = |name: &str, encode: bool| self.request.lookup(name, body_of, encode);
         let path = render(&step.path, |n| lookup(n, true));
         let mut headers: Vec<(http::HeaderName, String)> = step
             .headers
@@ -407,10 +407,9 @@ impl<'a> Execution<'a> {
         }
     }
 
-    /// Runs the response rule over every step's value.
-    fn respond(&self, ended: &[Option<Ended>]) -> Outcome {
+    /// Runs the response rule over every step's value (moved out of `ended`, not copied).
+    fn respond(&self, mut ended: Vec<Option<Ended>>) -> Outcome {
         let steps = &self.program.steps;
-        let input = step_bodies(steps, ended);
         let partial: Vec<StepError> = ended
             .iter()
             .filter_map(|e| match e {
@@ -420,10 +419,22 @@ impl<'a> Execution<'a> {
             .collect();
         let rule = &self.program.response;
         let steps_value = if rule.reads("$steps") {
-            steps_document(steps, ended)
+            steps_document(steps, &ended)
         } else {
             Value::Null
         };
+        // `{step: value}`: each step's (filtered) body, or `null` when it failed.
+        let input: Map<String, Value> = steps
+            .iter()
+            .zip(&mut ended)
+            .map(|(step, e)| {
+                let value = match e {
+                    Some(Ended::Ok { body, .. }) => std::mem::take(body),
+                    _ => Value::Null,
+                };
+                (step.name.clone(), value)
+            })
+            .collect();
         match rule.run(
             Value::Object(input),
             vec![self.request_document(rule), steps_value],
@@ -458,19 +469,17 @@ fn parse_body(body: &[u8]) -> Value {
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
 }
 
-/// `{step: value}` for every step: its (filtered) body, or `null` when it failed or has not run.
-fn step_bodies(steps: &[StepProgram], ended: &[Option<Ended>]) -> Map<String, Value> {
-    steps
-        .iter()
-        .zip(ended)
-        .map(|(step, e)| {
-            let value = match e {
-                Some(Ended::Ok { body, .. }) => body.clone(),
-                _ => Value::Null,
-            };
-            (step.name.clone(), value)
-        })
-        .collect()
+/// The (filtered) body of the step called `name`, once it has ended well.
+fn step_body<'v>(
+    steps: &[StepProgram],
+    ended: &'v [Option<Ended>],
+    name: &str,
+) -> Option<&'v Value> {
+    let index = steps.iter().position(|step| step.name == name)?;
+    match ended.get(index)? {
+        Some(Ended::Ok { body, .. }) => Some(body),
+        _ => None,
+    }
 }
 
 /// `$steps`: each step's status, headers, error and duration.
@@ -499,10 +508,4 @@ fn steps_document(steps: &[StepProgram], ended: &[Option<Ended>]) -> Value {
         out.insert(step.name.clone(), value);
     }
     Value::Object(out)
-}
-
-/// Resolves `{product.sellerId}`-style names against step bodies.
-pub(crate) fn step_value(bodies: &Map<String, Value>, name: &str) -> Option<String> {
-    let (step, path) = name.split_once('.')?;
-    lookup_json(bodies.get(step)?, path)
 }

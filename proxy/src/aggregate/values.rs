@@ -1,7 +1,7 @@
 //! The incoming request's values, as step templates and jq rules see them.
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// Characters left as they are when a value is put into a path or query.
 const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
@@ -33,14 +33,19 @@ impl RequestValues {
     /// The value of a step placeholder: `{id}`, `{query.NAME}`, `{header.NAME}`, `{client}`,
     /// `{requestId}`, `{STEP.FIELD}`. `encode` percent-encodes values that came from headers or
     /// step bodies (path and query already arrive encoded).
-    pub fn lookup(&self, name: &str, bodies: &Map<String, Value>, encode: bool) -> Option<String> {
+    pub fn lookup<'v>(
+        &self,
+        name: &str,
+        bodies: impl Fn(&str) -> Option<&'v Value>,
+        encode: bool,
+    ) -> Option<String> {
         let find = |list: &[(String, String)], key: &str| {
             list.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
         };
         let (raw, trusted) = match name.split_once('.') {
             Some(("query", key)) => (find(&self.query, key), true),
             Some(("header", key)) => (find(&self.headers, &key.to_ascii_lowercase()), false),
-            Some(_) => (super::engine::step_value(bodies, name), false),
+            Some((step, path)) => (bodies(step).and_then(|body| lookup_json(body, path)), false),
             None if name == "client" => (self.client.clone(), false),
             None if name == "requestId" => (Some(self.request_id.clone()), true),
             None => (find(&self.params, name), true),
@@ -108,42 +113,36 @@ mod tests {
             request_id: "r1".into(),
             ..Default::default()
         };
-        let bodies: Map<String, Value> = [(
-            "product".to_owned(),
-            json!({"seller": {"id": "s/1"}, "n": 3}),
-        )]
-        .into_iter()
-        .collect();
-        assert_eq!(request.lookup("id", &bodies, true).as_deref(), Some("42"));
+        let product = json!({"seller": {"id": "s/1"}, "n": 3});
+        let bodies = |step: &str| (step == "product").then_some(&product);
+        assert_eq!(request.lookup("id", bodies, true).as_deref(), Some("42"));
         assert_eq!(
-            request.lookup("query.lang", &bodies, true).as_deref(),
+            request.lookup("query.lang", bodies, true).as_deref(),
             Some("en")
         );
         assert_eq!(
-            request.lookup("header.X-Trace", &bodies, true).as_deref(),
+            request.lookup("header.X-Trace", bodies, true).as_deref(),
             Some("a%20b")
         );
         assert_eq!(
-            request.lookup("header.x-trace", &bodies, false).as_deref(),
+            request.lookup("header.x-trace", bodies, false).as_deref(),
             Some("a b")
         );
         assert_eq!(
-            request
-                .lookup("product.seller.id", &bodies, true)
-                .as_deref(),
+            request.lookup("product.seller.id", bodies, true).as_deref(),
             Some("s%2F1")
         );
         assert_eq!(
-            request.lookup("product.n", &bodies, true).as_deref(),
+            request.lookup("product.n", bodies, true).as_deref(),
             Some("3")
         );
-        assert_eq!(request.lookup("product.missing", &bodies, true), None);
+        assert_eq!(request.lookup("product.missing", bodies, true), None);
         assert_eq!(
-            request.lookup("client", &bodies, true).as_deref(),
+            request.lookup("client", bodies, true).as_deref(),
             Some("mobile")
         );
         assert_eq!(
-            request.lookup("requestId", &bodies, true).as_deref(),
+            request.lookup("requestId", bodies, true).as_deref(),
             Some("r1")
         );
     }
