@@ -42,6 +42,13 @@ pub fn parse_millis(text: &str) -> Result<u64, String> {
     parse(text).map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// Parses a timeout into whole milliseconds: a duration above zero (an exchange given no time
+/// at all would fail at once, so `0s` is refused rather than clamped).
+pub fn parse_timeout_millis(text: &str) -> Result<u64, String> {
+    let millis = parse_millis(text)?;
+    crate::prepare::timeout_millis(millis).map_err(|e| format!("{text:?}: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,6 +60,16 @@ mod tests {
         assert_eq!(parse_millis("1m30s").unwrap(), 90_000);
         assert_eq!(parse_millis("1h").unwrap(), 3_600_000);
         assert_eq!(parse_millis("1s500ms").unwrap(), 1500);
+    }
+
+    #[test]
+    fn timeouts_are_above_zero() {
+        for zero in ["0s", "0ms", "0h0m0s", "00000ms"] {
+            let error = parse_timeout_millis(zero).unwrap_err();
+            assert!(error.contains("must be above 0"), "{zero}: {error}");
+        }
+        assert_eq!(parse_timeout_millis("1ms").unwrap(), 1);
+        assert_eq!(parse_timeout_millis("0h1s").unwrap(), 1000);
     }
 
     #[test]

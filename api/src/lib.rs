@@ -11,6 +11,7 @@ pub mod duration;
 pub mod expression;
 pub mod naming;
 pub mod path;
+pub mod prepare;
 pub mod resource;
 pub mod route_table;
 pub mod template;

@@ -211,3 +211,55 @@ fn digest_changes_with_content_only() {
     c.routes.pop();
     assert_ne!(a.digest(), c.digest());
 }
+
+/// A table written by hand or by a buggy tool with values the proxy cannot send is refused
+/// whole, naming the field.
+#[test]
+fn a_proxy_refuses_tables_with_values_it_cannot_send() {
+    let gateway = || {
+        let table = compile_example("gateway/public.yaml", &CompileContext::default());
+        serde_json::from_slice::<serde_json::Value>(&table.to_bytes()).unwrap()
+    };
+    let route_where = |table: &serde_json::Value, kind: &str| {
+        table["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|r| r["action"]["type"] == kind)
+            .unwrap()
+    };
+    let refused = |table: serde_json::Value, expected: &str| {
+        let error = load(&table).unwrap_err().to_string();
+        assert!(error.contains(expected), "{expected:?} not in {error}");
+    };
+
+    let mut header = gateway();
+    header["routes"][0]["requestHeaders"] = serde_json::json!({"set": {"x-a": "1\r\nx-b: 2"}});
+    refused(
+        header,
+        "requestHeaders[x-a]: a header value may not contain a carriage return",
+    );
+
+    let mut zero = gateway();
+    zero["routes"][0]["timeoutMs"] = 0.into();
+    refused(zero, "timeoutMs: a timeout must be above 0");
+
+    let mut content_type = gateway();
+    let respond = route_where(&content_type, "respond");
+    content_type["routes"][respond]["action"]["contentType"] = "text/html\n".into();
+    refused(
+        content_type,
+        "contentType: a content type may not contain a line feed",
+    );
+
+    let mut step = table_json();
+    step["routes"][0]["action"]["steps"][0]["headers"] = serde_json::json!({"x-a": "{id}\n"});
+    refused(
+        step,
+        "steps[0].headers[x-a]: a header value may not contain a line feed",
+    );
+
+    let mut method = table_json();
+    method["routes"][0]["action"]["steps"][0]["method"] = "BREW".into();
+    refused(method, "steps[0].method");
+}

@@ -752,3 +752,145 @@ fn external_scaling_excludes_replicas_and_autoscaling() {
         json!({"maxReplicas": 5, "targetRequestsPerSecond": 300}),
     ));
 }
+
+#[test]
+fn timeouts_of_zero_are_refused() {
+    for zero in ["0s", "0ms", "0m0s", "00h"] {
+        refused(
+            with(gateway(), "/spec/contracts/0/routes/0/timeout", json!(zero)),
+            "spec.contracts[0].routes[0].timeout: a timeout must be above 0",
+        );
+        refused(
+            with(aggregator(), "/spec/endpoints/0/timeout", json!(zero)),
+            "spec.endpoints[0].timeout: a timeout must be above 0",
+        );
+        refused(
+            with(
+                aggregator(),
+                "/spec/endpoints/0/steps/0/timeout",
+                json!(zero),
+            ),
+            "spec.endpoints[0].steps[0].timeout: a timeout must be above 0",
+        );
+    }
+    accepted(with(
+        gateway(),
+        "/spec/contracts/0/routes/0/timeout",
+        json!("1ms"),
+    ));
+    accepted(with(
+        aggregator(),
+        "/spec/endpoints/0/steps/0/timeout",
+        json!("0h500ms"),
+    ));
+}
+
+/// Values a proxy can never send: a header value that holds CR or LF would start a header (or
+/// a response) of its own.
+const CONTROL_VALUES: [&str; 5] = ["a\r\nx-injected: 1", "a\nb", "a\rb", "nul\0", "esc\u{1b}"];
+
+#[test]
+fn header_values_hold_no_control_characters() {
+    for bad in CONTROL_VALUES {
+        for (pointer, field) in [
+            (
+                "/spec/contracts/0/routes/0/requestHeaders/set/x-id",
+                "spec.contracts[0].routes[0].requestHeaders.set",
+            ),
+            (
+                "/spec/contracts/0/routes/0/responseHeaders/add/x-id",
+                "spec.contracts[0].routes[0].responseHeaders.add",
+            ),
+            (
+                "/spec/endpoints/0/steps/0/call/headers/x-id",
+                "spec.endpoints[0].steps[0].call.headers",
+            ),
+        ] {
+            let doc = if pointer.starts_with("/spec/endpoints") {
+                aggregator()
+            } else {
+                gateway()
+            };
+            refused(with(doc, pointer, json!(bad)), field);
+        }
+    }
+    accepted(with(
+        gateway(),
+        "/spec/contracts/0/routes/0/requestHeaders/set",
+        json!({"x-tab": "a\tb", "x-utf8": "crème brûlée", "x-id": "id={id}"}),
+    ));
+    accepted(with(
+        aggregator(),
+        "/spec/endpoints/0/steps/0/call/headers",
+        json!({"x-product": "{id}; lang=fr"}),
+    ));
+}
+
+#[test]
+fn a_direct_response_content_type_is_a_media_type() {
+    let content_type = |value: &str| {
+        with(
+            gateway(),
+            "/spec/contracts/0/routes/1/respond/contentType",
+            json!(value),
+        )
+    };
+    for bad in [
+        "json",
+        "text/",
+        "text/plain\r\nset-cookie: a=b",
+        "text/plain; charset",
+        "text plain",
+        "",
+    ] {
+        refused(
+            content_type(bad),
+            "spec.contracts[0].routes[1].respond.contentType",
+        );
+    }
+    for good in [
+        "application/json",
+        "application/problem+json",
+        "text/html; charset=utf-8",
+        "text/plain;charset=\"utf-8\"",
+        "application/vnd.shop.v1+json; q=1; profile=\"a b\"",
+    ] {
+        accepted(content_type(good));
+    }
+}
+
+/// What a schema cannot see (a resource read without admission, as a buggy client or an older
+/// API server would store it) is still refused by validation, with the field path.
+#[test]
+fn validation_refuses_what_the_proxy_would_refuse_without_the_schema() {
+    let spec = |doc: Value| -> gatehouse_api::crd::GatewaySpec {
+        serde_json::from_value(doc["spec"].clone()).unwrap()
+    };
+    let problems = |doc: Value| -> Vec<String> {
+        gatehouse_api::validate::validate_gateway(&spec(doc))
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    let found = problems(with(
+        with(
+            with(
+                gateway(),
+                "/spec/contracts/0/routes/0/requestHeaders/set/x-id",
+                json!("a\r\nx-injected: 1"),
+            ),
+            "/spec/contracts/0/routes/1/respond/contentType",
+            json!("text/html\nx: y"),
+        ),
+        "/spec/contracts/0/routes/0/timeout",
+        json!("0s"),
+    ));
+    assert_eq!(
+        found,
+        [
+            r#"spec.contracts[0].routes[0].requestHeaders.set[x-id]: a header value may not contain a carriage return (CR) (found at byte 1): "a\r\nx-injected: 1""#,
+            r#"spec.contracts[0].routes[0].timeout: "0s": a timeout must be above 0 (every exchange would fail at once)"#,
+            r#"spec.contracts[0].routes[1].respond.contentType: a content type may not contain a line feed (LF) (found at byte 9): "text/html\nx: y""#,
+        ]
+    );
+}

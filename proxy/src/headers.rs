@@ -1,8 +1,8 @@
 //! Header work on proxied messages: the route's templated edits (remove, set, add),
 //! hop-by-hop removal and the `X-Forwarded-*` / `X-Request-Id` headers.
 
+use gatehouse_api::prepare::{self, HeaderValueTemplate};
 use gatehouse_api::route_table::HeaderEdits;
-use gatehouse_api::template::Template;
 use http::{HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 
@@ -23,22 +23,15 @@ const HOP_BY_HOP: [&str; 7] = [
     "proxy-authorization",
 ];
 
-/// A header value: fixed, or rendered per request.
-#[derive(Clone, Debug)]
-enum EditValue {
-    Fixed(HeaderValue),
-    Templated(Template),
-}
-
 /// A route's header edits, parsed once per table load.
 #[derive(Clone, Debug, Default)]
 pub struct PreparedEdits {
     remove: Vec<HeaderName>,
-    set: Vec<(HeaderName, EditValue)>,
-    add: Vec<(HeaderName, EditValue)>,
+    set: Vec<(HeaderName, HeaderValueTemplate)>,
+    add: Vec<(HeaderName, HeaderValueTemplate)>,
 }
 
-/// Why edits could not be prepared (the table check should have refused it first).
+/// Why edits could not be prepared (the table check refuses such a table first).
 #[derive(Debug, thiserror::Error)]
 #[error("header edit {name:?}: {reason}")]
 pub struct EditError {
@@ -47,29 +40,16 @@ pub struct EditError {
 }
 
 impl PreparedEdits {
-    /// Parses names and value templates.
+    /// Parses names and value templates with [`gatehouse_api::prepare`], the checks the
+    /// operator's validation runs too.
     pub fn prepare(edits: &HeaderEdits) -> Result<Self, EditError> {
-        let name = |n: &str| {
-            HeaderName::from_bytes(n.as_bytes()).map_err(|e| EditError {
-                name: n.to_owned(),
-                reason: e.to_string(),
-            })
+        let error = |name: &str| {
+            let name = name.to_owned();
+            move |reason| EditError { name, reason }
         };
-        let value = |n: &str, v: &str| -> Result<EditValue, EditError> {
-            let template = Template::parse(v).map_err(|reason| EditError {
-                name: n.to_owned(),
-                reason,
-            })?;
-            if template.is_literal() {
-                HeaderValue::from_str(v)
-                    .map(EditValue::Fixed)
-                    .map_err(|e| EditError {
-                        name: n.to_owned(),
-                        reason: e.to_string(),
-                    })
-            } else {
-                Ok(EditValue::Templated(template))
-            }
+        let name = |n: &str| prepare::header_name(n).map_err(error(n));
+        let entry = |(n, v): (&String, &String)| {
+            Ok((name(n)?, prepare::header_value(v).map_err(error(n))?))
         };
         Ok(Self {
             remove: edits
@@ -80,12 +60,12 @@ impl PreparedEdits {
             set: edits
                 .set
                 .iter()
-                .map(|(n, v)| Ok((name(n)?, value(n, v)?)))
+                .map(entry)
                 .collect::<Result<_, EditError>>()?,
             add: edits
                 .add
                 .iter()
-                .map(|(n, v)| Ok((name(n)?, value(n, v)?)))
+                .map(entry)
                 .collect::<Result<_, EditError>>()?,
         })
     }
@@ -113,11 +93,11 @@ impl PreparedEdits {
     }
 }
 
-fn render(value: &EditValue, vars: &TemplateVars<'_>) -> Option<HeaderValue> {
+fn render(value: &HeaderValueTemplate, vars: &TemplateVars<'_>) -> Option<HeaderValue> {
     match value {
-        EditValue::Fixed(v) => Some(v.clone()),
+        HeaderValueTemplate::Fixed(v) => Some(v.clone()),
         // A parameter holding bytes not allowed in a header value drops the edit.
-        EditValue::Templated(t) => HeaderValue::from_str(&vars.render(t)).ok(),
+        HeaderValueTemplate::Templated(t) => HeaderValue::from_str(&vars.render(t)).ok(),
     }
 }
 

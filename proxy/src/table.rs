@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use gatehouse_api::prepare;
 use gatehouse_api::route_table::{Action, PathKind, RouteEntry, RouteTable, TableSource, Upstream};
 use gatehouse_api::template::Template;
 use http::HeaderValue;
@@ -125,13 +126,13 @@ pub enum BuildError {
         /// What is wrong.
         message: String,
     },
-    /// A content type is not a valid header value.
-    #[error("route {route}: content type {content_type:?} is not a valid header value")]
+    /// A content type is not a media type.
+    #[error("route {route}: content type: {message}")]
     ContentType {
         /// Route id.
         route: String,
-        /// The value.
-        content_type: String,
+        /// What is wrong.
+        message: String,
     },
 }
 
@@ -272,10 +273,10 @@ fn prepare_route(
         },
         Action::Respond(respond) => PreparedAction::Respond {
             status: respond.status,
-            content_type: HeaderValue::from_str(&respond.content_type).map_err(|_| {
+            content_type: prepare::media_type(&respond.content_type).map_err(|message| {
                 BuildError::ContentType {
                     route: entry.id.clone(),
-                    content_type: respond.content_type.clone(),
+                    message,
                 }
             })?,
             body: Bytes::from(respond.body.clone().unwrap_or_default()),
@@ -284,7 +285,7 @@ fn prepare_route(
     Ok(PreparedRoute {
         request_edits: PreparedEdits::prepare(&entry.request_headers).map_err(edit_error)?,
         response_edits: PreparedEdits::prepare(&entry.response_headers).map_err(edit_error)?,
-        timeout: Duration::from_millis(entry.timeout_ms.max(1)),
+        timeout: Duration::from_millis(entry.timeout_ms),
         retry: entry
             .retries
             .as_ref()

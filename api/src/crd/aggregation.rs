@@ -42,9 +42,10 @@ pub struct StepCall {
     /// field of an earlier step's JSON body; that step must be listed in `after`).
     #[schemars(length(min = 1, max = MAX_PATH), pattern(STEP_PATH))]
     pub path: String,
-    /// Request headers, with the same placeholders as `path`.
+    /// Request headers, with the same placeholders as `path`; values hold no control characters
+    /// (CR, LF, NUL…).
     #[serde(default, skip_serializing_if = "StringMap::is_empty")]
-    #[schemars(extend("maxProperties" = MAX_CONDITIONS))]
+    #[schemars(extend("maxProperties" = MAX_CONDITIONS, "additionalProperties" = header_values_schema()))]
     pub headers: StringMap,
     /// Request body, with the same placeholders as `path`.
     #[schemars(length(max = MAX_BODY))]
@@ -77,6 +78,7 @@ pub struct Step {
     /// Upper bound for this call, e.g. `300ms`. Defaults to what is left of the aggregation's
     /// `timeout`.
     #[schemars(length(max = 32), pattern(DURATION))]
+    #[x_kube(validation = Rule::new(NONZERO_DURATION_RULE).message(NONZERO_DURATION_MESSAGE))]
     pub timeout: Option<String>,
     /// jq filter applied to this step's JSON body before the response rule runs, e.g.
     /// `{id, title, sellerId}`.
@@ -103,6 +105,7 @@ pub struct Aggregation {
     /// Deadline for the whole call, e.g. `2s`. Defaults to 5s.
     #[serde(default = "default_aggregation_timeout")]
     #[schemars(length(max = 32), pattern(DURATION))]
+    #[x_kube(validation = Rule::new(NONZERO_DURATION_RULE).message(NONZERO_DURATION_MESSAGE))]
     pub timeout: String,
     /// What a failed step does to the call. Defaults to `bestEffort`.
     #[serde(default)]

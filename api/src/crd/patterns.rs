@@ -27,6 +27,24 @@ pub const STEP_PATH: &str = r"^/[^\s{}]*(\{[A-Za-z_][A-Za-z0-9_.-]*\}[^\s{}]*)*$
 /// An HTTP header name (RFC 9110 token, restricted to the characters proxies agree on).
 pub const HEADER_NAME: &str = r"^[A-Za-z0-9][A-Za-z0-9_-]*$";
 
+/// An HTTP field value (RFC 9110 §5.5): any text without control characters other than tab —
+/// above all no CR or LF, which would let a value start a header or a message of its own.
+pub const HEADER_VALUE: &str = r"^[^\x00-\x08\x0A-\x1F\x7F]*$";
+
+/// A media type (RFC 9110 §8.3.1): `type/subtype`, then `; name=value` parameters whose value
+/// is a token or a quoted string: `text/plain; charset=utf-8`, `application/problem+json`.
+pub const MEDIA_TYPE: &str = concat!(
+    r"^[-!#$%&'*+.^_`|~0-9A-Za-z]+/[-!#$%&'*+.^_`|~0-9A-Za-z]+",
+    r#"( *; *[-!#$%&'*+.^_`|~0-9A-Za-z]+=([-!#$%&'*+.^_`|~0-9A-Za-z]+|"([^"\\\x00-\x08\x0A-\x1F\x7F]|\\[^\x00-\x08\x0A-\x1F\x7F])*"))*$"#
+);
+
+/// The CEL rule that refuses a duration of zero (`0s`, `0ms`, `0m0s`): a timeout that gives an
+/// exchange no time at all would fail every request at once.
+pub const NONZERO_DURATION_RULE: &str = "!self.matches('^(0+(h|m|s|ms))+$')";
+
+/// The message of [`NONZERO_DURATION_RULE`].
+pub const NONZERO_DURATION_MESSAGE: &str = "a timeout must be above 0";
+
 /// A host name, optionally with a leading wildcard label: `api.example.com`, `*.example.com`.
 pub const HOSTNAME: &str =
     r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
@@ -53,3 +71,9 @@ pub const MAX_PATH: usize = 1024;
 pub const MAX_EXPRESSION: usize = 8192;
 /// Longest body of a direct response.
 pub const MAX_BODY: usize = 16384;
+
+/// The schema of a header map's values (`additionalProperties`): strings of at most
+/// [`MAX_PATH`] characters that are valid header values.
+pub fn header_values_schema() -> serde_json::Value {
+    serde_json::json!({"type": "string", "maxLength": MAX_PATH, "pattern": HEADER_VALUE})
+}

@@ -152,15 +152,15 @@ pub struct BackendRef {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HeaderModifier {
-    /// Headers to set, replacing any existing value. Names hold letters, digits, `-` and `_`.
-    /// Values may use `{param}` path parameters,
+    /// Headers to set, replacing any existing value. Names hold letters, digits, `-` and `_`;
+    /// values hold no control characters (CR, LF, NUL…) and may use `{param}` path parameters,
     /// `{client}` (the calling client's name) and `{requestId}`.
     #[serde(default, skip_serializing_if = "StringMap::is_empty")]
-    #[schemars(extend("maxProperties" = MAX_CONDITIONS))]
+    #[schemars(extend("maxProperties" = MAX_CONDITIONS, "additionalProperties" = header_values_schema()))]
     pub set: StringMap,
     /// Headers to add, keeping any existing values. Values are templated like `set`.
     #[serde(default, skip_serializing_if = "StringMap::is_empty")]
-    #[schemars(extend("maxProperties" = MAX_CONDITIONS))]
+    #[schemars(extend("maxProperties" = MAX_CONDITIONS, "additionalProperties" = header_values_schema()))]
     pub add: StringMap,
     /// Headers to remove.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -234,9 +234,10 @@ pub struct DirectResponse {
     /// Response body.
     #[schemars(length(max = MAX_BODY))]
     pub body: Option<String>,
-    /// `Content-Type` of the body. Defaults to `text/plain; charset=utf-8`.
+    /// `Content-Type` of the body: a media type such as `application/json` or
+    /// `text/html; charset=utf-8`. Defaults to `text/plain; charset=utf-8`.
     #[serde(default = "default_content_type")]
-    #[schemars(length(max = 255))]
+    #[schemars(length(max = 255), pattern(MEDIA_TYPE))]
     pub content_type: String,
 }
 
@@ -280,6 +281,7 @@ pub struct Route {
     pub response_headers: Option<HeaderModifier>,
     /// Upper bound for the whole upstream exchange, e.g. `2s`. Defaults to 30s.
     #[schemars(length(max = 32), pattern(DURATION))]
+    #[x_kube(validation = Rule::new(NONZERO_DURATION_RULE).message(NONZERO_DURATION_MESSAGE))]
     pub timeout: Option<String>,
     /// Retry policy for idempotent requests.
     pub retries: Option<RetryPolicy>,

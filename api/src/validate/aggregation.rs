@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 
 use super::Problem;
-use super::routes::is_header_name;
 use crate::crd::Aggregation;
 use crate::expression::{Expression, RULE_VARIABLES};
+use crate::prepare;
 use crate::{duration, template::Template};
 
 /// Step names that would shadow a request placeholder.
@@ -132,7 +132,7 @@ pub(super) fn check_aggregation(
         .map(|s| (s.name.as_str(), s.after.as_slice()))
         .collect();
 
-    let deadline = duration::parse_millis(&aggregation.timeout);
+    let deadline = duration::parse_timeout_millis(&aggregation.timeout);
     if let Err(message) = &deadline {
         problems.push(Problem::new(format!("{at}.timeout"), message.clone()));
     }
@@ -158,7 +158,7 @@ pub(super) fn check_aggregation(
             problems.push(Problem::new(format!("{here}.filter"), message));
         }
         if let Some(timeout) = &step.timeout {
-            match duration::parse_millis(timeout) {
+            match duration::parse_timeout_millis(timeout) {
                 Err(message) => problems.push(Problem::new(format!("{here}.timeout"), message)),
                 Ok(ms) => {
                     step_timeouts.insert(&step.name, ms);
@@ -177,31 +177,29 @@ pub(super) fn check_aggregation(
             }
         }
         let waits_for = ancestors(&step.name, &after);
-        let mut check_template = |field: String, text: &str| match Template::parse(text) {
-            Err(message) => problems.push(Problem::new(field, message)),
-            Ok(template) => {
-                for var in template.vars() {
-                    if let Some(message) =
-                        placeholder_problem(var, params, &step.name, &after, &waits_for)
-                    {
-                        problems.push(Problem::new(field.clone(), message));
-                    }
+        let check_vars = |field: &str, template: &Template, problems: &mut Vec<Problem>| {
+            for var in template.vars() {
+                if let Some(message) =
+                    placeholder_problem(var, params, &step.name, &after, &waits_for)
+                {
+                    problems.push(Problem::new(field, message));
                 }
             }
         };
-        check_template(format!("{here}.call.path"), &step.call.path);
+        for (field, text) in std::iter::once(("path", &step.call.path))
+            .chain(step.call.body.as_ref().map(|body| ("body", body)))
+        {
+            let field = format!("{here}.call.{field}");
+            match Template::parse(text) {
+                Ok(template) => check_vars(&field, &template, problems),
+                Err(message) => problems.push(Problem::new(field, message)),
+            }
+        }
         for (name, value) in &step.call.headers {
-            check_template(format!("{here}.call.headers[{name}]"), value);
-        }
-        if let Some(body) = &step.call.body {
-            check_template(format!("{here}.call.body"), body);
-        }
-        for name in step.call.headers.keys() {
-            if !is_header_name(name) {
-                problems.push(Problem::new(
-                    format!("{here}.call.headers[{name}]"),
-                    format!("{name:?} is not a header name: use letters, digits, '-' and '_'"),
-                ));
+            let field = format!("{here}.call.headers[{name}]");
+            match prepare::header_name(name).and_then(|_| prepare::header_template(value)) {
+                Ok(template) => check_vars(&field, &template, problems),
+                Err(message) => problems.push(Problem::new(field, message)),
             }
         }
     }

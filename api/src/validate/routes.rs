@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use super::Problem;
 use super::aggregation::check_aggregation;
 use crate::crd::{Contract, Endpoint, HeaderModifier, PathType, Route, RouteMatch};
-use crate::{duration, path, template::Template};
+use crate::prepare::{self, HeaderValueTemplate};
+use crate::{duration, path};
 
 /// Placeholders a header value may use besides the match's parameters.
 const HEADER_VARIABLES: [&str; 2] = ["client", "requestId"];
@@ -157,9 +158,14 @@ fn check_route(at: &str, full_path: &str, route: &Route, problems: &mut Vec<Prob
         }
     }
     if let Some(timeout) = &route.timeout
-        && let Err(message) = duration::parse(timeout)
+        && let Err(message) = duration::parse_timeout_millis(timeout)
     {
         problems.push(Problem::new(format!("{at}.timeout"), message));
+    }
+    if let Some(respond) = &route.respond
+        && let Err(message) = prepare::media_type(&respond.content_type)
+    {
+        problems.push(Problem::new(format!("{at}.respond.contentType"), message));
     }
 }
 
@@ -244,15 +250,13 @@ fn check_header_edits(
     for (field, entries) in [("set", &edits.set), ("add", &edits.add)] {
         for (name, value) in entries {
             let here = format!("{at}.{field}[{name}]");
-            if !is_header_name(name) {
-                problems.push(Problem::new(
-                    &here,
-                    format!("{name:?} is not a header name: use letters, digits, '-' and '_'"),
-                ));
+            if let Err(message) = prepare::header_name(name) {
+                problems.push(Problem::new(&here, message));
             }
-            match Template::parse(value) {
+            match prepare::header_value(value) {
                 Err(message) => problems.push(Problem::new(&here, message)),
-                Ok(template) => {
+                Ok(HeaderValueTemplate::Fixed(_)) => {}
+                Ok(HeaderValueTemplate::Templated(template)) => {
                     for var in template.vars() {
                         if !params.iter().any(|p| p == var) && !HEADER_VARIABLES.contains(&var) {
                             problems.push(Problem::new(
@@ -265,11 +269,9 @@ fn check_header_edits(
             }
         }
     }
-}
-
-/// A header name as the CRD describes it: letters, digits, `-`, `_`, not starting with `-`/`_`.
-pub(crate) fn is_header_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    for (i, name) in edits.remove.iter().enumerate() {
+        if let Err(message) = prepare::header_name(name) {
+            problems.push(Problem::new(format!("{at}.remove[{i}]"), message));
+        }
+    }
 }

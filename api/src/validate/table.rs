@@ -10,6 +10,7 @@ use super::Problem;
 use super::aggregation::check_step_graph;
 use super::routes::check_path_syntax;
 use crate::expression::{Expression, RULE_VARIABLES};
+use crate::prepare;
 use crate::route_table::{Action, RouteTable};
 use crate::template::Template;
 
@@ -26,13 +27,22 @@ pub fn check_table(table: &RouteTable) -> Result<(), Vec<Problem>> {
             ));
         }
         check_path_syntax(&format!("{at}.path"), &route.path, &mut problems);
+        if let Err(message) = prepare::timeout_millis(route.timeout_ms) {
+            problems.push(Problem::new(format!("{at}.timeoutMs"), message));
+        }
         for (field, edits) in [
             ("requestHeaders", &route.request_headers),
             ("responseHeaders", &route.response_headers),
         ] {
             for (name, value) in edits.set.iter().chain(&edits.add) {
-                if let Err(message) = Template::parse(value) {
+                let checked = prepare::header_name(name).and_then(|_| prepare::header_value(value));
+                if let Err(message) = checked {
                     problems.push(Problem::new(format!("{at}.{field}[{name}]"), message));
+                }
+            }
+            for name in &edits.remove {
+                if let Err(message) = prepare::header_name(name) {
+                    problems.push(Problem::new(format!("{at}.{field}.remove"), message));
                 }
             }
         }
@@ -71,6 +81,9 @@ pub fn check_table(table: &RouteTable) -> Result<(), Vec<Problem>> {
                         message,
                     ));
                 }
+                if let Err(message) = prepare::timeout_millis(plan.timeout_ms) {
+                    problems.push(Problem::new(format!("{at}.action.timeoutMs"), message));
+                }
                 if let Err(message) = Expression::compile(&plan.response, &RULE_VARIABLES) {
                     problems.push(Problem::new(format!("{at}.action.response"), message));
                 }
@@ -83,13 +96,24 @@ pub fn check_table(table: &RouteTable) -> Result<(), Vec<Problem>> {
                             message,
                         ));
                     }
-                    for text in std::iter::once(&step.path)
-                        .chain(step.headers.values())
-                        .chain(&step.body)
-                    {
+                    let here = format!("{at}.action.steps[{s}]");
+                    for text in std::iter::once(&step.path).chain(&step.body) {
                         if let Err(message) = Template::parse(text) {
-                            problems.push(Problem::new(format!("{at}.action.steps[{s}]"), message));
+                            problems.push(Problem::new(&here, message));
                         }
+                    }
+                    for (name, value) in &step.headers {
+                        let checked = prepare::header_name(name)
+                            .and_then(|_| prepare::header_template(value));
+                        if let Err(message) = checked {
+                            problems.push(Problem::new(format!("{here}.headers[{name}]"), message));
+                        }
+                    }
+                    if let Err(message) = prepare::method(&step.method) {
+                        problems.push(Problem::new(format!("{here}.method"), message));
+                    }
+                    if let Some(Err(message)) = step.timeout_ms.map(prepare::timeout_millis) {
+                        problems.push(Problem::new(format!("{here}.timeoutMs"), message));
                     }
                 }
             }
@@ -98,7 +122,11 @@ pub fn check_table(table: &RouteTable) -> Result<(), Vec<Problem>> {
                     check_path_syntax(&format!("{at}.action.path"), path, &mut problems);
                 }
             }
-            Action::Respond(_) => {}
+            Action::Respond(respond) => {
+                if let Err(message) = prepare::media_type(&respond.content_type) {
+                    problems.push(Problem::new(format!("{at}.action.contentType"), message));
+                }
+            }
         }
     }
     if problems.is_empty() {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use gatehouse_api::crd::FailurePolicy;
 use gatehouse_api::expression::{Expression, RULE_VARIABLES};
+use gatehouse_api::prepare;
 use gatehouse_api::route_table::{AggregatePlan, Upstream};
 use gatehouse_api::template::Template;
 
@@ -69,17 +70,13 @@ impl AggregationProgram {
         let mut steps = Vec::with_capacity(plan.steps.len());
         for step in &plan.steps {
             let at = |field: &str, e: String| format!("step {}: {field}: {e}", step.name);
-            let method = http::Method::from_bytes(step.method.as_bytes())
-                .map_err(|e| at("method", e.to_string()))?;
+            let method = prepare::method(&step.method).map_err(|e| at("method", e))?;
             let path = Template::parse(&step.path).map_err(|e| at("path", e))?;
             let mut headers = Vec::new();
             for (name, value) in &step.headers {
-                let header = http::HeaderName::from_bytes(name.as_bytes())
-                    .map_err(|e| at("headers", e.to_string()))?;
-                headers.push((
-                    header,
-                    Template::parse(value).map_err(|e| at("headers", e))?,
-                ));
+                let header = prepare::header_name(name).map_err(|e| at("headers", e))?;
+                let template = prepare::header_template(value).map_err(|e| at("headers", e))?;
+                headers.push((header, template));
             }
             let body = match &step.body {
                 Some(text) => Some(Template::parse(text).map_err(|e| at("body", e))?),
