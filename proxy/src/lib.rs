@@ -13,6 +13,7 @@ pub mod clients;
 pub mod gateway;
 pub mod headers;
 pub mod metrics;
+pub mod normalize;
 pub mod problem;
 pub mod reload;
 pub mod rewrite;
