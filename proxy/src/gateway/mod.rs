@@ -1,6 +1,7 @@
-//! The Pingora `ProxyHttp` implementation: a thin driver that asks the router which route
-//! serves a request and delegates to the small modules that do the work (rewrite, headers,
-//! upstream choice, local responses, aggregation).
+//! The Pingora `ProxyHttp` implementation: a thin driver that admits a request (head limits,
+//! `Host`, path normal form: `admit.rs`), asks the router which route serves it and delegates to
+//! the small modules that do the work (rewrite, headers, upstream choice, local responses,
+//! aggregation).
 
 mod admit;
 mod context;
