@@ -91,22 +91,51 @@ fn request_line_len(raw: &[u8]) -> usize {
     }
 }
 
-/// `uri-host [ ":" port ]` (RFC 9110 §7.2) with a non-empty host (an `http` URI's host may not
-/// be empty, §4.2.1) and no user info.
+/// `uri-host [ ":" port ]` (RFC 9110 §7.2, RFC 3986 §3.2.2) with a non-empty host (an `http`
+/// URI's host may not be empty, RFC 9110 §4.2.1). Checked byte by byte, without allocating.
 fn is_valid_host(value: &[u8]) -> bool {
-    if value.is_empty() || value.contains(&b'@') {
+    let (host, port) = match value.iter().position(|&b| b == b']') {
+        Some(end) if value.first() == Some(&b'[') => (&value[..=end], &value[end + 1..]),
+        _ => match value.iter().rposition(|&b| b == b':') {
+            Some(colon) => (&value[..colon], &value[colon..]),
+            None => (value, &[][..]),
+        },
+    };
+    let port = port.strip_prefix(b":").unwrap_or(port);
+    // `port = *DIGIT`: `host:` is allowed.
+    if !port.iter().all(u8::is_ascii_digit) {
         return false;
     }
-    let after_host = match value.iter().position(|&b| b == b']') {
-        Some(end) if value.first() == Some(&b'[') => &value[end + 1..],
-        _ => value
-            .iter()
-            .rposition(|&b| b == b':')
-            .map_or(&[][..], |colon| &value[colon..]),
-    };
-    let port = after_host.strip_prefix(b":").unwrap_or(after_host);
-    port.iter().all(u8::is_ascii_digit)
-        && http::uri::Authority::try_from(value).is_ok_and(|a| !a.host().is_empty())
+    match host {
+        // IP-literal: an IPv6 address, possibly with an embedded IPv4 one.
+        [b'[', inner @ .., b']'] => {
+            !inner.is_empty()
+                && inner
+                    .iter()
+                    .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        }
+        // reg-name or IPv4address: unreserved, pct-encoded and sub-delims.
+        _ => !host.is_empty() && is_reg_name(host),
+    }
+}
+
+fn is_reg_name(host: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(&b) = host.get(i) {
+        if b == b'%' {
+            match host.get(i + 1..i + 3) {
+                Some([h, l]) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => i += 3,
+                _ => return false,
+            }
+            continue;
+        }
+        let allowed = b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b);
+        if !allowed {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 #[cfg(test)]
@@ -132,6 +161,9 @@ mod tests {
         assert_eq!(check(Version::HTTP_11, &["gateway.test:8080"]), Ok(()));
         assert_eq!(check(Version::HTTP_11, &["[::1]:8080"]), Ok(()));
         assert_eq!(check(Version::HTTP_11, &["10.0.0.1"]), Ok(()));
+        assert_eq!(check(Version::HTTP_11, &["[::ffff:10.0.0.1]"]), Ok(()));
+        assert_eq!(check(Version::HTTP_11, &["a.test:"]), Ok(()));
+        assert_eq!(check(Version::HTTP_11, &["xn--bcher-kva.example"]), Ok(()));
         assert_eq!(check(Version::HTTP_10, &[]), Ok(()));
         assert_eq!(check(Version::HTTP_2, &[]), Ok(()));
         assert_eq!(check(Version::HTTP_11, &[]), Err(HeadRefusal::MissingHost));
