@@ -15,15 +15,14 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::task::JoinHandle;
 
-async fn serve(routes: Vec<RouteEntry>, name: &str, flags: &[&str]) -> (Proxy, std::path::PathBuf) {
-    let dir = temp_dir(name);
-    let file = dir.join("routes.json");
-    std::fs::write(&file, bytes(routes)).unwrap();
-    let mut args = vec!["--routes", file.to_str().unwrap()];
-    args.extend_from_slice(flags);
-    let proxy = Proxy::start(&args, &dir).await;
-    proxy.wait_admin("/readyz", 200).await;
-    (proxy, dir)
+/// A Prefix route sending everything under `/VERSION` to `backend`.
+fn catch_all(version: &str, backend: &Upstream) -> RouteEntry {
+    proxy(
+        &format!("{version}/all"),
+        PathKind::Prefix,
+        &format!("/{version}"),
+        vec![upstream("backend", backend.port(), None, 1)],
+    )
 }
 
 /// A route answering 403 itself, as an operator forbids part of an API.
@@ -49,16 +48,8 @@ fn assert_problem(reply: &Reply, status: u16) {
 #[tokio::test(flavor = "multi_thread")]
 async fn paths_are_normalised_before_routing_and_upstream() {
     let backend = Upstream::named("backend").await;
-    let (proxy, _dir) = serve(
-        vec![
-            proxy(
-                "v2/all",
-                PathKind::Prefix,
-                "/v2",
-                vec![upstream("backend", backend.port(), None, 1)],
-            ),
-            forbid("v2/admin", "/v2/admin"),
-        ],
+    let (proxy, _dir) = serve_routes(
+        vec![catch_all("v2", &backend), forbid("v2/admin", "/v2/admin")],
         "normalise",
         &[],
     )
@@ -155,15 +146,8 @@ fn sized_request(line_len: usize, head_len: usize) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread")]
 async fn request_heads_over_the_limits_are_refused() {
     let backend = Upstream::named("backend").await;
-    let routes = || {
-        vec![proxy(
-            "v1/all",
-            PathKind::Prefix,
-            "/v1",
-            vec![upstream("backend", backend.port(), None, 1)],
-        )]
-    };
-    let (proxy, _dir) = serve(routes(), "limits", &[]).await;
+    let routes = || vec![catch_all("v1", &backend)];
+    let (proxy, _dir) = serve_routes(routes(), "limits", &[]).await;
 
     let long_line = raw_exchange(proxy.listen, &sized_request(9 * 1024, 0)).await;
     assert_eq!(raw_status(&long_line), 414, "{long_line}");
@@ -187,7 +171,7 @@ async fn request_heads_over_the_limits_are_refused() {
     assert_eq!(backend.requests().len(), 2);
 
     // The limits are the flags'.
-    let (strict, _dir) = serve(
+    let (strict, _dir) = serve_routes(
         routes(),
         "limits-flags",
         &[
@@ -210,17 +194,7 @@ async fn request_heads_over_the_limits_are_refused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn http_1_1_needs_exactly_one_valid_host() {
     let backend = Upstream::named("backend").await;
-    let (proxy, _dir) = serve(
-        vec![proxy(
-            "v1/all",
-            PathKind::Prefix,
-            "/v1",
-            vec![upstream("backend", backend.port(), None, 1)],
-        )],
-        "host",
-        &[],
-    )
-    .await;
+    let (proxy, _dir) = serve_routes(vec![catch_all("v1", &backend)], "host", &[]).await;
     for head in [
         "GET /v1/x HTTP/1.1\r\n\r\n",
         "GET /v1/x HTTP/1.1\r\nHost: a.test:http\r\n\r\n",
@@ -305,7 +279,7 @@ async fn read_response(stream: &mut TcpStream) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_heads_and_idle_connections_are_closed() {
-    let (proxy, _dir) = serve(
+    let (proxy, _dir) = serve_routes(
         vec![respond("v1/x", PathKind::Prefix, "/v1")],
         "slow",
         &[
@@ -400,7 +374,7 @@ async fn slow_heads_and_idle_connections_are_closed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn text_logs_carry_no_colour_codes_into_a_file() {
     // The harness runs the proxy with `--log-format text` and stderr into a file.
-    let (proxy, _dir) = serve(
+    let (proxy, _dir) = serve_routes(
         vec![respond("v1/x", PathKind::Prefix, "/v1")],
         "colour",
         &[],

@@ -401,6 +401,22 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Starts the proxy on a table of `routes` (with extra `flags`) and waits until it is ready.
+pub async fn serve_routes(
+    routes: Vec<gatehouse_api::route_table::RouteEntry>,
+    name: &str,
+    flags: &[&str],
+) -> (Proxy, PathBuf) {
+    let dir = temp_dir(name);
+    let file = dir.join("routes.json");
+    std::fs::write(&file, tables::bytes(routes)).unwrap();
+    let mut args = vec!["--routes", file.to_str().unwrap()];
+    args.extend_from_slice(flags);
+    let proxy = Proxy::start(&args, &dir).await;
+    proxy.wait_admin("/readyz", 200).await;
+    (proxy, dir)
+}
+
 /// Writes `bytes` on a new connection and reads until the proxy closes it (panics after 30 s:
 /// a hang guard, not a timing assertion). Returns everything read.
 pub async fn raw_exchange(address: SocketAddr, bytes: &[u8]) -> String {
