@@ -11,7 +11,7 @@ pub mod app;
 pub mod cli;
 pub mod clients;
 pub mod gateway;
-pub mod head_deadline;
+pub mod head_guard;
 pub mod headers;
 pub mod metrics;
 pub mod normalize;

@@ -15,7 +15,7 @@ use pingora::services::listening::Service;
 use crate::admin::AdminApp;
 use crate::aggregate::AggregateRuntime;
 use crate::gateway::{ClientPolicy, Gateway};
-use crate::head_deadline::HeadDeadlineApp;
+use crate::head_guard::{HeadBounds, HeadGuardApp};
 use crate::metrics::ProxyMetrics;
 use crate::reload::TableStore;
 
@@ -72,9 +72,18 @@ pub fn run(options: &ServerOptions, shared: Shared) {
         in_flight.clone(),
         options.clients,
     );
-    let app = HeadDeadlineApp::new(
+    let app = HeadGuardApp::new(
         pingora::proxy::http_proxy(&server.configuration, gateway),
-        options.request_head_timeout,
+        HeadBounds {
+            time: options.request_head_timeout,
+            // Heads up to twice the limit are read whole and answered 431; beyond that the
+            // connection is closed instead of buffering up to Pingora's 1 MiB.
+            bytes: options
+                .clients
+                .head_limits
+                .max_request_head_bytes
+                .saturating_mul(2),
+        },
     );
     let mut proxy = Service::new("gatehouse proxy".to_owned(), app);
     proxy.add_tcp(&options.listen);

@@ -158,6 +158,15 @@ async fn request_heads_over_the_limits_are_refused() {
     let big_head = raw_exchange(proxy.listen, &sized_request(100, 70 * 1024)).await;
     assert_eq!(raw_status(&big_head), 431, "{big_head}");
     assert!(big_head.contains("application/problem+json"), "{big_head}");
+    // A head still growing past twice the limit is not read (nor buffered) further: the
+    // connection closes without an answer.
+    let mut endless = b"GET /v1/x HTTP/1.1\r\nHost: gateway.test\r\n".to_vec();
+    for n in 0..4 {
+        endless.extend_from_slice(format!("X-Big-{n}: {}\r\n", "b".repeat(75_000)).as_bytes());
+    }
+    endless.extend_from_slice(b"\r\n");
+    let reply = raw_exchange(proxy.listen, &endless).await;
+    assert_eq!(raw_status(&reply), 0, "{}", &reply[..reply.len().min(300)]);
     assert!(backend.requests().is_empty());
 
     // Just under both limits (8 KiB line, 64 KiB head): served.
@@ -286,11 +295,12 @@ async fn slow_heads_and_idle_connections_are_closed() {
             "--request-head-timeout",
             "2",
             "--keepalive-idle-timeout",
-            "2",
+            "4",
         ],
     )
     .await;
     let limit = Duration::from_secs(2);
+    let idle_limit = Duration::from_secs(4);
     // Generous: the bound is what matters, not the exact moment on a loaded machine.
     let margin = Duration::from_secs(8);
 
@@ -353,7 +363,7 @@ async fn slow_heads_and_idle_connections_are_closed() {
         "{took:?}"
     );
 
-    // An idle kept-alive connection is closed after the idle limit.
+    // An idle kept-alive connection is closed after the idle limit, not the head limit.
     let mut idle = TcpStream::connect(proxy.listen).await.unwrap();
     idle.write_all(b"GET /v1/x HTTP/1.1\r\nHost: gateway.test\r\n\r\n")
         .await
@@ -366,7 +376,7 @@ async fn slow_heads_and_idle_connections_are_closed() {
     );
     let took = answered.elapsed();
     assert!(
-        took >= limit - Duration::from_millis(100) && took <= limit + margin,
+        took >= idle_limit - Duration::from_millis(100) && took <= idle_limit + margin,
         "{took:?}"
     );
 }

@@ -24,7 +24,7 @@ use respond::{LocalResponse, write_local_response};
 
 use crate::aggregate::values::RequestValues;
 use crate::aggregate::{AggregateRuntime, serve_aggregate};
-use crate::head_deadline;
+use crate::head_guard;
 use crate::headers::{
     ForwardedFacts, REQUEST_ID, new_request_id, remove_hop_by_hop, set_forwarding_headers,
 };
@@ -227,7 +227,7 @@ impl ProxyHttp for Gateway {
         session: &mut Session,
         _ctx: &mut Self::CTX,
     ) -> pingora::Result<()> {
-        head_deadline::head_received(session);
+        head_guard::head_received(session);
         // Pingora keeps an HTTP/1.1 connection for ever unless the client's `Keep-Alive` says
         // otherwise; bound the wait for the next request (only where keep-alive is on).
         if session.get_keepalive().is_some() {
@@ -534,7 +534,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Self::CTX) {
-        head_deadline::request_done(session);
+        head_guard::request_done(session);
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         self.metrics.request_done(
             ctx.route_id(),

@@ -1,11 +1,12 @@
-//! A bound on the time a client takes to send a whole request head, against clients that
-//! trickle header bytes to hold connections (Pingora's own timeouts apply to each read, so one
-//! byte every few seconds would keep a connection for ever).
+//! Bounds on how a client sends a request head, against clients that trickle header bytes to
+//! hold connections (Pingora's own timeouts apply to each read, so one byte every few seconds
+//! would keep a connection for ever) or send endless heads (Pingora buffers up to 1 MiB).
 //!
-//! [`HeadDeadlineApp`] wraps the proxy's Pingora app and every accepted connection in a
-//! [`HeadDeadlineStream`]. The clock of a request head starts when the connection is accepted
+//! [`HeadGuardApp`] wraps the proxy's Pingora app and every accepted connection in a
+//! [`HeadGuardStream`]. The clock of a request head starts when the connection is accepted
 //! (first request) or when the first byte of the next request arrives (kept-alive connection);
-//! a read while the head is still incomplete after the limit fails, and Pingora closes the
+//! a read while the head is still incomplete after the time limit fails, and so does a read
+//! after more than the byte cap arrived without the head ending. Pingora then closes the
 //! connection. The gateway stops the clock once the head is parsed ([`head_received`]) and
 //! restarts it when the response is done ([`request_done`]). The idle wait for the next
 //! request's first byte is Pingora's keep-alive timeout, which the gateway sets.
@@ -31,30 +32,40 @@ use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-/// A Pingora app whose connections must deliver each request head within `limit`.
-pub struct HeadDeadlineApp<A> {
-    inner: Arc<A>,
-    limit: Duration,
+/// What a connection may take to deliver a request head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadBounds {
+    /// Longest time from the head's start to its end.
+    pub time: Duration,
+    /// Most bytes read while the head is incomplete before reading stops (the head is then
+    /// certainly over this size).
+    pub bytes: usize,
 }
 
-impl<A> HeadDeadlineApp<A> {
+/// A Pingora app whose connections must deliver each request head within `bounds`.
+pub struct HeadGuardApp<A> {
+    inner: Arc<A>,
+    bounds: HeadBounds,
+}
+
+impl<A> HeadGuardApp<A> {
     /// Wraps `inner`.
-    pub fn new(inner: A, limit: Duration) -> Self {
+    pub fn new(inner: A, bounds: HeadBounds) -> Self {
         Self {
             inner: Arc::new(inner),
-            limit,
+            bounds,
         }
     }
 }
 
 #[async_trait]
-impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeadDeadlineApp<A> {
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeadGuardApp<A> {
     async fn process_new(
         self: &Arc<Self>,
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let stream: Stream = Box::new(HeadDeadlineStream::new(stream, self.limit));
+        let stream: Stream = Box::new(HeadGuardStream::new(stream, self.bounds));
         self.inner.process_new(stream, shutdown).await
     }
 
@@ -65,44 +76,51 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeadDeadlineApp<A> {
 
 /// Stops the head clock of the session's connection: its request head is complete.
 pub fn head_received(session: &Session) {
-    if let Some(stream) = deadline_stream(session) {
+    if let Some(stream) = guard_stream(session) {
         stream.awaiting_head.store(false, Ordering::Relaxed);
+        stream.head_ended.store(true, Ordering::Relaxed);
     }
 }
 
 /// Restarts the head clock of the session's connection: the next bytes start a new request.
 pub fn request_done(session: &Session) {
-    if let Some(stream) = deadline_stream(session) {
+    if let Some(stream) = guard_stream(session) {
         stream.awaiting_head.store(true, Ordering::Relaxed);
     }
 }
 
-fn deadline_stream(session: &Session) -> Option<&HeadDeadlineStream> {
+fn guard_stream(session: &Session) -> Option<&HeadGuardStream> {
     let stream: &dyn IO = &**session.downstream_session.stream()?;
-    stream.as_any().downcast_ref::<HeadDeadlineStream>()
+    stream.as_any().downcast_ref::<HeadGuardStream>()
 }
 
-/// A connection whose request heads must arrive within a limit.
+/// A connection whose request heads must arrive within bounds.
 #[derive(Debug)]
-pub struct HeadDeadlineStream {
+pub struct HeadGuardStream {
     inner: Stream,
-    limit: Duration,
+    bounds: HeadBounds,
+    /// Bytes read since the head being received started.
+    head_bytes: usize,
     /// Between a response and the end of the next request head. Set by the gateway through a
-    /// shared reference, read by this connection's task.
+    /// shared reference, read by this connection's task (the same task: relaxed is enough).
     awaiting_head: AtomicBool,
+    /// A head ended since the last read: its deadline and count are spent.
+    head_ended: AtomicBool,
     /// When the head being received must be complete; `None` until its first byte.
     deadline: Option<Instant>,
     /// Wakes a read that waits past the deadline; made on the first wait.
     timer: Option<Pin<Box<Sleep>>>,
 }
 
-impl HeadDeadlineStream {
-    fn new(inner: Stream, limit: Duration) -> Self {
+impl HeadGuardStream {
+    fn new(inner: Stream, bounds: HeadBounds) -> Self {
         Self {
             inner,
-            limit,
+            bounds,
+            head_bytes: 0,
             awaiting_head: AtomicBool::new(true),
-            deadline: Some(Instant::now() + limit),
+            head_ended: AtomicBool::new(false),
+            deadline: Some(Instant::now() + bounds.time),
             timer: None,
         }
     }
@@ -129,16 +147,30 @@ fn overdue() -> std::io::Error {
     )
 }
 
-impl AsyncRead for HeadDeadlineStream {
+fn endless() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        "the request head is larger than the gateway reads",
+    )
+}
+
+impl AsyncRead for HeadGuardStream {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
-        if !this.awaiting_head.load(Ordering::Relaxed) {
+        if this.head_ended.load(Ordering::Relaxed) {
+            this.head_ended.store(false, Ordering::Relaxed);
             this.deadline = None;
+            this.head_bytes = 0;
+        }
+        if !this.awaiting_head.load(Ordering::Relaxed) {
             return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+        if this.head_bytes > this.bounds.bytes {
+            return Poll::Ready(Err(endless()));
         }
         if this.deadline.is_some_and(|d| Instant::now() >= d) {
             return Poll::Ready(Err(overdue()));
@@ -146,9 +178,12 @@ impl AsyncRead for HeadDeadlineStream {
         let filled = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                if this.deadline.is_none() && buf.filled().len() > filled {
-                    this.deadline = Some(Instant::now() + this.limit);
+                let read = buf.filled().len() - filled;
+                if this.deadline.is_none() && read > 0 {
+                    // The first byte of the next request.
+                    this.deadline = Some(Instant::now() + this.bounds.time);
                 }
+                this.head_bytes = this.head_bytes.saturating_add(read);
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
@@ -160,7 +195,7 @@ impl AsyncRead for HeadDeadlineStream {
     }
 }
 
-impl AsyncWrite for HeadDeadlineStream {
+impl AsyncWrite for HeadGuardStream {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -191,22 +226,22 @@ impl AsyncWrite for HeadDeadlineStream {
 }
 
 #[async_trait]
-impl Shutdown for HeadDeadlineStream {
+impl Shutdown for HeadGuardStream {
     async fn shutdown(&mut self) {
         self.inner.shutdown().await;
     }
 }
 
-impl UniqueID for HeadDeadlineStream {
+impl UniqueID for HeadGuardStream {
     fn id(&self) -> UniqueIDType {
         self.inner.id()
     }
 }
 
 /// Plain TCP: the proxy is built without TLS.
-impl Ssl for HeadDeadlineStream {}
+impl Ssl for HeadGuardStream {}
 
-impl GetTimingDigest for HeadDeadlineStream {
+impl GetTimingDigest for HeadGuardStream {
     fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
         self.inner.get_timing_digest()
     }
@@ -220,7 +255,7 @@ impl GetTimingDigest for HeadDeadlineStream {
     }
 }
 
-impl GetProxyDigest for HeadDeadlineStream {
+impl GetProxyDigest for HeadGuardStream {
     fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
         self.inner.get_proxy_digest()
     }
@@ -230,7 +265,7 @@ impl GetProxyDigest for HeadDeadlineStream {
     }
 }
 
-impl GetSocketDigest for HeadDeadlineStream {
+impl GetSocketDigest for HeadGuardStream {
     fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
         self.inner.get_socket_digest()
     }
@@ -241,7 +276,7 @@ impl GetSocketDigest for HeadDeadlineStream {
 }
 
 #[async_trait]
-impl Peek for HeadDeadlineStream {
+impl Peek for HeadGuardStream {
     async fn try_peek(&mut self, buf: &mut [u8]) -> std::io::Result<bool> {
         self.inner.try_peek(buf).await
     }
