@@ -9,8 +9,10 @@ use std::time::Duration;
 use crate::aggregate::AggregateRuntime;
 use crate::aggregate::transport::PooledTransport;
 use crate::cli::{Cli, LogFormat};
+use crate::gateway::ClientPolicy;
 use crate::metrics::ProxyMetrics;
 use crate::reload::{TableStore, Watcher};
+use crate::request_head::HeadLimits;
 use crate::server::{ServerOptions, Shared, run};
 use crate::source::TableOrigin;
 use crate::upstream::Resolver;
@@ -59,6 +61,14 @@ pub fn run_proxy(cli: Cli) -> ExitCode {
             threads: cli.threads,
             shutdown_grace: Duration::from_secs(cli.shutdown_grace),
             upstream_pool_size: cli.upstream_pool_size,
+            clients: ClientPolicy {
+                head_limits: HeadLimits {
+                    max_request_line_bytes: cli.max_request_line_bytes,
+                    max_request_head_bytes: cli.max_request_head_bytes,
+                },
+                keepalive_idle_seconds: cli.keepalive_idle_timeout,
+            },
+            request_head_timeout: Duration::from_secs(cli.request_head_timeout),
         },
         Shared {
             store,
@@ -70,9 +80,12 @@ pub fn run_proxy(cli: Cli) -> ExitCode {
 }
 
 fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour codes only for a person at a terminal, never into files or pipes.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),

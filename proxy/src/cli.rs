@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Parser, ValueEnum};
 
+use crate::request_head::{DEFAULT_MAX_REQUEST_HEAD_BYTES, DEFAULT_MAX_REQUEST_LINE_BYTES};
+
 /// Log line format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -37,7 +39,7 @@ pub struct Cli {
     /// On SIGTERM, stop accepting and give in-flight requests this many seconds to finish.
     #[arg(long, default_value_t = 20, value_name = "SECONDS")]
     pub shutdown_grace: u64,
-    /// Log format.
+    /// Log format (text is coloured only when stderr is a terminal).
     #[arg(long, value_enum, default_value = "json")]
     pub log_format: LogFormat,
     /// Worker threads of the proxy listener.
@@ -53,4 +55,31 @@ pub struct Cli {
     /// Idle upstream connections kept for reuse (keepalive pool size).
     #[arg(long, default_value_t = 256, value_name = "N")]
     pub upstream_pool_size: usize,
+    /// Longest request line (method, target, version) accepted, in bytes; longer is refused
+    /// with 414.
+    #[arg(long, default_value_t = DEFAULT_MAX_REQUEST_LINE_BYTES, value_name = "BYTES",
+          value_parser = at_least_one)]
+    pub max_request_line_bytes: usize,
+    /// Largest request head (request line and headers) accepted, in bytes; larger is refused
+    /// with 431.
+    #[arg(long, default_value_t = DEFAULT_MAX_REQUEST_HEAD_BYTES, value_name = "BYTES",
+          value_parser = at_least_one)]
+    pub max_request_head_bytes: usize,
+    /// A request head must arrive whole within this many seconds of the connection opening
+    /// (first request) or of its first byte (later requests); else the connection is closed.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_head_timeout: u64,
+    /// A kept-alive connection waits this many seconds for the next request, then closes.
+    #[arg(long, default_value_t = 75, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub keepalive_idle_timeout: u64,
+}
+
+/// A count of at least one.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{text:?} is not a whole number of at least 1")),
+    }
 }

@@ -19,8 +19,12 @@ pub enum ProblemKind {
     UpstreamFailed,
     /// The upstream did not connect or answer within the route's timeout.
     UpstreamTimeout,
-    /// The request itself could not be read.
+    /// The request itself could not be read, or its path or `Host` is refused.
     BadRequest,
+    /// The request line is over the configured limit.
+    UriTooLong,
+    /// The request head is over the configured limit.
+    HeadersTooLarge,
     /// The gateway's clients use API keys and the request carries none that is valid.
     Unauthorized,
     /// The client is over its rate limit.
@@ -40,6 +44,8 @@ impl ProblemKind {
             Self::UpstreamFailed => 502,
             Self::UpstreamTimeout => 504,
             Self::BadRequest => 400,
+            Self::UriTooLong => 414,
+            Self::HeadersTooLarge => 431,
             Self::Unauthorized => 401,
             Self::RateLimited => 429,
             Self::NotImplemented => 501,
@@ -56,6 +62,8 @@ impl ProblemKind {
             Self::UpstreamFailed => "Upstream failed",
             Self::UpstreamTimeout => "Upstream timeout",
             Self::BadRequest => "Bad request",
+            Self::UriTooLong => "URI too long",
+            Self::HeadersTooLarge => "Request header fields too large",
             Self::Unauthorized => "Unauthorized",
             Self::RateLimited => "Too many requests",
             Self::NotImplemented => "Not implemented",
@@ -72,6 +80,8 @@ impl ProblemKind {
             Self::UpstreamFailed => "the backend of this route refused or broke the connection",
             Self::UpstreamTimeout => "the backend of this route did not answer in time",
             Self::BadRequest => "the request could not be read",
+            Self::UriTooLong => "the request line is longer than this gateway accepts",
+            Self::HeadersTooLarge => "the request headers are larger than this gateway accepts",
             Self::Unauthorized => "this gateway needs a valid API key in the client's key header",
             Self::RateLimited => {
                 "this client is over its rate limit; retry after the time in Retry-After"

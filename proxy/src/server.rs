@@ -14,7 +14,8 @@ use pingora::services::listening::Service;
 
 use crate::admin::AdminApp;
 use crate::aggregate::AggregateRuntime;
-use crate::gateway::Gateway;
+use crate::gateway::{ClientPolicy, Gateway};
+use crate::head_guard::{HeadBounds, HeadGuardApp};
 use crate::metrics::ProxyMetrics;
 use crate::reload::TableStore;
 
@@ -31,6 +32,10 @@ pub struct ServerOptions {
     pub shutdown_grace: Duration,
     /// Idle upstream connections kept.
     pub upstream_pool_size: usize,
+    /// What clients may send and how long they may take.
+    pub clients: ClientPolicy,
+    /// Longest time to receive a whole request head.
+    pub request_head_timeout: Duration,
 }
 
 /// Everything the services share.
@@ -65,12 +70,22 @@ pub fn run(options: &ServerOptions, shared: Shared) {
         shared.metrics.clone(),
         shared.aggregate.clone(),
         in_flight.clone(),
+        options.clients,
     );
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        gateway,
-        "gatehouse proxy",
+    let app = HeadGuardApp::new(
+        pingora::proxy::http_proxy(&server.configuration, gateway),
+        HeadBounds {
+            time: options.request_head_timeout,
+            // Heads up to twice the limit are read whole and answered 431; beyond that the
+            // connection is closed instead of buffering up to Pingora's 1 MiB.
+            bytes: options
+                .clients
+                .head_limits
+                .max_request_head_bytes
+                .saturating_mul(2),
+        },
     );
+    let mut proxy = Service::new("gatehouse proxy".to_owned(), app);
     proxy.add_tcp(&options.listen);
     let proxy_handle = server.add_service(proxy);
 

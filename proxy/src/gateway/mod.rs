@@ -1,7 +1,9 @@
-//! The Pingora `ProxyHttp` implementation: a thin driver that asks the router which route
-//! serves a request and delegates to the small modules that do the work (rewrite, headers,
-//! upstream choice, local responses, aggregation).
+//! The Pingora `ProxyHttp` implementation: a thin driver that admits a request (head limits,
+//! `Host`, path normal form: `admit.rs`), asks the router which route serves it and delegates to
+//! the small modules that do the work (rewrite, headers, upstream choice, local responses,
+//! aggregation).
 
+mod admit;
 mod context;
 mod errors;
 mod respond;
@@ -22,12 +24,14 @@ use respond::{LocalResponse, write_local_response};
 
 use crate::aggregate::values::RequestValues;
 use crate::aggregate::{AggregateRuntime, serve_aggregate};
+use crate::head_guard;
 use crate::headers::{
     ForwardedFacts, REQUEST_ID, new_request_id, remove_hop_by_hop, set_forwarding_headers,
 };
 use crate::metrics::ProxyMetrics;
 use crate::problem::ProblemKind;
 use crate::reload::TableStore;
+use crate::request_head::HeadLimits;
 use crate::rewrite::{RedirectOrigin, TemplateVars, redirect_location};
 use crate::router::RequestFacts;
 use crate::table::{PreparedAction, is_idempotent};
@@ -38,12 +42,22 @@ const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest client-supplied `X-Request-Id` that is kept.
 const MAX_REQUEST_ID_LEN: usize = 128;
 
+/// What the gateway accepts from clients, whatever the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientPolicy {
+    /// Size limits of request heads.
+    pub head_limits: HeadLimits,
+    /// Longest wait for the next request on a kept-alive connection, in whole seconds (≥ 1).
+    pub keepalive_idle_seconds: u64,
+}
+
 /// The gateway: serves whatever table the store holds.
 pub struct Gateway {
     store: Arc<TableStore>,
     metrics: Arc<ProxyMetrics>,
     aggregate: Arc<AggregateRuntime>,
     in_flight: Arc<AtomicUsize>,
+    policy: ClientPolicy,
 }
 
 impl Gateway {
@@ -54,12 +68,14 @@ impl Gateway {
         metrics: Arc<ProxyMetrics>,
         aggregate: Arc<AggregateRuntime>,
         in_flight: Arc<AtomicUsize>,
+        policy: ClientPolicy,
     ) -> Self {
         Self {
             store,
             metrics,
             aggregate,
             in_flight,
+            policy,
         }
     }
 
@@ -206,12 +222,37 @@ impl ProxyHttp for Gateway {
         ))
     }
 
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        _ctx: &mut Self::CTX,
+    ) -> pingora::Result<()> {
+        head_guard::head_received(session);
+        // Pingora keeps an HTTP/1.1 connection for ever unless the client's `Keep-Alive` says
+        // otherwise; bound the wait for the next request (only where keep-alive is on).
+        if session.get_keepalive().is_some() {
+            session.set_keepalive(Some(self.policy.keepalive_idle_seconds.max(1)));
+        }
+        Ok(())
+    }
+
     async fn request_filter(
         &self,
         session: &mut Session,
         ctx: &mut Self::CTX,
     ) -> pingora::Result<bool> {
         ctx.request_id = client_request_id(session.req_header()).unwrap_or_else(new_request_id);
+        if let Err(refusal) = admit::admit(session, &self.policy.head_limits) {
+            // Whatever follows a refused head is not read: the connection closes.
+            session.set_keepalive(None);
+            let response = LocalResponse::problem_with_detail(
+                refusal.kind(),
+                &refusal.to_string(),
+                &ctx.request_id,
+            );
+            write_local_response(session, response, &ctx.request_id, None).await?;
+            return Ok(true);
+        }
         let Some(table) = self.store.current() else {
             let response = LocalResponse::problem(ProblemKind::NotReady, None, &ctx.request_id);
             write_local_response(session, response, &ctx.request_id, None).await?;
@@ -493,6 +534,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Self::CTX) {
+        head_guard::request_done(session);
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         self.metrics.request_done(
             ctx.route_id(),

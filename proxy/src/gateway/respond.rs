@@ -7,7 +7,7 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
 use crate::headers::REQUEST_ID;
-use crate::problem::{PROBLEM_CONTENT_TYPE, ProblemKind, problem_body};
+use crate::problem::{PROBLEM_CONTENT_TYPE, ProblemKind, problem_body, problem_body_with_detail};
 use crate::rewrite::TemplateVars;
 use crate::table::PreparedRoute;
 
@@ -24,13 +24,25 @@ pub struct LocalResponse {
 impl LocalResponse {
     /// A problem response.
     pub fn problem(kind: ProblemKind, route: Option<&str>, request_id: &str) -> Self {
+        Self::problem_body(kind, problem_body(kind, route, request_id))
+    }
+
+    /// A problem response of no route, with a detail more specific than the kind's.
+    pub fn problem_with_detail(kind: ProblemKind, detail: &str, request_id: &str) -> Self {
+        Self::problem_body(
+            kind,
+            problem_body_with_detail(kind, detail, None, request_id),
+        )
+    }
+
+    fn problem_body(kind: ProblemKind, body: Vec<u8>) -> Self {
         Self {
             status: kind.status(),
             headers: vec![(
                 http::header::CONTENT_TYPE,
                 HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
             )],
-            body: Bytes::from(problem_body(kind, route, request_id)),
+            body: Bytes::from(body),
         }
     }
 }

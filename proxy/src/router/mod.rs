@@ -17,11 +17,14 @@
 mod conditions;
 mod trie;
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use gatehouse_api::path::{self, Segment};
 use gatehouse_api::route_table::{PathKind, RouteEntry, RouteTable};
+
+use crate::normalize::normalize_segment;
 
 pub use conditions::RequestHeaders;
 use conditions::{Conditions, HostPattern};
@@ -96,7 +99,7 @@ impl Router {
         }
         let mut router = Router::default();
         for (index, entry) in table.routes.iter().enumerate() {
-            let segments = path::segments(&entry.path);
+            let segments = normal_segments(&entry.path);
             let param_names = segments
                 .iter()
                 .filter_map(|s| match s {
@@ -232,6 +235,21 @@ fn split_path(path: &str) -> Vec<PathSegment<'_>> {
             segments.push(PathSegment { text: piece, start });
         }
         start += piece.len() + 1;
+    }
+    segments
+}
+
+/// A pattern's segments with literals in the normal form requests are brought to
+/// ([`normalize_segment`]): `/%7Euser` matches what `/~user` does. A literal with no normal
+/// form (a backslash, an encoded slash) is kept as written; no normalised request can match it.
+fn normal_segments(pattern: &str) -> Vec<Segment> {
+    let mut segments = path::segments(pattern);
+    for segment in &mut segments {
+        if let Segment::Literal(text) = segment
+            && let Ok(Cow::Owned(normal)) = normalize_segment(text)
+        {
+            *text = normal;
+        }
     }
     segments
 }

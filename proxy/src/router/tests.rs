@@ -367,3 +367,19 @@ fn ten_thousand_routes_are_indexed_not_scanned() {
         .map(|m| large.routes[m.route].id.clone());
     assert_eq!(found.as_deref(), Some("leaf-999-6"));
 }
+
+#[test]
+fn pattern_literals_compare_in_the_normal_form_of_requests() {
+    // Requests reach the router normalised (`crate::normalize`): `%7E` decoded, `%c3` upper-cased.
+    let routes = || {
+        vec![
+            route("tilde", PathKind::Exact, "/v1/%7euser"),
+            route("accent", PathKind::Exact, "/v1/caf%c3%a9"),
+        ]
+    };
+    assert_eq!(id_of(routes(), get("/v1/~user")).as_deref(), Some("tilde"));
+    assert_eq!(
+        id_of(routes(), get("/v1/caf%C3%A9")).as_deref(),
+        Some("accent")
+    );
+}

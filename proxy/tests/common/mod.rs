@@ -400,3 +400,41 @@ pub fn temp_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// Starts the proxy on a table of `routes` (with extra `flags`) and waits until it is ready.
+pub async fn serve_routes(
+    routes: Vec<gatehouse_api::route_table::RouteEntry>,
+    name: &str,
+    flags: &[&str],
+) -> (Proxy, PathBuf) {
+    let dir = temp_dir(name);
+    let file = dir.join("routes.json");
+    std::fs::write(&file, tables::bytes(routes)).unwrap();
+    let mut args = vec!["--routes", file.to_str().unwrap()];
+    args.extend_from_slice(flags);
+    let proxy = Proxy::start(&args, &dir).await;
+    proxy.wait_admin("/readyz", 200).await;
+    (proxy, dir)
+}
+
+/// Writes `bytes` on a new connection and reads until the proxy closes it (panics after 30 s:
+/// a hang guard, not a timing assertion). Returns everything read.
+pub async fn raw_exchange(address: SocketAddr, bytes: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    // The proxy may answer and close before it read everything: a failed write is fine.
+    let _ = stream.write_all(bytes).await;
+    let mut read = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut read))
+        .await
+        .expect("the proxy neither answered nor closed the connection");
+    String::from_utf8_lossy(&read).into_owned()
+}
+
+/// The status of the first response in `raw` (0 when there is none).
+pub fn raw_status(raw: &str) -> u16 {
+    raw.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}

@@ -1,0 +1,283 @@
+//! Bounds on how a client sends a request head, against clients that trickle header bytes to
+//! hold connections (Pingora's own timeouts apply to each read, so one byte every few seconds
+//! would keep a connection for ever) or send endless heads (Pingora buffers up to 1 MiB).
+//!
+//! [`HeadGuardApp`] wraps the proxy's Pingora app and every accepted connection in a
+//! [`HeadGuardStream`]. The clock of a request head starts when the connection is accepted
+//! (first request) or when the first byte of the next request arrives (kept-alive connection);
+//! a read while the head is still incomplete after the time limit fails, and so does a read
+//! after more than the byte cap arrived without the head ending. Pingora then closes the
+//! connection. The gateway stops the clock once the head is parsed ([`head_received`]) and
+//! restarts it when the response is done ([`request_done`]). The idle wait for the next
+//! request's first byte is Pingora's keep-alive timeout, which the gateway sets.
+//!
+//! A head that arrives in one read costs one clock reading and no timer; a timer is set only
+//! when a read would wait while a head is incomplete.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::apps::ServerApp;
+use pingora::protocols::raw_connect::ProxyDigest;
+use pingora::protocols::{
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, IO, Peek, Shutdown, SocketDigest, Ssl,
+    Stream, TimingDigest, UniqueID, UniqueIDType,
+};
+use pingora::proxy::Session;
+use pingora::server::ShutdownWatch;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+/// What a connection may take to deliver a request head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadBounds {
+    /// Longest time from the head's start to its end.
+    pub time: Duration,
+    /// Most bytes read while the head is incomplete before reading stops (the head is then
+    /// certainly over this size).
+    pub bytes: usize,
+}
+
+/// A Pingora app whose connections must deliver each request head within `bounds`.
+pub struct HeadGuardApp<A> {
+    inner: Arc<A>,
+    bounds: HeadBounds,
+}
+
+impl<A> HeadGuardApp<A> {
+    /// Wraps `inner`.
+    pub fn new(inner: A, bounds: HeadBounds) -> Self {
+        Self {
+            inner: Arc::new(inner),
+            bounds,
+        }
+    }
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeadGuardApp<A> {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let stream: Stream = Box::new(HeadGuardStream::new(stream, self.bounds));
+        self.inner.process_new(stream, shutdown).await
+    }
+
+    async fn cleanup(&self) {
+        self.inner.cleanup().await;
+    }
+}
+
+/// Stops the head clock of the session's connection: its request head is complete.
+pub fn head_received(session: &Session) {
+    if let Some(stream) = guard_stream(session) {
+        stream.awaiting_head.store(false, Ordering::Relaxed);
+        stream.head_ended.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Restarts the head clock of the session's connection: the next bytes start a new request.
+pub fn request_done(session: &Session) {
+    if let Some(stream) = guard_stream(session) {
+        stream.awaiting_head.store(true, Ordering::Relaxed);
+    }
+}
+
+fn guard_stream(session: &Session) -> Option<&HeadGuardStream> {
+    let stream: &dyn IO = &**session.downstream_session.stream()?;
+    stream.as_any().downcast_ref::<HeadGuardStream>()
+}
+
+/// A connection whose request heads must arrive within bounds.
+#[derive(Debug)]
+pub struct HeadGuardStream {
+    inner: Stream,
+    bounds: HeadBounds,
+    /// Bytes read since the head being received started.
+    head_bytes: usize,
+    /// Between a response and the end of the next request head. Set by the gateway through a
+    /// shared reference, read by this connection's task (the same task: relaxed is enough).
+    awaiting_head: AtomicBool,
+    /// A head ended since the last read: its deadline and count are spent.
+    head_ended: AtomicBool,
+    /// When the head being received must be complete; `None` until its first byte.
+    deadline: Option<Instant>,
+    /// Wakes a read that waits past the deadline; made on the first wait.
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl HeadGuardStream {
+    fn new(inner: Stream, bounds: HeadBounds) -> Self {
+        Self {
+            inner,
+            bounds,
+            head_bytes: 0,
+            awaiting_head: AtomicBool::new(true),
+            head_ended: AtomicBool::new(false),
+            deadline: Some(Instant::now() + bounds.time),
+            timer: None,
+        }
+    }
+
+    /// `Ready` once the head is overdue; otherwise the task is woken at the deadline.
+    fn poll_overdue(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(deadline) = self.deadline else {
+            return Poll::Pending;
+        };
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
+        timer.as_mut().poll(cx)
+    }
+}
+
+fn overdue() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "the request head did not arrive in time",
+    )
+}
+
+fn endless() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        "the request head is larger than the gateway reads",
+    )
+}
+
+impl AsyncRead for HeadGuardStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.head_ended.load(Ordering::Relaxed) {
+            this.head_ended.store(false, Ordering::Relaxed);
+            this.deadline = None;
+            this.head_bytes = 0;
+        }
+        if !this.awaiting_head.load(Ordering::Relaxed) {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+        if this.head_bytes > this.bounds.bytes {
+            return Poll::Ready(Err(endless()));
+        }
+        if this.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Poll::Ready(Err(overdue()));
+        }
+        let filled = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let read = buf.filled().len() - filled;
+                if this.deadline.is_none() && read > 0 {
+                    // The first byte of the next request.
+                    this.deadline = Some(Instant::now() + this.bounds.time);
+                }
+                this.head_bytes = this.head_bytes.saturating_add(read);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => match this.poll_overdue(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(overdue())),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}
+
+impl AsyncWrite for HeadGuardStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[async_trait]
+impl Shutdown for HeadGuardStream {
+    async fn shutdown(&mut self) {
+        self.inner.shutdown().await;
+    }
+}
+
+impl UniqueID for HeadGuardStream {
+    fn id(&self) -> UniqueIDType {
+        self.inner.id()
+    }
+}
+
+/// Plain TCP: the proxy is built without TLS.
+impl Ssl for HeadGuardStream {}
+
+impl GetTimingDigest for HeadGuardStream {
+    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
+        self.inner.get_timing_digest()
+    }
+
+    fn get_read_pending_time(&self) -> Duration {
+        self.inner.get_read_pending_time()
+    }
+
+    fn get_write_pending_time(&self) -> Duration {
+        self.inner.get_write_pending_time()
+    }
+}
+
+impl GetProxyDigest for HeadGuardStream {
+    fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
+        self.inner.get_proxy_digest()
+    }
+
+    fn set_proxy_digest(&mut self, digest: ProxyDigest) {
+        self.inner.set_proxy_digest(digest);
+    }
+}
+
+impl GetSocketDigest for HeadGuardStream {
+    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
+        self.inner.get_socket_digest()
+    }
+
+    fn set_socket_digest(&mut self, digest: SocketDigest) {
+        self.inner.set_socket_digest(digest);
+    }
+}
+
+#[async_trait]
+impl Peek for HeadGuardStream {
+    async fn try_peek(&mut self, buf: &mut [u8]) -> std::io::Result<bool> {
+        self.inner.try_peek(buf).await
+    }
+}
