@@ -10,6 +10,7 @@ pub mod crd;
 pub mod duration;
 pub mod expression;
 pub mod naming;
+pub mod normalize;
 pub mod path;
 pub mod prepare;
 pub mod resource;

@@ -894,3 +894,38 @@ fn validation_refuses_what_the_proxy_would_refuse_without_the_schema() {
         ]
     );
 }
+
+#[test]
+fn a_match_path_no_normalised_request_holds_is_refused() {
+    for (path, why) in [
+        ("/a/../admin", "'.' and '..' segments are resolved"),
+        ("/./status", "'.' and '..' segments are resolved"),
+        ("/%2e%2E/x", "'.' and '..' segments are resolved"),
+        ("/files/a%2Fb", "encoded slash"),
+        ("/files/a%zz", "'%' that is not followed by two hex digits"),
+    ] {
+        refused(
+            with(
+                gateway(),
+                "/spec/contracts/0/routes/1/match/path",
+                json!(path),
+            ),
+            "spec.contracts[0].routes[1].match.path: segment",
+        );
+        refused(
+            with(
+                gateway(),
+                "/spec/contracts/0/routes/1/match/path",
+                json!(path),
+            ),
+            why,
+        );
+    }
+    for path in ["/files/v1.2", "/a..b", "/~user", "/caf%C3%A9", "/%7Euser"] {
+        accepted(with(
+            gateway(),
+            "/spec/contracts/0/routes/1/match/path",
+            json!(path),
+        ));
+    }
+}

@@ -14,7 +14,6 @@ pub mod gateway;
 pub mod head_guard;
 pub mod headers;
 pub mod metrics;
-pub mod normalize;
 pub mod problem;
 pub mod reload;
 pub mod request_head;

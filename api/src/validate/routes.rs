@@ -6,7 +6,7 @@ use super::Problem;
 use super::aggregation::check_aggregation;
 use crate::crd::{Contract, Endpoint, HeaderModifier, PathType, Route, RouteMatch};
 use crate::prepare::{self, HeaderValueTemplate};
-use crate::{duration, path};
+use crate::{duration, normalize, path};
 
 /// Placeholders a header value may use besides the match's parameters.
 const HEADER_VARIABLES: [&str; 2] = ["client", "requestId"];
@@ -171,6 +171,27 @@ fn check_route(at: &str, full_path: &str, route: &Route, problems: &mut Vec<Prob
 
 fn check_match(at: &str, full_path: &str, m: &RouteMatch, problems: &mut Vec<Problem>) {
     check_path_syntax(&format!("{at}.match.path"), &m.path, problems);
+    // The proxy routes on the normalised request path (`crate::normalize`): a literal that no
+    // normalised path holds would make a route that is never served.
+    for segment in full_path
+        .split('/')
+        .filter(|s| !s.is_empty() && !s.starts_with('{'))
+    {
+        let never = match normalize::normalize_segment(segment) {
+            Err(refusal) => Some(format!("the gateway answers 400 when {refusal}")),
+            Ok(normal) if normal == "." || normal == ".." => Some(
+                "requests are normalised before routing, so '.' and '..' segments are resolved"
+                    .to_owned(),
+            ),
+            Ok(_) => None,
+        };
+        if let Some(why) = never {
+            problems.push(Problem::new(
+                format!("{at}.match.path"),
+                format!("segment {segment:?} of {full_path} can never match a request: {why}"),
+            ));
+        }
+    }
     if m.path_type == PathType::Prefix && full_path.ends_with('/') && full_path != "/" {
         problems.push(Problem::new(
             format!("{at}.match.path"),

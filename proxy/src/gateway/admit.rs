@@ -1,15 +1,15 @@
 //! The first look at a request, before routing: its head against the limits and the `Host`
 //! rules ([`crate::request_head`]), then its path brought to normal form
-//! ([`crate::normalize`]) in the request itself, so routing, rewrites, redirects and
+//! ([`gatehouse_api::normalize`]) in the request itself, so routing, rewrites, redirects and
 //! aggregations all see the normalised path. Thin glue over the two pure checks.
 
 use std::borrow::Cow;
 
 use pingora::proxy::Session;
 
-use crate::normalize::{PathRefusal, normalize_path};
 use crate::problem::ProblemKind;
 use crate::request_head::{HeadLimits, HeadRefusal, check_request_head};
+use gatehouse_api::normalize::{PathRefusal, normalize_path};
 
 /// Why a request is answered before routing.
 #[derive(Debug, thiserror::Error)]

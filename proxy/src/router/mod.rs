@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use gatehouse_api::path::{self, Segment};
 use gatehouse_api::route_table::{PathKind, RouteEntry, RouteTable};
 
-use crate::normalize::normalize_segment;
+use gatehouse_api::normalize::normalize_segment;
 
 pub use conditions::RequestHeaders;
 use conditions::{Conditions, HostPattern};

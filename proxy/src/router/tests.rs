@@ -370,7 +370,7 @@ fn ten_thousand_routes_are_indexed_not_scanned() {
 
 #[test]
 fn pattern_literals_compare_in_the_normal_form_of_requests() {
-    // Requests reach the router normalised (`crate::normalize`): `%7E` decoded, `%c3` upper-cased.
+    // Requests reach the router normalised (`gatehouse_api::normalize`): `%7E` decoded, `%c3` upper-cased.
     let routes = || {
         vec![
             route("tilde", PathKind::Exact, "/v1/%7euser"),
