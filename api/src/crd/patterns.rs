@@ -27,6 +27,9 @@ pub const STEP_PATH: &str = r"^/[^\s{}]*(\{[A-Za-z_][A-Za-z0-9_.-]*\}[^\s{}]*)*$
 /// An HTTP header name (RFC 9110 token, restricted to the characters proxies agree on).
 pub const HEADER_NAME: &str = r"^[A-Za-z0-9][A-Za-z0-9_-]*$";
 
+/// A percentage of pods as Kubernetes' disruption budgets take it: `0%` to `100%`.
+pub const PERCENT: &str = r"^(100|[1-9]?[0-9])%$";
+
 /// A host name, optionally with a leading wildcard label: `api.example.com`, `*.example.com`.
 pub const HOSTNAME: &str =
     r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
