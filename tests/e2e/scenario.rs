@@ -220,7 +220,11 @@ async fn expect_reconciled<K: Proxy>(client: &Client, namespace: &str, resource:
     let ingress = serde_json::to_value(&policy.spec.as_ref().unwrap().ingress).unwrap();
     assert_eq!(
         ingress[1]["from"][0]["namespaceSelector"]["matchExpressions"][0]["values"],
-        json!(sorted([OPERATOR_NAMESPACE, MONITORING_NAMESPACE, namespace])),
+        json!(sorted([
+            OPERATOR_NAMESPACE,
+            MONITORING_NAMESPACE,
+            namespace
+        ])),
         "the admin port is open to the operator's, the monitoring and the own namespace"
     );
     uid
@@ -331,6 +335,26 @@ async fn change_a_route(client: &Client, namespace: &str, mut gateway: Gateway) 
     println!("route change programmed without touching the pods");
 }
 
+/// Waits until the Gateway `name` reports `(type, status, reason)` for `generation`.
+async fn gateway_reports(
+    client: &Client,
+    namespace: &str,
+    (name, generation): (&str, Option<i64>),
+    (type_, expected, reason): (&str, &str, &str),
+    what: &str,
+) -> Option<Gateway> {
+    wait_for(client, namespace, name, what, |g: Option<&Gateway>| {
+        reports(
+            g.and_then(|g| g.status.as_ref()),
+            generation,
+            type_,
+            expected,
+            reason,
+        )
+    })
+    .await
+}
+
 async fn refuse_an_invalid_change(client: &Client, namespace: &str, mut gateway: Gateway) {
     let child = proxy_name(Kind::Gateway, "public");
     let served = get::<ConfigMap>(client, namespace, &child).await.unwrap();
@@ -344,20 +368,12 @@ async fn refuse_an_invalid_change(client: &Client, namespace: &str, mut gateway:
     product.backend.as_mut().unwrap().path = Some("/items/{sku}".to_owned());
     let invalid = apply(client, namespace, &gateway).await;
     let generation = invalid.metadata.generation;
-    let refused = wait_for(
+    let refused = gateway_reports(
         client,
         namespace,
-        "public",
+        ("public", generation),
+        ("Accepted", "False", "Invalid"),
         "Accepted=False",
-        |g: Option<&Gateway>| {
-            reports(
-                g.and_then(|g| g.status.as_ref()),
-                generation,
-                "Accepted",
-                "False",
-                "Invalid",
-            )
-        },
     )
     .await
     .unwrap();
@@ -424,20 +440,12 @@ async fn resolve_a_late_service(client: &Client, namespace: &str) {
     assert!(message.contains("late-backend"), "{message}");
 
     apply(client, namespace, &backend_service("late-backend")).await;
-    wait_for(
+    gateway_reports(
         client,
         namespace,
-        "late",
+        ("late", generation),
+        ("ResolvedRefs", "True", "ResolvedRefs"),
         "ResolvedRefs=True once the Service exists",
-        |g: Option<&Gateway>| {
-            reports(
-                g.and_then(|g| g.status.as_ref()),
-                generation,
-                "ResolvedRefs",
-                "True",
-                "ResolvedRefs",
-            )
-        },
     )
     .await;
     println!("a Service created later resolves the reference");
@@ -455,6 +463,35 @@ fn gateway_to_catalog(name: &str, namespace: &str, deployment: serde_json::Value
         }
     }))
     .unwrap()
+}
+
+/// Waits until the accepted Gateway reports `Programmed=False` with `reason` for its generation;
+/// returns the condition's message.
+async fn not_programmed(
+    client: &Client,
+    namespace: &str,
+    gateway: &Gateway,
+    reason: &str,
+) -> String {
+    let generation = gateway.metadata.generation;
+    let what = format!("Programmed=False {reason}");
+    let blocked = wait_for(
+        client,
+        namespace,
+        &gateway.name_any(),
+        &what,
+        |g: Option<&Gateway>| {
+            let status = g.and_then(|g| g.status.as_ref());
+            reports(status, generation, "Programmed", "False", reason)
+                && reports(status, generation, "Accepted", "True", "Accepted")
+        },
+    )
+    .await
+    .unwrap();
+    condition(blocked.status.as_ref(), "Programmed")
+        .unwrap()
+        .message
+        .clone()
 }
 
 /// A user's Service already has the name the Gateway's Service would get: the operator leaves it
@@ -476,22 +513,7 @@ async fn never_take_over_a_users_service(client: &Client, namespace: &str) {
     )
     .await;
     let generation = gateway.metadata.generation;
-    let blocked = wait_for(
-        client,
-        namespace,
-        "payments",
-        "Programmed=False NameConflict",
-        |g: Option<&Gateway>| {
-            let status = g.and_then(|g| g.status.as_ref());
-            reports(status, generation, "Programmed", "False", "NameConflict")
-                && reports(status, generation, "Accepted", "True", "Accepted")
-        },
-    )
-    .await
-    .unwrap();
-    let message = &condition(blocked.status.as_ref(), "Programmed")
-        .unwrap()
-        .message;
+    let message = &not_programmed(client, namespace, &gateway, "NameConflict").await;
     assert!(
         message.starts_with(&format!(
             "Service {namespace}/{child} already exists and no controller owns it"
@@ -540,20 +562,12 @@ async fn never_take_over_a_users_service(client: &Client, namespace: &str) {
         is_deleted(&users.uid().unwrap()),
     )
     .await;
-    let programmed = wait_for(
+    let programmed = gateway_reports(
         client,
         namespace,
-        "payments",
+        ("payments", generation),
+        ("Programmed", "True", "Programmed"),
         "Programmed=True once the user's Service is gone",
-        |g: Option<&Gateway>| {
-            reports(
-                g.and_then(|g| g.status.as_ref()),
-                generation,
-                "Programmed",
-                "True",
-                "Programmed",
-            )
-        },
     )
     .await
     .unwrap();
@@ -579,24 +593,8 @@ async fn report_a_child_the_api_server_refuses(client: &Client, namespace: &str)
         &gateway_to_catalog("refused", namespace, over),
     )
     .await;
-    let generation = gateway.metadata.generation;
-    let refused = wait_for(
-        client,
-        namespace,
-        "refused",
-        "Programmed=False ApplyFailed",
-        |g: Option<&Gateway>| {
-            let status = g.and_then(|g| g.status.as_ref());
-            reports(status, generation, "Programmed", "False", "ApplyFailed")
-                && reports(status, generation, "Accepted", "True", "Accepted")
-        },
-    )
-    .await
-    .unwrap();
+    let message = &not_programmed(client, namespace, &gateway, "ApplyFailed").await;
     let child = proxy_name(Kind::Gateway, "refused");
-    let message = &condition(refused.status.as_ref(), "Programmed")
-        .unwrap()
-        .message;
     assert!(
         message.starts_with(&format!(
             "the API server refused Deployment {namespace}/{child} (422 Invalid): "
@@ -614,20 +612,12 @@ async fn report_a_child_the_api_server_refuses(client: &Client, namespace: &str)
     )
     .await;
     let generation = gateway.metadata.generation;
-    wait_for(
+    gateway_reports(
         client,
         namespace,
-        "refused",
+        ("refused", generation),
+        ("Programmed", "True", "Programmed"),
         "Programmed=True once the spec is fixed",
-        |g: Option<&Gateway>| {
-            reports(
-                g.and_then(|g| g.status.as_ref()),
-                generation,
-                "Programmed",
-                "True",
-                "Programmed",
-            )
-        },
     )
     .await;
     assert!(get::<Deployment>(client, namespace, &child).await.is_some());

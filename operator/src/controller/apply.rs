@@ -77,9 +77,13 @@ impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "the API server refused {} {}/{} ({} {}): {}",
-            self.kind, self.namespace, self.name, self.code, self.reason, self.message
-        )
+            "the API server refused {} {}/{} ({}",
+            self.kind, self.namespace, self.name, self.code
+        )?;
+        if !self.reason.is_empty() {
+            write!(f, " {}", self.reason)?;
+        }
+        write!(f, "): {}", self.message)
     }
 }
 

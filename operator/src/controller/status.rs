@@ -380,6 +380,85 @@ mod tests {
     }
 
     #[test]
+    fn a_blocked_apply_says_why_and_which_table_serves() {
+        use crate::controller::apply::Refusal;
+        use crate::controller::ownership::Conflict;
+
+        let previous = ProxyStatus {
+            route_table_digest: Some("sha256:old".to_owned()),
+            ..ProxyStatus::default()
+        };
+        let conflict = Blocked::NameConflict(vec![Conflict {
+            kind: "Service".to_owned(),
+            namespace: "shop".to_owned(),
+            name: "public-gateway".to_owned(),
+            controller: None,
+        }]);
+        let blocked = Observation {
+            blocked: Some(&conflict),
+            ..seen(&[], &[])
+        };
+        let status = compute_status(Some(&previous), &blocked, at(1));
+        let programmed = find(&status, PROGRAMMED);
+        assert_eq!(
+            (programmed.status.as_str(), programmed.reason.as_str()),
+            ("False", "NameConflict")
+        );
+        assert!(
+            programmed.message.starts_with(
+                "Service shop/public-gateway already exists and no controller owns it; nothing is \
+                 applied"
+            ) && programmed
+                .message
+                .ends_with("the last route table sha256:old keeps serving"),
+            "{}",
+            programmed.message
+        );
+        assert_eq!(find(&status, ACCEPTED).status, "True");
+        assert_eq!(status.route_table_digest.as_deref(), Some("sha256:old"));
+
+        let refused = Blocked::Refused(Refusal {
+            kind: "Deployment".to_owned(),
+            namespace: "shop".to_owned(),
+            name: "public-gateway".to_owned(),
+            code: 422,
+            reason: "Invalid".to_owned(),
+            message: "spec.template: bad".to_owned(),
+        });
+        let status = compute_status(
+            None,
+            &Observation {
+                blocked: Some(&refused),
+                ..seen(&[], &[])
+            },
+            at(1),
+        );
+        let programmed = find(&status, PROGRAMMED);
+        assert_eq!(programmed.reason, "ApplyFailed");
+        assert_eq!(programmed.observed_generation, Some(3));
+        assert!(
+            programmed.message.starts_with(
+                "the API server refused Deployment shop/public-gateway (422 Invalid): \
+                 spec.template: bad;"
+            ),
+            "{}",
+            programmed.message
+        );
+
+        // An invalid spec is reported as such, whatever else happened.
+        let problems = [Problem::new("spec", "broken")];
+        let status = compute_status(
+            None,
+            &Observation {
+                blocked: Some(&refused),
+                ..seen(&problems, &[])
+            },
+            at(1),
+        );
+        assert_eq!(find(&status, PROGRAMMED).reason, "NotAccepted");
+    }
+
+    #[test]
     fn long_messages_are_cut_on_a_character_boundary() {
         let problems = [Problem::new("spec", "é".repeat(40_000))];
         let status = compute_status(None, &seen(&problems, &[]), at(1));
