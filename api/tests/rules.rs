@@ -928,4 +928,98 @@ fn a_match_path_no_normalised_request_holds_is_refused() {
             json!(path),
         ));
     }
+
+/// Disruption budget sizes are what the PodDisruptionBudget API takes (an integer of 0 or more,
+/// or a percentage up to 100%): anything else is refused here instead of by the budget later.
+#[test]
+fn disruption_budget_sizes_are_counts_or_percentages() {
+    for field in ["minAvailable", "maxUnavailable"] {
+        let budget = |value: Value| {
+            with(
+                gateway(),
+                &format!("/spec/deployment/disruptionBudget/{field}"),
+                value,
+            )
+        };
+        for bad in [
+            json!("one"),
+            json!("50"),
+            json!("101%"),
+            json!("-1%"),
+            json!("5 %"),
+            json!(-1),
+        ] {
+            refused(
+                budget(bad.clone()),
+                &format!("spec.deployment.disruptionBudget.{field}"),
+            );
+        }
+        for good in [
+            json!(0),
+            json!(1),
+            json!(7),
+            json!("0%"),
+            json!("50%"),
+            json!("100%"),
+        ] {
+            accepted(budget(good));
+        }
+    }
+}
+
+/// A budget asked for where at most one replica can run would block every node drain, so the
+/// operator makes none: the combination is refused instead of silently dropped.
+#[test]
+fn a_disruption_budget_needs_more_than_one_possible_replica() {
+    let message = "a disruptionBudget needs more than one possible replica";
+    let budget = json!({"minAvailable": 1});
+    for replicas in [0, 1] {
+        refused(
+            with(
+                with(gateway(), "/spec/deployment/replicas", json!(replicas)),
+                "/spec/deployment/disruptionBudget",
+                budget.clone(),
+            ),
+            message,
+        );
+    }
+    refused(
+        with(
+            with(
+                gateway(),
+                "/spec/deployment/autoscaling",
+                json!({"minReplicas": 1, "maxReplicas": 1}),
+            ),
+            "/spec/deployment/disruptionBudget",
+            budget.clone(),
+        ),
+        message,
+    );
+    // Two replicas, the default count, an autoscaler that may add one, or an external scaler.
+    accepted(with(
+        with(gateway(), "/spec/deployment/replicas", json!(2)),
+        "/spec/deployment/disruptionBudget",
+        budget.clone(),
+    ));
+    accepted(with(
+        gateway(),
+        "/spec/deployment/disruptionBudget",
+        budget.clone(),
+    ));
+    accepted(with(
+        with(
+            gateway(),
+            "/spec/deployment/autoscaling",
+            json!({"minReplicas": 1, "maxReplicas": 2}),
+        ),
+        "/spec/deployment/disruptionBudget",
+        budget.clone(),
+    ));
+    accepted(with(
+        with(gateway(), "/spec/deployment/externallyScaled", json!(true)),
+        "/spec/deployment/disruptionBudget",
+        budget,
+    ));
+    // Without a budget asked for, one replica is fine (and gets none).
+    accepted(with(gateway(), "/spec/deployment/replicas", json!(1)));
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use gatehouse_operator::settings::{DEFAULT_PROXY_IMAGE, ProxySettings};
+use gatehouse_operator::settings::{DEFAULT_PROXY_IMAGE, NetworkPolicySettings, ProxySettings};
 
 /// Gatehouse operator.
 #[derive(Parser)]
@@ -30,6 +30,31 @@ struct ProxyArgs {
     /// Cluster DNS domain.
     #[arg(long, default_value = "cluster.local")]
     cluster_domain: String,
+    /// Guard proxy pods with a NetworkPolicy unless their resource says otherwise
+    /// (`spec.deployment.networkPolicy`).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    proxy_network_policy: bool,
+    /// The operator's namespace, allowed on the proxies' admin port (default: the pod's).
+    #[arg(long, env = "POD_NAMESPACE", value_parser = namespace_name)]
+    operator_namespace: Option<String>,
+    /// A namespace allowed on the proxies' admin port to scrape metrics (repeatable).
+    #[arg(long = "monitoring-namespace", value_parser = namespace_name)]
+    monitoring_namespaces: Vec<String>,
+}
+
+/// A namespace name (a DNS label), refused at start rather than in every NetworkPolicy.
+fn namespace_name(text: &str) -> Result<String, String> {
+    let valid = (1..=63).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !text.starts_with('-')
+        && !text.ends_with('-');
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err(format!("{text:?} is not a namespace name (a DNS label)"))
+    }
 }
 
 impl ProxyArgs {
@@ -38,6 +63,15 @@ impl ProxyArgs {
             image: self.proxy_image.clone(),
             image_pull_policy: self.proxy_image_pull_policy.clone(),
             cluster_domain: self.cluster_domain.clone(),
+            network_policy: NetworkPolicySettings {
+                enabled: self.proxy_network_policy,
+                admin_namespaces: self
+                    .operator_namespace
+                    .iter()
+                    .chain(&self.monitoring_namespaces)
+                    .cloned()
+                    .collect(),
+            },
         }
     }
 }

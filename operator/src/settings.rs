@@ -1,4 +1,7 @@
-//! Operator-wide settings that shape every proxy: image, pull policy, cluster domain.
+//! Operator-wide settings that shape every proxy: image, pull policy, cluster domain, and the
+//! NetworkPolicy that guards the proxy pods.
+
+use std::collections::BTreeSet;
 
 /// How proxies are run, from the operator's flags (or Helm values).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -9,6 +12,21 @@ pub struct ProxySettings {
     pub image_pull_policy: String,
     /// Cluster DNS domain, used for upstream hosts and the status address.
     pub cluster_domain: String,
+    /// The NetworkPolicy of every proxy.
+    pub network_policy: NetworkPolicySettings,
+}
+
+/// Whether proxies get a NetworkPolicy, and who may reach their admin port besides the
+/// resource's own namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NetworkPolicySettings {
+    /// A NetworkPolicy for every proxy whose resource does not say otherwise
+    /// (`spec.deployment.networkPolicy`).
+    pub enabled: bool,
+    /// Namespaces, besides the resource's own, allowed on the admin port: the operator's (it
+    /// reads each proxy's `/config`) and the monitoring namespace (Prometheus scrapes
+    /// `/metrics`).
+    pub admin_namespaces: BTreeSet<String>,
 }
 
 /// The proxy image of this release: `ghcr.io/gatehouse-dev/gatehouse-proxy:<version>`.
@@ -23,6 +41,10 @@ impl Default for ProxySettings {
             image: DEFAULT_PROXY_IMAGE.to_owned(),
             image_pull_policy: "IfNotPresent".to_owned(),
             cluster_domain: "cluster.local".to_owned(),
+            network_policy: NetworkPolicySettings {
+                enabled: true,
+                admin_namespaces: BTreeSet::new(),
+            },
         }
     }
 }

@@ -123,26 +123,35 @@ fn compiled_public_gateway(generation: i64) -> RouteTable {
     Resource::Gateway(gateway).compile(&context).unwrap()
 }
 
-fn apply_and_read_every_object() -> Vec<String> {
+/// Every child of the public Gateway, in the order they are read and applied.
+const CHILDREN: [&str; 7] = [
+    "serviceaccounts",
+    "configmaps",
+    "services",
+    "deployments",
+    "horizontalpodautoscalers",
+    "poddisruptionbudgets",
+    "networkpolicies",
+];
+
+/// Dereference, then a read of every child (before anything is written).
+fn read_everything() -> Vec<String> {
     let mut expected = vec![
         format!("GET {}?", collection(NS, "services")),
         format!("GET {}?", collection(NS, "aggregators")),
     ];
-    for plural in [
-        "serviceaccounts",
-        "configmaps",
-        "services",
-        "deployments",
-        "horizontalpodautoscalers",
-        "poddisruptionbudgets",
-    ] {
-        expected.push(format!("GET {}", object(plural)));
-        expected.push(format!("PATCH {}{APPLY}", object(plural)));
-    }
-    expected.push(format!(
-        "PATCH {}/public/status{APPLY}",
-        collection(NS, "gateways")
-    ));
+    expected.extend(CHILDREN.map(|plural| format!("GET {}", object(plural))));
+    expected
+}
+
+fn status_patch() -> String {
+    format!("PATCH {}/public/status{APPLY}", collection(NS, "gateways"))
+}
+
+fn apply_and_read_every_object() -> Vec<String> {
+    let mut expected = read_everything();
+    expected.extend(CHILDREN.map(|plural| format!("PATCH {}{APPLY}", object(plural))));
+    expected.push(status_patch());
     expected
 }
 
@@ -491,4 +500,321 @@ async fn aggregator_reads_only_services() {
         .get(NS, "deployments", "product-page-aggregator")
         .unwrap();
     assert_eq!(deployment["spec"]["replicas"], 2);
+}
+
+/// `apiVersion` and `kind` of a child collection.
+fn type_of(plural: &str) -> (&'static str, &'static str) {
+    match plural {
+        "serviceaccounts" => ("v1", "ServiceAccount"),
+        "configmaps" => ("v1", "ConfigMap"),
+        "services" => ("v1", "Service"),
+        "deployments" => ("apps/v1", "Deployment"),
+        "horizontalpodautoscalers" => ("autoscaling/v2", "HorizontalPodAutoscaler"),
+        "poddisruptionbudgets" => ("policy/v1", "PodDisruptionBudget"),
+        "networkpolicies" => ("networking.k8s.io/v1", "NetworkPolicy"),
+        other => panic!("no child {other}"),
+    }
+}
+
+/// Somebody else's object with the name the Gateway's child would have.
+fn foreign_object(plural: &str, owner: Option<Value>) -> Value {
+    let (api_version, kind) = type_of(plural);
+    let mut object = json!({
+        "apiVersion": api_version, "kind": kind,
+        "metadata": {"name": "public-gateway", "namespace": NS, "labels": {"team": "billing"}},
+    });
+    if let Some(owner) = owner {
+        object["metadata"]["ownerReferences"] = json!([owner]);
+    }
+    if plural == "services" {
+        object["spec"] = json!({"selector": {"app": "billing"}, "ports": [{"port": 443}]});
+    }
+    object
+}
+
+fn writes(log: &[Recorded]) -> Vec<String> {
+    lines(log)
+        .into_iter()
+        .filter(|l| !l.starts_with("GET "))
+        .collect()
+}
+
+fn event_reasons(log: &[Recorded]) -> Vec<String> {
+    let events = format!("POST {}?", collection(NS, "events"));
+    log.iter()
+        .filter(|r| r.line() == events)
+        .map(|r| {
+            r.body.as_ref().unwrap()["reason"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// A user's object with a child's name is never written: not even the children whose names are
+/// free are applied, and the status says which object is in the way. Every kind of child.
+#[tokio::test]
+async fn an_object_the_gateway_does_not_control_is_never_written() {
+    for plural in CHILDREN {
+        let fake = shop();
+        let foreign = foreign_object(plural, None);
+        fake.put(NS, plural, foreign.clone());
+        let ctx = context(&fake);
+        let action = reconcile_gateway(&fake, &ctx).await;
+        assert_eq!(action, Action::requeue(Duration::from_secs(60)), "{plural}");
+
+        let log = fake.take_log();
+        let mut expected = read_everything();
+        expected.push(status_patch());
+        expected.extend(std::iter::repeat_n(
+            format!("POST {}?", collection(NS, "events")),
+            4,
+        ));
+        assert_eq!(lines(&log), expected, "{plural}: no PATCH but the status");
+        assert_eq!(
+            fake.get(NS, plural, "public-gateway").unwrap(),
+            foreign,
+            "{plural} untouched"
+        );
+        assert!(fake.get(NS, "configmaps", "public-gateway").is_none() || plural == "configmaps");
+
+        let status = &body(&log, &status_patch())["status"];
+        assert_eq!(status["observedGeneration"], 1);
+        let programmed = condition(status, "Programmed");
+        assert_eq!(
+            (programmed["status"].as_str(), programmed["reason"].as_str()),
+            (Some("False"), Some("NameConflict")),
+            "{plural}"
+        );
+        let kind = type_of(plural).1;
+        let message = programmed["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!(
+                "{kind} shop/public-gateway already exists and no controller owns it; nothing is applied"
+            )),
+            "{message}"
+        );
+        assert_eq!(condition(status, "Accepted")["status"], "True");
+        assert_eq!(condition(status, "Ready")["reason"], "DeploymentMissing");
+        assert!(status.get("routeTableDigest").is_none(), "no table written");
+        assert!(event_reasons(&log).contains(&"NameConflict".to_owned()));
+
+        // Unchanged: nothing new to say, nothing written.
+        reconcile_gateway(&fake, &ctx).await;
+        assert_eq!(writes(&fake.take_log()), Vec::<String>::new(), "{plural}");
+    }
+}
+
+#[tokio::test]
+async fn the_conflict_clears_once_the_users_object_is_gone() {
+    let fake = shop();
+    fake.put(NS, "services", foreign_object("services", None));
+    let ctx = context(&fake);
+    reconcile_gateway(&fake, &ctx).await;
+    fake.take_log();
+
+    fake.delete(NS, "services", "public-gateway");
+    let action = reconcile_gateway(&fake, &ctx).await;
+    assert_eq!(action, Action::requeue(Duration::from_secs(600)));
+    let log = fake.take_log();
+    let mut expected = apply_and_read_every_object();
+    expected.extend(std::iter::repeat_n(
+        format!("POST {}?", collection(NS, "events")),
+        3,
+    ));
+    assert_eq!(lines(&log), expected);
+    let status = &body(&log, &status_patch())["status"];
+    assert_eq!(condition(status, "Programmed")["status"], "True");
+    assert_eq!(
+        event_reasons(&log),
+        ["Programmed", "DeploymentUnavailable", "RouteTableUpdated"]
+    );
+    let service = fake.get(NS, "services", "public-gateway").unwrap();
+    assert_eq!(
+        service["metadata"]["ownerReferences"][0]["uid"],
+        "uid-public"
+    );
+}
+
+/// A Gateway deleted and created again under the same name has a new uid: the old one's
+/// objects, still waiting for the garbage collector, are not its own.
+#[tokio::test]
+async fn an_object_controlled_by_another_resource_is_named_with_its_controller() {
+    let fake = shop();
+    let old_owner = json!({"apiVersion": "gatehouse.dev/v1alpha1", "kind": "Gateway", "name": "public", "uid": "uid-before", "controller": true});
+    fake.put(
+        NS,
+        "deployments",
+        foreign_object("deployments", Some(old_owner)),
+    );
+    let ctx = context(&fake);
+    reconcile_gateway(&fake, &ctx).await;
+    let log = fake.take_log();
+    assert_eq!(writes(&log)[0], status_patch());
+    let message = condition(&body(&log, &status_patch())["status"], "Programmed")["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.starts_with(
+            "Deployment shop/public-gateway already exists and is controlled by Gateway public \
+             (uid uid-before)"
+        ),
+        "{message}"
+    );
+}
+
+/// An optional object that is not wanted and not ours is neither a conflict nor deleted.
+#[tokio::test]
+async fn an_unwanted_optional_object_of_somebody_else_is_left_alone() {
+    let fake = shop();
+    fake.edit(NS, "gateways", "public", |g| {
+        g["spec"]["deployment"] = json!({"replicas": 3, "networkPolicy": false});
+    });
+    let foreign = foreign_object("horizontalpodautoscalers", None);
+    fake.put(NS, "horizontalpodautoscalers", foreign.clone());
+    fake.put(
+        NS,
+        "networkpolicies",
+        foreign_object("networkpolicies", None),
+    );
+    let ctx = context(&fake);
+    reconcile_gateway(&fake, &ctx).await;
+    let log = fake.take_log();
+    assert!(
+        writes(&log).iter().all(|l| !l.starts_with("DELETE ")),
+        "{:#?}",
+        writes(&log)
+    );
+    assert_eq!(
+        fake.get(NS, "horizontalpodautoscalers", "public-gateway")
+            .unwrap(),
+        foreign
+    );
+    let status = &body(&log, &status_patch())["status"];
+    assert_eq!(condition(status, "Programmed")["status"], "True");
+}
+
+#[tokio::test]
+async fn turning_the_network_policy_off_deletes_it() {
+    let fake = shop();
+    let ctx = context(&fake);
+    reconcile_gateway(&fake, &ctx).await;
+    let policy = fake.get(NS, "networkpolicies", "public-gateway").unwrap();
+    assert_eq!(
+        policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/instance"],
+        "public"
+    );
+    assert_eq!(
+        policy["metadata"]["ownerReferences"][0]["uid"],
+        "uid-public"
+    );
+    fake.edit(NS, "gateways", "public", |g| {
+        g["metadata"]["generation"] = json!(2);
+        g["spec"]["deployment"]["networkPolicy"] = json!(false);
+    });
+    fake.take_log();
+
+    reconcile_gateway(&fake, &ctx).await;
+    let log = fake.take_log();
+    assert!(lines(&log).contains(&format!("DELETE {}?", object("networkpolicies"))));
+    assert!(fake.get(NS, "networkpolicies", "public-gateway").is_none());
+}
+
+const PDB_REFUSED: &str = "PodDisruptionBudget.policy \"public-gateway\" is invalid: \
+     spec.maxUnavailable: Invalid value: \"one\": a valid percent string must be a numeric string \
+     followed by an ending '%'";
+
+/// A child the API server refuses for good is reported for this generation, with the API's
+/// words, and not retried until the resource changes (or a slow requeue).
+#[tokio::test]
+async fn a_child_the_api_server_refuses_is_reported_and_not_retried_hot() {
+    for code in [422, 400] {
+        let fake = shop();
+        fake.refuse_writes(&object("poddisruptionbudgets"), code, PDB_REFUSED);
+        let ctx = context(&fake);
+        let action = reconcile_gateway(&fake, &ctx).await;
+        assert_eq!(action, Action::requeue(Duration::from_secs(300)), "{code}");
+
+        let log = fake.take_log();
+        let mut expected = read_everything();
+        // Applied in order up to the refused budget; the NetworkPolicy after it is not.
+        expected.extend(
+            CHILDREN[..6]
+                .iter()
+                .map(|plural| format!("PATCH {}{APPLY}", object(plural))),
+        );
+        expected.push(status_patch());
+        expected.extend(std::iter::repeat_n(
+            format!("POST {}?", collection(NS, "events")),
+            5,
+        ));
+        assert_eq!(lines(&log), expected, "{code}");
+
+        let status = &body(&log, &status_patch())["status"];
+        assert_eq!(status["observedGeneration"], 1);
+        assert_eq!(condition(status, "Accepted")["status"], "True");
+        let programmed = condition(status, "Programmed");
+        assert_eq!(
+            (
+                programmed["status"].as_str(),
+                programmed["reason"].as_str(),
+                programmed["observedGeneration"].as_i64()
+            ),
+            (Some("False"), Some("ApplyFailed"), Some(1))
+        );
+        let reason = if code == 422 { "Invalid" } else { "BadRequest" };
+        let message = programmed["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!(
+                "the API server refused PodDisruptionBudget shop/public-gateway ({code} {reason}): {PDB_REFUSED}"
+            )),
+            "{message}"
+        );
+        // The ConfigMap before it was written: the status names the table it serves.
+        let table = compiled_public_gateway(1);
+        assert_eq!(status["routeTableDigest"], table.digest());
+        assert!(message.contains(&table.digest()), "{message}");
+        let reasons = event_reasons(&log);
+        assert!(reasons.contains(&"ApplyFailed".to_owned()), "{reasons:?}");
+
+        // The refusal is over (say the cluster admits it now): the next pass programs it.
+        fake.accept_writes(&object("poddisruptionbudgets"));
+        reconcile_gateway(&fake, &ctx).await;
+        let log = fake.take_log();
+        assert_eq!(
+            writes(&log)[..2],
+            [
+                format!("PATCH {}{APPLY}", object("poddisruptionbudgets")),
+                format!("PATCH {}{APPLY}", object("networkpolicies")),
+            ]
+        );
+        let status = &body(&log, &status_patch())["status"];
+        assert_eq!(condition(status, "Programmed")["status"], "True");
+    }
+}
+
+/// Passing errors on a child write (server errors, throttling, conflicts) keep the backoff.
+#[tokio::test]
+async fn passing_errors_on_a_child_are_retried_with_backoff() {
+    for code in [500, 503, 429, 409] {
+        let fake = shop();
+        fake.refuse_writes(&object("deployments"), code, "try again later");
+        let ctx = context(&fake);
+        let object_ = gateway(&fake);
+        let error = reconcile(object_.clone(), ctx.clone()).await.unwrap_err();
+        assert_eq!(error.step(), "apply", "{code}");
+        assert!(
+            writes(&fake.take_log())
+                .iter()
+                .all(|l| !l.contains("/status")),
+            "{code}: no status written"
+        );
+        assert_eq!(
+            error_policy(object_, &error, ctx),
+            Action::requeue(Duration::from_secs(1)),
+            "{code}"
+        );
+    }
 }

@@ -102,6 +102,8 @@ fn the_render_command_prints_the_golden_output_and_refuses_invalid_input() {
     let output = std::process::Command::new(binary)
         .args(["render", "-n", "shop", "-f"])
         .arg(&example)
+        // The operator's namespace comes from the pod's; outside one, none is allowed in.
+        .env_remove("POD_NAMESPACE")
         .output()
         .unwrap();
     assert!(output.status.success());
@@ -481,5 +483,71 @@ fn a_route_table_too_big_for_a_config_map_is_refused_with_the_reason() {
                 "bytes, more than the 1048576 a ConfigMap can hold: split the routes across several resources"
             ),
         "{message}"
+    );
+}
+
+#[test]
+fn the_network_policy_opens_the_traffic_port_to_all_and_the_admin_port_to_named_namespaces() {
+    use gatehouse_operator::settings::NetworkPolicySettings;
+
+    let mut resource = read(&repo().join("examples/gateway/public.yaml"));
+    let table = resource.compile(&CompileContext::default()).unwrap();
+    let settings = ProxySettings {
+        network_policy: NetworkPolicySettings {
+            enabled: true,
+            admin_namespaces: ["gatehouse-system".to_owned(), "monitoring".to_owned()].into(),
+        },
+        ..ProxySettings::default()
+    };
+    let policy = build::render(&resource, &table, &settings)
+        .network_policy
+        .unwrap();
+    let policy = serde_json::to_value(&policy).unwrap();
+    assert_eq!(
+        policy["spec"]["podSelector"]["matchLabels"],
+        serde_json::to_value(build::selector_labels(resource.kind(), "public")).unwrap()
+    );
+    assert_eq!(
+        policy["spec"]["policyTypes"],
+        serde_json::json!(["Ingress"])
+    );
+    assert_eq!(
+        policy["spec"]["ingress"],
+        serde_json::json!([
+            {"ports": [{"port": 8080, "protocol": "TCP"}]},
+            {"from": [{"namespaceSelector": {"matchExpressions": [{
+                "key": "kubernetes.io/metadata.name", "operator": "In",
+                "values": ["gatehouse-system", "monitoring", "shop"]}]}}],
+             "ports": [{"port": 9901, "protocol": "TCP"}]}
+        ])
+    );
+
+    // The resource turns it off, or on when the operator's default is off.
+    let Resource::Gateway(gateway) = &mut resource else {
+        panic!("not a gateway")
+    };
+    gateway.spec.deployment.network_policy = Some(false);
+    assert!(
+        build::render(&resource, &table, &settings)
+            .network_policy
+            .is_none()
+    );
+    let off = ProxySettings {
+        network_policy: NetworkPolicySettings::default(),
+        ..ProxySettings::default()
+    };
+    assert!(
+        build::render(&resource, &table, &off)
+            .network_policy
+            .is_none()
+    );
+    let Resource::Gateway(gateway) = &mut resource else {
+        panic!("not a gateway")
+    };
+    gateway.spec.deployment.network_policy = Some(true);
+    assert!(
+        build::render(&resource, &table, &off)
+            .network_policy
+            .is_some()
     );
 }

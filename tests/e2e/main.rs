@@ -6,8 +6,10 @@
 //! It installs the CRDs, starts the operator binary as a child process (one namespace,
 //! leader election on), creates a fresh namespace, applies the shop examples and asserts on what
 //! the API server holds: objects, owner references, field ownership, status conditions; then
-//! changes a route, applies an invalid change, references a Service before it exists, deletes
-//! a Gateway, stops the operator with SIGTERM, and removes the namespace.
+//! changes a route, applies an invalid change, references a Service before it exists, puts a
+//! user's Service where a Gateway's would go (never taken over: `NameConflict` until it is
+//! deleted), has a Deployment refused by the API server (`ApplyFailed`), deletes a Gateway, stops
+//! the operator with SIGTERM, and removes the namespace.
 //!
 //! The suite never waits for pods to run: the review cluster has no kubelet, so proxies stay
 //! Pending and `Ready` must say so (`False`, `DeploymentUnavailable`). On a cluster whose

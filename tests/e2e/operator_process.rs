@@ -6,6 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
+/// The namespace the operator says it runs in (it runs outside the cluster here).
+pub const OPERATOR_NAMESPACE: &str = "gatehouse-system";
+/// The monitoring namespace the operator is told about.
+pub const MONITORING_NAMESPACE: &str = "monitoring";
+
 /// Builds `gatehouse-operator` (or takes `GATEHOUSE_OPERATOR_BIN`) and returns its path.
 pub fn operator_binary() -> PathBuf {
     if let Ok(path) = std::env::var("GATEHOUSE_OPERATOR_BIN") {
@@ -72,6 +77,8 @@ impl OperatorProcess {
             ])
             .args(["--admin-listen", &admin, "--leader-election", "true"])
             .args(["--log-format", "json"])
+            .args(["--operator-namespace", OPERATOR_NAMESPACE])
+            .args(["--monitoring-namespace", MONITORING_NAMESPACE])
             .env("POD_NAME", format!("e2e-{}", std::process::id()))
             .env("RUST_LOG", "info,gatehouse_operator=debug")
             .stdout(Stdio::null())

@@ -12,6 +12,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::DeleteParams;
 use kube::runtime::wait::conditions::is_deleted;
@@ -21,7 +22,9 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::cluster::{apply, condition, reports, wait_for};
-use crate::operator_process::{OperatorProcess, workspace};
+use crate::operator_process::{
+    MONITORING_NAMESPACE, OPERATOR_NAMESPACE, OperatorProcess, workspace,
+};
 
 const OPERATOR: &str = "gatehouse-operator";
 const DIGEST_ANNOTATION: &str = "gatehouse.dev/route-table-digest";
@@ -112,6 +115,11 @@ fn owned_fields<K: KubeResource>(object: &K) -> serde_json::Value {
         .and_then(|m| m.fields_v1.as_ref())
         .map(|f| f.0.clone())
         .unwrap_or_else(|| panic!("{OPERATOR} applied {}", object.name_any()))
+}
+
+fn sorted<const N: usize>(mut names: [&str; N]) -> [&str; N] {
+    names.sort_unstable();
+    names
 }
 
 /// Waits until the resource reports its current generation fully, then checks every child.
@@ -208,6 +216,17 @@ async fn expect_reconciled<K: Proxy>(client: &Client, namespace: &str, resource:
             .is_some(),
         live.autoscaled()
     );
+    let policy: NetworkPolicy = get(client, namespace, &child).await.expect("NetworkPolicy");
+    let ingress = serde_json::to_value(&policy.spec.as_ref().unwrap().ingress).unwrap();
+    assert_eq!(
+        ingress[1]["from"][0]["namespaceSelector"]["matchExpressions"][0]["values"],
+        json!(sorted([
+            OPERATOR_NAMESPACE,
+            MONITORING_NAMESPACE,
+            namespace
+        ])),
+        "the admin port is open to the operator's, the monitoring and the own namespace"
+    );
     uid
 }
 
@@ -252,6 +271,8 @@ pub async fn run(client: &Client, namespace: &str, operator: &mut OperatorProces
     change_a_route(client, namespace, gateway.clone()).await;
     refuse_an_invalid_change(client, namespace, gateway).await;
     resolve_a_late_service(client, namespace).await;
+    never_take_over_a_users_service(client, namespace).await;
+    report_a_child_the_api_server_refuses(client, namespace).await;
     delete_and_collect(client, namespace, &gateway_uid).await;
 
     let metrics = operator.metrics().await;
@@ -314,6 +335,26 @@ async fn change_a_route(client: &Client, namespace: &str, mut gateway: Gateway) 
     println!("route change programmed without touching the pods");
 }
 
+/// Waits until the Gateway `name` reports `(type, status, reason)` for `generation`.
+async fn gateway_reports(
+    client: &Client,
+    namespace: &str,
+    (name, generation): (&str, Option<i64>),
+    (type_, expected, reason): (&str, &str, &str),
+    what: &str,
+) -> Option<Gateway> {
+    wait_for(client, namespace, name, what, |g: Option<&Gateway>| {
+        reports(
+            g.and_then(|g| g.status.as_ref()),
+            generation,
+            type_,
+            expected,
+            reason,
+        )
+    })
+    .await
+}
+
 async fn refuse_an_invalid_change(client: &Client, namespace: &str, mut gateway: Gateway) {
     let child = proxy_name(Kind::Gateway, "public");
     let served = get::<ConfigMap>(client, namespace, &child).await.unwrap();
@@ -327,20 +368,12 @@ async fn refuse_an_invalid_change(client: &Client, namespace: &str, mut gateway:
     product.backend.as_mut().unwrap().path = Some("/items/{sku}".to_owned());
     let invalid = apply(client, namespace, &gateway).await;
     let generation = invalid.metadata.generation;
-    let refused = wait_for(
+    let refused = gateway_reports(
         client,
         namespace,
-        "public",
+        ("public", generation),
+        ("Accepted", "False", "Invalid"),
         "Accepted=False",
-        |g: Option<&Gateway>| {
-            reports(
-                g.and_then(|g| g.status.as_ref()),
-                generation,
-                "Accepted",
-                "False",
-                "Invalid",
-            )
-        },
     )
     .await
     .unwrap();
@@ -407,23 +440,188 @@ async fn resolve_a_late_service(client: &Client, namespace: &str) {
     assert!(message.contains("late-backend"), "{message}");
 
     apply(client, namespace, &backend_service("late-backend")).await;
-    wait_for(
+    gateway_reports(
         client,
         namespace,
-        "late",
+        ("late", generation),
+        ("ResolvedRefs", "True", "ResolvedRefs"),
         "ResolvedRefs=True once the Service exists",
-        |g: Option<&Gateway>| {
-            reports(
-                g.and_then(|g| g.status.as_ref()),
-                generation,
-                "ResolvedRefs",
-                "True",
-                "ResolvedRefs",
-            )
-        },
     )
     .await;
     println!("a Service created later resolves the reference");
+}
+
+fn gateway_to_catalog(name: &str, namespace: &str, deployment: serde_json::Value) -> Gateway {
+    serde_json::from_value(json!({
+        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "Gateway",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "contracts": [{"version": "v1", "routes": [
+                {"name": "things", "match": {"path": "/things"}, "backend": {"service": "catalog", "port": 8080}}
+            ]}],
+            "deployment": deployment,
+        }
+    }))
+    .unwrap()
+}
+
+/// Waits until the accepted Gateway reports `Programmed=False` with `reason` for its generation;
+/// returns the condition's message.
+async fn not_programmed(
+    client: &Client,
+    namespace: &str,
+    gateway: &Gateway,
+    reason: &str,
+) -> String {
+    let generation = gateway.metadata.generation;
+    let what = format!("Programmed=False {reason}");
+    let blocked = wait_for(
+        client,
+        namespace,
+        &gateway.name_any(),
+        &what,
+        |g: Option<&Gateway>| {
+            let status = g.and_then(|g| g.status.as_ref());
+            reports(status, generation, "Programmed", "False", reason)
+                && reports(status, generation, "Accepted", "True", "Accepted")
+        },
+    )
+    .await
+    .unwrap();
+    condition(blocked.status.as_ref(), "Programmed")
+        .unwrap()
+        .message
+        .clone()
+}
+
+/// A user's Service already has the name the Gateway's Service would get: the operator leaves it
+/// exactly as it is, writes nothing else for the Gateway and says why, until the user's Service
+/// goes away.
+async fn never_take_over_a_users_service(client: &Client, namespace: &str) {
+    let child = proxy_name(Kind::Gateway, "payments");
+    let users: Service = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": child, "labels": {"team": "billing"}},
+        "spec": {"selector": {"app": "billing"}, "ports": [{"name": "https", "port": 443, "targetPort": 8443}]}
+    }))
+    .unwrap();
+    let users = apply(client, namespace, &users).await;
+    let gateway = apply(
+        client,
+        namespace,
+        &gateway_to_catalog("payments", namespace, json!({})),
+    )
+    .await;
+    let generation = gateway.metadata.generation;
+    let message = &not_programmed(client, namespace, &gateway, "NameConflict").await;
+    assert!(
+        message.starts_with(&format!(
+            "Service {namespace}/{child} already exists and no controller owns it"
+        )),
+        "{message}"
+    );
+
+    let still: Service = get(client, namespace, &child).await.unwrap();
+    assert_eq!(
+        serde_json::to_value(&still.spec.as_ref().unwrap().selector).unwrap(),
+        json!({"app": "billing"})
+    );
+    let ports = serde_json::to_value(&still.spec.as_ref().unwrap().ports).unwrap();
+    assert_eq!(ports[0]["port"], 443);
+    assert_eq!(ports.as_array().unwrap().len(), 1, "{ports}");
+    assert!(
+        still.owner_references().is_empty(),
+        "no owner reference added"
+    );
+    assert!(
+        still
+            .managed_fields()
+            .iter()
+            .all(|m| m.manager.as_deref() != Some(OPERATOR)),
+        "the operator never wrote the user's Service"
+    );
+    assert_eq!(still.resource_version(), users.resource_version());
+    assert!(get::<ConfigMap>(client, namespace, &child).await.is_none());
+    assert!(get::<Deployment>(client, namespace, &child).await.is_none());
+    assert!(
+        get::<ServiceAccount>(client, namespace, &child)
+            .await
+            .is_none()
+    );
+
+    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+    services
+        .delete(&child, &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for::<Service>(
+        client,
+        namespace,
+        &child,
+        "the user's Service to be deleted",
+        is_deleted(&users.uid().unwrap()),
+    )
+    .await;
+    let programmed = gateway_reports(
+        client,
+        namespace,
+        ("payments", generation),
+        ("Programmed", "True", "Programmed"),
+        "Programmed=True once the user's Service is gone",
+    )
+    .await
+    .unwrap();
+    let ours: Service = get(client, namespace, &child).await.unwrap();
+    assert_eq!(
+        ours.owner_references()
+            .iter()
+            .find(|o| o.controller == Some(true))
+            .map(|o| o.uid.as_str()),
+        programmed.uid().as_deref()
+    );
+    println!("a user's Service is never taken over; the Gateway is programmed once it is gone");
+}
+
+/// The CRD cannot compare quantities, so a request above its limit reaches the Deployment API,
+/// which refuses it (422): the status says so, with the API's words.
+async fn report_a_child_the_api_server_refuses(client: &Client, namespace: &str) {
+    let over =
+        json!({"resources": {"requests": {"memory": "512Mi"}, "limits": {"memory": "256Mi"}}});
+    let gateway = apply(
+        client,
+        namespace,
+        &gateway_to_catalog("refused", namespace, over),
+    )
+    .await;
+    let message = &not_programmed(client, namespace, &gateway, "ApplyFailed").await;
+    let child = proxy_name(Kind::Gateway, "refused");
+    assert!(
+        message.starts_with(&format!(
+            "the API server refused Deployment {namespace}/{child} (422 Invalid): "
+        )) && message.contains("must be less than or equal to memory limit"),
+        "{message}"
+    );
+    assert!(get::<Deployment>(client, namespace, &child).await.is_none());
+
+    let fixed =
+        json!({"resources": {"requests": {"memory": "128Mi"}, "limits": {"memory": "256Mi"}}});
+    let gateway = apply(
+        client,
+        namespace,
+        &gateway_to_catalog("refused", namespace, fixed),
+    )
+    .await;
+    let generation = gateway.metadata.generation;
+    gateway_reports(
+        client,
+        namespace,
+        ("refused", generation),
+        ("Programmed", "True", "Programmed"),
+        "Programmed=True once the spec is fixed",
+    )
+    .await;
+    assert!(get::<Deployment>(client, namespace, &child).await.is_some());
+    println!("a child the API server refuses is reported as ApplyFailed, and clears when fixed");
 }
 
 async fn wait_deleted<K>(client: &Client, namespace: &str, name: &str)
@@ -464,6 +662,7 @@ async fn delete_and_collect(client: &Client, namespace: &str, gateway_uid: &str)
     wait_deleted::<ServiceAccount>(client, namespace, &child).await;
     wait_deleted::<HorizontalPodAutoscaler>(client, namespace, &child).await;
     wait_deleted::<PodDisruptionBudget>(client, namespace, &child).await;
+    wait_deleted::<NetworkPolicy>(client, namespace, &child).await;
     println!("deleting the Gateway garbage-collected its objects");
 }
 

@@ -330,6 +330,44 @@ fn operator_pods_run_locked_down_with_probes_and_downward_api() {
     }
 }
 
+/// `proxyNetworkPolicy` reaches the operator as flags; an empty monitoring namespace passes none.
+#[test]
+fn proxy_network_policy_values_become_operator_flags() {
+    let Some(helm) = Helm::find() else { return };
+    for case in CASES {
+        let objects = parse_yaml_stream(&helm.template_case(case));
+        let args = operator_args(the_one(&objects, "Deployment"));
+        let (enabled, monitoring) = if case.name == "custom-values" {
+            ("false", "observability")
+        } else {
+            ("true", "monitoring")
+        };
+        assert_eq!(
+            args["--proxy-network-policy"], enabled,
+            "case {}",
+            case.name
+        );
+        assert_eq!(
+            args["--monitoring-namespace"], monitoring,
+            "case {}",
+            case.name
+        );
+    }
+    let no_monitoring = support::Case {
+        name: "no-monitoring-namespace",
+        args: &["--set", "proxyNetworkPolicy.monitoringNamespace="],
+        ..CASES[0]
+    };
+    let objects = parse_yaml_stream(&helm.template_case(&no_monitoring));
+    let args = operator_args(the_one(&objects, "Deployment"));
+    assert!(!args.contains_key("--monitoring-namespace"), "{args:?}");
+    let error = helm.template_error(&[
+        "--set",
+        "proxyNetworkPolicy.monitoringNamespace=Not_A_Namespace",
+    ]);
+    assert!(error.contains("monitoringNamespace"), "{error}");
+}
+
 /// The metrics Service, the PodDisruptionBudget and the ServiceMonitor select the operator pods.
 fn assert_selects_operator_pods(objects: &[Value], deployment: &Value) {
     let pod_labels = deployment["spec"]["template"]["metadata"]["labels"]

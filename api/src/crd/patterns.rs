@@ -45,6 +45,9 @@ pub const NONZERO_DURATION_RULE: &str = "!self.matches('^(0+(h|m|s|ms))+$')";
 /// The message of [`NONZERO_DURATION_RULE`].
 pub const NONZERO_DURATION_MESSAGE: &str = "a timeout must be above 0";
 
+/// A percentage of pods as Kubernetes' disruption budgets take it: `0%` to `100%`.
+pub const PERCENT: &str = r"^(100|[1-9]?[0-9])%$";
+
 /// A host name, optionally with a leading wildcard label: `api.example.com`, `*.example.com`.
 pub const HOSTNAME: &str =
     r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::KubeSchema;
+use schemars::{Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
@@ -52,10 +53,26 @@ fn default_min_replicas() -> i32 {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!(has(self.minAvailable) && has(self.maxUnavailable))").message("set minAvailable or maxUnavailable, not both"))]
 pub struct DisruptionBudget {
-    /// Pods (number or percentage) that must stay available.
+    /// Pods that must stay available: a number (0 or more) or a percentage (`0%` to `100%`).
+    #[serde(default)]
+    #[schemars(schema_with = "pods_or_percent")]
     pub min_available: Option<IntOrString>,
-    /// Pods (number or percentage) that may be unavailable.
+    /// Pods that may be unavailable: a number (0 or more) or a percentage (`0%` to `100%`).
+    #[serde(default)]
+    #[schemars(schema_with = "pods_or_percent")]
     pub max_unavailable: Option<IntOrString>,
+}
+
+/// An int-or-string that the PodDisruptionBudget API takes: an integer of 0 or more, or a
+/// percentage of at most 100% (`pattern` applies to strings only, `minimum` to numbers only), so
+/// the API server refuses on the Gatehouse resource what it would refuse later on the budget.
+fn pods_or_percent(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "x-kubernetes-int-or-string": true,
+        "nullable": true,
+        "minimum": 0,
+        "pattern": super::patterns::PERCENT,
+    })
 }
 
 /// The proxy Deployment.
@@ -64,6 +81,7 @@ pub struct DisruptionBudget {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!(has(self.replicas) && has(self.autoscaling))").message("set deployment.replicas or deployment.autoscaling, not both: the autoscaler owns the replica count"))]
 #[x_kube(validation = Rule::new("!has(self.externallyScaled) || !self.externallyScaled || !(has(self.replicas) || has(self.autoscaling))").message("an externally scaled deployment takes neither replicas nor autoscaling"))]
+#[x_kube(validation = Rule::new("!has(self.disruptionBudget) || (has(self.autoscaling) ? self.autoscaling.maxReplicas > 1 : (!has(self.replicas) || self.replicas > 1))").message("a disruptionBudget needs more than one possible replica: with deployment.replicas or autoscaling.maxReplicas at 0 or 1 a budget would block every node drain, so none is made; remove disruptionBudget or allow more replicas"))]
 pub struct DeploymentSettings {
     /// Fixed number of proxy pods. When neither this, `autoscaling` nor `externallyScaled` is
     /// set, 2 are run.
@@ -79,8 +97,14 @@ pub struct DeploymentSettings {
     /// 256Mi memory limit. The proxy runs one worker thread per CPU of the CPU limit, or of the
     /// CPU request when there is no limit, rounded up (at least 1, at most 64).
     pub resources: Option<ResourceRequirements>,
-    /// Disruption budget, created whenever more than one replica is possible.
+    /// Disruption budget, created whenever more than one replica is possible (setting it with at
+    /// most one possible replica is refused).
     pub disruption_budget: Option<DisruptionBudget>,
+    /// Guard the proxy pods with a NetworkPolicy: the traffic port open to every source, the
+    /// admin port (metrics, `/config`) only to this namespace, the operator's and the monitoring
+    /// namespace. Defaults to the operator's setting (`--proxy-network-policy`, the chart's
+    /// `proxyNetworkPolicy.enabled`).
+    pub network_policy: Option<bool>,
 }
 
 /// Kubernetes Service types a gateway can be exposed with.

@@ -80,8 +80,9 @@ Call with (dict "image" .Values.image.operator "context" $).
 
 {{/*
 The RBAC rules the operator needs on the namespaced resources it watches and owns, exactly:
-its custom resources (read and patch, status written), the objects it renders for every proxy,
-and events. No access to Secrets. Used by the ClusterRole, or by the Role when watchNamespace is set.
+its custom resources (read and patch, status written), the objects it renders for every proxy
+(NetworkPolicies included, even with proxyNetworkPolicy.enabled=false: a resource may ask for one,
+and turning them off deletes those made before), and events. No access to Secrets. Used by the ClusterRole, or by the Role when watchNamespace is set.
 */}}
 {{- define "gatehouse.operatorRules" -}}
 - apiGroups: ["gatehouse.dev"]
@@ -101,6 +102,9 @@ and events. No access to Secrets. Used by the ClusterRole, or by the Role when w
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["events"]

@@ -8,6 +8,7 @@ mod autoscaler;
 mod config_map;
 mod deployment;
 mod disruption_budget;
+mod network_policy;
 mod service;
 mod service_account;
 
@@ -20,6 +21,7 @@ use gatehouse_api::route_table::{RouteTable, digest_of};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use serde::Serialize;
@@ -30,6 +32,7 @@ pub use deployment::{
     ADMIN_PORT_NAME, CONTAINER_NAME, PROXY_PORT_NAME, ROUTES_DIR, SECRETS_DIR,
     TERMINATION_GRACE_SECONDS,
 };
+pub use network_policy::NAMESPACE_NAME_LABEL;
 
 /// Annotation holding the hash of everything else in the object, as built.
 pub const HASH_ANNOTATION: &str = "gatehouse.dev/desired-hash";
@@ -41,7 +44,7 @@ pub const MANAGED_BY: &str = "gatehouse-operator";
 pub const MANAGED_BY_SELECTOR: &str = "app.kubernetes.io/managed-by=gatehouse-operator";
 
 /// The objects of one proxy. The HPA exists only with autoscaling, the PDB only when more than
-/// one replica is possible.
+/// one replica is possible, the NetworkPolicy unless turned off.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProxyObjects {
     /// The proxy pods' identity (with no API token).
@@ -56,6 +59,8 @@ pub struct ProxyObjects {
     pub autoscaler: Option<HorizontalPodAutoscaler>,
     /// The disruption budget, when more than one replica is possible.
     pub disruption_budget: Option<PodDisruptionBudget>,
+    /// The ingress rules of the proxy pods, unless turned off.
+    pub network_policy: Option<NetworkPolicy>,
 }
 
 impl ProxyObjects {
@@ -73,6 +78,9 @@ impl ProxyObjects {
         }
         if let Some(budget) = &self.disruption_budget {
             manifests.push(serde_json::to_value(budget)?);
+        }
+        if let Some(policy) = &self.network_policy {
+            manifests.push(serde_json::to_value(policy)?);
         }
         Ok(manifests)
     }
@@ -95,6 +103,12 @@ pub fn render(resource: &Resource, table: &RouteTable, settings: &ProxySettings)
         autoscaler: autoscaler::render_autoscaler(&scope, deployment_settings).map(stamp),
         disruption_budget: disruption_budget::render_disruption_budget(&scope, deployment_settings)
             .map(stamp),
+        network_policy: network_policy::render_network_policy(
+            &scope,
+            deployment_settings,
+            &settings.network_policy,
+        )
+        .map(stamp),
     }
 }
 

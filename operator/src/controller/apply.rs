@@ -1,12 +1,20 @@
 //! apply: make the cluster hold the built objects — server-side apply with the one field
-//! manager, forced — skipping every object that already holds them, and deleting an autoscaler
-//! or disruption budget this operator made that is no longer wanted.
+//! manager, forced — skipping every object that already holds them, and deleting an optional
+//! object (autoscaler, disruption budget, NetworkPolicy) this operator made that is no longer
+//! wanted.
+//!
+//! Every child is read before anything is written. When one of them exists and is not
+//! controlled by this resource ([`super::ownership`]), nothing at all is written: the resource
+//! reports the conflict. A write the API server refuses for good (400 Bad Request, 422 Invalid)
+//! stops the apply and is reported too ([`Refusal`]); any other error is returned, to be retried.
 
-use std::fmt::Debug;
+use std::fmt::{self, Debug};
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -14,10 +22,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::ownership::{Conflict, conflict, is_controlled_by};
 use crate::FIELD_MANAGER;
 use crate::build::{ProxyObjects, stamped_hash};
 
-/// Why an object could not be applied.
+/// Why an object could not be read or written.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot {verb} {kind} {namespace}/{name}: {source}")]
 pub struct ApplyError {
@@ -28,41 +37,223 @@ pub struct ApplyError {
     source: kube::Error,
 }
 
-/// What apply did.
-#[derive(Debug)]
-pub struct Applied {
-    /// The live Deployment after apply (its status tells readiness).
-    pub deployment: Deployment,
-    /// True when the route ConfigMap was written (it did not hold this table yet).
-    pub table_written: bool,
+impl ApplyError {
+    /// The refusal, when the API server refused a write for good: the request itself is wrong
+    /// (400 Bad Request, 422 Invalid), so sending it again cannot succeed. Conflicts (409),
+    /// throttling (429), server errors and timeouts are passing and not refusals.
+    pub fn refusal(&self) -> Option<Refusal> {
+        let kube::Error::Api(status) = &self.source else {
+            return None;
+        };
+        (self.verb != "read" && matches!(status.code, 400 | 422)).then(|| Refusal {
+            kind: self.kind.clone(),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            code: status.code,
+            reason: status.reason.clone(),
+            message: status.message.clone(),
+        })
+    }
 }
 
-/// Applies every object, in order, and removes unwanted optional ones.
+/// A write of a child that the API server refused for good.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// Kind of the refused object.
+    pub kind: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// HTTP status code (400 or 422).
+    pub code: u16,
+    /// The API's reason, e.g. `Invalid`.
+    pub reason: String,
+    /// The API's message.
+    pub message: String,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the API server refused {} {}/{} ({}",
+            self.kind, self.namespace, self.name, self.code
+        )?;
+        if !self.reason.is_empty() {
+            write!(f, " {}", self.reason)?;
+        }
+        write!(f, "): {}", self.message)
+    }
+}
+
+/// Why apply stopped short of writing every object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Blocked {
+    /// Objects with the children's names exist and are not this resource's: nothing was written.
+    NameConflict(Vec<Conflict>),
+    /// The API server refused an object; the ones before it were applied, the rest were not.
+    Refused(Refusal),
+}
+
+impl Blocked {
+    /// The reason `Programmed=False` reports.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::NameConflict(_) => "NameConflict",
+            Self::Refused(_) => "ApplyFailed",
+        }
+    }
+}
+
+/// What apply did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// The live Deployment, when it is this resource's (its status tells readiness).
+    pub deployment: Option<Deployment>,
+    /// True when the route ConfigMap now holds the built table.
+    pub table_in_place: bool,
+    /// True when the route ConfigMap was written (it did not hold this table yet).
+    pub table_written: bool,
+    /// Set when not every object could be applied.
+    pub blocked: Option<Blocked>,
+}
+
+/// The live copies of every child a proxy may have.
+struct Live {
+    service_account: Option<ServiceAccount>,
+    config_map: Option<ConfigMap>,
+    service: Option<Service>,
+    deployment: Option<Deployment>,
+    autoscaler: Option<HorizontalPodAutoscaler>,
+    disruption_budget: Option<PodDisruptionBudget>,
+    network_policy: Option<NetworkPolicy>,
+}
+
+impl Live {
+    async fn read(client: &Client, namespace: &str, name: &str) -> Result<Self, ApplyError> {
+        Ok(Self {
+            service_account: read_live(client, namespace, name).await?,
+            config_map: read_live(client, namespace, name).await?,
+            service: read_live(client, namespace, name).await?,
+            deployment: read_live(client, namespace, name).await?,
+            autoscaler: read_live(client, namespace, name).await?,
+            disruption_budget: read_live(client, namespace, name).await?,
+            network_policy: read_live(client, namespace, name).await?,
+        })
+    }
+
+    /// The existing objects that would be written and are not controlled by `owner_uid`.
+    fn conflicts(&self, objects: &ProxyObjects, owner_uid: Option<&str>) -> Vec<Conflict> {
+        fn check<K: Resource<DynamicType = ()>>(
+            live: Option<&K>,
+            wanted: bool,
+            owner_uid: Option<&str>,
+        ) -> Option<Conflict> {
+            let live = live.filter(|_| wanted)?;
+            conflict(&K::kind(&()), live.meta(), owner_uid)
+        }
+        [
+            check(self.service_account.as_ref(), true, owner_uid),
+            check(self.config_map.as_ref(), true, owner_uid),
+            check(self.service.as_ref(), true, owner_uid),
+            check(self.deployment.as_ref(), true, owner_uid),
+            check(
+                self.autoscaler.as_ref(),
+                objects.autoscaler.is_some(),
+                owner_uid,
+            ),
+            check(
+                self.disruption_budget.as_ref(),
+                objects.disruption_budget.is_some(),
+                owner_uid,
+            ),
+            check(
+                self.network_policy.as_ref(),
+                objects.network_policy.is_some(),
+                owner_uid,
+            ),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
+/// Reads every child, then — unless one of them is not this resource's — applies every object
+/// in order and removes unwanted optional ones.
 pub async fn apply_objects(
     client: &Client,
     namespace: &str,
     objects: &ProxyObjects,
     owner_uid: Option<&str>,
 ) -> Result<Applied, ApplyError> {
-    ensure(client, namespace, &objects.service_account).await?;
-    let (_, table_written) = ensure(client, namespace, &objects.config_map).await?;
-    ensure(client, namespace, &objects.service).await?;
-    let (deployment, _) = ensure_deployment(client, namespace, &objects.deployment).await?;
+    let live = Live::read(client, namespace, &objects.deployment.name_any()).await?;
+    let conflicts = live.conflicts(objects, owner_uid);
+    if !conflicts.is_empty() {
+        return Ok(Applied {
+            deployment: live
+                .deployment
+                .filter(|d| is_controlled_by(d.meta(), owner_uid)),
+            blocked: Some(Blocked::NameConflict(conflicts)),
+            ..Applied::default()
+        });
+    }
+    let mut applied = Applied::default();
+    if let Err(error) = apply_all(client, namespace, objects, live, owner_uid, &mut applied).await {
+        applied.blocked = Some(Blocked::Refused(error.refusal().ok_or(error)?));
+    }
+    Ok(applied)
+}
+
+/// Applies the objects in order, recording progress in `applied`; stops at the first error.
+async fn apply_all(
+    client: &Client,
+    namespace: &str,
+    objects: &ProxyObjects,
+    live: Live,
+    owner_uid: Option<&str>,
+    applied: &mut Applied,
+) -> Result<(), ApplyError> {
+    // Until the Deployment is applied, readiness is that of the live one (it is ours: no conflict).
+    applied.deployment.clone_from(&live.deployment);
+    ensure(
+        client,
+        namespace,
+        &objects.service_account,
+        live.service_account,
+    )
+    .await?;
+    let (_, written) = ensure(client, namespace, &objects.config_map, live.config_map).await?;
+    applied.table_in_place = true;
+    applied.table_written = written;
+    ensure(client, namespace, &objects.service, live.service).await?;
+    let (deployment, _) =
+        ensure_deployment(client, namespace, &objects.deployment, live.deployment).await?;
+    applied.deployment = Some(deployment);
     let name = objects.deployment.name_any();
-    match &objects.autoscaler {
-        Some(autoscaler) => drop(ensure(client, namespace, autoscaler).await?),
-        None => {
-            remove_if_owned::<HorizontalPodAutoscaler>(client, namespace, &name, owner_uid).await?
-        }
-    }
-    match &objects.disruption_budget {
-        Some(budget) => drop(ensure(client, namespace, budget).await?),
-        None => remove_if_owned::<PodDisruptionBudget>(client, namespace, &name, owner_uid).await?,
-    }
-    Ok(Applied {
-        deployment,
-        table_written,
-    })
+    let optional = (namespace, name.as_str(), owner_uid);
+    ensure_optional(
+        client,
+        optional,
+        objects.autoscaler.as_ref(),
+        live.autoscaler,
+    )
+    .await?;
+    ensure_optional(
+        client,
+        optional,
+        objects.disruption_budget.as_ref(),
+        live.disruption_budget,
+    )
+    .await?;
+    ensure_optional(
+        client,
+        optional,
+        objects.network_policy.as_ref(),
+        live.network_policy,
+    )
+    .await
 }
 
 /// Field manager that keeps a Deployment's replica count while ownership passes from the operator
@@ -97,10 +288,10 @@ async fn ensure_deployment(
     client: &Client,
     namespace: &str,
     desired: &Deployment,
+    live: Option<Deployment>,
 ) -> Result<(Deployment, bool), ApplyError> {
     let name = desired.name_any();
     let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    let live = read_live(&api, namespace, &name).await?;
     let autoscaled = desired.spec.as_ref().is_some_and(|s| s.replicas.is_none());
     if let Some(replicas) = live
         .as_ref()
@@ -121,16 +312,16 @@ async fn ensure_deployment(
     apply_unless_held(&api, namespace, desired, live).await
 }
 
-/// Reads the live Deployment, for readiness, when nothing is applied.
+/// Reads the live Deployment, for readiness, when nothing is applied; `None` when it does not
+/// exist or is not controlled by the resource `owner_uid`.
 pub async fn read_deployment(
     client: &Client,
     namespace: &str,
     name: &str,
+    owner_uid: Option<&str>,
 ) -> Result<Option<Deployment>, ApplyError> {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    api.get_opt(name)
-        .await
-        .map_err(|source| error::<Deployment>("read", namespace, name, source))
+    let live: Option<Deployment> = read_live(client, namespace, name).await?;
+    Ok(live.filter(|d| is_controlled_by(d.meta(), owner_uid)))
 }
 
 fn error<K: Resource<DynamicType = ()>>(
@@ -148,39 +339,74 @@ fn error<K: Resource<DynamicType = ()>>(
     }
 }
 
-/// Server-side applies `desired` unless the live object already holds it. Returns the live
-/// object and whether it was written.
-async fn ensure<K>(client: &Client, namespace: &str, desired: &K) -> Result<(K, bool), ApplyError>
-where
+/// What every child kind is to the client.
+trait Child:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + Debug
+    + Serialize
+    + DeserializeOwned
+{
+}
+
+impl<K> Child for K where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
         + Clone
         + Debug
         + Serialize
-        + DeserializeOwned,
+        + DeserializeOwned
 {
+}
+
+/// Server-side applies `desired` unless the `live` object already holds it. Returns the live
+/// object and whether it was written.
+async fn ensure<K: Child>(
+    client: &Client,
+    namespace: &str,
+    desired: &K,
+    live: Option<K>,
+) -> Result<(K, bool), ApplyError> {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
-    let live = read_live(&api, namespace, &desired.name_any()).await?;
     apply_unless_held(&api, namespace, desired, live).await
 }
 
-async fn read_live<K>(api: &Api<K>, namespace: &str, name: &str) -> Result<Option<K>, ApplyError>
-where
-    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned,
-{
+/// An optional object: applied when `desired`, else deleted when the live one is controlled by
+/// the resource `owner_uid` (anybody else's is left alone).
+async fn ensure_optional<K: Child>(
+    client: &Client,
+    (namespace, name, owner_uid): (&str, &str, Option<&str>),
+    desired: Option<&K>,
+    live: Option<K>,
+) -> Result<(), ApplyError> {
+    if let Some(desired) = desired {
+        return ensure(client, namespace, desired, live).await.map(drop);
+    }
+    if live.is_some_and(|live| is_controlled_by(live.meta(), owner_uid)) {
+        let api: Api<K> = Api::namespaced(client.clone(), namespace);
+        api.delete(name, &DeleteParams::default())
+            .await
+            .map_err(|source| error::<K>("delete", namespace, name, source))?;
+    }
+    Ok(())
+}
+
+async fn read_live<K: Child>(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<K>, ApplyError> {
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
     api.get_opt(name)
         .await
         .map_err(|source| error::<K>("read", namespace, name, source))
 }
 
-async fn apply_unless_held<K>(
+async fn apply_unless_held<K: Child>(
     api: &Api<K>,
     namespace: &str,
     desired: &K,
     live: Option<K>,
-) -> Result<(K, bool), ApplyError>
-where
-    K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
-{
+) -> Result<(K, bool), ApplyError> {
     if let Some(live) = live
         && holds(desired, &live)
     {
@@ -193,37 +419,6 @@ where
         .await
         .map_err(|source| error::<K>("apply", namespace, &name, source))?;
     Ok((applied, true))
-}
-
-/// Deletes the object `name` when it exists and is controlled by the resource `owner_uid`.
-async fn remove_if_owned<K>(
-    client: &Client,
-    namespace: &str,
-    name: &str,
-    owner_uid: Option<&str>,
-) -> Result<(), ApplyError>
-where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + Debug
-        + DeserializeOwned,
-{
-    let api: Api<K> = Api::namespaced(client.clone(), namespace);
-    let live = api
-        .get_opt(name)
-        .await
-        .map_err(|source| error::<K>("read", namespace, name, source))?;
-    let owned = live.is_some_and(|live| {
-        live.owner_references()
-            .iter()
-            .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == owner_uid)
-    });
-    if owned {
-        api.delete(name, &DeleteParams::default())
-            .await
-            .map_err(|source| error::<K>("delete", namespace, name, source))?;
-    }
-    Ok(())
 }
 
 /// True when the live object was applied from this very build (same hash annotation) and still

@@ -3,9 +3,10 @@
 use gatehouse_api::crd::ProxyStatus;
 use kube::runtime::events::{Event, EventType};
 
-/// Events for every condition whose status flipped (or appeared), plus one when a new route
-/// table was written. A condition turning `False` is a warning, except `Ready` on a proxy that
-/// was never ready (pods starting is not a problem).
+/// Events for every condition whose status flipped (or appeared) or that changed its reason
+/// (`Programmed` going from `NotAccepted` to `NameConflict` is news), plus one when a new route
+/// table was written. A `False` condition is a warning, except `Ready` on a proxy that was never
+/// ready (pods starting is not a problem).
 pub fn transition_events(
     previous: Option<&ProxyStatus>,
     next: &ProxyStatus,
@@ -17,7 +18,8 @@ pub fn transition_events(
         .filter_map(|condition| {
             let before =
                 previous.and_then(|p| p.conditions.iter().find(|c| c.type_ == condition.type_));
-            if before.is_some_and(|b| b.status == condition.status) {
+            if before.is_some_and(|b| b.status == condition.status && b.reason == condition.reason)
+            {
                 return None;
             }
             let healthy =
@@ -104,5 +106,15 @@ mod tests {
             summary(&transition_events(Some(&first), &invalid, false)),
             [("Invalid".to_owned(), true)]
         );
+        // Still False, for another reason: the news is told once.
+        let conflict = status(&[
+            ("Accepted", "True", "Accepted"),
+            ("Ready", "False", "DeploymentMissing"),
+        ]);
+        assert_eq!(
+            summary(&transition_events(Some(&first), &conflict, false)),
+            [("DeploymentMissing".to_owned(), true)]
+        );
+        assert!(transition_events(Some(&conflict), &conflict, false).is_empty());
     }
 }

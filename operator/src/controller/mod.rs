@@ -7,6 +7,7 @@ pub mod backoff;
 pub mod context;
 pub mod dereference;
 pub mod events;
+pub mod ownership;
 pub mod reconcile;
 pub mod status;
 
@@ -21,6 +22,7 @@ use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, watcher};
@@ -28,6 +30,8 @@ use kube::{Api, Client, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::{debug, warn};
+
+use gatehouse_api::naming::proxy_name;
 
 use crate::build::MANAGED_BY_SELECTOR;
 use crate::references::References;
@@ -93,19 +97,26 @@ where
     }
 }
 
-/// The resources in `store` of `namespace` whose references satisfy `names_it`.
-fn referencing<K: ProxyResource>(
+/// The resources in `store` of `namespace` for which `concerns` holds.
+fn concerned<K: ProxyResource>(
     store: &Store<K>,
     namespace: Option<String>,
-    names_it: impl Fn(&References) -> bool,
+    concerns: impl Fn(&Resource) -> bool,
 ) -> Vec<ObjectRef<K>> {
     store
         .state()
         .iter()
         .filter(|object| object.namespace() == namespace)
-        .filter(|object| names_it(&References::of(&object.to_resource())))
+        .filter(|object| concerns(&object.to_resource()))
         .map(|object| ObjectRef::from_obj(object.as_ref()))
         .collect()
+}
+
+/// True when the resource routes to the Service `name`, or its own Service would be called
+/// `name` (a user's Service of that name blocks it until it goes away).
+fn concerns_service(resource: &Resource, name: &str) -> bool {
+    References::of(resource).names_service(name)
+        || proxy_name(resource.kind(), resource.name()) == name
 }
 
 /// Runs the controller of kind `K` until `shutdown` resolves.
@@ -123,14 +134,15 @@ pub async fn run_controller<K: ProxyResource>(
         .owns(scoped::<Service>(&client, ns), owned())
         .owns(scoped::<Deployment>(&client, ns), owned())
         .owns(scoped::<HorizontalPodAutoscaler>(&client, ns), owned())
-        .owns(scoped::<PodDisruptionBudget>(&client, ns), owned());
+        .owns(scoped::<PodDisruptionBudget>(&client, ns), owned())
+        .owns(scoped::<NetworkPolicy>(&client, ns), owned());
     let store = controller.store();
     let controller = controller.watches(
         scoped::<Service>(&client, ns),
         watcher::Config::default(),
         move |service: Service| {
             let name = service.name_any();
-            referencing(&store, service.namespace(), |r| r.names_service(&name))
+            concerned(&store, service.namespace(), |r| concerns_service(r, &name))
         },
     );
     let controller = if K::ROUTES_TO_AGGREGATORS {
@@ -140,8 +152,8 @@ pub async fn run_controller<K: ProxyResource>(
             watcher::Config::default(),
             move |aggregator: Aggregator| {
                 let name = aggregator.name_any();
-                referencing(&store, aggregator.namespace(), |r| {
-                    r.names_aggregator(&name)
+                concerned(&store, aggregator.namespace(), |r| {
+                    References::of(r).names_aggregator(&name)
                 })
             },
         )

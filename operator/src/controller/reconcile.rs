@@ -2,8 +2,12 @@
 //!
 //! Only dereference, apply and status touch the client; the middle is [`crate::plan::plan`].
 //! An invalid spec is not an error: it is reported (`Accepted=False`) and waits for a change,
-//! with nothing applied, so the last accepted table keeps serving. API errors are errors: they
-//! are retried with a growing delay.
+//! with nothing applied, so the last accepted table keeps serving. Neither is a child name taken
+//! by an object this resource does not control (`Programmed=False`, `NameConflict`, nothing
+//! applied, checked again every minute and whenever such a Service changes) nor a child the API
+//! server refuses for good (`Programmed=False`, `ApplyFailed`, tried again when the resource
+//! changes or after five minutes). Other API errors are errors: they are retried with a growing
+//! delay.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +20,7 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::ProxyResource;
-use super::apply::{ApplyError, apply_objects, read_deployment};
+use super::apply::{ApplyError, Blocked, apply_objects, read_deployment};
 use super::context::Context;
 use super::dereference::{DereferenceError, dereference};
 use super::events::transition_events;
@@ -27,6 +31,12 @@ use crate::references::References;
 
 /// A valid resource is reconciled again after this long even if nothing happened.
 const RESYNC: Duration = Duration::from_secs(600);
+/// A resource blocked by a name conflict looks again after this long (most objects in the way
+/// are not watched: they do not carry the operator's label).
+const CONFLICT_RECHECK: Duration = Duration::from_secs(60);
+/// A resource whose child the API server refused tries again after this long, unless it
+/// changes first: the same request would be refused again.
+const REFUSED_RETRY: Duration = Duration::from_secs(300);
 
 /// Why a reconcile failed (and will be retried).
 #[derive(Debug, thiserror::Error)]
@@ -76,24 +86,25 @@ pub async fn reconcile<K: ProxyResource>(
     let missing = found.missing(&references);
 
     let owner_uid = object.meta().uid.as_deref();
-    let (problems, table, deployment, table_written) = match plan(&resource, &found, &ctx.settings)
-    {
-        Ok(plan) => {
-            let applied = apply_objects(&ctx.client, &namespace, &plan.objects, owner_uid).await?;
-            let deployment = Some(applied.deployment);
-            (
-                Vec::new(),
-                Some(plan.table),
-                deployment,
-                applied.table_written,
-            )
-        }
-        Err(problems) => {
-            let name = proxy_name(resource.kind(), resource.name());
-            let deployment = read_deployment(&ctx.client, &namespace, &name).await?;
-            (problems, None, deployment, false)
-        }
-    };
+    let (problems, table, deployment, table_written, blocked) =
+        match plan(&resource, &found, &ctx.settings) {
+            Ok(plan) => {
+                let applied =
+                    apply_objects(&ctx.client, &namespace, &plan.objects, owner_uid).await?;
+                (
+                    Vec::new(),
+                    applied.table_in_place.then_some(plan.table),
+                    applied.deployment,
+                    applied.table_written,
+                    applied.blocked,
+                )
+            }
+            Err(problems) => {
+                let name = proxy_name(resource.kind(), resource.name());
+                let deployment = read_deployment(&ctx.client, &namespace, &name, owner_uid).await?;
+                (problems, None, deployment, false, None)
+            }
+        };
 
     let address = service_address(&resource, &ctx.settings);
     let seen = Observation {
@@ -101,6 +112,7 @@ pub async fn reconcile<K: ProxyResource>(
         problems: &problems,
         missing: &missing,
         table: table.as_ref(),
+        blocked: blocked.as_ref(),
         deployment: deployment.as_ref(),
         address: &address,
     };
@@ -130,16 +142,18 @@ pub async fn reconcile<K: ProxyResource>(
             key = %object_key(object.as_ref()),
             accepted = problems.is_empty(),
             missing = missing.len(),
+            blocked = blocked.as_ref().map(Blocked::reason).unwrap_or_default(),
             digest = next.route_table_digest.as_deref().unwrap_or_default(),
             "status updated"
         );
     }
     ctx.backoff.reset(&object_key(object.as_ref()));
-    if problems.is_empty() {
-        Ok(Action::requeue(RESYNC))
-    } else {
-        Ok(Action::await_change())
-    }
+    Ok(match (problems.is_empty(), &blocked) {
+        (false, _) => Action::await_change(),
+        (true, Some(Blocked::NameConflict(_))) => Action::requeue(CONFLICT_RECHECK),
+        (true, Some(Blocked::Refused(_))) => Action::requeue(REFUSED_RETRY),
+        (true, None) => Action::requeue(RESYNC),
+    })
 }
 
 /// Retries a failed reconcile after a growing delay.

@@ -13,13 +13,14 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
+use super::apply::Blocked;
 use crate::plan::MissingRef;
 
 /// Condition types, in the order they are reported.
 pub const ACCEPTED: &str = "Accepted";
 /// Every referenced Service and Aggregator exists.
 pub const RESOLVED_REFS: &str = "ResolvedRefs";
-/// The route ConfigMap holds this generation's table.
+/// Every object of this generation is applied (the route ConfigMap holds its table).
 pub const PROGRAMMED: &str = "Programmed";
 /// The proxy Deployment is available.
 pub const READY: &str = "Ready";
@@ -38,6 +39,8 @@ pub struct Observation<'a> {
     pub missing: &'a [MissingRef],
     /// The table now in the route ConfigMap, when this generation's table was applied.
     pub table: Option<&'a RouteTable>,
+    /// Why not every object of a valid spec could be applied.
+    pub blocked: Option<&'a Blocked>,
     /// The live proxy Deployment, if any.
     pub deployment: Option<&'a Deployment>,
     /// `host:port` of the proxy Service.
@@ -115,7 +118,47 @@ fn resolved_refs(seen: &Observation<'_>) -> Condition {
     }
 }
 
+/// Where the route table stands, for a message that explains a `Programmed=False`.
+fn served_table(seen: &Observation<'_>, previous: Option<&ProxyStatus>) -> String {
+    match (
+        seen.table,
+        previous.and_then(|p| p.route_table_digest.as_deref()),
+    ) {
+        (Some(table), _) => format!("the route ConfigMap holds route table {}", table.digest()),
+        (None, Some(digest)) => format!("the last route table {digest} keeps serving"),
+        (None, None) => "no route table has been written".to_owned(),
+    }
+}
+
 fn programmed(seen: &Observation<'_>, previous: Option<&ProxyStatus>) -> Condition {
+    if seen.problems.is_empty()
+        && let Some(blocked) = seen.blocked
+    {
+        let message = match blocked {
+            Blocked::NameConflict(conflicts) => {
+                let names: Vec<String> = conflicts.iter().map(ToString::to_string).collect();
+                format!(
+                    "{}; nothing is applied while an object with a name this resource needs \
+                         belongs to something else: delete or rename it, or rename this \
+                         resource; {}",
+                    names.join("; "),
+                    served_table(seen, previous)
+                )
+            }
+            Blocked::Refused(refusal) => format!(
+                "{refusal}; it and the objects after it are tried again when the resource changes \
+                 or in 5 minutes; {}",
+                served_table(seen, previous)
+            ),
+        };
+        return condition(
+            PROGRAMMED,
+            false,
+            blocked.reason(),
+            message,
+            seen.generation,
+        );
+    }
     match seen.table {
         Some(table) => condition(
             PROGRAMMED,
@@ -263,6 +306,7 @@ mod tests {
             problems,
             missing,
             table: None,
+            blocked: None,
             deployment: None,
             address: "public-gateway.shop.svc.cluster.local:80",
         }
@@ -333,6 +377,85 @@ mod tests {
                 .message
                 .contains("Aggregator \"product-page\" not found")
         );
+    }
+
+    #[test]
+    fn a_blocked_apply_says_why_and_which_table_serves() {
+        use crate::controller::apply::Refusal;
+        use crate::controller::ownership::Conflict;
+
+        let previous = ProxyStatus {
+            route_table_digest: Some("sha256:old".to_owned()),
+            ..ProxyStatus::default()
+        };
+        let conflict = Blocked::NameConflict(vec![Conflict {
+            kind: "Service".to_owned(),
+            namespace: "shop".to_owned(),
+            name: "public-gateway".to_owned(),
+            controller: None,
+        }]);
+        let blocked = Observation {
+            blocked: Some(&conflict),
+            ..seen(&[], &[])
+        };
+        let status = compute_status(Some(&previous), &blocked, at(1));
+        let programmed = find(&status, PROGRAMMED);
+        assert_eq!(
+            (programmed.status.as_str(), programmed.reason.as_str()),
+            ("False", "NameConflict")
+        );
+        assert!(
+            programmed.message.starts_with(
+                "Service shop/public-gateway already exists and no controller owns it; nothing is \
+                 applied"
+            ) && programmed
+                .message
+                .ends_with("the last route table sha256:old keeps serving"),
+            "{}",
+            programmed.message
+        );
+        assert_eq!(find(&status, ACCEPTED).status, "True");
+        assert_eq!(status.route_table_digest.as_deref(), Some("sha256:old"));
+
+        let refused = Blocked::Refused(Refusal {
+            kind: "Deployment".to_owned(),
+            namespace: "shop".to_owned(),
+            name: "public-gateway".to_owned(),
+            code: 422,
+            reason: "Invalid".to_owned(),
+            message: "spec.template: bad".to_owned(),
+        });
+        let status = compute_status(
+            None,
+            &Observation {
+                blocked: Some(&refused),
+                ..seen(&[], &[])
+            },
+            at(1),
+        );
+        let programmed = find(&status, PROGRAMMED);
+        assert_eq!(programmed.reason, "ApplyFailed");
+        assert_eq!(programmed.observed_generation, Some(3));
+        assert!(
+            programmed.message.starts_with(
+                "the API server refused Deployment shop/public-gateway (422 Invalid): \
+                 spec.template: bad;"
+            ),
+            "{}",
+            programmed.message
+        );
+
+        // An invalid spec is reported as such, whatever else happened.
+        let problems = [Problem::new("spec", "broken")];
+        let status = compute_status(
+            None,
+            &Observation {
+                blocked: Some(&refused),
+                ..seen(&problems, &[])
+            },
+            at(1),
+        );
+        assert_eq!(find(&status, PROGRAMMED).reason, "NotAccepted");
     }
 
     #[test]

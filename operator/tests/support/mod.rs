@@ -33,6 +33,7 @@ struct State {
     objects: BTreeMap<String, Value>,
     log: Vec<Recorded>,
     failures: BTreeMap<String, u16>,
+    refusals: BTreeMap<String, (u16, String)>,
     interfere: BTreeMap<String, Value>,
     version: u64,
 }
@@ -50,6 +51,7 @@ pub fn collection(namespace: &str, plural: &str) -> String {
         "deployments" => "/apis/apps/v1".to_owned(),
         "horizontalpodautoscalers" => "/apis/autoscaling/v2".to_owned(),
         "poddisruptionbudgets" => "/apis/policy/v1".to_owned(),
+        "networkpolicies" => "/apis/networking.k8s.io/v1".to_owned(),
         "leases" => "/apis/coordination.k8s.io/v1".to_owned(),
         "events" => "/apis/events.k8s.io/v1".to_owned(),
         _ => "/apis/gatehouse.dev/v1alpha1".to_owned(),
@@ -84,6 +86,12 @@ impl FakeApi {
         self.state.lock().unwrap().objects.get(&path).cloned()
     }
 
+    /// Removes a stored object, as its owner deleting it would.
+    pub fn delete(&self, namespace: &str, plural: &str, name: &str) {
+        let path = format!("{}/{name}", collection(namespace, plural));
+        self.state.lock().unwrap().objects.remove(&path);
+    }
+
     /// Changes a stored object in place.
     pub fn edit(&self, namespace: &str, plural: &str, name: &str, change: impl FnOnce(&mut Value)) {
         let path = format!("{}/{name}", collection(namespace, plural));
@@ -97,6 +105,21 @@ impl FakeApi {
             .unwrap()
             .failures
             .insert(path.to_owned(), code);
+    }
+
+    /// Makes every write (any method but GET) to `path` answer `code` with a Status carrying
+    /// `message`, the way the API server refuses an object it finds invalid; reads still work.
+    pub fn refuse_writes(&self, path: &str, code: u16, message: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .refusals
+            .insert(path.to_owned(), (code, message.to_owned()));
+    }
+
+    /// Lets writes to `path` through again.
+    pub fn accept_writes(&self, path: &str) {
+        self.state.lock().unwrap().refusals.remove(path);
     }
 
     /// After the next GET of `path`, another writer replaces the object's `spec` with `spec`
@@ -132,6 +155,9 @@ impl FakeApi {
         });
         if let Some(code) = state.failures.get(&path) {
             return status_response(*code, "injected failure");
+        }
+        if let Some((code, message)) = state.refusals.get(&path).filter(|_| method != "GET") {
+            return status_response(*code, message);
         }
         state.version += 1;
         let version = state.version.to_string();
@@ -229,8 +255,11 @@ fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
 
 fn status_response(code: u16, message: &str) -> Response<Body> {
     let reason = match code {
+        400 => "BadRequest",
         404 => "NotFound",
         409 => "Conflict",
+        422 => "Invalid",
+        429 => "TooManyRequests",
         _ => "InternalError",
     };
     let status = json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "message": message, "reason": reason, "code": code});

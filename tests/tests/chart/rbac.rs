@@ -10,7 +10,7 @@ pub type Rules = BTreeMap<(String, String), BTreeSet<String>>;
 /// Every (apiGroup, resource) the operator may touch, and with which verbs: COMMON.md's RBAC list.
 pub fn operator_rules() -> Rules {
     let owned = ["get", "list", "watch", "create", "patch", "delete"].as_slice();
-    let table: [(&str, &[&str], &[&str]); 8] = [
+    let table: [(&str, &[&str], &[&str]); 9] = [
         (
             "gatehouse.dev",
             &["gateways", "edgeservices", "aggregators"],
@@ -29,6 +29,7 @@ pub fn operator_rules() -> Rules {
         ("apps", &["deployments"], owned),
         ("autoscaling", &["horizontalpodautoscalers"], owned),
         ("policy", &["poddisruptionbudgets"], owned),
+        ("networking.k8s.io", &["networkpolicies"], owned),
         ("", &["events"], &["create", "patch"]),
         ("events.k8s.io", &["events"], &["create", "patch"]),
     ];
