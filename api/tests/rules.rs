@@ -928,6 +928,7 @@ fn a_match_path_no_normalised_request_holds_is_refused() {
             json!(path),
         ));
     }
+}
 
 /// Disruption budget sizes are what the PodDisruptionBudget API takes (an integer of 0 or more,
 /// or a percentage up to 100%): anything else is refused here instead of by the budget later.
