@@ -5,7 +5,8 @@
 //!
 //! It installs the CRDs, starts the operator binary as a child process (one namespace,
 //! leader election on), creates a fresh namespace, applies the shop examples and asserts on what
-//! the API server holds: objects, owner references, field ownership, status conditions; then
+//! the API server holds: objects, owner references, field ownership, status conditions (after
+//! checking that the API server refuses every file of `examples/invalid/` with its message); then
 //! changes a route, applies an invalid change, references a Service before it exists, puts a
 //! user's Service where a Gateway's would go (never taken over: `NameConflict` until it is
 //! deleted), has a Deployment refused by the API server (`ApplyFailed`), deletes a Gateway, stops
@@ -17,6 +18,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failing step should fail loudly
 
 mod cluster;
+mod invalid_examples;
 mod operator_process;
 mod scenario;
 

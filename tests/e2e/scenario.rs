@@ -246,6 +246,7 @@ pub async fn run(client: &Client, namespace: &str, operator: &mut OperatorProces
     .await;
     println!("leader: {:?}", lease.and_then(|l| l.spec?.holder_identity));
 
+    crate::invalid_examples::refuse_every_invalid_example(client, namespace).await;
     for name in ["catalog", "orders", "orders-v2", "reviews", "sellers"] {
         apply(client, namespace, &backend_service(name)).await;
     }
