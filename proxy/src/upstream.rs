@@ -71,13 +71,18 @@ pub struct PreparedUpstream {
 }
 
 impl PreparedUpstream {
-    fn usable(&self, now: u64) -> bool {
-        self.weight > 0
-            && self
-                .resolved
-                .endpoint()
-                .as_ref()
-                .is_some_and(|e| e.health.is_available(now))
+    /// Its address now, when it may be chosen (weight above 0, resolved, not ejected): one
+    /// atomic load of the address book entry.
+    fn available(&self, now: u64) -> Option<SocketAddr> {
+        if self.weight == 0 {
+            return None;
+        }
+        let endpoint = self.resolved.endpoint();
+        let endpoint = endpoint.as_ref()?;
+        endpoint
+            .health
+            .is_available(now)
+            .then_some(endpoint.address)
     }
 
     /// The address to connect to now.
@@ -106,18 +111,19 @@ impl PreparedUpstream {
 }
 
 /// Picks an upstream by weight among the usable ones, preferring those not in `tried`
-/// (a retry goes elsewhere when it can). `roll` is a uniform random number.
+/// (a retry goes elsewhere when it can), and the address to connect to. `roll` is a uniform
+/// random number.
 pub fn choose_upstream(
     upstreams: &[PreparedUpstream],
     tried: &[usize],
     now: u64,
     roll: u64,
-) -> Option<usize> {
+) -> Option<(usize, SocketAddr)> {
     let pick = |accept: &dyn Fn(usize) -> bool| {
         let total: u64 = upstreams
             .iter()
             .enumerate()
-            .filter(|(i, u)| accept(*i) && u.usable(now))
+            .filter(|(i, u)| accept(*i) && u.available(now).is_some())
             .map(|(_, u)| u64::from(u.weight))
             .sum();
         if total == 0 {
@@ -125,12 +131,15 @@ pub fn choose_upstream(
         }
         let mut point = roll % total;
         for (i, u) in upstreams.iter().enumerate() {
-            if !(accept(i) && u.usable(now)) {
+            if !accept(i) {
                 continue;
             }
+            let Some(address) = u.available(now) else {
+                continue;
+            };
             let weight = u64::from(u.weight);
             if point < weight {
-                return Some(i);
+                return Some((i, address));
             }
             point -= weight;
         }
@@ -160,7 +169,7 @@ mod tests {
     fn weights_split_the_roll_space() {
         let ups = [upstream(90, 1), upstream(10, 2)];
         let counts = (0..100u64).fold([0, 0], |mut c, roll| {
-            c[choose_upstream(&ups, &[], 0, roll).unwrap()] += 1;
+            c[choose_upstream(&ups, &[], 0, roll).unwrap().0] += 1;
             c
         });
         assert_eq!(counts, [90, 10]);
@@ -176,11 +185,14 @@ mod tests {
         }
         let ups = [upstream(0, 1), unresolved, ejected, upstream(1, 2)];
         for roll in 0..20 {
-            assert_eq!(choose_upstream(&ups, &[], 100, roll), Some(3));
+            assert_eq!(
+                choose_upstream(&ups, &[], 100, roll),
+                Some((3, ups[3].address().unwrap()))
+            );
         }
-        assert!(ups[2].usable(100 + 10_000));
+        assert!(ups[2].available(100 + 10_000).is_some());
         ups[2].connected(ups[2].address());
-        assert!(ups[2].usable(100));
+        assert!(ups[2].available(100).is_some());
         assert_eq!(choose_upstream(&ups[..2], &[], 0, 7), None);
     }
 
@@ -192,22 +204,22 @@ mod tests {
             up.connect_failed(elsewhere, 0);
         }
         assert!(
-            up.usable(0),
+            up.available(0).is_some(),
             "failures of a former address do not eject the current one"
         );
         for _ in 0..EJECT_AFTER_FAILURES {
             up.connect_failed(up.address(), 0);
         }
-        assert!(!up.usable(0));
+        assert!(up.available(0).is_none());
         up.connected(elsewhere);
-        assert!(!up.usable(0));
+        assert!(up.available(0).is_none());
     }
 
     #[test]
     fn retries_prefer_untried_upstreams() {
         let ups = [upstream(1, 1), upstream(1, 2)];
         for roll in 0..10 {
-            assert_eq!(choose_upstream(&ups, &[0], 0, roll), Some(1));
+            assert_eq!(choose_upstream(&ups, &[0], 0, roll).map(|c| c.0), Some(1));
         }
         assert!(choose_upstream(&ups, &[0, 1], 0, 3).is_some());
     }

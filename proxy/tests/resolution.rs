@@ -93,7 +93,7 @@ async fn names_that_appear_move_or_stop_resolving_are_followed_without_a_table_c
     let first = Upstream::named("first").await;
     let port = first.port();
     let second_address: SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
-    let second = Upstream::start_on(
+    let _second = Upstream::start_on(
         second_address,
         Arc::new(|_| Box::pin(async { full(200, "second") }) as UpFuture),
     )

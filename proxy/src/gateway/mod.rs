@@ -290,10 +290,9 @@ impl ProxyHttp for Gateway {
     ) -> pingora::Result<Box<HttpPeer>> {
         let choice = ctx.route().and_then(|route| match &route.action {
             PreparedAction::Proxy(upstreams) => {
-                let index =
+                let (index, address) =
                     choose_upstream(upstreams, &ctx.tried, now_millis(), fastrand::u64(..))?;
-                let upstream = upstreams.get(index)?;
-                Some((index, upstream.address()?, route.timeout))
+                Some((index, address, route.timeout))
             }
             _ => None,
         });
