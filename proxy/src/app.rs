@@ -1,6 +1,6 @@
 //! The proxy process: from a parsed command line to a serving gateway (logging, the first
-//! table load, the watcher, the upstream resolver, the Pingora server). `gatehouse-proxy` and the quickstart demo both
-//! run it.
+//! table load, the watcher, the upstream address refresher, the Pingora server).
+//! `gatehouse-proxy` and the quickstart demo both run it.
 
 use std::process::ExitCode;
 use std::sync::Arc;
