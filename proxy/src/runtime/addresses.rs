@@ -219,16 +219,13 @@ impl AddressBook {
     }
 
     /// Looks every upstream still in use up again (blocking: the refresher's thread calls it)
-    /// and forgets upstreams and addresses no table uses any more. Returns the changes.
+    /// and returns the changes.
     pub fn refresh(&self, lookup: &Lookup<'_>) -> Vec<AddressEvent> {
-        let events = self
-            .entries
+        self.entries
             .live()
             .into_iter()
             .filter_map(|(key, entry)| entry.apply(&key, lookup(&key), &self.health))
-            .collect();
-        self.health.prune();
-        events
+            .collect()
     }
 
     /// Forgets upstreams and addresses no table uses any more.
