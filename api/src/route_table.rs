@@ -1,7 +1,8 @@
 //! The RouteTable: the one contract between the operator and the proxy.
 //!
-//! A route table is what a proxy serves: every route with its match, its action and its edits,
-//! already resolved to upstream addresses. It is deterministic — routes sorted by id, maps
+//! A route table is what a proxy serves: every route with its match, its action and its edits.
+//! Upstreams are named (service, host, port), never addresses: the proxy looks them up and keeps
+//! following them while the table serves. It is deterministic — routes sorted by id, maps
 //! ordered, no defaults left implicit — so the same resource always yields the same bytes and
 //! GitOps tools never see a spurious diff. It never holds secret material: clients' keys are
 //! referenced by Secret name only.

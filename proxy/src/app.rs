@@ -1,6 +1,6 @@
 //! The proxy process: from a parsed command line to a serving gateway (logging, the first
-//! table load, the watcher, the Pingora server). `gatehouse-proxy` and the quickstart demo both
-//! run it.
+//! table load, the watcher, the upstream address refresher, the Pingora server).
+//! `gatehouse-proxy` and the quickstart demo both run it.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,9 +13,10 @@ use crate::gateway::ClientPolicy;
 use crate::metrics::ProxyMetrics;
 use crate::reload::{TableStore, Watcher};
 use crate::request_head::HeadLimits;
+use crate::runtime::Runtime;
+use crate::runtime::resolver::Resolver;
 use crate::server::{ServerOptions, Shared, run};
 use crate::source::TableOrigin;
-use crate::upstream::Resolver;
 use tracing_subscriber::EnvFilter;
 
 /// How long an idle step connection stays in the aggregation pool.
@@ -25,7 +26,7 @@ const STEP_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub fn run_proxy(cli: Cli) -> ExitCode {
     init_logging(cli.log_format);
     let resolver = match Resolver::from_overrides(cli.resolve.iter().map(String::as_str)) {
-        Ok(r) => r,
+        Ok(r) => r.with_hosts_file(cli.hosts_file.clone()),
         Err(e) => {
             tracing::error!("{e}");
             return ExitCode::from(2);
@@ -37,8 +38,8 @@ pub fn run_proxy(cli: Cli) -> ExitCode {
         (None, None) => return ExitCode::from(2),
     };
     let metrics = Arc::new(ProxyMetrics::new());
-    let resolver = Arc::new(resolver);
-    let store = Arc::new(TableStore::new((*resolver).clone(), metrics.clone()));
+    let runtime = Arc::new(Runtime::new(resolver));
+    let store = Arc::new(TableStore::new(runtime.clone(), metrics.clone()));
     let mut watcher = Watcher::new(
         origin,
         cli.secrets_dir.clone(),
@@ -49,6 +50,11 @@ pub fn run_proxy(cli: Cli) -> ExitCode {
     watcher.poll();
     if let Err(e) = watcher.spawn() {
         tracing::error!("cannot start the route table watcher: {e}");
+        return ExitCode::FAILURE;
+    }
+    if let Err(e) = runtime.spawn_refresher(Duration::from_millis(cli.resolve_interval_ms.max(10)))
+    {
+        tracing::error!("cannot start the upstream resolver: {e}");
         return ExitCode::FAILURE;
     }
     let aggregate = Arc::new(AggregateRuntime {

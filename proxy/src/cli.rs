@@ -36,6 +36,14 @@ pub struct Cli {
     /// Send requests for upstream service NAME (or host NAME) to HOST:PORT. Repeatable.
     #[arg(long = "resolve", value_name = "NAME=HOST:PORT")]
     pub resolve: Vec<String>,
+    /// Look upstream hosts up in this hosts(5) file before DNS (after `--resolve`); re-read at
+    /// every resolve interval. Hosts not in it go to the system resolver.
+    #[arg(long, value_name = "FILE")]
+    pub hosts_file: Option<PathBuf>,
+    /// How often every upstream in use is looked up again in the background, in milliseconds;
+    /// a lookup that fails keeps the last good address.
+    #[arg(long, default_value_t = 5000, value_name = "MS")]
+    pub resolve_interval_ms: u64,
     /// On SIGTERM, stop accepting and give in-flight requests this many seconds to finish.
     #[arg(long, default_value_t = 20, value_name = "SECONDS")]
     pub shutdown_grace: u64,

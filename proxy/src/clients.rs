@@ -1,5 +1,7 @@
 //! Clients: who is calling (an API key from a mounted Secret) and whether they may, right now
-//! (a token bucket per client). Built with the table, off the request path.
+//! (a token bucket per client). Built with the table, off the request path; the buckets
+//! themselves are runtime state ([`crate::runtime::buckets`]) and outlive the table, so a
+//! reload does not refill them.
 //!
 //! A client is recognised by an API key in its header (compared in constant time) or by a JWT
 //! (`Authorization: Bearer`) signed by a key of its issuer's JWKS, with its issuer, one of its
@@ -13,15 +15,17 @@
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use gatehouse_api::route_table::ClientEntry;
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use http::{HeaderMap, HeaderName};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use subtle::ConstantTimeEq;
+
+use crate::runtime::buckets::{Bucket, BucketBook, BucketKey};
 
 /// Mounted Secrets: Secret name → data key → value. In Kubernetes each Secret is a volume at
 /// `SECRETS_DIR/NAME/`, one file per data key.
@@ -159,7 +163,7 @@ pub struct Clients {
     jwt: Vec<JwtClient>,
     /// The distinct headers keys come in, in the order they are looked at.
     headers: Vec<HeaderName>,
-    limits: BTreeMap<String, DefaultDirectRateLimiter>,
+    limits: BTreeMap<String, Arc<Bucket>>,
 }
 
 impl std::fmt::Debug for Clients {
@@ -177,9 +181,14 @@ impl std::fmt::Debug for Clients {
 }
 
 impl Clients {
-    /// Prepares the clients of a table. A client whose Secret is not mounted, or holds no key,
-    /// is an error: the table is refused rather than served with a client nobody can be.
-    pub fn build(entries: &[ClientEntry], secrets: &SecretFiles) -> Result<Self, String> {
+    /// Prepares the clients of a table, taking each limited client's bucket from `buckets`. A
+    /// client whose Secret is not mounted, or holds no key, is an error: the table is refused
+    /// rather than served with a client nobody can be.
+    pub fn build(
+        entries: &[ClientEntry],
+        secrets: &SecretFiles,
+        buckets: &BucketBook,
+    ) -> Result<Self, String> {
         let mut clients = Self::default();
         for entry in entries {
             if let Some(api_key) = &entry.api_key {
@@ -222,11 +231,14 @@ impl Clients {
                 let rate = NonZeroU32::new(limit.requests_per_second).ok_or_else(|| {
                     format!("client {}: requestsPerSecond must be above 0", entry.name)
                 })?;
-                let burst = NonZeroU32::new(limit.burst).unwrap_or(rate);
-                let quota = Quota::per_second(rate).allow_burst(burst);
+                let key = BucketKey {
+                    client: entry.name.clone(),
+                    requests_per_second: rate,
+                    burst: NonZeroU32::new(limit.burst).unwrap_or(rate),
+                };
                 clients
                     .limits
-                    .insert(entry.name.clone(), RateLimiter::direct(quota));
+                    .insert(entry.name.clone(), buckets.bucket(&key));
             }
         }
         Ok(clients)
@@ -350,6 +362,10 @@ mod tests {
         }
     }
 
+    fn build(entries: &[ClientEntry], secrets: &SecretFiles) -> Result<Clients, String> {
+        Clients::build(entries, secrets, &BucketBook::default())
+    }
+
     fn secrets() -> SecretFiles {
         let mut files = SecretFiles::new();
         files.insert(
@@ -375,7 +391,7 @@ mod tests {
 
     #[test]
     fn a_key_names_its_client_and_anything_else_is_refused() {
-        let clients = Clients::build(
+        let clients = build(
             &[
                 entry("web", Some("web-keys"), None),
                 entry("partner", Some("partner-keys"), None),
@@ -411,7 +427,7 @@ mod tests {
 
     #[test]
     fn without_keyed_clients_every_request_is_the_fallback_client() {
-        let clients = Clients::build(&[entry("mobile", None, None)], &secrets()).unwrap();
+        let clients = build(&[entry("mobile", None, None)], &secrets()).unwrap();
         assert_eq!(
             clients.recognise(&HeaderMap::new(), Some("mobile")),
             Ok(Some("mobile"))
@@ -421,20 +437,20 @@ mod tests {
 
     #[test]
     fn an_unmounted_or_empty_secret_refuses_the_table() {
-        let error = Clients::build(&[entry("web", Some("missing"), None)], &secrets()).unwrap_err();
+        let error = build(&[entry("web", Some("missing"), None)], &secrets()).unwrap_err();
         assert!(error.contains("Secret missing is not mounted"), "{error}");
         let mut empty = secrets();
         empty.insert(
             "blank".to_owned(),
             [("k".to_owned(), b"\n".to_vec())].into(),
         );
-        let error = Clients::build(&[entry("web", Some("blank"), None)], &empty).unwrap_err();
+        let error = build(&[entry("web", Some("blank"), None)], &empty).unwrap_err();
         assert!(error.contains("holds no key"), "{error}");
     }
 
     #[test]
     fn the_bucket_admits_the_burst_then_refuses_with_a_wait() {
-        let clients = Clients::build(&[entry("web", None, Some((1, 3)))], &secrets()).unwrap();
+        let clients = build(&[entry("web", None, Some((1, 3)))], &secrets()).unwrap();
         for _ in 0..3 {
             assert_eq!(clients.admit(Some("web")), Ok(()));
         }

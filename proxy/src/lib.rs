@@ -1,8 +1,9 @@
 //! Gatehouse data plane: a Pingora proxy that serves a compiled route table.
 //!
 //! The router ([`router`]) is pure and decides which route serves a request; [`gateway`] is the
-//! thin Pingora driver; [`reload`] swaps tables in atomically; [`admin`] serves health, readiness,
-//! metrics and the loaded table's identity. See `proxy/README.md` for the user-facing contract.
+//! thin Pingora driver; [`reload`] swaps tables in atomically; [`runtime`] owns the state that
+//! outlives tables (rate-limit buckets, upstream addresses refreshed in the background, passive
+//! health); [`admin`] serves health, readiness, metrics and the loaded table's identity. See `proxy/README.md` for the user-facing contract.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -19,6 +20,7 @@ pub mod reload;
 pub mod request_head;
 pub mod rewrite;
 pub mod router;
+pub mod runtime;
 pub mod server;
 pub mod source;
 pub mod table;

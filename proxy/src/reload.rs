@@ -4,7 +4,8 @@
 //! A request takes an `Arc` of the table when it starts and keeps it to the end, so in-flight
 //! requests finish on the table they started with. A table that fails to read, parse, check
 //! or build is refused — a log line and `gatehouse_route_table_reloads_total{result="failed"}`
-//! — and the previous one keeps serving.
+//! — and the previous one keeps serving. What must outlive a table (rate-limit buckets,
+//! upstream addresses and health) is the store's [`Runtime`], shared by every table it builds.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,9 +16,9 @@ use arc_swap::ArcSwapOption;
 
 use crate::clients::{SecretFiles, read_secrets};
 use crate::metrics::{ProxyMetrics, TableLabels};
+use crate::runtime::Runtime;
 use crate::source::{Fingerprint, LoadError, Snapshot, TableOrigin};
 use crate::table::{BuildContext, BuildError, LoadedTable, SharedTable};
-use crate::upstream::{HealthBook, Resolver};
 
 /// Polls between full re-reads even when the fingerprint did not change (guards against a
 /// rewrite that keeps size and modification time).
@@ -27,8 +28,7 @@ const FULL_READ_EVERY: u32 = 10;
 pub struct TableStore {
     current: ArcSwapOption<LoadedTable>,
     loads: AtomicU64,
-    resolver: Resolver,
-    health: HealthBook,
+    runtime: Arc<Runtime>,
     metrics: Arc<ProxyMetrics>,
 }
 
@@ -44,13 +44,13 @@ pub enum ReloadError {
 }
 
 impl TableStore {
-    /// An empty store: nothing is served (503) until a table is installed.
-    pub fn new(resolver: Resolver, metrics: Arc<ProxyMetrics>) -> Self {
+    /// An empty store: nothing is served (503) until a table is installed. Its tables share
+    /// `runtime`.
+    pub fn new(runtime: Arc<Runtime>, metrics: Arc<ProxyMetrics>) -> Self {
         Self {
             current: ArcSwapOption::empty(),
             loads: AtomicU64::new(0),
-            resolver,
-            health: HealthBook::default(),
+            runtime,
             metrics,
         }
     }
@@ -60,9 +60,9 @@ impl TableStore {
         self.current.load_full()
     }
 
-    /// Health records shared by every table.
-    pub fn health(&self) -> &HealthBook {
-        &self.health
+    /// The state shared by every table.
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
     }
 
     /// Reads, builds and installs the origin's table. On error nothing changes.
@@ -77,6 +77,9 @@ impl TableStore {
         let table = result?;
         let table = Arc::new(table);
         self.current.store(Some(table.clone()));
+        // Buckets and upstreams only the replaced table used go once its requests end; what is
+        // already unused goes now.
+        self.runtime.prune();
         self.metrics.table_loaded(
             TableLabels {
                 digest: table.digest.clone(),
@@ -105,14 +108,15 @@ impl TableStore {
         let table = origin.table(snapshot)?;
         let mut unresolved = Vec::new();
         let context = BuildContext {
-            resolver: &self.resolver,
-            health: &self.health,
+            runtime: &self.runtime,
             secrets,
         };
         let generation = self.loads.load(Ordering::Relaxed) + 1;
         let loaded = LoadedTable::build(table, generation, &context, &mut unresolved)?;
         for problem in unresolved {
-            tracing::warn!("{problem}; requests to it answer 503 until a reload resolves it");
+            tracing::warn!(
+                "{problem}; requests to it answer 503 until it resolves (looked up again every resolve interval)"
+            );
         }
         self.loads.store(generation, Ordering::Relaxed);
         Ok(loaded)

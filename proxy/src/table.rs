@@ -1,10 +1,10 @@
 //! A loaded route table: the parsed [`RouteTable`] plus everything a request needs prepared —
-//! the router, parsed templates, resolved upstream addresses. Built off the request path and
-//! never changed afterwards; a reload builds a new one.
+//! the router, parsed templates, clients — and handles to the runtime state it shares with
+//! other tables ([`crate::runtime`]: upstream addresses, which move without a rebuild, and
+//! rate-limit buckets). Built off the request path and never changed afterwards; a reload
+//! builds a new one.
 
 use crate::clients::{Clients, SecretFiles};
-use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +18,9 @@ use crate::aggregate::plan::AggregationProgram;
 use crate::headers::{EditError, PreparedEdits};
 use crate::rewrite::PathRewrite;
 use crate::router::Router;
-use crate::upstream::{HealthBook, PreparedUpstream, Resolver};
+use crate::runtime::Runtime;
+use crate::runtime::addresses::{Lookup, ResolvedUpstream};
+use crate::upstream::PreparedUpstream;
 
 /// Methods a retry may repeat (RFC 9110 idempotent methods, as the CRD documents).
 const IDEMPOTENT: [&str; 5] = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"];
@@ -138,18 +140,22 @@ pub enum BuildError {
 
 /// What building needs besides the table.
 pub struct BuildContext<'a> {
-    /// Upstream address resolution.
-    pub resolver: &'a Resolver,
-    /// Shared passive health records.
-    pub health: &'a HealthBook,
+    /// The state tables share: addresses, health, buckets.
+    pub runtime: &'a Runtime,
     /// The mounted Secrets client API keys are read from.
     pub secrets: &'a SecretFiles,
 }
 
+/// Where a build gets its shared upstream entries from.
+struct SharedUpstreams<'a> {
+    runtime: &'a Runtime,
+    lookup: &'a Lookup<'a>,
+}
+
 impl LoadedTable {
-    /// Prepares a checked table. Resolves upstream addresses (blocking DNS): call it off the
-    /// request path. An unresolvable upstream is kept, marked unusable, and reported through
-    /// `unresolved`.
+    /// Prepares a checked table. Looks up the upstreams no table used before (blocking DNS):
+    /// call it off the request path. An upstream without address is kept, unusable until the
+    /// refresher resolves it, and reported through `unresolved`.
     pub fn build(
         table: RouteTable,
         generation: u64,
@@ -157,18 +163,18 @@ impl LoadedTable {
         unresolved: &mut Vec<String>,
     ) -> Result<Self, BuildError> {
         let digest = table.digest();
-        let clients =
-            Clients::build(&table.clients, context.secrets).map_err(BuildError::Clients)?;
+        let clients = Clients::build(&table.clients, context.secrets, &context.runtime.buckets)
+            .map_err(BuildError::Clients)?;
         let router = Router::build(&table);
         let mut routes = Vec::with_capacity(table.routes.len());
-        let mut addresses = AddressMemo::default();
+        // One reading of the hosts file for the whole build.
+        let round = context.runtime.resolver().round();
+        let shared = SharedUpstreams {
+            runtime: context.runtime,
+            lookup: &|key| round.lookup(key),
+        };
         for entry in &table.routes {
-            routes.push(prepare_route(
-                entry.clone(),
-                context,
-                &mut addresses,
-                unresolved,
-            )?);
+            routes.push(prepare_route(entry.clone(), &shared, unresolved)?);
         }
         Ok(Self {
             digest,
@@ -182,29 +188,17 @@ impl LoadedTable {
     }
 }
 
-/// Resolutions done during one build: each (service, host, port) is looked up once, however
-/// many routes use it.
-type AddressMemo = HashMap<(String, String, u16), Result<SocketAddr, String>>;
-
-/// Resolves an upstream once per build (memoised in `addresses`); a failure is also reported in
-/// `unresolved`, naming the route.
-fn resolve_once(
+/// The shared entry of `upstream`; one without address is reported in `unresolved`, naming
+/// the route.
+fn shared_upstream(
     upstream: &Upstream,
     route: &str,
-    context: &BuildContext<'_>,
-    addresses: &mut AddressMemo,
+    shared: &SharedUpstreams<'_>,
     unresolved: &mut Vec<String>,
-) -> Result<SocketAddr, String> {
-    let key = (
-        upstream.service.clone(),
-        upstream.host.clone(),
-        upstream.port,
-    );
-    let resolved = addresses
-        .entry(key)
-        .or_insert_with(|| context.resolver.resolve(upstream))
-        .clone();
-    if let Err(reason) = &resolved {
+) -> Arc<ResolvedUpstream> {
+    let resolved = shared.runtime.addresses.entry(upstream, shared.lookup);
+    if resolved.address().is_none() {
+        let reason = resolved.failure().unwrap_or_default();
         unresolved.push(format!(
             "route {route}: upstream {}:{} does not resolve: {reason}",
             upstream.host, upstream.port
@@ -215,8 +209,7 @@ fn resolve_once(
 
 fn prepare_route(
     entry: RouteEntry,
-    context: &BuildContext<'_>,
-    addresses: &mut AddressMemo,
+    shared: &SharedUpstreams<'_>,
     unresolved: &mut Vec<String>,
 ) -> Result<PreparedRoute, BuildError> {
     let edit_error = |source| BuildError::Edit {
@@ -231,27 +224,22 @@ fn prepare_route(
         Action::Proxy { upstreams } => PreparedAction::Proxy(
             upstreams
                 .iter()
-                .map(|upstream| {
-                    let address =
-                        resolve_once(upstream, &entry.id, context, addresses, unresolved).ok();
-                    PreparedUpstream {
-                        service: upstream.service.clone(),
-                        health: address.map(|a| context.health.get(a)).unwrap_or_default(),
-                        address,
-                        authority: format!("{}:{}", upstream.host, upstream.port),
-                        weight: upstream.weight,
-                        rewrite: PathRewrite::for_upstream(
-                            upstream.path.as_deref(),
-                            entry.base_path.as_deref(),
-                            entry.path_kind == PathKind::Prefix,
-                        ),
-                    }
+                .map(|upstream| PreparedUpstream {
+                    service: upstream.service.clone(),
+                    resolved: shared_upstream(upstream, &entry.id, shared, unresolved),
+                    authority: format!("{}:{}", upstream.host, upstream.port),
+                    weight: upstream.weight,
+                    rewrite: PathRewrite::for_upstream(
+                        upstream.path.as_deref(),
+                        entry.base_path.as_deref(),
+                        entry.path_kind == PathKind::Prefix,
+                    ),
                 })
                 .collect(),
         ),
         Action::Aggregate(plan) => {
             let program = AggregationProgram::compile(plan, |upstream| {
-                resolve_once(upstream, &entry.id, context, addresses, unresolved)
+                shared_upstream(upstream, &entry.id, shared, unresolved)
             })
             .map_err(|message| BuildError::Template {
                 route: entry.id.clone(),

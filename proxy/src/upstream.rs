@@ -1,86 +1,19 @@
-//! Upstream endpoints: address resolution (with `--resolve` overrides), passive health
-//! (ejection after consecutive connect failures) and the weighted choice between a route's
-//! upstreams.
+//! A route's upstreams: passive health (ejection after consecutive connect failures) and the
+//! weighted choice between them. Where each upstream is comes from the address book
+//! ([`crate::runtime::addresses`]), which can move it while tables serve.
 
-use std::collections::HashMap;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use gatehouse_api::route_table::Upstream;
-
 use crate::rewrite::PathRewrite;
+use crate::runtime::addresses::ResolvedUpstream;
 
 /// Consecutive connect failures after which an upstream address is ejected.
 pub const EJECT_AFTER_FAILURES: u32 = 3;
 /// How long an ejected address gets no traffic before it is tried again.
 pub const EJECT_FOR: Duration = Duration::from_secs(10);
-
-/// Maps upstream names to addresses: `--resolve` overrides first, then DNS.
-#[derive(Clone, Debug, Default)]
-pub struct Resolver {
-    overrides: HashMap<String, SocketAddr>,
-}
-
-/// A `--resolve NAME=HOST:PORT` that could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum ResolveError {
-    /// No `=`.
-    #[error("--resolve {0:?}: expected NAME=HOST:PORT")]
-    Shape(String),
-    /// The target does not resolve.
-    #[error("--resolve {text:?}: {reason}")]
-    Target {
-        /// The argument.
-        text: String,
-        /// Why.
-        reason: String,
-    },
-}
-
-impl Resolver {
-    /// Builds a resolver from `NAME=HOST:PORT` overrides; `NAME` matches an upstream's service
-    /// name or its host.
-    pub fn from_overrides<'a>(
-        specs: impl IntoIterator<Item = &'a str>,
-    ) -> Result<Self, ResolveError> {
-        let mut overrides = HashMap::new();
-        for spec in specs {
-            let (name, target) = spec
-                .split_once('=')
-                .ok_or_else(|| ResolveError::Shape(spec.to_owned()))?;
-            let address = target
-                .to_socket_addrs()
-                .map_err(|e| ResolveError::Target {
-                    text: spec.to_owned(),
-                    reason: e.to_string(),
-                })?
-                .next()
-                .ok_or_else(|| ResolveError::Target {
-                    text: spec.to_owned(),
-                    reason: "resolves to no address".to_owned(),
-                })?;
-            overrides.insert(name.to_ascii_lowercase(), address);
-        }
-        Ok(Self { overrides })
-    }
-
-    /// The address of `upstream`, or why there is none. Blocks on DNS: call it off the
-    /// request path (table loads do).
-    pub fn resolve(&self, upstream: &Upstream) -> Result<SocketAddr, String> {
-        for name in [&upstream.service, &upstream.host] {
-            if let Some(address) = self.overrides.get(&name.to_ascii_lowercase()) {
-                return Ok(*address);
-            }
-        }
-        (upstream.host.as_str(), upstream.port)
-            .to_socket_addrs()
-            .map_err(|e| e.to_string())?
-            .next()
-            .ok_or_else(|| "resolves to no address".to_owned())
-    }
-}
 
 /// Milliseconds since the process started: the clock of ejections.
 pub fn now_millis() -> u64 {
@@ -89,7 +22,8 @@ pub fn now_millis() -> u64 {
     u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Passive health of one upstream address, shared by every table that uses it.
+/// Passive health of one upstream address, shared by every upstream at that address in every
+/// table (the address book keeps one per address in use).
 #[derive(Debug, Default)]
 pub struct UpstreamHealth {
     consecutive_failures: AtomicU32,
@@ -120,59 +54,76 @@ impl UpstreamHealth {
     }
 }
 
-/// Health records by address, kept across table reloads.
-#[derive(Debug, Default)]
-pub struct HealthBook {
-    entries: Mutex<HashMap<SocketAddr, Arc<UpstreamHealth>>>,
-}
-
-impl HealthBook {
-    /// The record of `address`, created on first use.
-    pub fn get(&self, address: SocketAddr) -> Arc<UpstreamHealth> {
-        let mut entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        entries.entry(address).or_default().clone()
-    }
-}
-
 /// An upstream ready to be used by requests.
 #[derive(Debug)]
 pub struct PreparedUpstream {
     /// Service name as written in the resource (metric label).
     pub service: String,
-    /// Resolved address; `None` when resolution failed (the upstream is never chosen).
-    pub address: Option<SocketAddr>,
+    /// Where it is now: refreshed in the background, shared with every table that names it.
+    /// Without an address (never resolved yet) the upstream is never chosen.
+    pub resolved: Arc<ResolvedUpstream>,
     /// `Host` header sent upstream: `HOST:PORT` of the upstream.
     pub authority: String,
     /// Relative weight.
     pub weight: u32,
     /// How the request path maps to the upstream path.
     pub rewrite: PathRewrite,
-    /// Passive health.
-    pub health: Arc<UpstreamHealth>,
 }
 
 impl PreparedUpstream {
-    fn usable(&self, now: u64) -> bool {
-        self.weight > 0 && self.address.is_some() && self.health.is_available(now)
+    /// Its address now, when it may be chosen (weight above 0, resolved, not ejected): one
+    /// atomic load of the address book entry.
+    fn available(&self, now: u64) -> Option<SocketAddr> {
+        if self.weight == 0 {
+            return None;
+        }
+        let endpoint = self.resolved.endpoint();
+        let endpoint = endpoint.as_ref()?;
+        endpoint
+            .health
+            .is_available(now)
+            .then_some(endpoint.address)
+    }
+
+    /// The address to connect to now.
+    pub fn address(&self) -> Option<SocketAddr> {
+        self.resolved.address()
+    }
+
+    /// Records a working connection to `address`. Health is the address's: when the upstream
+    /// moved since `address` was chosen, the record of its new address is left alone.
+    pub fn connected(&self, address: Option<SocketAddr>) {
+        if let Some(endpoint) = self.resolved.endpoint().as_ref()
+            && Some(endpoint.address) == address
+        {
+            endpoint.health.connected();
+        }
+    }
+
+    /// Records a failed connect to `address` (see [`PreparedUpstream::connected`]).
+    pub fn connect_failed(&self, address: Option<SocketAddr>, now: u64) {
+        if let Some(endpoint) = self.resolved.endpoint().as_ref()
+            && Some(endpoint.address) == address
+        {
+            endpoint.health.connect_failed(now);
+        }
     }
 }
 
 /// Picks an upstream by weight among the usable ones, preferring those not in `tried`
-/// (a retry goes elsewhere when it can). `roll` is a uniform random number.
+/// (a retry goes elsewhere when it can), and the address to connect to. `roll` is a uniform
+/// random number.
 pub fn choose_upstream(
     upstreams: &[PreparedUpstream],
     tried: &[usize],
     now: u64,
     roll: u64,
-) -> Option<usize> {
+) -> Option<(usize, SocketAddr)> {
     let pick = |accept: &dyn Fn(usize) -> bool| {
         let total: u64 = upstreams
             .iter()
             .enumerate()
-            .filter(|(i, u)| accept(*i) && u.usable(now))
+            .filter(|(i, u)| accept(*i) && u.available(now).is_some())
             .map(|(_, u)| u64::from(u.weight))
             .sum();
         if total == 0 {
@@ -180,12 +131,15 @@ pub fn choose_upstream(
         }
         let mut point = roll % total;
         for (i, u) in upstreams.iter().enumerate() {
-            if !(accept(i) && u.usable(now)) {
+            if !accept(i) {
                 continue;
             }
+            let Some(address) = u.available(now) else {
+                continue;
+            };
             let weight = u64::from(u.weight);
             if point < weight {
-                return Some(i);
+                return Some((i, address));
             }
             point -= weight;
         }
@@ -201,11 +155,13 @@ mod tests {
     fn upstream(weight: u32, port: u16) -> PreparedUpstream {
         PreparedUpstream {
             service: format!("s{port}"),
-            address: Some(SocketAddr::from(([127, 0, 0, 1], port))),
+            resolved: Arc::new(ResolvedUpstream::fixed(SocketAddr::from((
+                [127, 0, 0, 1],
+                port,
+            )))),
             authority: format!("s{port}:80"),
             weight,
             rewrite: PathRewrite::Keep,
-            health: Arc::default(),
         }
     }
 
@@ -213,7 +169,7 @@ mod tests {
     fn weights_split_the_roll_space() {
         let ups = [upstream(90, 1), upstream(10, 2)];
         let counts = (0..100u64).fold([0, 0], |mut c, roll| {
-            c[choose_upstream(&ups, &[], 0, roll).unwrap()] += 1;
+            c[choose_upstream(&ups, &[], 0, roll).unwrap().0] += 1;
             c
         });
         assert_eq!(counts, [90, 10]);
@@ -222,44 +178,49 @@ mod tests {
     #[test]
     fn zero_weight_unresolved_and_ejected_are_skipped() {
         let mut unresolved = upstream(5, 3);
-        unresolved.address = None;
+        unresolved.resolved = Arc::default();
         let ejected = upstream(5, 4);
         for _ in 0..EJECT_AFTER_FAILURES {
-            ejected.health.connect_failed(100);
+            ejected.connect_failed(ejected.address(), 100);
         }
         let ups = [upstream(0, 1), unresolved, ejected, upstream(1, 2)];
         for roll in 0..20 {
-            assert_eq!(choose_upstream(&ups, &[], 100, roll), Some(3));
+            assert_eq!(
+                choose_upstream(&ups, &[], 100, roll),
+                Some((3, ups[3].address().unwrap()))
+            );
         }
-        assert!(ups[2].health.is_available(100 + 10_000));
-        ups[2].health.connected();
-        assert!(ups[2].health.is_available(100));
+        assert!(ups[2].available(100 + 10_000).is_some());
+        ups[2].connected(ups[2].address());
+        assert!(ups[2].available(100).is_some());
         assert_eq!(choose_upstream(&ups[..2], &[], 0, 7), None);
+    }
+
+    #[test]
+    fn health_is_recorded_only_for_the_address_connected_to() {
+        let up = upstream(1, 1);
+        let elsewhere = Some(SocketAddr::from(([127, 0, 0, 1], 9)));
+        for _ in 0..EJECT_AFTER_FAILURES {
+            up.connect_failed(elsewhere, 0);
+        }
+        assert!(
+            up.available(0).is_some(),
+            "failures of a former address do not eject the current one"
+        );
+        for _ in 0..EJECT_AFTER_FAILURES {
+            up.connect_failed(up.address(), 0);
+        }
+        assert!(up.available(0).is_none());
+        up.connected(elsewhere);
+        assert!(up.available(0).is_none());
     }
 
     #[test]
     fn retries_prefer_untried_upstreams() {
         let ups = [upstream(1, 1), upstream(1, 2)];
         for roll in 0..10 {
-            assert_eq!(choose_upstream(&ups, &[0], 0, roll), Some(1));
+            assert_eq!(choose_upstream(&ups, &[0], 0, roll).map(|c| c.0), Some(1));
         }
         assert!(choose_upstream(&ups, &[0, 1], 0, 3).is_some());
-    }
-
-    #[test]
-    fn overrides_match_service_or_host() {
-        let resolver = Resolver::from_overrides(["catalog=127.0.0.1:9000"]).unwrap();
-        let up = Upstream {
-            service: "catalog".to_owned(),
-            host: "catalog.shop.svc.cluster.local".to_owned(),
-            port: 8080,
-            path: None,
-            weight: 1,
-        };
-        assert_eq!(
-            resolver.resolve(&up).unwrap(),
-            "127.0.0.1:9000".parse().unwrap()
-        );
-        assert!(Resolver::from_overrides(["nope"]).is_err());
     }
 }

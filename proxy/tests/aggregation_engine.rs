@@ -16,6 +16,7 @@ use gatehouse_proxy::aggregate::metrics::AggregationMetrics;
 use gatehouse_proxy::aggregate::plan::AggregationProgram;
 use gatehouse_proxy::aggregate::transport::PooledTransport;
 use gatehouse_proxy::aggregate::values::RequestValues;
+use gatehouse_proxy::runtime::addresses::{AddressBook, UpstreamKey};
 use serde_json::{Value, json};
 use upstream::{Hold, Reply};
 
@@ -59,14 +60,16 @@ fn request() -> RequestValues {
 }
 
 async fn run(plan: &AggregatePlan, services: &Services, transport: &PooledTransport) -> Outcome {
-    let program = AggregationProgram::compile(plan, |upstream| {
+    let book = AddressBook::default();
+    let lookup = |key: &UpstreamKey| {
         services
             .0
-            .get(&upstream.service)
+            .get(&key.service)
             .copied()
-            .ok_or_else(|| format!("no address for {}", upstream.service))
-    })
-    .unwrap();
+            .ok_or_else(|| format!("no address for {}", key.service))
+    };
+    let program =
+        AggregationProgram::compile(plan, |upstream| book.entry(upstream, &lookup)).unwrap();
     let metrics = AggregationMetrics::default();
     let request = request();
     Execution {

@@ -344,3 +344,109 @@ async fn a_jwt_from_the_clients_issuer_names_it_and_every_other_token_is_refused
         "refused tokens never reach the backend"
     );
 }
+
+/// Sends `count` partner requests; how many were admitted (the others must be 429).
+async fn partner_admitted(proxy: &Proxy, count: usize) -> u64 {
+    let mut admitted = 0;
+    for _ in 0..count {
+        let reply = proxy
+            .send(with_header("x-partner-key", "partner-key-1"))
+            .await;
+        match reply.status {
+            200 => admitted += 1,
+            429 => {}
+            other => panic!("expected 200 or 429, got {other}: {}", reply.text()),
+        }
+    }
+    admitted
+}
+
+/// Spends the partner's bucket: requests until one is refused.
+async fn exhaust_partner(proxy: &Proxy) {
+    for _ in 0..100 {
+        if partner_admitted(proxy, 1).await == 0 {
+            return;
+        }
+    }
+    panic!("the partner was never limited");
+}
+
+/// Tokens a 1-per-second bucket, empty at the start, can have gained after `elapsed`: one per
+/// whole second, plus the one that may have been due just after it emptied.
+fn refilled_at_most(elapsed: std::time::Duration) -> u64 {
+    elapsed.as_secs() + 1
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reloads_do_not_refill_a_clients_bucket_but_a_changed_limit_gets_a_new_one() {
+    const BURST: u32 = 5;
+    let backend = Upstream::named("orders").await;
+    let dir = temp_dir("clients-buckets");
+    let secrets = dir.join("secrets");
+    let mut web_keys = mounted_secret(&secrets, "web-keys", "primary", b"web-key-1");
+    let _partner_keys = mounted_secret(&secrets, "partner-keys", "key", b"partner-key-1");
+    let clients = |burst| {
+        vec![
+            keyed("partner", "partner-keys", "x-partner-key", Some((1, burst))),
+            keyed("web", "web-keys", "x-api-key", None),
+        ]
+    };
+    let mut table = orders(backend.port(), clients(BURST));
+    let (proxy, mut mount) = serve(&dir, &table, &secrets).await;
+    proxy.wait_generation(1).await;
+
+    // A reload that changes another route, then one that rotates a Secret key: neither hands
+    // the partner a new burst. (Before, every reload built new buckets: all BURST passed.)
+    table
+        .routes
+        .push(respond("v1/status", PathKind::Exact, "/v1/status"));
+    let reloads: [(u64, &mut dyn FnMut()); 2] = [
+        (2, &mut || mount.publish(&table.to_bytes())),
+        (3, &mut || web_keys.publish_file("primary", b"web-key-2")),
+    ];
+    for (generation, reload) in reloads {
+        exhaust_partner(&proxy).await;
+        let emptied = std::time::Instant::now();
+        reload();
+        proxy.wait_generation(generation).await;
+        let next = proxy
+            .send(with_header("x-partner-key", "partner-key-1"))
+            .await;
+        let admitted = u64::from(next.status == 200)
+            + partner_admitted(&proxy, usize::try_from(BURST).unwrap() - 1).await;
+        assert!(
+            admitted <= refilled_at_most(emptied.elapsed()),
+            "generation {generation}: {admitted} of {BURST} admitted right after the reload"
+        );
+        if next.status == 429 {
+            assert!(next.header("retry-after").is_some());
+        }
+    }
+    let status = request("GET", "/v1/status")
+        .header("x-api-key", "web-key-2")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    assert_eq!(
+        proxy.send(status).await.text(),
+        "v1/status",
+        "the other route changed"
+    );
+    assert_eq!(
+        proxy
+            .send(with_header("x-api-key", "web-key-2"))
+            .await
+            .status,
+        200,
+        "the key rotated"
+    );
+
+    // A changed limit is a new bucket, full: its whole (new) burst passes at once.
+    exhaust_partner(&proxy).await;
+    table.clients = clients(BURST + 2);
+    mount.publish(&table.to_bytes());
+    proxy.wait_generation(4).await;
+    assert_eq!(
+        partner_admitted(&proxy, usize::try_from(BURST + 2).unwrap()).await,
+        u64::from(BURST + 2)
+    );
+}

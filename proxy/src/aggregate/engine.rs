@@ -310,13 +310,12 @@ impl<'a> Execution<'a> {
         };
         async move {
             let began = Instant::now();
-            let result = match &step.address {
-                // The resolver's reason names internal hosts: it is logged at load, not shown.
-                Err(_) => Err(CallError::Connect(
+            let result = match step.resolved.address() {
+                // The resolver's reason names internal hosts: it is logged, not shown.
+                None => Err(CallError::Connect(
                     "its service does not resolve".to_owned(),
                 )),
-                Ok(address) => {
-                    let address = *address;
+                Some(address) => {
                     let request = StepRequest {
                         address,
                         host: step.upstream.host.clone(),

@@ -1,10 +1,11 @@
 //! Aggregation: routes whose action is `aggregate` (and Aggregator endpoints) answer with one
 //! payload built from several upstream calls.
 //!
-//! [`plan`] compiles a route's plan when the table loads (templates, jq rules, step graph,
-//! upstream addresses); [`engine`] runs it per request, bounded by step timeouts and one
-//! deadline; [`transport`] sends step calls through a pooled keepalive connector; this module is
-//! the seam the gateway calls, turning an outcome into an HTTP answer.
+//! [`plan`] compiles a route's plan when the table loads (templates, jq rules, step graph, the
+//! address book entries of its upstreams, whose addresses the refresher keeps current);
+//! [`engine`] runs it per request, bounded by step timeouts and one deadline; [`transport`]
+//! sends step calls through a pooled keepalive connector; this module is the seam the gateway
+//! calls, turning an outcome into an HTTP answer.
 
 pub mod engine;
 pub mod metrics;

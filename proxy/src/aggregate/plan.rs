@@ -2,7 +2,7 @@
 //! once, when a route table loads — never per request.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use gatehouse_api::crd::FailurePolicy;
@@ -11,6 +11,8 @@ use gatehouse_api::prepare;
 use gatehouse_api::route_table::{AggregatePlan, Upstream};
 use gatehouse_api::template::Template;
 
+use crate::runtime::addresses::ResolvedUpstream;
+
 /// One step, ready to run.
 #[derive(Debug)]
 pub struct StepProgram {
@@ -18,8 +20,9 @@ pub struct StepProgram {
     pub name: String,
     /// Where the call goes.
     pub upstream: Upstream,
-    /// Its address, resolved when the table loaded (or why it did not resolve).
-    pub address: Result<SocketAddr, String>,
+    /// Where it is now: the address book's entry, refreshed in the background (no address
+    /// while the service does not resolve).
+    pub resolved: Arc<ResolvedUpstream>,
     /// HTTP method.
     pub method: http::Method,
     /// Path and query template.
@@ -54,12 +57,12 @@ pub struct AggregationProgram {
 }
 
 impl AggregationProgram {
-    /// Compiles a plan, resolving each step's upstream with `resolve`. Errors name the step and
-    /// field; the table is refused with them. An upstream that does not resolve is not an
-    /// error here: its step fails when it runs.
+    /// Compiles a plan, taking each step's address book entry from `resolve`. Errors name the
+    /// step and field; the table is refused with them. An upstream that does not resolve is
+    /// not an error here: its step fails while it has no address.
     pub fn compile(
         plan: &AggregatePlan,
-        mut resolve: impl FnMut(&Upstream) -> Result<SocketAddr, String>,
+        mut resolve: impl FnMut(&Upstream) -> Arc<ResolvedUpstream>,
     ) -> Result<Self, String> {
         let index: BTreeMap<&str, usize> = plan
             .steps
@@ -100,7 +103,7 @@ impl AggregationProgram {
             };
             steps.push(StepProgram {
                 name: step.name.clone(),
-                address: resolve(&step.upstream),
+                resolved: resolve(&step.upstream),
                 upstream: step.upstream.clone(),
                 method,
                 path,

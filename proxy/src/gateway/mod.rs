@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use http::HeaderValue;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
-use pingora::upstreams::peer::HttpPeer;
+use pingora::upstreams::peer::{HttpPeer, Peer};
 use pingora::{Error, ErrorType};
 
 pub use context::{InFlight, RequestContext};
@@ -290,10 +290,9 @@ impl ProxyHttp for Gateway {
     ) -> pingora::Result<Box<HttpPeer>> {
         let choice = ctx.route().and_then(|route| match &route.action {
             PreparedAction::Proxy(upstreams) => {
-                let index =
+                let (index, address) =
                     choose_upstream(upstreams, &ctx.tried, now_millis(), fastrand::u64(..))?;
-                let upstream = upstreams.get(index)?;
-                Some((index, upstream.address?, route.timeout))
+                Some((index, address, route.timeout))
             }
             _ => None,
         });
@@ -429,13 +428,13 @@ impl ProxyHttp for Gateway {
         &self,
         _session: &mut Session,
         _reused: bool,
-        _peer: &HttpPeer,
+        peer: &HttpPeer,
         _fd: std::os::unix::io::RawFd,
         _digest: Option<&pingora::protocols::Digest>,
         ctx: &mut Self::CTX,
     ) -> pingora::Result<()> {
         if let Some(upstream) = self.current_upstream(ctx) {
-            upstream.health.connected();
+            upstream.connected(peer.address().as_inet().copied());
         }
         Ok(())
     }
@@ -443,12 +442,12 @@ impl ProxyHttp for Gateway {
     fn fail_to_connect(
         &self,
         _session: &mut Session,
-        _peer: &HttpPeer,
+        peer: &HttpPeer,
         ctx: &mut Self::CTX,
         mut e: Box<Error>,
     ) -> Box<Error> {
         if let Some(upstream) = self.current_upstream(ctx) {
-            upstream.health.connect_failed(now_millis());
+            upstream.connect_failed(peer.address().as_inet().copied(), now_millis());
         }
         let kind = if matches!(e.etype(), ErrorType::ConnectTimedout) {
             "timeout"

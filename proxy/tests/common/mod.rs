@@ -73,7 +73,13 @@ impl Drop for Upstream {
 impl Upstream {
     /// Serves `handler` on a new loopback port.
     pub async fn start(handler: Handler) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on("127.0.0.1:0".parse().unwrap(), handler).await
+    }
+
+    /// Serves `handler` on `address` (e.g. another loopback address, `127.0.0.2:PORT`, so two
+    /// servers can share a port and differ by address only).
+    pub async fn start_on(address: SocketAddr, handler: Handler) -> Self {
+        let listener = TcpListener::bind(address).await.unwrap();
         let address = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let record = seen.clone();
