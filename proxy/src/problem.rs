@@ -29,8 +29,6 @@ pub enum ProblemKind {
     Unauthorized,
     /// The client is over its rate limit.
     RateLimited,
-    /// The route's action is not available in this build.
-    NotImplemented,
     /// A fault in the proxy.
     Internal,
 }
@@ -48,7 +46,6 @@ impl ProblemKind {
             Self::HeadersTooLarge => 431,
             Self::Unauthorized => 401,
             Self::RateLimited => 429,
-            Self::NotImplemented => 501,
             Self::Internal => 500,
         }
     }
@@ -66,7 +63,6 @@ impl ProblemKind {
             Self::HeadersTooLarge => "Request header fields too large",
             Self::Unauthorized => "Unauthorized",
             Self::RateLimited => "Too many requests",
-            Self::NotImplemented => "Not implemented",
             Self::Internal => "Internal error",
         }
     }
@@ -86,7 +82,6 @@ impl ProblemKind {
             Self::RateLimited => {
                 "this client is over its rate limit; retry after the time in Retry-After"
             }
-            Self::NotImplemented => "this route's action is not available in this gateway version",
             Self::Internal => "the gateway failed to handle the request",
         }
     }
