@@ -6,6 +6,8 @@
 #
 # Usage: bench/instructions.sh              (needs valgrind, nginx, wrk, curl, python3)
 #   SECONDS_MEASURED=8 SKIP_BUILD=1 bench/instructions.sh
+#   FUNCTIONS='normalize_path|admit' bench/instructions.sh   also prints, per request, the
+#     instructions spent inside the functions whose names match (inclusive, 10-route table)
 #
 # The proxy starts uninstrumented (table load and start-up are not counted), takes 3 s of warm-up
 # traffic, then callgrind counts every instruction of every thread during SECONDS_MEASURED s of
@@ -52,6 +54,11 @@ for routes in 10 10000; do
   unset 'PIDS[-1]'
   instructions=$(awk '/^(summary|totals):/ {print $2; exit}' "$WORK/callgrind.$routes.1")
   echo "$routes routes: $requests requests, $instructions instructions, $(( instructions / requests )) per request" | tee -a "$WORK/summary"
+  if [[ -n "${FUNCTIONS:-}" && "$routes" == 10 ]]; then
+    callgrind_annotate --inclusive=yes --threshold=100 "$WORK/callgrind.$routes.1" 2>/dev/null |
+      grep -E "$FUNCTIONS" | awk -v n="$requests" '{gsub(",", "", $1); printf "  %8.1f per request  %s\n", $1 / n, $0}' |
+      cut -c1-200 | head -20
+  fi
 done
 python3 - "$WORK/summary" <<'PY'
 import re, sys

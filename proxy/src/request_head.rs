@@ -94,12 +94,16 @@ fn request_line_len(raw: &[u8]) -> usize {
 /// `uri-host [ ":" port ]` (RFC 9110 §7.2, RFC 3986 §3.2.2) with a non-empty host (an `http`
 /// URI's host may not be empty, RFC 9110 §4.2.1). Checked byte by byte, without allocating.
 fn is_valid_host(value: &[u8]) -> bool {
-    let (host, port) = match value.iter().position(|&b| b == b']') {
-        Some(end) if value.first() == Some(&b'[') => (&value[..=end], &value[end + 1..]),
-        _ => match value.iter().rposition(|&b| b == b':') {
+    let (host, port) = if value.first() == Some(&b'[') {
+        match value.iter().position(|&b| b == b']') {
+            Some(end) => (&value[..=end], &value[end + 1..]),
+            None => return false,
+        }
+    } else {
+        match value.iter().rposition(|&b| b == b':') {
             Some(colon) => (&value[..colon], &value[colon..]),
             None => (value, &[][..]),
-        },
+        }
     };
     let port = port.strip_prefix(b":").unwrap_or(port);
     // `port = *DIGIT`: `host:` is allowed.
@@ -119,6 +123,25 @@ fn is_valid_host(value: &[u8]) -> bool {
     }
 }
 
+/// The bytes a reg-name holds besides `%` escapes: unreserved and sub-delims (RFC 3986), as a
+/// table so the check is one load per byte.
+static REG_NAME: [bool; 256] = {
+    let mut allowed = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        allowed[b] = c.is_ascii_alphanumeric();
+        b += 1;
+    }
+    let extra = b"-._~!$&'()*+,;=";
+    let mut i = 0;
+    while i < extra.len() {
+        allowed[extra[i] as usize] = true;
+        i += 1;
+    }
+    allowed
+};
+
 fn is_reg_name(host: &[u8]) -> bool {
     let mut i = 0;
     while let Some(&b) = host.get(i) {
@@ -129,8 +152,7 @@ fn is_reg_name(host: &[u8]) -> bool {
             }
             continue;
         }
-        let allowed = b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b);
-        if !allowed {
+        if !REG_NAME[usize::from(b)] {
             return false;
         }
         i += 1;
