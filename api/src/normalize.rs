@@ -22,6 +22,13 @@ pub enum PathRefusal {
     /// `%` not followed by two hex digits.
     #[error("the request path holds a '%' that is not followed by two hex digits")]
     MalformedEscape,
+    /// `%00`: a NUL byte ends the path early in any backend written in C.
+    #[error("the request path holds an encoded NUL byte (%00)")]
+    EncodedNul,
+    /// `..;x` or `.;x`: a dot-segment with a path parameter, which Java servlet containers
+    /// (Tomcat, Jetty) resolve as `..` or `.` — the classic way past a gateway's routes.
+    #[error("the request path holds a dot-segment with a ';' parameter (..; or .;)")]
+    DotSegmentParameter,
 }
 
 /// The normal form of a request path (without its query). Borrowed when nothing changes.
@@ -61,6 +68,7 @@ pub fn normalize_segment(segment: &str) -> Result<Cow<'_, str>, PathRefusal> {
         };
         match (h << 4) | l {
             b'/' | b'\\' => return Err(PathRefusal::EncodedSeparator),
+            0 => return Err(PathRefusal::EncodedNul),
             byte if is_unreserved(byte) => out.push(char::from(byte)),
             _ => {
                 out.push('%');
@@ -120,6 +128,9 @@ fn rebuild(path: &str) -> Result<String, PathRefusal> {
                 Some(parent) => out.truncate(parent),
                 None => return Err(PathRefusal::AboveRoot),
             },
+            text if text.starts_with(".;") || text.starts_with("..;") => {
+                return Err(PathRefusal::DotSegmentParameter);
+            }
             text => {
                 out.push('/');
                 out.push_str(text);
@@ -202,6 +213,17 @@ mod tests {
         ("/a%2", Err(PathRefusal::MalformedEscape)),
         ("/a%zz", Err(PathRefusal::MalformedEscape)),
         ("/a%", Err(PathRefusal::MalformedEscape)),
+        ("/v2/x%00y", Err(PathRefusal::EncodedNul)),
+        // Dot-segments with path parameters, as servlet containers read them.
+        ("/v2/..;/admin", Err(PathRefusal::DotSegmentParameter)),
+        (
+            "/v2/public/..;x=1/admin",
+            Err(PathRefusal::DotSegmentParameter),
+        ),
+        ("/v2/.;/admin", Err(PathRefusal::DotSegmentParameter)),
+        ("/v2/%2e%2e;/admin", Err(PathRefusal::DotSegmentParameter)),
+        ("/v2/a;b/c", Ok("/v2/a;b/c")),
+        ("/v2/..a;b", Ok("/v2/..a;b")),
     ];
 
     #[test]

@@ -903,6 +903,8 @@ fn a_match_path_no_normalised_request_holds_is_refused() {
         ("/%2e%2E/x", "'.' and '..' segments are resolved"),
         ("/files/a%2Fb", "encoded slash"),
         ("/files/a%zz", "'%' that is not followed by two hex digits"),
+        ("/files/..;x", "dot-segment with a ';' parameter"),
+        ("/files/a%00", "encoded NUL"),
     ] {
         refused(
             with(

@@ -103,6 +103,9 @@ async fn paths_are_normalised_before_routing_and_upstream() {
         "/v2/public%2f..%2fadmin",
         "/v2/public%5C..%5Cadmin",
         "/v2/a%zz",
+        "/v2/public/..;/admin",
+        "/v2/public/%2e%2e;x=1/admin",
+        "/v2/file%00.json",
     ] {
         let reply = proxy.send(get(path)).await;
         assert_problem(&reply, 400);

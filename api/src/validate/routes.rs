@@ -183,6 +183,10 @@ fn check_match(at: &str, full_path: &str, m: &RouteMatch, problems: &mut Vec<Pro
                 "requests are normalised before routing, so '.' and '..' segments are resolved"
                     .to_owned(),
             ),
+            Ok(normal) if normal.starts_with(".;") || normal.starts_with("..;") => Some(format!(
+                "the gateway answers 400 when {}",
+                normalize::PathRefusal::DotSegmentParameter
+            )),
             Ok(_) => None,
         };
         if let Some(why) = never {
