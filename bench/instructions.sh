@@ -8,6 +8,7 @@
 #   SECONDS_MEASURED=8 SKIP_BUILD=1 bench/instructions.sh
 #   FUNCTIONS='normalize_path|admit' bench/instructions.sh   also prints, per request, the
 #     instructions spent inside the functions whose names match (inclusive, 10-route table)
+#   KEEP=1 bench/instructions.sh   keeps the callgrind files (callgrind_annotate them) and says where
 #
 # The proxy starts uninstrumented (table load and start-up are not counted), takes 3 s of warm-up
 # traffic, then callgrind counts every instruction of every thread during SECONDS_MEASURED s of

@@ -29,7 +29,7 @@ require_tools() { # HINT TOOL...
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$WORK"
+  if [[ -n "${KEEP:-}" ]]; then echo "kept: $WORK"; else rm -rf "$WORK"; fi
 }
 
 # Builds the release binaries of the PACKAGEs in ROOT, unless SKIP_BUILD is set.

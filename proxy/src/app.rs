@@ -72,9 +72,9 @@ pub fn run_proxy(cli: Cli) -> ExitCode {
                     max_request_line_bytes: cli.max_request_line_bytes,
                     max_request_head_bytes: cli.max_request_head_bytes,
                 },
-                keepalive_idle_seconds: cli.keepalive_idle_timeout,
             },
             request_head_timeout: Duration::from_secs(cli.request_head_timeout),
+            keepalive_idle_timeout: Duration::from_secs(cli.keepalive_idle_timeout),
         },
         Shared {
             store,

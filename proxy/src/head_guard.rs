@@ -8,11 +8,13 @@
 //! a read while the head is still incomplete after the time limit fails, and so does a read
 //! after more than the byte cap arrived without the head ending. Pingora then closes the
 //! connection. The gateway stops the clock once the head is parsed ([`head_received`]) and
-//! restarts it when the response is done ([`request_done`]). The idle wait for the next
-//! request's first byte is Pingora's keep-alive timeout, which the gateway sets.
+//! restarts it when the response is done ([`request_done`]). From then on the connection may
+//! wait [`HeadBounds::idle`] for the next request's first byte; a read still waiting then fails
+//! before any byte, which Pingora takes as the client closing a kept-alive connection.
 //!
-//! A head that arrives in one read costs one clock reading and no timer; a timer is set only
-//! when a read would wait while a head is incomplete.
+//! A head that arrives in one read costs one clock reading; a timer is made on the first read
+//! that would wait (the idle wait, on a kept-alive connection) and then only reset, never
+//! registered again — Pingora's own keep-alive timeout registered a new one per request.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -37,6 +39,8 @@ use tokio::time::{Instant, Sleep};
 pub struct HeadBounds {
     /// Longest time from the head's start to its end.
     pub time: Duration,
+    /// Longest wait for the first byte of the next request on a kept-alive connection.
+    pub idle: Duration,
     /// Most bytes read while the head is incomplete before reading stops (the head is then
     /// certainly over this size).
     pub bytes: usize,
@@ -82,10 +86,12 @@ pub fn head_received(session: &Session) {
     }
 }
 
-/// Restarts the head clock of the session's connection: the next bytes start a new request.
+/// Restarts the head clock of the session's connection: the next bytes start a new request,
+/// and the idle wait for them starts now.
 pub fn request_done(session: &Session) {
     if let Some(stream) = guard_stream(session) {
         stream.awaiting_head.store(true, Ordering::Relaxed);
+        stream.idle_started.store(true, Ordering::Relaxed);
     }
 }
 
@@ -106,7 +112,12 @@ pub struct HeadGuardStream {
     awaiting_head: AtomicBool,
     /// A head ended since the last read: its deadline and count are spent.
     head_ended: AtomicBool,
-    /// When the head being received must be complete; `None` until its first byte.
+    /// A response ended since the last read: the idle wait for the next request starts.
+    idle_started: AtomicBool,
+    /// Waiting for the first byte of the next request (the deadline is the idle one).
+    idle: bool,
+    /// When the head being received must be complete (or, while `idle`, when the wait for it
+    /// ends); `None` between a head and its response.
     deadline: Option<Instant>,
     /// Wakes a read that waits past the deadline; made on the first wait.
     timer: Option<Pin<Box<Sleep>>>,
@@ -120,6 +131,8 @@ impl HeadGuardStream {
             head_bytes: 0,
             awaiting_head: AtomicBool::new(true),
             head_ended: AtomicBool::new(false),
+            idle_started: AtomicBool::new(false),
+            idle: false,
             deadline: Some(Instant::now() + bounds.time),
             timer: None,
         }
@@ -166,6 +179,11 @@ impl AsyncRead for HeadGuardStream {
             this.deadline = None;
             this.head_bytes = 0;
         }
+        if this.idle_started.load(Ordering::Relaxed) {
+            this.idle_started.store(false, Ordering::Relaxed);
+            this.idle = true;
+            this.deadline = Some(Instant::now() + this.bounds.idle);
+        }
         if !this.awaiting_head.load(Ordering::Relaxed) {
             return Pin::new(&mut this.inner).poll_read(cx, buf);
         }
@@ -179,8 +197,9 @@ impl AsyncRead for HeadGuardStream {
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 let read = buf.filled().len() - filled;
-                if this.deadline.is_none() && read > 0 {
-                    // The first byte of the next request.
+                if this.idle && read > 0 {
+                    // The first byte of the next request: its head's clock starts.
+                    this.idle = false;
                     this.deadline = Some(Instant::now() + this.bounds.time);
                 }
                 this.head_bytes = this.head_bytes.saturating_add(read);

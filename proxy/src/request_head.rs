@@ -84,7 +84,7 @@ pub fn check_request_head(
 
 /// Length of the first line, without `\r\n` or `\n`.
 fn request_line_len(raw: &[u8]) -> usize {
-    match raw.iter().position(|&b| b == b'\n') {
+    match memchr::memchr(b'\n', raw) {
         Some(end) if end > 0 && raw[end - 1] == b'\r' => end - 1,
         Some(end) => end,
         None => raw.len(),

@@ -36,6 +36,8 @@ pub struct ServerOptions {
     pub clients: ClientPolicy,
     /// Longest time to receive a whole request head.
     pub request_head_timeout: Duration,
+    /// Longest wait for the next request on a kept-alive connection.
+    pub keepalive_idle_timeout: Duration,
 }
 
 /// Everything the services share.
@@ -76,6 +78,7 @@ pub fn run(options: &ServerOptions, shared: Shared) {
         pingora::proxy::http_proxy(&server.configuration, gateway),
         HeadBounds {
             time: options.request_head_timeout,
+            idle: options.keepalive_idle_timeout,
             // Heads up to twice the limit are read whole and answered 431; beyond that the
             // connection is closed instead of buffering up to Pingora's 1 MiB.
             bytes: options

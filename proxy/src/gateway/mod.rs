@@ -47,8 +47,6 @@ const MAX_REQUEST_ID_LEN: usize = 128;
 pub struct ClientPolicy {
     /// Size limits of request heads.
     pub head_limits: HeadLimits,
-    /// Longest wait for the next request on a kept-alive connection, in whole seconds (≥ 1).
-    pub keepalive_idle_seconds: u64,
 }
 
 /// The gateway: serves whatever table the store holds.
@@ -227,12 +225,10 @@ impl ProxyHttp for Gateway {
         session: &mut Session,
         _ctx: &mut Self::CTX,
     ) -> pingora::Result<()> {
+        // The head is complete. The wait for the next request on a kept-alive connection is
+        // bounded by the same connection guard (its timer is reused; Pingora's own keep-alive
+        // timeout would register a new timer for every request).
         head_guard::head_received(session);
-        // Pingora keeps an HTTP/1.1 connection for ever unless the client's `Keep-Alive` says
-        // otherwise; bound the wait for the next request (only where keep-alive is on).
-        if session.get_keepalive().is_some() {
-            session.set_keepalive(Some(self.policy.keepalive_idle_seconds.max(1)));
-        }
         Ok(())
     }
 
