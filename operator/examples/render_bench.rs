@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use gatehouse_api::compile::CompileContext;
 use gatehouse_api::resource::Resource;
-use gatehouse_operator::build;
+use gatehouse_operator::objects;
 use gatehouse_operator::render::{input_files, read_resources, render_paths};
 use gatehouse_operator::settings::ProxySettings;
 
@@ -123,7 +123,7 @@ fn phases(
     let objects: Vec<_> = resources
         .iter()
         .zip(&tables)
-        .map(|(resource, table)| build::render(resource, table, settings))
+        .map(|(resource, table)| objects::render(resource, table, settings))
         .collect();
     let build = started.elapsed();
 

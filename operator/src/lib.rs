@@ -1,16 +1,16 @@
 //! Gatehouse operator: turns Gateway, EdgeService and Aggregator resources into running,
 //! autoscaled proxies.
 //!
-//! The pure half (what to build) lives in [`references`], [`plan`] and [`build`] and is shared by
+//! The pure half (what to build) lives in [`references`], [`plan`] and [`objects`] and is shared by
 //! `gatehouse-operator render` and the controllers; the I/O half (reading the cluster, applying,
 //! reporting status) lives in [`controller`], with [`leader`], [`admin`] and [`metrics`] around it.
 #![forbid(unsafe_code)]
 
 pub mod admin;
-pub mod build;
 pub mod controller;
 pub mod leader;
 pub mod metrics;
+pub mod objects;
 pub mod plan;
 pub mod references;
 pub mod render;

@@ -11,7 +11,7 @@ use gatehouse_api::resource::Resource;
 use gatehouse_api::route_table::{FILE_NAME, MAX_TABLE_BYTES, RouteTable};
 use gatehouse_api::validate::Problem;
 
-use crate::build::{self, ProxyObjects};
+use crate::objects::{self, ProxyObjects};
 use crate::references::References;
 use crate::settings::ProxySettings;
 
@@ -88,7 +88,7 @@ pub fn plan(
     settings: &ProxySettings,
 ) -> Result<Plan, Vec<Problem>> {
     let table = resource.compile(&found.compile_context(settings))?;
-    let objects = build::render(resource, &table, settings);
+    let objects = objects::render(resource, &table, settings);
     let size = objects
         .config_map
         .data
@@ -111,7 +111,7 @@ pub fn plan(
 /// `NAME-gateway.NS.svc.DOMAIN:PORT`: where clients in the cluster reach the proxy.
 pub fn service_address(resource: &Resource, settings: &ProxySettings) -> String {
     let name = gatehouse_api::naming::proxy_name(resource.kind(), resource.name());
-    let port = build::runtime_settings(resource).1.port;
+    let port = objects::runtime_settings(resource).1.port;
     format!(
         "{name}.{}.svc.{}:{port}",
         resource.namespace(),

@@ -12,7 +12,7 @@ use gatehouse_api::naming::Kind;
 use gatehouse_api::resource::Resource;
 use rayon::prelude::*;
 
-use crate::build::runtime_settings;
+use crate::objects::runtime_settings;
 use crate::plan::{Found, plan};
 use crate::settings::ProxySettings;
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use gatehouse_api::compile::CompileContext;
 use gatehouse_api::resource::Resource;
 use gatehouse_api::route_table::{FILE_NAME, RouteTable};
-use gatehouse_operator::build::{self, ProxyObjects};
+use gatehouse_operator::objects::{self, ProxyObjects};
 use gatehouse_operator::render::{render_paths, render_resources};
 use gatehouse_operator::settings::ProxySettings;
 use k8s_openapi::api::core::v1::Container;
@@ -52,7 +52,7 @@ fn metadata_mut(
 
 fn objects(resource: &Resource) -> (RouteTable, ProxyObjects) {
     let table = resource.compile(&CompileContext::default()).unwrap();
-    let objects = build::render(resource, &table, &ProxySettings::default());
+    let objects = objects::render(resource, &table, &ProxySettings::default());
     (table, objects)
 }
 
@@ -158,7 +158,7 @@ fn rendered_config_map_carries_the_compiled_table_byte_for_byte() {
         );
         let parsed = RouteTable::from_bytes(text.as_bytes()).unwrap();
         assert_eq!(
-            config_map["metadata"]["annotations"][build::DIGEST_ANNOTATION],
+            config_map["metadata"]["annotations"][objects::DIGEST_ANNOTATION],
             parsed.digest()
         );
     }
@@ -261,7 +261,7 @@ fn an_autoscaled_deployment_never_carries_replicas() {
         let resource = read(&example);
         let (_, objects) = objects(&resource);
         let replicas = objects.deployment.spec.clone().unwrap().replicas;
-        let settings = build::runtime_settings(&resource).0;
+        let settings = objects::runtime_settings(&resource).0;
         match &objects.autoscaler {
             Some(hpa) => {
                 autoscaled += 1;
@@ -358,7 +358,7 @@ fn every_object_is_labelled_and_controlled_by_its_resource() {
             assert_eq!(labels["app.kubernetes.io/managed-by"], "gatehouse-operator");
             assert_eq!(
                 labels["app.kubernetes.io/component"],
-                build::component(resource.kind())
+                objects::component(resource.kind())
             );
         }
     }
@@ -499,13 +499,13 @@ fn the_network_policy_opens_the_traffic_port_to_all_and_the_admin_port_to_named_
         },
         ..ProxySettings::default()
     };
-    let policy = build::render(&resource, &table, &settings)
+    let policy = objects::render(&resource, &table, &settings)
         .network_policy
         .unwrap();
     let policy = serde_json::to_value(&policy).unwrap();
     assert_eq!(
         policy["spec"]["podSelector"]["matchLabels"],
-        serde_json::to_value(build::selector_labels(resource.kind(), "public")).unwrap()
+        serde_json::to_value(objects::selector_labels(resource.kind(), "public")).unwrap()
     );
     assert_eq!(
         policy["spec"]["policyTypes"],
@@ -528,7 +528,7 @@ fn the_network_policy_opens_the_traffic_port_to_all_and_the_admin_port_to_named_
     };
     gateway.spec.deployment.network_policy = Some(false);
     assert!(
-        build::render(&resource, &table, &settings)
+        objects::render(&resource, &table, &settings)
             .network_policy
             .is_none()
     );
@@ -537,7 +537,7 @@ fn the_network_policy_opens_the_traffic_port_to_all_and_the_admin_port_to_named_
         ..ProxySettings::default()
     };
     assert!(
-        build::render(&resource, &table, &off)
+        objects::render(&resource, &table, &off)
             .network_policy
             .is_none()
     );
@@ -546,7 +546,7 @@ fn the_network_policy_opens_the_traffic_port_to_all_and_the_admin_port_to_named_
     };
     gateway.spec.deployment.network_policy = Some(true);
     assert!(
-        build::render(&resource, &table, &off)
+        objects::render(&resource, &table, &off)
             .network_policy
             .is_some()
     );

@@ -24,7 +24,7 @@ use serde_json::Value;
 
 use super::ownership::{Conflict, conflict, is_controlled_by};
 use crate::FIELD_MANAGER;
-use crate::build::{ProxyObjects, stamped_hash};
+use crate::objects::{ProxyObjects, stamped_hash};
 
 /// Why an object could not be read or written.
 #[derive(Debug, thiserror::Error)]

@@ -33,7 +33,7 @@ use tracing::{debug, warn};
 
 use gatehouse_api::naming::proxy_name;
 
-use crate::build::MANAGED_BY_SELECTOR;
+use crate::objects::MANAGED_BY_SELECTOR;
 use crate::references::References;
 use context::Context;
 

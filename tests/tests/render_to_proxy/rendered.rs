@@ -6,7 +6,7 @@ use std::process::Command;
 
 use gatehouse_api::naming::{Kind, proxy_name};
 use gatehouse_api::route_table::{FILE_NAME, RouteTable};
-use gatehouse_operator::build::DIGEST_ANNOTATION;
+use gatehouse_operator::objects::DIGEST_ANNOTATION;
 use gatehouse_operator::render::render_paths;
 use gatehouse_operator::settings::ProxySettings;
 use serde_json::Value;

@@ -1,4 +1,4 @@
-//! build: one valid resource and its compiled route table → the objects that run its proxy.
+//! objects: one valid resource and its compiled route table → the objects that run its proxy.
 //!
 //! Pure and deterministic, one file per object. Every object carries the common labels, a
 //! controller owner reference (when the resource has a uid, i.e. came from the cluster) and a
