@@ -7,7 +7,7 @@
 //! GitOps tools never see a spurious diff. It never holds secret material: clients' keys are
 //! referenced by Secret name only.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
@@ -328,6 +328,19 @@ pub enum TableError {
 }
 
 impl RouteTable {
+    /// The Secrets the table's clients read (API keys, JWKS), sorted and unique: what the
+    /// proxy mounts and watches, and what its Role lets it read.
+    pub fn client_secrets(&self) -> BTreeSet<String> {
+        self.clients
+            .iter()
+            .flat_map(|client| {
+                let keys = client.api_key.as_ref().map(|k| k.secret.clone());
+                let jwks = client.jwt.as_ref().map(|j| j.jwks_secret.clone());
+                keys.into_iter().chain(jwks)
+            })
+            .collect()
+    }
+
     /// The canonical bytes: JSON with one route (and one client) per line and a final newline.
     /// Same table, same bytes.
     ///

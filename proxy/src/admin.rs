@@ -1,5 +1,6 @@
 //! The admin listener: `/healthz` (alive), `/readyz` (a table is loaded and the proxy is not
-//! draining), `/metrics` (Prometheus text) and `/config` (digest and generation of the table).
+//! draining), `/metrics` (Prometheus text) and `/config` (digest, generation and feed of the
+//! served table, and the last refusal).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,7 +12,7 @@ use pingora::protocols::http::ServerSession;
 use serde::Serialize;
 
 use crate::metrics::ProxyMetrics;
-use crate::reload::TableStore;
+use crate::reload::{Feed, Refused, TableStore};
 
 /// Prometheus text exposition media type.
 const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -31,6 +32,11 @@ struct ConfigView<'a> {
     generation: u64,
     routes: usize,
     source: Option<&'a gatehouse_api::route_table::TableSource>,
+    /// Where the served table came from.
+    feed: Option<Feed>,
+    /// The newest table offered and refused, unless a later one loaded (the operator reports
+    /// its error in `Programmed`).
+    refused: Option<Refused>,
 }
 
 impl AdminApp {
@@ -83,6 +89,8 @@ impl AdminApp {
                     generation: table.as_deref().map_or(0, |t| t.generation),
                     routes: table.as_deref().map_or(0, |t| t.routes.len()),
                     source: table.as_deref().map(|t| &t.source),
+                    feed: self.store.serving_feed(),
+                    refused: self.store.refused(),
                 };
                 let mut body = serde_json::to_vec_pretty(&view).unwrap_or_default();
                 body.push(b'\n');

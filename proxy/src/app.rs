@@ -1,5 +1,6 @@
 //! The proxy process: from a parsed command line to a serving gateway (logging, the first
-//! table load, the watcher, the upstream address refresher, the Pingora server).
+//! table load, the file watcher and the Kubernetes feed, the upstream address refresher, the
+//! Pingora server).
 //! `gatehouse-proxy` and the quickstart demo both run it.
 
 use std::process::ExitCode;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use crate::aggregate::AggregateRuntime;
 use crate::aggregate::transport::PooledTransport;
 use crate::cli::{Cli, LogFormat};
+use crate::cluster::ClusterFeed;
 use crate::gateway::ClientPolicy;
 use crate::metrics::ProxyMetrics;
 use crate::reload::{TableStore, Watcher};
@@ -33,24 +35,37 @@ pub fn run_proxy(cli: Cli) -> ExitCode {
         }
     };
     let origin = match (&cli.routes, &cli.from) {
-        (Some(file), _) => TableOrigin::File(file.clone()),
-        (None, Some(dir)) => TableOrigin::Folder(dir.clone()),
-        (None, None) => return ExitCode::from(2),
+        (Some(file), _) => Some(TableOrigin::File(file.clone())),
+        (None, Some(dir)) => Some(TableOrigin::Folder(dir.clone())),
+        (None, None) => None,
     };
     let metrics = Arc::new(ProxyMetrics::new());
     let runtime = Arc::new(Runtime::new(resolver));
     let store = Arc::new(TableStore::new(runtime.clone(), metrics.clone()));
-    let mut watcher = Watcher::new(
-        origin,
-        cli.secrets_dir.clone(),
-        store.clone(),
-        Duration::from_millis(cli.reload_interval_ms.max(10)),
-    );
-    // First load before listening, so a good table is served from the first request.
-    watcher.poll();
-    if let Err(e) = watcher.spawn() {
-        tracing::error!("cannot start the route table watcher: {e}");
-        return ExitCode::FAILURE;
+    if let Some(origin) = origin {
+        let mut watcher = Watcher::new(
+            origin,
+            cli.secrets_dir.clone(),
+            store.clone(),
+            Duration::from_millis(cli.reload_interval_ms.max(10)),
+        );
+        // First load before listening, so a good table is served from the first request.
+        watcher.poll();
+        if let Err(e) = watcher.spawn() {
+            tracing::error!("cannot start the route table watcher: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if let Some(config_map) = &cli.config_map {
+        let feed = ClusterFeed {
+            config_map: config_map.clone(),
+            namespace: cli.namespace.clone(),
+            kubeconfig: cli.kubeconfig.clone(),
+        };
+        if let Err(e) = feed.spawn(store.clone()) {
+            tracing::error!("cannot start the Kubernetes feed: {e}");
+            return ExitCode::FAILURE;
+        }
     }
     if let Err(e) = runtime.spawn_refresher(Duration::from_millis(cli.resolve_interval_ms.max(10)))
     {

@@ -18,15 +18,30 @@ pub enum LogFormat {
 /// Gatehouse data plane: serves a route table with Pingora.
 #[derive(Clone, Debug, Parser)]
 #[command(name = "gatehouse-proxy", version, about)]
-#[command(group(ArgGroup::new("table").required(true).args(["routes", "from"])))]
+#[command(group(ArgGroup::new("table").required(true).multiple(true)
+    .args(["routes", "from", "config_map"])))]
 pub struct Cli {
-    /// Serve this RouteTable JSON file; it is re-read when it changes (hot reload).
+    /// Serve this RouteTable JSON file; it is re-read when it changes (hot reload). With
+    /// `--config-map`, the mounted copy of that ConfigMap: served at start-up and while the
+    /// Kubernetes API has not delivered the table.
     #[arg(long, value_name = "FILE")]
     pub routes: Option<PathBuf>,
     /// Standalone mode: compile the Gateway, EdgeService and Aggregator YAML files of DIR and
     /// serve them; the folder is re-read when a file changes.
-    #[arg(long = "from", value_name = "DIR")]
+    #[arg(long = "from", value_name = "DIR", conflicts_with_all = ["routes", "config_map"])]
     pub from: Option<PathBuf>,
+    /// In a cluster: watch this route ConfigMap (its `routes.json`) and the client Secrets its
+    /// table names through the Kubernetes API, serving each change within milliseconds.
+    #[arg(long, value_name = "NAME")]
+    pub config_map: Option<String>,
+    /// Namespace of the `--config-map` and the Secrets (default: the client configuration's,
+    /// in a pod its own).
+    #[arg(long, value_name = "NS", requires = "config_map")]
+    pub namespace: Option<String>,
+    /// Reach the Kubernetes API with this kubeconfig (default: the pod's service account, or
+    /// `KUBECONFIG`).
+    #[arg(long, value_name = "FILE", requires = "config_map")]
+    pub kubeconfig: Option<PathBuf>,
     /// Address the proxy listens on.
     #[arg(long, default_value = "0.0.0.0:8080", value_name = "ADDR")]
     pub listen: String,

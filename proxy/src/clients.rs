@@ -69,15 +69,35 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// The data of a client's Secret, or why the table cannot use it.
+/// The data of a client's Secret, or why there is none.
 fn mounted<'a>(
     client: &str,
     secret: &str,
     secrets: &'a SecretFiles,
 ) -> Result<&'a BTreeMap<String, Vec<u8>>, String> {
-    secrets.get(secret).ok_or_else(|| {
-        format!("client {client}: Secret {secret} is not mounted (no folder of that name in the secrets directory)")
-    })
+    secrets
+        .get(secret)
+        .ok_or_else(|| format!("client {client}: Secret {secret} does not exist"))
+}
+
+/// The warning for a client nobody can be, from why its credentials are unusable.
+fn unrecognisable(reason: &str, client: &str) -> String {
+    format!(
+        "{reason}; requests presenting client {client}'s credentials are refused with 401 until it is fixed"
+    )
+}
+
+/// The API keys of a client's Secret: every value, trimmed, that is not blank.
+fn api_keys(client: &str, secret: &str, secrets: &SecretFiles) -> Result<Vec<Vec<u8>>, String> {
+    let keys: Vec<Vec<u8>> = mounted(client, secret, secrets)?
+        .values()
+        .map(|value| value.trim_ascii().to_vec())
+        .filter(|key| !key.is_empty())
+        .collect();
+    if keys.is_empty() {
+        return Err(format!("client {client}: Secret {secret} holds no key"));
+    }
+    Ok(keys)
 }
 
 /// The verifying keys of a client's JWKS Secret.
@@ -181,13 +201,18 @@ impl std::fmt::Debug for Clients {
 }
 
 impl Clients {
-    /// Prepares the clients of a table, taking each limited client's bucket from `buckets`. A
-    /// client whose Secret is not mounted, or holds no key, is an error: the table is refused
-    /// rather than served with a client nobody can be.
+    /// Prepares the clients of a table, taking each limited client's bucket from `buckets`.
+    ///
+    /// A client whose Secret does not exist, holds no key or no usable JWKS is recognised by
+    /// nobody (its requests get 401) and said in `warnings`; the table still loads. Deleting or
+    /// emptying a client's Secret is how a leaked key is revoked, so it must take effect: were
+    /// the table refused instead, the previous table, and with it the revoked key, would keep
+    /// serving.
     pub fn build(
         entries: &[ClientEntry],
         secrets: &SecretFiles,
         buckets: &BucketBook,
+        warnings: &mut Vec<String>,
     ) -> Result<Self, String> {
         let mut clients = Self::default();
         for entry in entries {
@@ -198,18 +223,10 @@ impl Clients {
                         entry.name, api_key.header
                     )
                 })?;
-                let data = mounted(&entry.name, &api_key.secret, secrets)?;
-                let keys: Vec<Vec<u8>> = data
-                    .values()
-                    .map(|value| value.trim_ascii().to_vec())
-                    .filter(|key| !key.is_empty())
-                    .collect();
-                if keys.is_empty() {
-                    return Err(format!(
-                        "client {}: Secret {} holds no key",
-                        entry.name, api_key.secret
-                    ));
-                }
+                let keys = api_keys(&entry.name, &api_key.secret, secrets).unwrap_or_else(|e| {
+                    warnings.push(unrecognisable(&e, &entry.name));
+                    Vec::new()
+                });
                 if !clients.headers.contains(&header) {
                     clients.headers.push(header.clone());
                 }
@@ -224,7 +241,10 @@ impl Clients {
                     name: entry.name.clone(),
                     issuer: jwt.issuer.clone(),
                     audiences: jwt.audiences.clone(),
-                    keys: jwks(&entry.name, &jwt.jwks_secret, secrets)?,
+                    keys: jwks(&entry.name, &jwt.jwks_secret, secrets).unwrap_or_else(|e| {
+                        warnings.push(unrecognisable(&e, &entry.name));
+                        Vec::new()
+                    }),
                 });
             }
             if let Some(limit) = &entry.rate_limit {
@@ -363,7 +383,10 @@ mod tests {
     }
 
     fn build(entries: &[ClientEntry], secrets: &SecretFiles) -> Result<Clients, String> {
-        Clients::build(entries, secrets, &BucketBook::default())
+        let mut warnings = Vec::new();
+        let clients = Clients::build(entries, secrets, &BucketBook::default(), &mut warnings)?;
+        assert!(warnings.is_empty(), "{warnings:?}");
+        Ok(clients)
     }
 
     fn secrets() -> SecretFiles {
@@ -436,16 +459,50 @@ mod tests {
     }
 
     #[test]
-    fn an_unmounted_or_empty_secret_refuses_the_table() {
-        let error = build(&[entry("web", Some("missing"), None)], &secrets()).unwrap_err();
-        assert!(error.contains("Secret missing is not mounted"), "{error}");
-        let mut empty = secrets();
-        empty.insert(
+    fn a_client_whose_secret_is_missing_or_empty_is_recognised_by_nobody() {
+        let mut files = secrets();
+        files.insert(
             "blank".to_owned(),
             [("k".to_owned(), b"\n".to_vec())].into(),
         );
-        let error = build(&[entry("web", Some("blank"), None)], &empty).unwrap_err();
-        assert!(error.contains("holds no key"), "{error}");
+        let mut warnings = Vec::new();
+        let clients = Clients::build(
+            &[
+                entry("gone", Some("missing"), None),
+                entry("emptied", Some("blank"), None),
+                entry("web", Some("web-keys"), None),
+            ],
+            &files,
+            &BucketBook::default(),
+            &mut warnings,
+        )
+        .unwrap();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].contains("client gone: Secret missing does not exist"),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[1].contains("client emptied: Secret blank holds no key"),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[0].ends_with("refused with 401 until it is fixed"),
+            "{warnings:?}"
+        );
+        assert_eq!(
+            clients.recognise(&with_key("key-web-1"), None),
+            Ok(Some("web")),
+            "the other clients are served"
+        );
+        assert_eq!(
+            clients.recognise(&with_key(""), None),
+            Err(Refusal::UnknownCredential)
+        );
+        assert_eq!(
+            clients.recognise(&HeaderMap::new(), None),
+            Err(Refusal::MissingCredential)
+        );
     }
 
     #[test]

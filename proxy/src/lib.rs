@@ -1,7 +1,8 @@
 //! Gatehouse data plane: a Pingora proxy that serves a compiled route table.
 //!
 //! The router ([`router`]) is pure and decides which route serves a request; [`gateway`] is the
-//! thin Pingora driver; [`reload`] swaps tables in atomically; [`runtime`] owns the state that
+//! thin Pingora driver; [`reload`] swaps tables in atomically, fed by files and, in a cluster, by
+//! [`cluster`] (the route ConfigMap and client Secrets watched through the Kubernetes API); [`runtime`] owns the state that
 //! outlives tables (rate-limit buckets, upstream addresses refreshed in the background, passive
 //! health); [`admin`] serves health, readiness, metrics and the loaded table's identity. See `proxy/README.md` for the user-facing contract.
 #![forbid(unsafe_code)]
@@ -11,6 +12,7 @@ pub mod aggregate;
 pub mod app;
 pub mod cli;
 pub mod clients;
+pub mod cluster;
 pub mod gateway;
 pub mod head_guard;
 pub mod headers;

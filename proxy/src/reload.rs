@@ -3,16 +3,25 @@
 //!
 //! A request takes an `Arc` of the table when it starts and keeps it to the end, so in-flight
 //! requests finish on the table they started with. A table that fails to read, parse, check
-//! or build is refused — a log line and `gatehouse_route_table_reloads_total{result="failed"}`
-//! — and the previous one keeps serving. What must outlive a table (rate-limit buckets,
-//! upstream addresses and health) is the store's [`Runtime`], shared by every table it builds.
+//! or build is refused — a log line, `gatehouse_route_table_reloads_total{result="failed"}` and
+//! `refused` in `/config` — and the previous one keeps serving. What must outlive a table
+//! (rate-limit buckets, upstream addresses and health) is the store's [`Runtime`], shared by
+//! every table it builds.
+//!
+//! Tables reach the store by two feeds ([`Feed`]): the files (polled by [`Watcher`]) and, in a
+//! cluster, the Kubernetes API ([`crate::cluster`]). Once the API has delivered a table it is
+//! the truth: a mounted copy lags it by a minute or more, so a file table is then installed
+//! only when it is of a newer generation of the resource (the API went away while the kubelet
+//! still updates the volume); until then, the files serve (start-up, API unreachable).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
+use gatehouse_api::route_table::RouteTable;
+use serde::Serialize;
 
 use crate::clients::{SecretFiles, read_secrets};
 use crate::metrics::{ProxyMetrics, TableLabels};
@@ -24,10 +33,52 @@ use crate::table::{BuildContext, BuildError, LoadedTable, SharedTable};
 /// rewrite that keeps size and modification time).
 const FULL_READ_EVERY: u32 = 10;
 
+/// Where a table offered to the store comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Feed {
+    /// The route table file or resource folder (in a cluster: the mounted ConfigMap).
+    Files,
+    /// The route ConfigMap and client Secrets read through the Kubernetes API.
+    Kubernetes,
+}
+
+/// The newest table the store was offered and refused, until a later one loads.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Refused {
+    /// `sha256:…` of the refused table as offered (the route ConfigMap's digest), when it came
+    /// as one serialised table.
+    pub digest: Option<String>,
+    /// Why it was refused.
+    pub error: String,
+}
+
+/// What the store installed last, and what it refused since.
+#[derive(Debug, Default)]
+struct Installs {
+    /// The feed of the table being served.
+    serving: Option<Feed>,
+    /// True once the Kubernetes feed delivered a table that loaded.
+    kubernetes_delivered: bool,
+    /// The last refusal, cleared by a table that loads.
+    refused: Option<Refused>,
+}
+
+/// A table offered to the store: parsed (or why not), and the digest of its bytes as offered.
+pub struct Offer {
+    /// Where it comes from.
+    pub feed: Feed,
+    /// The parsed and checked table, or why it is not one.
+    pub table: Result<RouteTable, LoadError>,
+    /// `sha256:…` of the serialised table as delivered, when it was delivered as one.
+    pub digest: Option<String>,
+}
+
 /// The currently served table.
 pub struct TableStore {
     current: ArcSwapOption<LoadedTable>,
     loads: AtomicU64,
+    installs: Mutex<Installs>,
     runtime: Arc<Runtime>,
     metrics: Arc<ProxyMetrics>,
 }
@@ -50,6 +101,7 @@ impl TableStore {
         Self {
             current: ArcSwapOption::empty(),
             loads: AtomicU64::new(0),
+            installs: Mutex::new(Installs::default()),
             runtime,
             metrics,
         }
@@ -65,18 +117,78 @@ impl TableStore {
         &self.runtime
     }
 
-    /// Reads, builds and installs the origin's table. On error nothing changes.
+    /// The feed of the table being served.
+    pub fn serving_feed(&self) -> Option<Feed> {
+        self.installs().serving
+    }
+
+    /// The newest refused table, unless a later one loaded.
+    pub fn refused(&self) -> Option<Refused> {
+        self.installs().refused.clone()
+    }
+
+    fn installs(&self) -> std::sync::MutexGuard<'_, Installs> {
+        self.installs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reads, builds and installs the origin's table (the files feed). On error nothing
+    /// changes; `Ok(None)` when the table was not installed because the Kubernetes feed is the
+    /// truth (see the module docs).
     pub fn load(
         &self,
         origin: &TableOrigin,
         snapshot: &Snapshot,
         secrets: &SecretFiles,
-    ) -> Result<SharedTable, ReloadError> {
-        let result = self.build(origin, snapshot, secrets);
+    ) -> Result<Option<SharedTable>, ReloadError> {
+        self.offer(
+            Offer {
+                feed: Feed::Files,
+                table: origin.table(snapshot),
+                digest: origin.digest(snapshot),
+            },
+            secrets,
+        )
+    }
+
+    /// Builds and installs an offered table. On error nothing changes but the refusal, which
+    /// `/config` reports. `Ok(None)` when a file table is not installed because the Kubernetes
+    /// feed is the truth.
+    pub fn offer(
+        &self,
+        offer: Offer,
+        secrets: &SecretFiles,
+    ) -> Result<Option<SharedTable>, ReloadError> {
+        // One install at a time: the two feeds never interleave a build and its store.
+        let mut installs = self.installs();
+        if offer.feed == Feed::Files && installs.kubernetes_delivered {
+            let newer = match (&offer.table, self.current()) {
+                (Ok(table), Some(current)) => is_newer(table, &current),
+                _ => false,
+            };
+            if !newer {
+                return Ok(None);
+            }
+        }
+        let result = offer
+            .table
+            .map_err(ReloadError::from)
+            .and_then(|table| self.build(table, secrets));
         self.metrics.reload(result.is_ok());
-        let table = result?;
-        let table = Arc::new(table);
+        let table = match result {
+            Ok(table) => Arc::new(table),
+            Err(error) => {
+                installs.refused = Some(Refused {
+                    digest: offer.digest,
+                    error: error.to_string(),
+                });
+                return Err(error);
+            }
+        };
         self.current.store(Some(table.clone()));
+        installs.serving = Some(offer.feed);
+        installs.refused = None;
+        installs.kubernetes_delivered |= offer.feed == Feed::Kubernetes;
+        drop(installs);
         // Buckets and upstreams only the replaced table used go once its requests end; what is
         // already unused goes now.
         self.runtime.prune();
@@ -94,32 +206,35 @@ impl TableStore {
             digest = %table.digest,
             generation = table.generation,
             routes = table.routes.len(),
+            feed = ?offer.feed,
             "route table loaded"
         );
-        Ok(table)
+        Ok(Some(table))
     }
 
-    fn build(
-        &self,
-        origin: &TableOrigin,
-        snapshot: &Snapshot,
-        secrets: &SecretFiles,
-    ) -> Result<LoadedTable, ReloadError> {
-        let table = origin.table(snapshot)?;
-        let mut unresolved = Vec::new();
+    fn build(&self, table: RouteTable, secrets: &SecretFiles) -> Result<LoadedTable, ReloadError> {
+        let mut warnings = Vec::new();
         let context = BuildContext {
             runtime: &self.runtime,
             secrets,
         };
         let generation = self.loads.load(Ordering::Relaxed) + 1;
-        let loaded = LoadedTable::build(table, generation, &context, &mut unresolved)?;
-        for problem in unresolved {
-            tracing::warn!(
-                "{problem}; requests to it answer 503 until it resolves (looked up again every resolve interval)"
-            );
+        let loaded = LoadedTable::build(table, generation, &context, &mut warnings)?;
+        for warning in warnings {
+            tracing::warn!("{warning}");
         }
         self.loads.store(generation, Ordering::Relaxed);
         Ok(loaded)
+    }
+}
+
+/// True when `table` was compiled from a later generation of the resource than `current`.
+fn is_newer(table: &RouteTable, current: &LoadedTable) -> bool {
+    match (table.source.generation, current.source.generation) {
+        (Some(offered), Some(serving)) => {
+            offered > serving && table.source.name == current.source.name
+        }
+        _ => false,
     }
 }
 
@@ -199,6 +314,11 @@ impl Watcher {
     /// Logs a failure once per distinct message (the same broken file is not logged every
     /// second). `refused` failures were counted as failed reloads by the store.
     fn report(&mut self, message: String, refused: bool) {
+        if self.store.serving_feed() == Some(Feed::Kubernetes) {
+            // The API is the truth; the mounted copy only stands in for it.
+            tracing::debug!("mounted route table not used: {message}");
+            return;
+        }
         if self.last_error.as_deref() != Some(message.as_str()) {
             let serving = self.store.current().map(|t| t.digest.clone());
             if refused {
@@ -220,5 +340,109 @@ impl Watcher {
                     self.poll();
                 }
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use gatehouse_api::route_table::{FORMAT, TableSource};
+
+    use super::*;
+    use crate::runtime::resolver::Resolver;
+
+    fn store() -> TableStore {
+        let resolver = Resolver::from_overrides(std::iter::empty()).unwrap();
+        TableStore::new(
+            Arc::new(Runtime::new(resolver)),
+            Arc::new(ProxyMetrics::new()),
+        )
+    }
+
+    fn table(generation: i64) -> RouteTable {
+        RouteTable {
+            format: FORMAT.to_owned(),
+            source: TableSource {
+                kind: "Gateway".to_owned(),
+                namespace: "shop".to_owned(),
+                name: "public".to_owned(),
+                generation: Some(generation),
+            },
+            edge_client: None,
+            clients: Vec::new(),
+            routes: Vec::new(),
+        }
+    }
+
+    fn offer(store: &TableStore, feed: Feed, generation: i64) -> Option<u64> {
+        let offered = Offer {
+            feed,
+            table: Ok(table(generation)),
+            digest: None,
+        };
+        let installed = store.offer(offered, &SecretFiles::new()).unwrap();
+        installed.map(|t| t.generation)
+    }
+
+    #[test]
+    fn files_serve_until_the_api_delivers_then_only_a_newer_generation_does() {
+        let store = store();
+        assert_eq!(
+            offer(&store, Feed::Files, 3),
+            Some(1),
+            "files serve at start-up"
+        );
+        assert_eq!(store.serving_feed(), Some(Feed::Files));
+        assert_eq!(
+            offer(&store, Feed::Files, 3),
+            Some(2),
+            "and while the API has not delivered"
+        );
+        assert_eq!(offer(&store, Feed::Kubernetes, 4), Some(3));
+        assert_eq!(store.serving_feed(), Some(Feed::Kubernetes));
+        assert_eq!(
+            offer(&store, Feed::Files, 3),
+            None,
+            "a lagging mounted copy is not served"
+        );
+        assert_eq!(
+            offer(&store, Feed::Files, 4),
+            None,
+            "nor the same generation"
+        );
+        assert_eq!(store.current().unwrap().generation, 3);
+        assert_eq!(
+            offer(&store, Feed::Files, 5),
+            Some(4),
+            "a newer generation is (the API went away while the kubelet still updates)"
+        );
+        assert_eq!(offer(&store, Feed::Kubernetes, 5), Some(5));
+    }
+
+    #[test]
+    fn a_refused_table_is_reported_with_its_digest_until_one_loads() {
+        let store = store();
+        offer(&store, Feed::Kubernetes, 1);
+        let refused = Offer {
+            feed: Feed::Kubernetes,
+            table: Err(LoadError::Delivered(
+                "ConfigMap gw-public holds no routes.json".to_owned(),
+            )),
+            digest: Some("sha256:abc".to_owned()),
+        };
+        assert!(store.offer(refused, &SecretFiles::new()).is_err());
+        assert_eq!(
+            store.refused(),
+            Some(Refused {
+                digest: Some("sha256:abc".to_owned()),
+                error: "ConfigMap gw-public holds no routes.json".to_owned(),
+            })
+        );
+        assert_eq!(
+            store.current().unwrap().generation,
+            1,
+            "the last good table serves"
+        );
+        offer(&store, Feed::Kubernetes, 2);
+        assert_eq!(store.refused(), None);
     }
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use gatehouse_api::compile::CompileContext;
 use gatehouse_api::naming::proxy_name;
 use gatehouse_api::resource::{ReadError, Resource};
-use gatehouse_api::route_table::{FORMAT, RouteTable, TableError, TableSource};
+use gatehouse_api::route_table::{FORMAT, RouteTable, TableError, TableSource, digest_of};
 use gatehouse_api::validate::{Problem, check_table, join};
 
 /// Where the proxy reads its table.
@@ -72,6 +72,9 @@ pub enum LoadError {
     /// The merged table is inconsistent.
     #[error("merged table is inconsistent: {}", join(.0))]
     Merged(Vec<Problem>),
+    /// A table delivered whole (the route ConfigMap read through the API) is not one.
+    #[error("{0}")]
+    Delivered(String),
     /// The folder holds no resource.
     #[error("{0} holds no Gateway, EdgeService or Aggregator (*.yaml, *.yml)")]
     Empty(PathBuf),
@@ -137,6 +140,15 @@ impl TableOrigin {
             files.push((path, bytes));
         }
         Ok(Snapshot { files })
+    }
+
+    /// `sha256:…` of a RouteTable file's bytes, what the operator reports as the digest of the
+    /// table it wrote; `None` for a folder (its table is compiled here, not delivered).
+    pub fn digest(&self, snapshot: &Snapshot) -> Option<String> {
+        match self {
+            Self::File(_) => snapshot.files.first().map(|(_, bytes)| digest_of(bytes)),
+            Self::Folder(_) => None,
+        }
     }
 
     /// Parses and checks a snapshot into a table.

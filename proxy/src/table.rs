@@ -109,7 +109,7 @@ pub enum PreparedAction {
 /// Why a checked table still could not be prepared.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    /// A client cannot be recognised as configured (its Secret is missing or empty).
+    /// A client is configured wrongly (a header name or a rate that cannot be used).
     #[error("{0}")]
     Clients(String),
     /// A header edit is not a valid header.
@@ -154,17 +154,23 @@ struct SharedUpstreams<'a> {
 
 impl LoadedTable {
     /// Prepares a checked table. Looks up the upstreams no table used before (blocking DNS):
-    /// call it off the request path. An upstream without address is kept, unusable until the
-    /// refresher resolves it, and reported through `unresolved`.
+    /// call it off the request path. What serves but not fully is said in `warnings`: an
+    /// upstream without address (kept, unusable until the refresher resolves it) and a client
+    /// whose Secret is missing or unusable (recognised by nobody).
     pub fn build(
         table: RouteTable,
         generation: u64,
         context: &BuildContext<'_>,
-        unresolved: &mut Vec<String>,
+        warnings: &mut Vec<String>,
     ) -> Result<Self, BuildError> {
         let digest = table.digest();
-        let clients = Clients::build(&table.clients, context.secrets, &context.runtime.buckets)
-            .map_err(BuildError::Clients)?;
+        let clients = Clients::build(
+            &table.clients,
+            context.secrets,
+            &context.runtime.buckets,
+            warnings,
+        )
+        .map_err(BuildError::Clients)?;
         let router = Router::build(&table);
         let mut routes = Vec::with_capacity(table.routes.len());
         // One reading of the hosts file for the whole build.
@@ -174,7 +180,7 @@ impl LoadedTable {
             lookup: &|key| round.lookup(key),
         };
         for entry in &table.routes {
-            routes.push(prepare_route(entry.clone(), &shared, unresolved)?);
+            routes.push(prepare_route(entry.clone(), &shared, warnings)?);
         }
         Ok(Self {
             digest,
@@ -200,7 +206,8 @@ fn shared_upstream(
     if resolved.address().is_none() {
         let reason = resolved.failure().unwrap_or_default();
         unresolved.push(format!(
-            "route {route}: upstream {}:{} does not resolve: {reason}",
+            "route {route}: upstream {}:{} does not resolve: {reason}; requests to it answer 503 \
+             until it resolves (looked up again every resolve interval)",
             upstream.host, upstream.port
         ));
     }

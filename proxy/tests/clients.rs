@@ -194,23 +194,54 @@ async fn api_keys_name_the_client_refuse_everyone_else_and_rotate_without_a_rest
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_client_whose_secret_is_not_mounted_keeps_the_table_out() {
+async fn a_client_whose_secret_is_missing_or_deleted_is_refused_and_the_others_are_served() {
+    let backend = Upstream::named("orders").await;
     let dir = temp_dir("clients-missing");
-    let (proxy, _mount) = serve(&dir, &gateway(free_port()), &dir.join("no-secrets")).await;
-    let mut log = String::new();
-    for _ in 0..200 {
-        log = proxy.log_text();
-        if log.contains("route table refused") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    let secrets = dir.join("secrets");
+    let web_keys = mounted_secret(&secrets, "web-keys", "primary", b"web-key-1");
+    let (proxy, _mount) = serve(&dir, &gateway(backend.port()), &secrets).await;
+    proxy.wait_admin("/readyz", 200).await;
     assert!(
-        log.contains("client partner: Secret partner-keys is not mounted"),
-        "{log}"
+        proxy
+            .log_text()
+            .contains("client partner: Secret partner-keys does not exist"),
+        "{}",
+        proxy.log_text()
     );
-    assert_eq!(send(proxy.admin, get("/readyz")).await.unwrap().status, 503);
-    assert_eq!(proxy.send(get("/v1/orders")).await.status, 503);
+    assert_eq!(
+        proxy
+            .send(with_header("x-partner-key", "anything"))
+            .await
+            .status,
+        401,
+        "nobody is the client whose Secret is missing"
+    );
+    assert_eq!(
+        proxy
+            .send(with_header("x-api-key", "web-key-1"))
+            .await
+            .status,
+        200,
+        "the table loads: the other clients are served"
+    );
+
+    // Deleting a client's Secret revokes its keys (the table is not refused, which would keep
+    // the previous one, and the deleted keys, serving).
+    drop(web_keys);
+    std::fs::remove_dir_all(secrets.join("web-keys")).unwrap();
+    proxy.wait_generation(2).await;
+    assert_eq!(
+        proxy
+            .send(with_header("x-api-key", "web-key-1"))
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        backend.requests().len(),
+        1,
+        "no refused request reached the backend"
+    );
 }
 
 /// Test-only signing keys (P-256) and the JWKS of the first, in `tests/fixtures/jwt/`.

@@ -1,0 +1,293 @@
+//! What the Kubernetes API has shown of the proxy's own objects, and what to do about it. Pure:
+//! the watch tasks report changes, this decides which Secrets to watch and which table (with
+//! which Secrets) to offer the store, once each.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use gatehouse_api::route_table::{FILE_NAME, RouteTable, digest_of};
+
+use crate::clients::SecretFiles;
+
+/// One watched object as the API has shown it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Seen<T> {
+    /// Not listed yet: the watch has not completed its first listing.
+    Unknown,
+    /// Listed, and there is no such object.
+    Absent,
+    /// The object's content.
+    Present(T),
+}
+
+impl<T> Seen<T> {
+    /// The same knowledge of `f` of the content.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Seen<U> {
+        match self {
+            Self::Unknown => Seen::Unknown,
+            Self::Absent => Seen::Absent,
+            Self::Present(content) => Seen::Present(f(content)),
+        }
+    }
+}
+
+/// The data of a Secret: data key → value.
+pub type SecretData = BTreeMap<String, Vec<u8>>;
+
+/// A change one of the watches saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// The route ConfigMap's `routes.json` (empty when the key is missing).
+    ConfigMap(Seen<Vec<u8>>),
+    /// A client Secret.
+    Secret(String, Seen<SecretData>),
+}
+
+/// A table to offer the store.
+#[derive(Debug)]
+pub struct Delivery {
+    /// `sha256:…` of `routes.json` as the ConfigMap holds it.
+    pub digest: String,
+    /// The parsed table, or why `routes.json` is not one.
+    pub table: Result<RouteTable, String>,
+    /// The Secrets the table names that exist.
+    pub secrets: SecretFiles,
+}
+
+/// The parsed `routes.json` of the ConfigMap.
+#[derive(Debug)]
+struct Parsed {
+    bytes: Vec<u8>,
+    digest: String,
+    table: Result<RouteTable, String>,
+}
+
+/// The proxy's objects as the API has shown them.
+#[derive(Debug)]
+pub struct ClusterView {
+    config_map: String,
+    routes: Seen<Parsed>,
+    secrets: BTreeMap<String, Seen<SecretData>>,
+    /// The Secrets of the last table that parsed (kept while a broken one is in the ConfigMap).
+    wanted: BTreeSet<String>,
+    /// Digest and Secrets of the last delivery, so each is made once.
+    delivered: Option<(String, SecretFiles)>,
+}
+
+impl ClusterView {
+    /// Nothing seen yet of the ConfigMap `config_map`.
+    pub fn new(config_map: &str) -> Self {
+        Self {
+            config_map: config_map.to_owned(),
+            routes: Seen::Unknown,
+            secrets: BTreeMap::new(),
+            wanted: BTreeSet::new(),
+            delivered: None,
+        }
+    }
+
+    /// Takes in a change.
+    pub fn apply(&mut self, change: Change) {
+        match change {
+            Change::ConfigMap(Seen::Present(bytes)) => {
+                if let Seen::Present(parsed) = &self.routes
+                    && parsed.bytes == bytes
+                {
+                    return;
+                }
+                let parsed = self.parse(bytes);
+                if let Ok(table) = &parsed.table {
+                    self.wanted = table.client_secrets();
+                }
+                self.routes = Seen::Present(parsed);
+            }
+            Change::ConfigMap(Seen::Absent) => self.routes = Seen::Absent,
+            Change::ConfigMap(Seen::Unknown) => self.routes = Seen::Unknown,
+            Change::Secret(name, seen) => {
+                if self.wanted.contains(&name) {
+                    self.secrets.insert(name, seen);
+                }
+            }
+        }
+    }
+
+    fn parse(&self, bytes: Vec<u8>) -> Parsed {
+        let table = if bytes.is_empty() {
+            Err(format!(
+                "ConfigMap {} holds no {FILE_NAME}",
+                self.config_map
+            ))
+        } else {
+            RouteTable::from_bytes(&bytes)
+                .map_err(|e| format!("ConfigMap {}: {FILE_NAME}: {e}", self.config_map))
+        };
+        Parsed {
+            digest: digest_of(&bytes),
+            bytes,
+            table,
+        }
+    }
+
+    /// The Secrets to watch: those the current table names.
+    pub fn wanted(&self) -> &BTreeSet<String> {
+        &self.wanted
+    }
+
+    /// Forgets what was seen of the Secrets no longer wanted.
+    pub fn forget_unwanted(&mut self) {
+        let wanted = &self.wanted;
+        self.secrets.retain(|name, _| wanted.contains(name));
+    }
+
+    /// The table to offer the store, when there is one it was not offered yet: the ConfigMap
+    /// is listed and every Secret its table names is too (present or not), so a table is
+    /// never served without the keys of a client that has them.
+    pub fn delivery(&mut self) -> Option<Delivery> {
+        let Seen::Present(parsed) = &self.routes else {
+            return None;
+        };
+        let mut secrets = SecretFiles::new();
+        if parsed.table.is_ok() {
+            for name in &self.wanted {
+                match self.secrets.get(name) {
+                    None | Some(Seen::Unknown) => return None,
+                    Some(Seen::Absent) => {}
+                    Some(Seen::Present(data)) => {
+                        secrets.insert(name.clone(), data.clone());
+                    }
+                }
+            }
+        }
+        let key = (parsed.digest.clone(), secrets);
+        if self.delivered.as_ref() == Some(&key) {
+            return None;
+        }
+        let (digest, secrets) = key.clone();
+        self.delivered = Some(key);
+        Some(Delivery {
+            digest,
+            table: parsed.table.clone(),
+            secrets,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use gatehouse_api::route_table::{ApiKeyEntry, ClientEntry, FORMAT, TableSource};
+
+    use super::*;
+
+    fn table(secrets: &[&str]) -> Vec<u8> {
+        RouteTable {
+            format: FORMAT.to_owned(),
+            source: TableSource {
+                kind: "Gateway".to_owned(),
+                namespace: "shop".to_owned(),
+                name: "public".to_owned(),
+                generation: Some(1),
+            },
+            edge_client: None,
+            clients: secrets
+                .iter()
+                .map(|secret| ClientEntry {
+                    name: format!("client-{secret}"),
+                    api_key: Some(ApiKeyEntry {
+                        secret: (*secret).to_owned(),
+                        header: "x-api-key".to_owned(),
+                    }),
+                    jwt: None,
+                    rate_limit: None,
+                })
+                .collect(),
+            routes: Vec::new(),
+        }
+        .to_bytes()
+    }
+
+    fn data(key: &str) -> Seen<SecretData> {
+        Seen::Present([("key".to_owned(), key.as_bytes().to_vec())].into())
+    }
+
+    #[test]
+    fn a_table_is_delivered_once_its_secrets_are_listed_and_once_only() {
+        let mut view = ClusterView::new("gw-public");
+        assert!(view.delivery().is_none(), "nothing listed yet");
+        let bytes = table(&["web-keys", "partner-keys"]);
+        view.apply(Change::ConfigMap(Seen::Present(bytes.clone())));
+        let wanted: Vec<&str> = view.wanted().iter().map(String::as_str).collect();
+        assert_eq!(wanted, ["partner-keys", "web-keys"]);
+        assert!(view.delivery().is_none(), "the Secrets are not listed yet");
+        view.apply(Change::Secret("web-keys".to_owned(), data("k1")));
+        assert!(view.delivery().is_none(), "partner-keys is not listed yet");
+        view.apply(Change::Secret("partner-keys".to_owned(), Seen::Absent));
+        let delivery = view.delivery().expect("everything is listed");
+        assert_eq!(delivery.digest, digest_of(&bytes));
+        assert!(delivery.table.is_ok());
+        assert_eq!(
+            delivery.secrets.keys().collect::<Vec<_>>(),
+            ["web-keys"],
+            "an absent Secret is not in the delivery"
+        );
+        assert!(view.delivery().is_none(), "delivered once");
+        view.apply(Change::ConfigMap(Seen::Present(bytes)));
+        assert!(
+            view.delivery().is_none(),
+            "the same content is not delivered again"
+        );
+    }
+
+    #[test]
+    fn a_changed_or_deleted_secret_is_delivered_with_the_same_table() {
+        let mut view = ClusterView::new("gw-public");
+        view.apply(Change::ConfigMap(Seen::Present(table(&["web-keys"]))));
+        view.apply(Change::Secret("web-keys".to_owned(), data("k1")));
+        assert!(view.delivery().is_some());
+        view.apply(Change::Secret("web-keys".to_owned(), data("k2")));
+        let rotated = view.delivery().expect("a rotated key is delivered");
+        assert_eq!(rotated.secrets["web-keys"]["key"], b"k2");
+        view.apply(Change::Secret("web-keys".to_owned(), Seen::Absent));
+        let revoked = view.delivery().expect("a deleted Secret is delivered");
+        assert!(revoked.secrets.is_empty());
+    }
+
+    #[test]
+    fn a_broken_table_is_delivered_as_its_error_and_keeps_the_secrets_watched() {
+        let mut view = ClusterView::new("gw-public");
+        view.apply(Change::ConfigMap(Seen::Present(table(&["web-keys"]))));
+        view.apply(Change::ConfigMap(Seen::Present(b"{not json".to_vec())));
+        let delivery = view.delivery().expect("the error is delivered");
+        let error = delivery.table.unwrap_err();
+        assert!(
+            error.starts_with("ConfigMap gw-public: routes.json: "),
+            "{error}"
+        );
+        assert_eq!(delivery.digest, digest_of(b"{not json"));
+        assert_eq!(
+            view.wanted().len(),
+            1,
+            "the last good table's Secrets stay watched"
+        );
+        view.apply(Change::ConfigMap(Seen::Present(Vec::new())));
+        let error = view.delivery().unwrap().table.unwrap_err();
+        assert_eq!(error, "ConfigMap gw-public holds no routes.json");
+    }
+
+    #[test]
+    fn a_secret_no_table_names_is_ignored_and_forgotten() {
+        let mut view = ClusterView::new("gw-public");
+        view.apply(Change::ConfigMap(Seen::Present(table(&["web-keys"]))));
+        view.apply(Change::Secret("other".to_owned(), data("x")));
+        view.apply(Change::Secret("web-keys".to_owned(), data("k1")));
+        assert_eq!(view.delivery().unwrap().secrets.len(), 1);
+        view.apply(Change::ConfigMap(Seen::Present(table(&[]))));
+        view.forget_unwanted();
+        assert!(view.wanted().is_empty());
+        let delivery = view.delivery().expect("the new table");
+        assert!(delivery.secrets.is_empty());
+        view.apply(Change::ConfigMap(Seen::Absent));
+        assert!(
+            view.delivery().is_none(),
+            "a deleted ConfigMap delivers nothing"
+        );
+    }
+}
