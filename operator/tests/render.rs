@@ -11,7 +11,7 @@ use gatehouse_api::route_table::{FILE_NAME, RouteTable};
 use gatehouse_operator::objects::{self, ProxyObjects};
 use gatehouse_operator::render::{render_paths, render_resources};
 use gatehouse_operator::settings::ProxySettings;
-use k8s_openapi::api::core::v1::Container;
+use k8s_openapi::api::core::v1::{Container, PodSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 fn repo() -> PathBuf {
@@ -164,23 +164,26 @@ fn rendered_config_map_carries_the_compiled_table_byte_for_byte() {
     }
 }
 
+fn pod(objects: &ProxyObjects) -> PodSpec {
+    objects
+        .deployment
+        .spec
+        .clone()
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+}
+
 fn container(objects: &ProxyObjects) -> Container {
-    let spec = objects.deployment.spec.clone().unwrap();
-    spec.template.spec.unwrap().containers[0].clone()
+    pod(objects).containers[0].clone()
 }
 
 #[test]
 fn every_proxy_is_hardened_probed_and_spread() {
     for example in examples() {
         let (_, objects) = objects(&read(&example));
-        let pod = objects
-            .deployment
-            .spec
-            .clone()
-            .unwrap()
-            .template
-            .spec
-            .unwrap();
+        let pod = pod(&objects);
         let container = container(&objects);
         let security = container.security_context.clone().unwrap();
         assert_eq!(security.allow_privilege_escalation, Some(false));
@@ -308,13 +311,7 @@ fn the_proxy_may_read_the_secrets_its_clients_name_sorted_and_unique() {
         ])
     );
     // Exactly the Secrets the pods mount.
-    let mounted: Vec<String> = objects
-        .deployment
-        .spec
-        .unwrap()
-        .template
-        .spec
-        .unwrap()
+    let mounted: Vec<String> = pod(&objects)
         .volumes
         .unwrap()
         .into_iter()
@@ -351,14 +348,7 @@ fn only_the_proxy_pods_mount_a_token_and_they_watch_their_config_map() {
             Some(false),
             "no token for other pods that would use the ServiceAccount"
         );
-        let pod = objects
-            .deployment
-            .spec
-            .clone()
-            .unwrap()
-            .template
-            .spec
-            .unwrap();
+        let pod = pod(&objects);
         assert_eq!(pod.service_account_name.as_ref(), Some(&name));
         assert_eq!(pod.automount_service_account_token, Some(true));
         let args = container(&objects).args.unwrap();
