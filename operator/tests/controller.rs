@@ -124,8 +124,10 @@ fn compiled_public_gateway(generation: i64) -> RouteTable {
 }
 
 /// Every child of the public Gateway, in the order they are read and applied.
-const CHILDREN: [&str; 7] = [
+const CHILDREN: [&str; 9] = [
     "serviceaccounts",
+    "roles",
+    "rolebindings",
     "configmaps",
     "services",
     "deployments",
@@ -193,6 +195,46 @@ async fn first_reconcile_applies_every_object_and_reports_status() {
         deployment["metadata"]["ownerReferences"][0]["uid"],
         "uid-public"
     );
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "public-gateway");
+    assert_eq!(pod["automountServiceAccountToken"], true);
+
+    // The proxy may read its ConfigMap and its clients' Secrets, by name, and nothing else.
+    let role = body(&log, &format!("PATCH {}{APPLY}", object("roles")));
+    assert_eq!(
+        (&role["apiVersion"], &role["kind"]),
+        (&json!("rbac.authorization.k8s.io/v1"), &json!("Role"))
+    );
+    assert_eq!(role["metadata"]["ownerReferences"][0], *owner);
+    assert_eq!(
+        role["rules"],
+        json!([
+            {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["public-gateway"],
+             "verbs": ["get", "list", "watch"]},
+            {"apiGroups": [""], "resources": ["secrets"],
+             "resourceNames": ["partner-api-keys", "web-api-keys"],
+             "verbs": ["get", "list", "watch"]}
+        ])
+    );
+    let binding = body(&log, &format!("PATCH {}{APPLY}", object("rolebindings")));
+    assert_eq!(
+        (&binding["apiVersion"], &binding["kind"]),
+        (
+            &json!("rbac.authorization.k8s.io/v1"),
+            &json!("RoleBinding")
+        )
+    );
+    assert_eq!(binding["metadata"]["ownerReferences"][0], *owner);
+    assert_eq!(
+        binding["roleRef"],
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "public-gateway"})
+    );
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "public-gateway", "namespace": NS}])
+    );
+    let service_account = body(&log, &format!("PATCH {}{APPLY}", object("serviceaccounts")));
+    assert_eq!(service_account["automountServiceAccountToken"], false);
 
     let status_patch = body(
         &log,
@@ -292,6 +334,52 @@ async fn drifted_object_is_applied_again_and_only_that_one() {
     assert_eq!(
         repaired["spec"]["template"]["spec"]["containers"][0]["image"],
         ProxySettings::default().image
+    );
+}
+
+/// A client whose Secret the Role does not name yet: the Role grows by exactly that name (and
+/// the pods mount it); dropping every client leaves only the ConfigMap rule, never an empty
+/// `resourceNames` that would grant every Secret.
+#[tokio::test]
+async fn the_role_follows_the_secrets_the_clients_name() {
+    let fake = shop();
+    let ctx = context(&fake);
+    reconcile_gateway(&fake, &ctx).await;
+    fake.edit(NS, "gateways", "public", |g| {
+        g["metadata"]["generation"] = json!(2);
+        g["spec"]["clients"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "mobile", "jwt": {"issuer": "https://id.example", "jwksSecretRef": {"name": "id-jwks"}}}));
+    });
+    fake.take_log();
+
+    reconcile_gateway(&fake, &ctx).await;
+    let log = fake.take_log();
+    let role_patch = format!("PATCH {}{APPLY}", object("roles"));
+    assert_eq!(
+        writes(&log)[..3],
+        [
+            role_patch.clone(),
+            format!("PATCH {}{APPLY}", object("configmaps")),
+            format!("PATCH {}{APPLY}", object("deployments")),
+        ]
+    );
+    assert_eq!(
+        body(&log, &role_patch)["rules"][1]["resourceNames"],
+        json!(["id-jwks", "partner-api-keys", "web-api-keys"])
+    );
+
+    fake.edit(NS, "gateways", "public", |g| {
+        g["metadata"]["generation"] = json!(3);
+        g["spec"].as_object_mut().unwrap().remove("clients");
+    });
+    reconcile_gateway(&fake, &ctx).await;
+    let log = fake.take_log();
+    assert_eq!(
+        body(&log, &role_patch)["rules"],
+        json!([{"apiGroups": [""], "resources": ["configmaps"],
+                "resourceNames": ["public-gateway"], "verbs": ["get", "list", "watch"]}])
     );
 }
 
@@ -506,6 +594,8 @@ async fn aggregator_reads_only_services() {
 fn type_of(plural: &str) -> (&'static str, &'static str) {
     match plural {
         "serviceaccounts" => ("v1", "ServiceAccount"),
+        "roles" => ("rbac.authorization.k8s.io/v1", "Role"),
+        "rolebindings" => ("rbac.authorization.k8s.io/v1", "RoleBinding"),
         "configmaps" => ("v1", "ConfigMap"),
         "services" => ("v1", "Service"),
         "deployments" => ("apps/v1", "Deployment"),
@@ -528,6 +618,10 @@ fn foreign_object(plural: &str, owner: Option<Value>) -> Value {
     }
     if plural == "services" {
         object["spec"] = json!({"selector": {"app": "billing"}, "ports": [{"port": 443}]});
+    }
+    if plural == "rolebindings" {
+        object["roleRef"] =
+            json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "billing"});
     }
     object
 }
@@ -741,7 +835,7 @@ async fn a_child_the_api_server_refuses_is_reported_and_not_retried_hot() {
         let mut expected = read_everything();
         // Applied in order up to the refused budget; the NetworkPolicy after it is not.
         expected.extend(
-            CHILDREN[..6]
+            CHILDREN[..8]
                 .iter()
                 .map(|plural| format!("PATCH {}{APPLY}", object(plural))),
         );

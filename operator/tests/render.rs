@@ -11,7 +11,7 @@ use gatehouse_api::route_table::{FILE_NAME, RouteTable};
 use gatehouse_operator::objects::{self, ProxyObjects};
 use gatehouse_operator::render::{render_paths, render_resources};
 use gatehouse_operator::settings::ProxySettings;
-use k8s_openapi::api::core::v1::Container;
+use k8s_openapi::api::core::v1::{Container, PodSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 fn repo() -> PathBuf {
@@ -164,23 +164,26 @@ fn rendered_config_map_carries_the_compiled_table_byte_for_byte() {
     }
 }
 
+fn pod(objects: &ProxyObjects) -> PodSpec {
+    objects
+        .deployment
+        .spec
+        .clone()
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+}
+
 fn container(objects: &ProxyObjects) -> Container {
-    let spec = objects.deployment.spec.clone().unwrap();
-    spec.template.spec.unwrap().containers[0].clone()
+    pod(objects).containers[0].clone()
 }
 
 #[test]
 fn every_proxy_is_hardened_probed_and_spread() {
     for example in examples() {
         let (_, objects) = objects(&read(&example));
-        let pod = objects
-            .deployment
-            .spec
-            .clone()
-            .unwrap()
-            .template
-            .spec
-            .unwrap();
+        let pod = pod(&objects);
         let container = container(&objects);
         let security = container.security_context.clone().unwrap();
         assert_eq!(security.allow_privilege_escalation, Some(false));
@@ -197,7 +200,7 @@ fn every_proxy_is_hardened_probed_and_spread() {
             pod_security.seccomp_profile.unwrap().type_,
             "RuntimeDefault"
         );
-        assert_eq!(pod.automount_service_account_token, Some(false));
+        assert_eq!(pod.automount_service_account_token, Some(true));
         assert!(pod.termination_grace_period_seconds.unwrap() > 20);
 
         let liveness = container.liveness_probe.clone().unwrap().http_get.unwrap();
@@ -251,6 +254,111 @@ fn client_secrets_are_mounted_read_only_by_name() {
             .find(|m| m.mount_path == format!("/etc/gatehouse/secrets/{secret}"))
             .unwrap_or_else(|| panic!("{secret} not mounted"));
         assert_eq!(mount.read_only, Some(true));
+    }
+}
+
+/// A Gateway with one direct route and the clients `clients` (a YAML list).
+fn gateway_with_clients(clients: &str) -> Resource {
+    let yaml = format!(
+        "apiVersion: gatehouse.dev/v1alpha1\nkind: Gateway\nmetadata: {{name: partners, namespace: shop}}\n\
+         spec:\n  clients: {clients}\n  contracts:\n    - version: v1\n      routes:\n\
+         \x20       - name: ping\n          match: {{path: /ping}}\n          respond: {{body: pong}}\n"
+    );
+    Resource::from_yaml(&yaml).unwrap().remove(0)
+}
+
+fn role_rules(objects: &ProxyObjects) -> serde_json::Value {
+    serde_json::to_value(&objects.role).unwrap()["rules"].clone()
+}
+
+#[test]
+fn without_client_secrets_the_proxy_may_read_only_its_config_map() {
+    for resource in [
+        read(&repo().join("examples/aggregator/product-page.yaml")),
+        gateway_with_clients("[{name: anyone}]"),
+    ] {
+        let (_, objects) = objects(&resource);
+        let name = objects.config_map.metadata.name.clone().unwrap();
+        assert_eq!(objects.role.metadata.name.as_ref(), Some(&name));
+        assert_eq!(
+            role_rules(&objects),
+            serde_json::json!([{
+                "apiGroups": [""], "resources": ["configmaps"], "resourceNames": [name],
+                "verbs": ["get", "list", "watch"]
+            }]),
+            "no Secret rule at all: an empty resourceNames would grant every Secret"
+        );
+    }
+}
+
+#[test]
+fn the_proxy_may_read_the_secrets_its_clients_name_sorted_and_unique() {
+    let resource = gateway_with_clients(
+        "[{name: web, apiKeys: {secretRef: {name: zeta-keys}}},\
+          {name: mobile, jwt: {issuer: 'https://id.example', jwksSecretRef: {name: alpha-jwks}}},\
+          {name: partner, apiKeys: {secretRef: {name: zeta-keys}, header: x-partner-key},\
+           jwt: {issuer: 'https://partner.example', jwksSecretRef: {name: mid-jwks}}}]",
+    );
+    let (_, objects) = objects(&resource);
+    assert_eq!(
+        role_rules(&objects),
+        serde_json::json!([
+            {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["partners-gateway"],
+             "verbs": ["get", "list", "watch"]},
+            {"apiGroups": [""], "resources": ["secrets"],
+             "resourceNames": ["alpha-jwks", "mid-jwks", "zeta-keys"],
+             "verbs": ["get", "list", "watch"]}
+        ])
+    );
+    // Exactly the Secrets the pods mount.
+    let mounted: Vec<String> = pod(&objects)
+        .volumes
+        .unwrap()
+        .into_iter()
+        .filter_map(|v| v.secret?.secret_name)
+        .collect();
+    assert_eq!(mounted, ["alpha-jwks", "mid-jwks", "zeta-keys"]);
+}
+
+#[test]
+fn the_role_is_bound_to_the_proxy_service_account_alone() {
+    for example in examples() {
+        let (_, objects) = objects(&read(&example));
+        let name = objects.service_account.metadata.name.clone().unwrap();
+        let binding = serde_json::to_value(&objects.role_binding).unwrap();
+        assert_eq!(binding["metadata"]["name"], name.as_str());
+        assert_eq!(
+            binding["roleRef"],
+            serde_json::json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name})
+        );
+        assert_eq!(
+            binding["subjects"],
+            serde_json::json!([{"kind": "ServiceAccount", "name": name, "namespace": "shop"}])
+        );
+    }
+}
+
+#[test]
+fn only_the_proxy_pods_mount_a_token_and_they_watch_their_config_map() {
+    for example in examples() {
+        let (_, objects) = objects(&read(&example));
+        let name = objects.config_map.metadata.name.clone().unwrap();
+        assert_eq!(
+            objects.service_account.automount_service_account_token,
+            Some(false),
+            "no token for other pods that would use the ServiceAccount"
+        );
+        let pod = pod(&objects);
+        assert_eq!(pod.service_account_name.as_ref(), Some(&name));
+        assert_eq!(pod.automount_service_account_token, Some(true));
+        let args = container(&objects).args.unwrap();
+        let value = |flag: &str| {
+            let at = args.iter().position(|a| a == flag).unwrap();
+            args[at + 1].clone()
+        };
+        assert_eq!(value("--config-map"), name);
+        assert_eq!(value("--namespace"), "shop");
+        assert_eq!(value("--routes"), "/etc/gatehouse/routes/routes.json");
     }
 }
 

@@ -14,6 +14,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::DeleteParams;
 use kube::runtime::wait::conditions::is_deleted;
 use kube::{Api, Client, Resource as KubeResource, ResourceExt};
@@ -204,6 +205,27 @@ async fn expect_reconciled<K: Proxy>(client: &Client, namespace: &str, resource:
         get::<ServiceAccount>(client, namespace, &child)
             .await
             .is_some()
+    );
+    let role: Role = get(client, namespace, &child).await.expect("Role");
+    let rules = role.rules.unwrap_or_default();
+    assert_eq!(
+        rules[0].resource_names.as_deref(),
+        Some([child.clone()].as_slice()),
+        "the proxy reads its own ConfigMap"
+    );
+    assert!(
+        rules
+            .iter()
+            .all(|r| r.resource_names.as_ref().is_some_and(|n| !n.is_empty())),
+        "every rule names its objects: {rules:?}"
+    );
+    let binding: RoleBinding = get(client, namespace, &child).await.expect("RoleBinding");
+    assert_eq!(
+        (
+            binding.role_ref.kind.as_str(),
+            binding.role_ref.name.as_str()
+        ),
+        ("Role", child.as_str())
     );
     assert!(
         get::<PodDisruptionBudget>(client, namespace, &child)
@@ -661,6 +683,8 @@ async fn delete_and_collect(client: &Client, namespace: &str, gateway_uid: &str)
     wait_deleted::<Deployment>(client, namespace, &child).await;
     wait_deleted::<Service>(client, namespace, &child).await;
     wait_deleted::<ServiceAccount>(client, namespace, &child).await;
+    wait_deleted::<Role>(client, namespace, &child).await;
+    wait_deleted::<RoleBinding>(client, namespace, &child).await;
     wait_deleted::<HorizontalPodAutoscaler>(client, namespace, &child).await;
     wait_deleted::<PodDisruptionBudget>(client, namespace, &child).await;
     wait_deleted::<NetworkPolicy>(client, namespace, &child).await;

@@ -82,7 +82,12 @@ Call with (dict "image" .Values.image.operator "context" $).
 The RBAC rules the operator needs on the namespaced resources it watches and owns, exactly:
 its custom resources (read and patch, status written), the objects it renders for every proxy
 (NetworkPolicies included, even with proxyNetworkPolicy.enabled=false: a resource may ask for one,
-and turning them off deletes those made before), and events. No access to Secrets. Used by the ClusterRole, or by the Role when watchNamespace is set.
+and turning them off deletes those made before; each proxy's Role and RoleBinding), events, and
+reading the EndpointSlices of the proxy Services (to find the ready proxy pods). Secrets are read
+only: Kubernetes lets a subject create (and bind) a Role only with rights it holds itself, and a
+proxy's Role grants reading its clients' Secrets; the alternative, the `escalate` and `bind`
+verbs, would let the operator grant anything. It never writes a Secret. Used by the ClusterRole,
+or by the Role when watchNamespace is set.
 */}}
 {{- define "gatehouse.operatorRules" -}}
 - apiGroups: ["gatehouse.dev"]
@@ -106,6 +111,15 @@ and turning them off deletes those made before), and events. No access to Secret
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["roles", "rolebindings"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["discovery.k8s.io"]
+  resources: ["endpointslices"]
+  verbs: ["get", "list", "watch"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]

@@ -16,6 +16,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
@@ -122,6 +123,8 @@ pub struct Applied {
 /// The live copies of every child a proxy may have.
 struct Live {
     service_account: Option<ServiceAccount>,
+    role: Option<Role>,
+    role_binding: Option<RoleBinding>,
     config_map: Option<ConfigMap>,
     service: Option<Service>,
     deployment: Option<Deployment>,
@@ -134,6 +137,8 @@ impl Live {
     async fn read(client: &Client, namespace: &str, name: &str) -> Result<Self, ApplyError> {
         Ok(Self {
             service_account: read_live(client, namespace, name).await?,
+            role: read_live(client, namespace, name).await?,
+            role_binding: read_live(client, namespace, name).await?,
             config_map: read_live(client, namespace, name).await?,
             service: read_live(client, namespace, name).await?,
             deployment: read_live(client, namespace, name).await?,
@@ -155,6 +160,8 @@ impl Live {
         }
         [
             check(self.service_account.as_ref(), true, owner_uid),
+            check(self.role.as_ref(), true, owner_uid),
+            check(self.role_binding.as_ref(), true, owner_uid),
             check(self.config_map.as_ref(), true, owner_uid),
             check(self.service.as_ref(), true, owner_uid),
             check(self.deployment.as_ref(), true, owner_uid),
@@ -224,6 +231,9 @@ async fn apply_all(
         live.service_account,
     )
     .await?;
+    // The proxy's rights before the pods that use them.
+    ensure(client, namespace, &objects.role, live.role).await?;
+    ensure(client, namespace, &objects.role_binding, live.role_binding).await?;
     let (_, written) = ensure(client, namespace, &objects.config_map, live.config_map).await?;
     applied.table_in_place = true;
     applied.table_written = written;

@@ -24,6 +24,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -130,6 +131,8 @@ pub async fn run_controller<K: ProxyResource>(
     let owned = || watcher::Config::default().labels(MANAGED_BY_SELECTOR);
     let controller = Controller::new(scoped::<K>(&client, ns), watcher::Config::default())
         .owns(scoped::<ServiceAccount>(&client, ns), owned())
+        .owns(scoped::<Role>(&client, ns), owned())
+        .owns(scoped::<RoleBinding>(&client, ns), owned())
         .owns(scoped::<ConfigMap>(&client, ns), owned())
         .owns(scoped::<Service>(&client, ns), owned())
         .owns(scoped::<Deployment>(&client, ns), owned())

@@ -1,14 +1,19 @@
-//! The proxy Deployment: hardened pods that serve the mounted route table.
+//! The proxy Deployment: hardened pods that serve their resource's route table.
+//!
+//! The proxy watches its route ConfigMap and its clients' Secrets through the Kubernetes API
+//! (`--config-map`, `--namespace`, with the pod's own token: its Role permits exactly those), so
+//! a change is served as soon as the API server has it. The same objects are mounted as files:
+//! the proxy reads them at start-up and falls back to them whenever the API cannot be reached.
 //!
 //! The pod template depends only on the image, the resources and the client Secrets — never on
-//! the routes: the proxy hot-reloads the mounted ConfigMap, so a route change never restarts a
-//! pod. Without autoscaling `replicas` is written; with it, never (the HPA owns the count).
+//! the routes, so a route change never restarts a pod. Without autoscaling `replicas` is written;
+//! with it, never (the HPA owns the count).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use gatehouse_api::crd::DeploymentSettings;
 use gatehouse_api::naming::{ADMIN_PORT, PROXY_PORT};
-use gatehouse_api::route_table::{FILE_NAME, RouteTable, digest_of};
+use gatehouse_api::route_table::{FILE_NAME, digest_of};
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
@@ -45,11 +50,10 @@ const PROXY_USER: i64 = 65532;
 pub(super) fn render_deployment(
     scope: &Scope,
     settings: &DeploymentSettings,
-    table: &RouteTable,
+    secrets: &BTreeSet<String>,
     proxy: &ProxySettings,
 ) -> Deployment {
     let replicas = settings.fixed_replicas();
-    let secrets = client_secrets(table);
     Deployment {
         metadata: scope.metadata(),
         spec: Some(DeploymentSpec {
@@ -69,7 +73,7 @@ pub(super) fn render_deployment(
                     annotations: Some(scrape_annotations()),
                     ..ObjectMeta::default()
                 }),
-                spec: Some(pod_spec(scope, settings, proxy, &secrets)),
+                spec: Some(pod_spec(scope, settings, proxy, secrets)),
             },
             ..DeploymentSpec::default()
         }),
@@ -83,19 +87,6 @@ fn scrape_annotations() -> BTreeMap<String, String> {
         ("prometheus.io/port".to_owned(), ADMIN_PORT.to_string()),
         ("prometheus.io/path".to_owned(), "/metrics".to_owned()),
     ])
-}
-
-/// Secrets the table's clients need (API keys, JWKS), sorted and unique.
-fn client_secrets(table: &RouteTable) -> BTreeSet<String> {
-    table
-        .clients
-        .iter()
-        .flat_map(|client| {
-            let keys = client.api_key.as_ref().map(|k| k.secret.clone());
-            let jwks = client.jwt.as_ref().map(|j| j.jwks_secret.clone());
-            keys.into_iter().chain(jwks)
-        })
-        .collect()
 }
 
 /// A volume name (a DNS label of at most 63 characters) for a Secret's volume.
@@ -167,7 +158,8 @@ fn pod_spec(
     }
     PodSpec {
         service_account_name: Some(scope.name.clone()),
-        automount_service_account_token: Some(false),
+        // The ServiceAccount mounts no token by itself; the proxy needs one to watch the API.
+        automount_service_account_token: Some(true),
         termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
         security_context: Some(PodSecurityContext {
             run_as_non_root: Some(true),
@@ -189,7 +181,7 @@ fn pod_spec(
                 })
                 .collect(),
         ),
-        containers: vec![proxy_container(settings, proxy, mounts)],
+        containers: vec![proxy_container(scope, settings, proxy, mounts)],
         volumes: Some(volumes),
         ..PodSpec::default()
     }
@@ -203,14 +195,20 @@ fn runtime_default_seccomp() -> SeccompProfile {
 }
 
 fn proxy_container(
+    scope: &Scope,
     settings: &DeploymentSettings,
     proxy: &ProxySettings,
     mounts: Vec<VolumeMount>,
 ) -> Container {
     let resources = settings.resources.clone().unwrap_or_else(default_resources);
     let args = [
+        // The mounted copy: read at start-up, and served whenever the API cannot be reached.
         "--routes".to_owned(),
         format!("{ROUTES_DIR}/{FILE_NAME}"),
+        "--config-map".to_owned(),
+        scope.name.clone(),
+        "--namespace".to_owned(),
+        scope.namespace.clone(),
         "--listen".to_owned(),
         format!("0.0.0.0:{PROXY_PORT}"),
         "--admin".to_owned(),

@@ -9,10 +9,12 @@ mod config_map;
 mod deployment;
 mod disruption_budget;
 mod network_policy;
+mod role;
+mod role_binding;
 mod service;
 mod service_account;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use gatehouse_api::crd::{DeploymentSettings, ServiceSettings};
 use gatehouse_api::naming::{Kind, proxy_name};
@@ -23,6 +25,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use serde::Serialize;
 
@@ -47,8 +50,12 @@ pub const MANAGED_BY_SELECTOR: &str = "app.kubernetes.io/managed-by=gatehouse-op
 /// one replica is possible, the NetworkPolicy unless turned off.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProxyObjects {
-    /// The proxy pods' identity (with no API token).
+    /// The proxy pods' identity (its token is mounted only into the pods, which ask for it).
     pub service_account: ServiceAccount,
+    /// What the proxy may read: its route ConfigMap and its clients' Secrets, by name.
+    pub role: Role,
+    /// Grants [`Self::role`] to [`Self::service_account`].
+    pub role_binding: RoleBinding,
     /// The route table.
     pub config_map: ConfigMap,
     /// The Service in front of the pods.
@@ -64,11 +71,14 @@ pub struct ProxyObjects {
 }
 
 impl ProxyObjects {
-    /// Every object as JSON, in the order they are applied (the ConfigMap before the pods that
-    /// mount it, the Deployment before what scales or protects it).
+    /// Every object as JSON, in the order they are applied (the identity and its rights, then
+    /// the ConfigMap, before the pods that use them; the Deployment before what scales or
+    /// protects it).
     pub fn manifests(&self) -> Result<Vec<serde_json::Value>, serde_json::Error> {
         let mut manifests = vec![
             serde_json::to_value(&self.service_account)?,
+            serde_json::to_value(&self.role)?,
+            serde_json::to_value(&self.role_binding)?,
             serde_json::to_value(&self.config_map)?,
             serde_json::to_value(&self.service)?,
             serde_json::to_value(&self.deployment)?,
@@ -90,14 +100,17 @@ impl ProxyObjects {
 pub fn render(resource: &Resource, table: &RouteTable, settings: &ProxySettings) -> ProxyObjects {
     let scope = Scope::new(resource);
     let (deployment_settings, service_settings) = runtime_settings(resource);
+    let secrets = client_secrets(table);
     ProxyObjects {
         service_account: stamp(service_account::render_service_account(&scope)),
+        role: stamp(role::render_role(&scope, &secrets)),
+        role_binding: stamp(role_binding::render_role_binding(&scope)),
         config_map: stamp(config_map::render_config_map(&scope, table)),
         service: stamp(service::render_service(&scope, service_settings)),
         deployment: stamp(deployment::render_deployment(
             &scope,
             deployment_settings,
-            table,
+            &secrets,
             settings,
         )),
         autoscaler: autoscaler::render_autoscaler(&scope, deployment_settings).map(stamp),
@@ -110,6 +123,20 @@ pub fn render(resource: &Resource, table: &RouteTable, settings: &ProxySettings)
         )
         .map(stamp),
     }
+}
+
+/// The Secrets the table's clients read (API keys, JWKS), sorted and unique: mounted into the
+/// pods and readable through the proxy's Role.
+pub fn client_secrets(table: &RouteTable) -> BTreeSet<String> {
+    table
+        .clients
+        .iter()
+        .flat_map(|client| {
+            let keys = client.api_key.as_ref().map(|k| k.secret.clone());
+            let jwks = client.jwt.as_ref().map(|j| j.jwks_secret.clone());
+            keys.into_iter().chain(jwks)
+        })
+        .collect()
 }
 
 /// The proxy settings of a resource: its Deployment and Service.

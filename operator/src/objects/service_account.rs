@@ -1,5 +1,6 @@
-//! The proxy's ServiceAccount: an identity with no API token, since the proxy never calls the
-//! API server.
+//! The proxy's ServiceAccount: the identity its Role is bound to. It does not mount its token
+//! into every pod that uses it (`automountServiceAccountToken: false`); the proxy pods, which
+//! watch their ConfigMap and Secrets through the API, ask for it in their own spec.
 
 use k8s_openapi::api::core::v1::ServiceAccount;
 

@@ -52,6 +52,7 @@ pub fn collection(namespace: &str, plural: &str) -> String {
         "horizontalpodautoscalers" => "/apis/autoscaling/v2".to_owned(),
         "poddisruptionbudgets" => "/apis/policy/v1".to_owned(),
         "networkpolicies" => "/apis/networking.k8s.io/v1".to_owned(),
+        "roles" | "rolebindings" => "/apis/rbac.authorization.k8s.io/v1".to_owned(),
         "leases" => "/apis/coordination.k8s.io/v1".to_owned(),
         "events" => "/apis/events.k8s.io/v1".to_owned(),
         _ => "/apis/gatehouse.dev/v1alpha1".to_owned(),

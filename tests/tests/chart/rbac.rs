@@ -1,4 +1,4 @@
-//! The RBAC the chart must grant, exactly as COMMON.md lists it, and the flattening of rendered
+//! The RBAC the chart must grant, exactly as the chart's README lists it, and the flattening of rendered
 //! Role/ClusterRole rules into the same shape.
 
 use serde_json::Value;
@@ -7,10 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Verbs granted on one (apiGroup, resource).
 pub type Rules = BTreeMap<(String, String), BTreeSet<String>>;
 
-/// Every (apiGroup, resource) the operator may touch, and with which verbs: COMMON.md's RBAC list.
+/// Every (apiGroup, resource) the operator may touch, and with which verbs: the chart README's RBAC list.
 pub fn operator_rules() -> Rules {
     let owned = ["get", "list", "watch", "create", "patch", "delete"].as_slice();
-    let table: [(&str, &[&str], &[&str]); 9] = [
+    let read = ["get", "list", "watch"].as_slice();
+    let table: [(&str, &[&str], &[&str]); 12] = [
         (
             "gatehouse.dev",
             &["gateways", "edgeservices", "aggregators"],
@@ -30,6 +31,17 @@ pub fn operator_rules() -> Rules {
         ("autoscaling", &["horizontalpodautoscalers"], owned),
         ("policy", &["poddisruptionbudgets"], owned),
         ("networking.k8s.io", &["networkpolicies"], owned),
+        // Each proxy's Role and RoleBinding.
+        (
+            "rbac.authorization.k8s.io",
+            &["roles", "rolebindings"],
+            owned,
+        ),
+        // Read only: a Role granting a proxy read access to its clients' Secrets can only be
+        // created and bound by a subject that holds that access (no `escalate`, no `bind`).
+        ("", &["secrets"], read),
+        // The proxy Services' EndpointSlices: where the ready proxy pods are.
+        ("discovery.k8s.io", &["endpointslices"], read),
         ("", &["events"], &["create", "patch"]),
         ("events.k8s.io", &["events"], &["create", "patch"]),
     ];
