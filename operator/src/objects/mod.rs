@@ -14,7 +14,7 @@ mod role_binding;
 mod service;
 mod service_account;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use gatehouse_api::crd::{DeploymentSettings, ServiceSettings};
 use gatehouse_api::naming::{Kind, proxy_name};
@@ -100,7 +100,7 @@ impl ProxyObjects {
 pub fn render(resource: &Resource, table: &RouteTable, settings: &ProxySettings) -> ProxyObjects {
     let scope = Scope::new(resource);
     let (deployment_settings, service_settings) = runtime_settings(resource);
-    let secrets = client_secrets(table);
+    let secrets = table.client_secrets();
     ProxyObjects {
         service_account: stamp(service_account::render_service_account(&scope)),
         role: stamp(role::render_role(&scope, &secrets)),
@@ -123,20 +123,6 @@ pub fn render(resource: &Resource, table: &RouteTable, settings: &ProxySettings)
         )
         .map(stamp),
     }
-}
-
-/// The Secrets the table's clients read (API keys, JWKS), sorted and unique: mounted into the
-/// pods and readable through the proxy's Role.
-pub fn client_secrets(table: &RouteTable) -> BTreeSet<String> {
-    table
-        .clients
-        .iter()
-        .flat_map(|client| {
-            let keys = client.api_key.as_ref().map(|k| k.secret.clone());
-            let jwks = client.jwt.as_ref().map(|j| j.jwks_secret.clone());
-            keys.into_iter().chain(jwks)
-        })
-        .collect()
 }
 
 /// The proxy settings of a resource: its Deployment and Service.
