@@ -307,10 +307,13 @@ async fn second_reconcile_of_an_unchanged_resource_writes_nothing() {
         .filter(|l| !l.starts_with("GET "))
         .collect();
     assert_eq!(writes, Vec::<String>::new(), "no write on the second pass");
-    let expected: Vec<String> = apply_and_read_every_object()
+    let mut expected: Vec<String> = apply_and_read_every_object()
         .into_iter()
         .filter(|l| l.starts_with("GET "))
         .collect();
+    // The first read of the route ConfigMap is its metadata only; its hash matches, so the
+    // whole object is read to find drift (a changed table is written without that read).
+    expected.push("GET /api/v1/namespaces/shop/configmaps/public-gateway".to_owned());
     assert_eq!(lines(&log), expected);
 }
 

@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::{DeleteParams, PartialObjectMeta, Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -125,7 +125,8 @@ struct Live {
     service_account: Option<ServiceAccount>,
     role: Option<Role>,
     role_binding: Option<RoleBinding>,
-    config_map: Option<ConfigMap>,
+    /// Only the metadata: the table can be megabytes (see [`ensure_config_map`]).
+    config_map: Option<PartialObjectMeta<ConfigMap>>,
     service: Option<Service>,
     deployment: Option<Deployment>,
     autoscaler: Option<HorizontalPodAutoscaler>,
@@ -134,17 +135,31 @@ struct Live {
 }
 
 impl Live {
+    /// Reads every child at once: one round trip of waiting, not nine in a row.
     async fn read(client: &Client, namespace: &str, name: &str) -> Result<Self, ApplyError> {
+        let (service_account, role, role_binding, config_map, service) = tokio::try_join!(
+            read_live(client, namespace, name),
+            read_live(client, namespace, name),
+            read_live(client, namespace, name),
+            read_live_metadata::<ConfigMap>(client, namespace, name),
+            read_live(client, namespace, name),
+        )?;
+        let (deployment, autoscaler, disruption_budget, network_policy) = tokio::try_join!(
+            read_live(client, namespace, name),
+            read_live(client, namespace, name),
+            read_live(client, namespace, name),
+            read_live(client, namespace, name),
+        )?;
         Ok(Self {
-            service_account: read_live(client, namespace, name).await?,
-            role: read_live(client, namespace, name).await?,
-            role_binding: read_live(client, namespace, name).await?,
-            config_map: read_live(client, namespace, name).await?,
-            service: read_live(client, namespace, name).await?,
-            deployment: read_live(client, namespace, name).await?,
-            autoscaler: read_live(client, namespace, name).await?,
-            disruption_budget: read_live(client, namespace, name).await?,
-            network_policy: read_live(client, namespace, name).await?,
+            service_account,
+            role,
+            role_binding,
+            config_map,
+            service,
+            deployment,
+            autoscaler,
+            disruption_budget,
+            network_policy,
         })
     }
 
@@ -234,7 +249,8 @@ async fn apply_all(
     // The proxy's rights before the pods that use them.
     ensure(client, namespace, &objects.role, live.role).await?;
     ensure(client, namespace, &objects.role_binding, live.role_binding).await?;
-    let (_, written) = ensure(client, namespace, &objects.config_map, live.config_map).await?;
+    let written =
+        ensure_config_map(client, namespace, &objects.config_map, live.config_map).await?;
     applied.table_in_place = true;
     applied.table_written = written;
     ensure(client, namespace, &objects.service, live.service).await?;
@@ -398,6 +414,38 @@ async fn ensure_optional<K: Child>(
             .map_err(|source| error::<K>("delete", namespace, name, source))?;
     }
     Ok(())
+}
+
+/// [`ensure`] for the route ConfigMap, whose table can be megabytes: only its metadata was read,
+/// and the whole object is read only when its hash says it may already hold the table (to find
+/// drift). A changed table is written without reading the old one. Returns whether it was
+/// written.
+async fn ensure_config_map(
+    client: &Client,
+    namespace: &str,
+    desired: &ConfigMap,
+    live: Option<PartialObjectMeta<ConfigMap>>,
+) -> Result<bool, ApplyError> {
+    let maybe_held = stamped_hash(desired).is_some()
+        && live.as_ref().and_then(stamped_hash) == stamped_hash(desired);
+    let live = if maybe_held {
+        read_live(client, namespace, &desired.name_any()).await?
+    } else {
+        None
+    };
+    let (_, written) = ensure(client, namespace, desired, live).await?;
+    Ok(written)
+}
+
+async fn read_live_metadata<K: Child>(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<PartialObjectMeta<K>>, ApplyError> {
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    api.get_metadata_opt(name)
+        .await
+        .map_err(|source| error::<K>("read", namespace, name, source))
 }
 
 async fn read_live<K: Child>(
