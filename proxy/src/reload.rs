@@ -169,10 +169,12 @@ impl TableStore {
                 return Ok(None);
             }
         }
+        let started = std::time::Instant::now();
         let result = offer
             .table
             .map_err(ReloadError::from)
             .and_then(|table| self.build(table, secrets));
+        let prepare_ms = started.elapsed().as_secs_f64() * 1000.0;
         self.metrics.reload(result.is_ok());
         let table = match result {
             Ok(table) => Arc::new(table),
@@ -207,6 +209,7 @@ impl TableStore {
             generation = table.generation,
             routes = table.routes.len(),
             feed = ?offer.feed,
+            prepare_ms = format_args!("{prepare_ms:.1}"),
             "route table loaded"
         );
         Ok(Some(table))
