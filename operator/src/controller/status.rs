@@ -279,6 +279,7 @@ pub fn compute_status(
         routes,
         route_table_digest,
         contracts,
+        proxies: None,
     }
 }
 
