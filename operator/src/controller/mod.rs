@@ -2,6 +2,7 @@
 //! [`reconcile::reconcile`], each owning the proxy objects and watching what its resources
 //! reference.
 
+pub mod agreement;
 pub mod apply;
 pub mod backoff;
 pub mod context;
@@ -9,6 +10,7 @@ pub mod dereference;
 pub mod events;
 pub mod ownership;
 pub mod reconcile;
+pub mod replicas;
 pub mod status;
 
 use std::fmt::Debug;
