@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use gatehouse_api::crd::{Aggregator, EdgeService, Gateway};
 use gatehouse_operator::admin::{self, AdminState};
 use gatehouse_operator::controller::context::{Clock, Context};
+use gatehouse_operator::controller::replicas::watch_endpoint_slices;
 use gatehouse_operator::controller::run_controller;
 use gatehouse_operator::leader::{ElectionSettings, LeaderElector};
 use gatehouse_operator::metrics::Metrics;
@@ -139,11 +140,21 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
     }
     if !*shutdown.borrow() {
         metrics.set_leader(true);
+        // The controllers start once the proxies' EndpointSlices are known, or every resource
+        // would briefly read as served by no replica.
+        let (endpoints, watch) = watch_endpoint_slices(&client, options.namespace.as_deref());
+        let watch = tokio::spawn(watch);
+        tokio::select! {
+            _ = endpoints.wait_until_ready() => {}
+            () = becomes(shutdown.clone(), true) => {}
+            () = becomes(leading.clone(), false) => {}
+        }
         let ctx = Arc::new(Context::new(
             client.clone(),
             options.settings.clone(),
             Clock::System,
             metrics.clone(),
+            endpoints,
         ));
         let stop = || {
             let (shutdown, leading) = (shutdown.clone(), leading.clone());
@@ -160,6 +171,7 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
             run_controller::<EdgeService>(client.clone(), namespace.clone(), ctx.clone(), stop()),
             run_controller::<Aggregator>(client.clone(), namespace, ctx.clone(), stop()),
         );
+        watch.abort();
         metrics.set_leader(false);
     }
     let lost = match election {
