@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use gatehouse_api::crd::{Aggregator, EdgeService, Gateway};
@@ -16,8 +17,11 @@ use gatehouse_operator::metrics::Metrics;
 use gatehouse_operator::settings::ProxySettings;
 use kube::Client;
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
+
+/// How long the controllers wait for the first list of EndpointSlices.
+const ENDPOINTS_WAIT: Duration = Duration::from_secs(30);
 
 /// What `run` was asked to do.
 pub struct RunOptions {
@@ -141,11 +145,17 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
     if !*shutdown.borrow() {
         metrics.set_leader(true);
         // The controllers start once the proxies' EndpointSlices are known, or every resource
-        // would briefly read as served by no replica.
+        // would briefly read as served by no replica; but not never (say the rights to list
+        // them are missing): then resources read `Pending` until the list comes.
         let (endpoints, watch) = watch_endpoint_slices(&client, options.namespace.as_deref());
         let watch = tokio::spawn(watch);
         tokio::select! {
             _ = endpoints.wait_until_ready() => {}
+            () = tokio::time::sleep(ENDPOINTS_WAIT) => warn!(
+                waited_seconds = ENDPOINTS_WAIT.as_secs(),
+                "EndpointSlices are not listed yet (can the operator list and watch \
+                 endpointslices.discovery.k8s.io?); starting without them"
+            ),
             () = becomes(shutdown.clone(), true) => {}
             () = becomes(leading.clone(), false) => {}
         }
