@@ -4,19 +4,24 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use gatehouse_api::crd::{Aggregator, EdgeService, Gateway};
 use gatehouse_operator::admin::{self, AdminState};
 use gatehouse_operator::controller::context::{Clock, Context};
+use gatehouse_operator::controller::replicas::watch_endpoint_slices;
 use gatehouse_operator::controller::run_controller;
 use gatehouse_operator::leader::{ElectionSettings, LeaderElector};
 use gatehouse_operator::metrics::Metrics;
 use gatehouse_operator::settings::ProxySettings;
 use kube::Client;
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
+
+/// How long the controllers wait for the first list of EndpointSlices.
+const ENDPOINTS_WAIT: Duration = Duration::from_secs(30);
 
 /// What `run` was asked to do.
 pub struct RunOptions {
@@ -139,11 +144,27 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
     }
     if !*shutdown.borrow() {
         metrics.set_leader(true);
+        // The controllers start once the proxies' EndpointSlices are known, or every resource
+        // would briefly read as served by no replica; but not never (say the rights to list
+        // them are missing): then resources read `Pending` until the list comes.
+        let (endpoints, watch) = watch_endpoint_slices(&client, options.namespace.as_deref());
+        let watch = tokio::spawn(watch);
+        tokio::select! {
+            _ = endpoints.wait_until_ready() => {}
+            () = tokio::time::sleep(ENDPOINTS_WAIT) => warn!(
+                waited_seconds = ENDPOINTS_WAIT.as_secs(),
+                "EndpointSlices are not listed yet (can the operator list and watch \
+                 endpointslices.discovery.k8s.io?); starting without them"
+            ),
+            () = becomes(shutdown.clone(), true) => {}
+            () = becomes(leading.clone(), false) => {}
+        }
         let ctx = Arc::new(Context::new(
             client.clone(),
             options.settings.clone(),
             Clock::System,
             metrics.clone(),
+            endpoints,
         ));
         let stop = || {
             let (shutdown, leading) = (shutdown.clone(), leading.clone());
@@ -160,6 +181,7 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
             run_controller::<EdgeService>(client.clone(), namespace.clone(), ctx.clone(), stop()),
             run_controller::<Aggregator>(client.clone(), namespace, ctx.clone(), stop()),
         );
+        watch.abort();
         metrics.set_leader(false);
     }
     let lost = match election {

@@ -5,6 +5,10 @@
 
 mod support;
 
+/// `Programmed` as the proxy replicas report it.
+#[path = "controller/programmed.rs"]
+mod programmed;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,8 +20,10 @@ use gatehouse_operator::controller::context::{Clock, Context};
 use gatehouse_operator::controller::reconcile::{error_policy, reconcile};
 use gatehouse_operator::metrics::Metrics;
 use gatehouse_operator::settings::ProxySettings;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::{self, Store};
 use serde_json::{Value, json};
 use support::{FakeApi, Recorded, collection};
 
@@ -28,13 +34,20 @@ fn now() -> Timestamp {
     "2025-01-02T03:04:05Z".parse().unwrap()
 }
 
-fn context(fake: &FakeApi) -> Arc<Context> {
+/// A context whose EndpointSlice store `endpoints` lists the proxy pods.
+fn context_with(fake: &FakeApi, endpoints: Store<EndpointSlice>) -> Arc<Context> {
     Arc::new(Context::new(
         fake.client(),
         ProxySettings::default(),
         Clock::Fixed(now()),
         Arc::new(Metrics::new()),
+        endpoints,
     ))
+}
+
+/// A context that knows of no proxy pod (none has started yet).
+fn context(fake: &FakeApi) -> Arc<Context> {
+    context_with(fake, reflector::store().0)
 }
 
 fn example(path: &str) -> Value {
@@ -162,7 +175,7 @@ async fn first_reconcile_applies_every_object_and_reports_status() {
     let fake = shop();
     let ctx = context(&fake);
     let action = reconcile_gateway(&fake, &ctx).await;
-    assert_eq!(action, Action::requeue(Duration::from_secs(600)));
+    assert_eq!(action, Action::requeue(Duration::from_millis(200)));
 
     let log = fake.take_log();
     let events = format!("POST {}?", collection(NS, "events"));
@@ -269,7 +282,8 @@ async fn first_reconcile_applies_every_object_and_reports_status() {
         [
             expect("Accepted", "True", "Accepted"),
             expect("ResolvedRefs", "True", "ResolvedRefs"),
-            expect("Programmed", "True", "Programmed"),
+            // The table is in place, but no proxy pod runs here to serve it.
+            expect("Programmed", "False", "Pending"),
             // No kubelet runs these pods yet: the Deployment is not available.
             expect("Ready", "False", "DeploymentUnavailable"),
         ]
@@ -285,7 +299,7 @@ async fn first_reconcile_applies_every_object_and_reports_status() {
         [
             "Accepted",
             "ResolvedRefs",
-            "Programmed",
+            "Pending",
             "DeploymentUnavailable",
             "RouteTableUpdated"
         ]
@@ -300,7 +314,8 @@ async fn second_reconcile_of_an_unchanged_resource_writes_nothing() {
     fake.take_log();
 
     let action = reconcile_gateway(&fake, &ctx).await;
-    assert_eq!(action, Action::requeue(Duration::from_secs(600)));
+    // Still no replica to serve the table: looked at again, later each time.
+    assert_eq!(action, Action::requeue(Duration::from_millis(400)));
     let log = fake.take_log();
     let writes: Vec<String> = lines(&log)
         .into_iter()
@@ -495,7 +510,7 @@ async fn missing_service_and_aggregator_are_named_and_routes_still_served() {
     }
     assert!(!message.contains("catalog"));
     assert_eq!(condition(status, "Accepted")["status"], "True");
-    assert_eq!(condition(status, "Programmed")["status"], "True");
+    assert_eq!(condition(status, "Programmed")["reason"], "Pending");
 
     // The Services appear: the next reconcile resolves them, and only the status changes.
     fake.put(NS, "services", service("orders"));
@@ -713,7 +728,7 @@ async fn the_conflict_clears_once_the_users_object_is_gone() {
 
     fake.delete(NS, "services", "public-gateway");
     let action = reconcile_gateway(&fake, &ctx).await;
-    assert_eq!(action, Action::requeue(Duration::from_secs(600)));
+    assert_eq!(action, Action::requeue(Duration::from_millis(200)));
     let log = fake.take_log();
     let mut expected = apply_and_read_every_object();
     expected.extend(std::iter::repeat_n(
@@ -722,10 +737,10 @@ async fn the_conflict_clears_once_the_users_object_is_gone() {
     ));
     assert_eq!(lines(&log), expected);
     let status = &body(&log, &status_patch())["status"];
-    assert_eq!(condition(status, "Programmed")["status"], "True");
+    assert_eq!(condition(status, "Programmed")["reason"], "Pending");
     assert_eq!(
         event_reasons(&log),
-        ["Programmed", "DeploymentUnavailable", "RouteTableUpdated"]
+        ["Pending", "DeploymentUnavailable", "RouteTableUpdated"]
     );
     let service = fake.get(NS, "services", "public-gateway").unwrap();
     assert_eq!(
@@ -790,7 +805,7 @@ async fn an_unwanted_optional_object_of_somebody_else_is_left_alone() {
         foreign
     );
     let status = &body(&log, &status_patch())["status"];
-    assert_eq!(condition(status, "Programmed")["status"], "True");
+    assert_eq!(condition(status, "Programmed")["reason"], "Pending");
 }
 
 #[tokio::test]
@@ -888,7 +903,7 @@ async fn a_child_the_api_server_refuses_is_reported_and_not_retried_hot() {
             ]
         );
         let status = &body(&log, &status_patch())["status"];
-        assert_eq!(condition(status, "Programmed")["status"], "True");
+        assert_eq!(condition(status, "Programmed")["reason"], "Pending");
     }
 }
 

@@ -21,7 +21,7 @@ pub use route::{
 pub use runtime::{
     Autoscaling, DeploymentSettings, DisruptionBudget, ServiceSettings, ServiceType,
 };
-pub use status::{ContractStatus, ProxyStatus};
+pub use status::{ContractStatus, ProxiesStatus, ProxyStatus};
 pub use string_map::StringMap;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

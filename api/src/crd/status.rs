@@ -16,6 +16,32 @@ pub struct ContractStatus {
     pub routes: i32,
 }
 
+/// What the ready proxy pods answered when the operator asked each one (its admin `/config`)
+/// which route table it serves. `Programmed` is `True` only when `current` equals `ready`.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ProxiesStatus {
+    /// Ready proxy pods (the ready endpoints of the proxy Service's EndpointSlices); each is
+    /// asked which route table it serves.
+    #[serde(default)]
+    pub ready: i32,
+    /// Ready pods serving `routeTableDigest`.
+    #[serde(default)]
+    pub current: i32,
+    /// Ready pods still serving another route table, or none yet.
+    #[serde(default)]
+    pub stale: i32,
+    /// Ready pods that refused `routeTableDigest`; the `Programmed` message carries their error.
+    #[serde(default)]
+    pub refused: i32,
+    /// Ready pods that gave no report (no answer within 2 s, an error, or not a report); the
+    /// `Programmed` message names each with the error.
+    #[serde(default)]
+    pub unreachable: i32,
+}
+
 /// Observed state of a Gateway, EdgeService or Aggregator.
 #[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
@@ -24,8 +50,8 @@ pub struct ProxyStatus {
     /// The `metadata.generation` this status describes.
     pub observed_generation: Option<i64>,
     /// `Accepted` (the spec is valid), `ResolvedRefs` (every referenced Service and Aggregator
-    /// exists), `Programmed` (the route ConfigMap holds this generation's table) and `Ready`
-    /// (the proxy Deployment is available).
+    /// exists), `Programmed` (every ready proxy pod serves this generation's route table) and
+    /// `Ready` (the proxy Deployment is available).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -42,4 +68,6 @@ pub struct ProxyStatus {
     /// Contracts being served.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub contracts: Vec<ContractStatus>,
+    /// Which route table the ready proxy pods serve, by count.
+    pub proxies: Option<ProxiesStatus>,
 }

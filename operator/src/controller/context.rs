@@ -1,12 +1,17 @@
-//! What every reconcile shares: the client, the settings, the clock, events, metrics, backoff.
+//! What every reconcile shares: the client, the settings, the clock, events, metrics, backoff,
+//! and the proxies' EndpointSlices with the client that asks their replicas.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
 
 use super::backoff::RetryBackoff;
+use super::replicas::ReplicaClient;
 use crate::metrics::Metrics;
 use crate::settings::ProxySettings;
 
@@ -43,16 +48,26 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Per-object retry delays after errors.
     pub backoff: RetryBackoff,
+    /// The proxies' EndpointSlices, kept current by a watch (see
+    /// [`super::replicas::watch_endpoint_slices`]).
+    pub endpoints: Store<EndpointSlice>,
+    /// Asks proxy replicas which table they serve.
+    pub replicas: ReplicaClient,
+    /// Per-object delays before asking replicas again while they do not all serve the current
+    /// table: 200 ms doubling, up to 5 minutes (5 s while some replica may still catch up;
+    /// see `reconcile`).
+    pub poll: RetryBackoff,
 }
 
 impl Context {
     /// A context whose events are reported as `gatehouse-operator` (instance: the pod name
-    /// from `POD_NAME`, when set).
+    /// from `POD_NAME`, when set), finding proxy replicas in `endpoints`.
     pub fn new(
         client: Client,
         settings: ProxySettings,
         clock: Clock,
         metrics: Arc<Metrics>,
+        endpoints: Store<EndpointSlice>,
     ) -> Self {
         let reporter = Reporter {
             controller: crate::FIELD_MANAGER.to_owned(),
@@ -65,6 +80,9 @@ impl Context {
             clock,
             metrics,
             backoff: RetryBackoff::default(),
+            endpoints,
+            replicas: ReplicaClient::default(),
+            poll: RetryBackoff::new(Duration::from_millis(200), Duration::from_secs(300)),
         }
     }
 }

@@ -3,10 +3,14 @@
 use gatehouse_api::crd::ProxyStatus;
 use kube::runtime::events::{Event, EventType};
 
+use super::agreement::PENDING;
+use super::status::{PROGRAMMED, READY};
+
 /// Events for every condition whose status flipped (or appeared) or that changed its reason
 /// (`Programmed` going from `NotAccepted` to `NameConflict` is news), plus one when a new route
 /// table was written. A `False` condition is a warning, except `Ready` on a proxy that was never
-/// ready (pods starting is not a problem).
+/// ready (pods starting is not a problem) and `Programmed` while replicas are `Pending` (a new
+/// table on its way to them is not a problem either; `Refused` is).
 pub fn transition_events(
     previous: Option<&ProxyStatus>,
     next: &ProxyStatus,
@@ -22,8 +26,9 @@ pub fn transition_events(
             {
                 return None;
             }
-            let healthy =
-                condition.status == "True" || (condition.type_ == "Ready" && before.is_none());
+            let healthy = condition.status == "True"
+                || (condition.type_ == READY && before.is_none())
+                || (condition.type_ == PROGRAMMED && condition.reason == PENDING);
             Some(Event {
                 type_: if healthy {
                     EventType::Normal
@@ -116,5 +121,27 @@ mod tests {
             [("DeploymentMissing".to_owned(), true)]
         );
         assert!(transition_events(Some(&conflict), &conflict, false).is_empty());
+    }
+
+    #[test]
+    fn a_table_on_its_way_is_news_a_refused_one_a_warning() {
+        let programmed = status(&[("Programmed", "True", "Programmed")]);
+        let pending = status(&[("Programmed", "False", "Pending")]);
+        let refused = status(&[("Programmed", "False", "Refused")]);
+        assert_eq!(
+            summary(&transition_events(Some(&programmed), &pending, true)),
+            [
+                ("Pending".to_owned(), false),
+                ("RouteTableUpdated".to_owned(), false)
+            ]
+        );
+        assert_eq!(
+            summary(&transition_events(Some(&pending), &programmed, false)),
+            [("Programmed".to_owned(), false)]
+        );
+        assert_eq!(
+            summary(&transition_events(Some(&pending), &refused, false)),
+            [("Refused".to_owned(), true)]
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! [`reconcile::reconcile`], each owning the proxy objects and watching what its resources
 //! reference.
 
+pub mod agreement;
 pub mod apply;
 pub mod backoff;
 pub mod context;
@@ -9,6 +10,7 @@ pub mod dereference;
 pub mod events;
 pub mod ownership;
 pub mod reconcile;
+pub mod replicas;
 pub mod status;
 
 use std::fmt::Debug;
@@ -22,6 +24,7 @@ use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -146,6 +149,18 @@ pub async fn run_controller<K: ProxyResource>(
         move |service: Service| {
             let name = service.name_any();
             concerned(&store, service.namespace(), |r| concerns_service(r, &name))
+        },
+    );
+    // Replicas becoming ready or going away: ask them again (`replicas`).
+    let store = controller.store();
+    let controller = controller.watches(
+        scoped::<EndpointSlice>(&client, ns),
+        owned(),
+        move |slice: EndpointSlice| {
+            let service = replicas::service_of(&slice).unwrap_or_default().to_owned();
+            concerned(&store, slice.namespace(), |r| {
+                proxy_name(r.kind(), r.name()) == service
+            })
         },
     );
     let controller = if K::ROUTES_TO_AGGREGATORS {

@@ -8,6 +8,11 @@
 //! server refuses for good (`Programmed=False`, `ApplyFailed`, tried again when the resource
 //! changes or after five minutes). Other API errors are errors: they are retried with a growing
 //! delay.
+//!
+//! `Programmed` is the proxies' word: the ready replicas (from the EndpointSlice store, no API
+//! call) are asked which table they serve. Until all of them serve the current one, the
+//! resource is looked at again soon, with a growing delay; once they agree, only the long
+//! resync (and watch events) bring it back.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,10 +25,12 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::ProxyResource;
+use super::agreement::{Agreement, Verdict, summarize};
 use super::apply::{ApplyError, Blocked, apply_objects, read_deployment};
 use super::context::Context;
 use super::dereference::{DereferenceError, dereference};
 use super::events::transition_events;
+use super::replicas::ready_replicas;
 use super::status::{Observation, compute_status};
 use crate::FIELD_MANAGER;
 use crate::plan::{plan, service_address};
@@ -37,6 +44,10 @@ const CONFLICT_RECHECK: Duration = Duration::from_secs(60);
 /// A resource whose child the API server refused tries again after this long, unless it
 /// changes first: the same request would be refused again.
 const REFUSED_RETRY: Duration = Duration::from_secs(300);
+/// While some ready replica serves another table or did not answer, it is asked again at least
+/// this often (it is expected to catch up by itself). When none is ready, or the rest refused
+/// the table, the delay keeps growing: a replica becoming ready is an EndpointSlice event.
+const POLL_WHILE_LAGGING: Duration = Duration::from_secs(5);
 
 /// Why a reconcile failed (and will be retried).
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +97,7 @@ pub async fn reconcile<K: ProxyResource>(
     let missing = found.missing(&references);
 
     let owner_uid = object.meta().uid.as_deref();
+    let name = proxy_name(resource.kind(), resource.name());
     let (problems, table, deployment, table_written, blocked) =
         match plan(&resource, &found, &ctx.settings) {
             Ok(plan) => {
@@ -100,11 +112,23 @@ pub async fn reconcile<K: ProxyResource>(
                 )
             }
             Err(problems) => {
-                let name = proxy_name(resource.kind(), resource.name());
                 let deployment = read_deployment(&ctx.client, &namespace, &name, owner_uid).await?;
                 (problems, None, deployment, false, None)
             }
         };
+
+    let previous = object.proxy_status();
+    let digest = match &table {
+        Some(table) => Some(table.digest()),
+        None => previous.and_then(|p| p.route_table_digest.clone()),
+    };
+    let serving = match digest {
+        Some(digest) => {
+            let replicas = ready_replicas(&ctx.endpoints.state(), &namespace, &name);
+            Some(summarize(&digest, &ctx.replicas.ask_all(&replicas).await))
+        }
+        None => None,
+    };
 
     let address = service_address(&resource, &ctx.settings);
     let seen = Observation {
@@ -113,12 +137,13 @@ pub async fn reconcile<K: ProxyResource>(
         missing: &missing,
         table: table.as_ref(),
         blocked: blocked.as_ref(),
+        serving: serving.as_ref(),
         deployment: deployment.as_ref(),
         address: &address,
     };
-    let previous = object.proxy_status();
     let next = compute_status(previous, &seen, ctx.clock.now());
-    if previous != Some(&next) {
+    let changed = previous != Some(&next);
+    if changed {
         let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
         let body = json!({
             "apiVersion": K::api_version(&()),
@@ -144,16 +169,41 @@ pub async fn reconcile<K: ProxyResource>(
             missing = missing.len(),
             blocked = blocked.as_ref().map(Blocked::reason).unwrap_or_default(),
             digest = next.route_table_digest.as_deref().unwrap_or_default(),
+            programmed = serving.as_ref().map(|s| s.verdict().reason()).unwrap_or_default(),
             "status updated"
         );
     }
-    ctx.backoff.reset(&object_key(object.as_ref()));
+    let key = object_key(object.as_ref());
+    ctx.backoff.reset(&key);
     Ok(match (problems.is_empty(), &blocked) {
         (false, _) => Action::await_change(),
         (true, Some(Blocked::NameConflict(_))) => Action::requeue(CONFLICT_RECHECK),
         (true, Some(Blocked::Refused(_))) => Action::requeue(REFUSED_RETRY),
-        (true, None) => Action::requeue(RESYNC),
+        (true, None) => next_look(&ctx, &key, serving.as_ref(), changed),
     })
+}
+
+/// When to look at a programmed resource again: after the long resync once every ready replica
+/// serves its table; sooner while they do not (200 ms, doubling; starting over whenever the
+/// status changed, since things are moving).
+fn next_look(ctx: &Context, key: &str, serving: Option<&Agreement>, changed: bool) -> Action {
+    match serving {
+        Some(serving) if serving.verdict() != Verdict::Serving => {
+            if changed {
+                ctx.poll.reset(key);
+            }
+            let delay = ctx.poll.next_delay(key);
+            Action::requeue(if serving.lagging() {
+                delay.min(POLL_WHILE_LAGGING)
+            } else {
+                delay
+            })
+        }
+        _ => {
+            ctx.poll.reset(key);
+            Action::requeue(RESYNC)
+        }
+    }
 }
 
 /// Retries a failed reconcile after a growing delay.

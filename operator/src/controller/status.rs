@@ -13,6 +13,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
+use super::agreement::{Agreement, Verdict, summarize};
 use super::apply::Blocked;
 use crate::plan::MissingRef;
 
@@ -20,7 +21,7 @@ use crate::plan::MissingRef;
 pub const ACCEPTED: &str = "Accepted";
 /// Every referenced Service and Aggregator exists.
 pub const RESOLVED_REFS: &str = "ResolvedRefs";
-/// Every object of this generation is applied (the route ConfigMap holds its table).
+/// Every ready proxy replica serves this generation's route table.
 pub const PROGRAMMED: &str = "Programmed";
 /// The proxy Deployment is available.
 pub const READY: &str = "Ready";
@@ -41,6 +42,10 @@ pub struct Observation<'a> {
     pub table: Option<&'a RouteTable>,
     /// Why not every object of a valid spec could be applied.
     pub blocked: Option<&'a Blocked>,
+    /// What the ready proxy replicas serve, against the digest the status reports (this
+    /// generation's table, or the last accepted one); `None` when there is no digest to ask
+    /// about.
+    pub serving: Option<&'a Agreement>,
     /// The live proxy Deployment, if any.
     pub deployment: Option<&'a Deployment>,
     /// `host:port` of the proxy Service.
@@ -160,17 +165,21 @@ fn programmed(seen: &Observation<'_>, previous: Option<&ProxyStatus>) -> Conditi
         );
     }
     match seen.table {
-        Some(table) => condition(
-            PROGRAMMED,
-            true,
-            "Programmed",
-            format!(
-                "the route ConfigMap holds route table {} ({} routes)",
-                table.digest(),
-                table.routes.len()
-            ),
-            seen.generation,
-        ),
+        Some(table) => {
+            // Not asked: as good as no replica being ready.
+            let serving = seen
+                .serving
+                .cloned()
+                .unwrap_or_else(|| summarize(&table.digest(), &[]));
+            let verdict = serving.verdict();
+            condition(
+                PROGRAMMED,
+                verdict == Verdict::Serving,
+                verdict.reason(),
+                serving.message(table.routes.len()),
+                seen.generation,
+            )
+        }
         None => {
             let served = previous.and_then(|p| p.route_table_digest.as_deref());
             let message = match served {
@@ -279,6 +288,7 @@ pub fn compute_status(
         routes,
         route_table_digest,
         contracts,
+        proxies: seen.serving.map(|serving| serving.counts),
     }
 }
 
@@ -307,6 +317,7 @@ mod tests {
             missing,
             table: None,
             blocked: None,
+            serving: None,
             deployment: None,
             address: "public-gateway.shop.svc.cluster.local:80",
         }
@@ -456,6 +467,73 @@ mod tests {
             at(1),
         );
         assert_eq!(find(&status, PROGRAMMED).reason, "NotAccepted");
+    }
+
+    #[test]
+    fn programmed_is_what_the_ready_replicas_serve() {
+        use crate::controller::agreement::{Answer, ConfigReport};
+
+        let table = RouteTable {
+            format: gatehouse_api::route_table::FORMAT.to_owned(),
+            source: gatehouse_api::route_table::TableSource {
+                kind: "Gateway".to_owned(),
+                namespace: "shop".to_owned(),
+                name: "public".to_owned(),
+                generation: Some(3),
+            },
+            edge_client: None,
+            clients: Vec::new(),
+            routes: Vec::new(),
+        };
+        let digest = table.digest();
+        let answer = |replica: &str, serves: &str| Answer {
+            replica: replica.to_owned(),
+            report: Ok(ConfigReport {
+                digest: Some(serves.to_owned()),
+                refused: None,
+            }),
+        };
+        let programmed_with = |previous, serving, seconds| {
+            let seen = Observation {
+                table: Some(&table),
+                serving,
+                ..seen(&[], &[])
+            };
+            compute_status(previous, &seen, at(seconds))
+        };
+        let lagging = summarize(&digest, &[answer("a", &digest), answer("b", "sha256:old")]);
+        let status = programmed_with(None, Some(&lagging), 1);
+        let programmed = find(&status, PROGRAMMED);
+        assert_eq!(
+            (programmed.status.as_str(), programmed.reason.as_str()),
+            ("False", "Pending")
+        );
+        assert_eq!(
+            programmed.message,
+            format!(
+                "1 of 2 ready replicas serves route table {digest} (0 routes); 1 still serves \
+                 sha256:old"
+            )
+        );
+        assert_eq!(status.proxies, Some(lagging.counts));
+
+        let agreed = summarize(&digest, &[answer("a", &digest), answer("b", &digest)]);
+        let status = programmed_with(Some(&status), Some(&agreed), 2);
+        let programmed = find(&status, PROGRAMMED);
+        assert_eq!(
+            (programmed.status.as_str(), programmed.reason.as_str()),
+            ("True", "Programmed")
+        );
+        assert_eq!(programmed.last_transition_time, Time(at(2)));
+
+        // Nobody asked (no digest to ask about) reads as no replica ready.
+        let status = programmed_with(None, None, 1);
+        assert!(
+            find(&status, PROGRAMMED)
+                .message
+                .ends_with("no ready replica serves it yet")
+        );
+        assert_eq!(status.proxies, None);
     }
 
     #[test]

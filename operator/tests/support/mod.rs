@@ -4,6 +4,8 @@
 //! assert the exact conversation.
 #![allow(dead_code, missing_docs)]
 
+pub mod pods;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 

@@ -1,0 +1,383 @@
+//! replicas: the ready proxy pods of a resource, read from a reflector store of EndpointSlices
+//! (no API call per reconcile), and what each one answers on its admin `/config`.
+//!
+//! The EndpointSlice controller copies the proxy Service's labels onto its slices, so one watch
+//! with the operator's label finds every proxy's slices; `kubernetes.io/service-name` says whose.
+//! Replicas are asked concurrently over plain HTTP/1.1 with a short timeout: a replica that does
+//! not answer is reported as such, never waited for.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use gatehouse_api::naming::ADMIN_PORT;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::Uri;
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+use tracing::warn;
+
+use super::agreement::{Answer, ConfigReport};
+use super::scoped;
+use crate::objects::{ADMIN_PORT_NAME, MANAGED_BY_SELECTOR};
+
+/// The label the EndpointSlice controller sets to the name of the slice's Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+/// How long a replica has to answer `/config`.
+pub const ASK_TIMEOUT: Duration = Duration::from_secs(2);
+/// A `/config` report is a few hundred bytes; anything past this is not one.
+const MAX_REPORT_BYTES: usize = 64 * 1024;
+
+/// A store of the operator's EndpointSlices, and the task that keeps it current (run it while
+/// the controllers run; the store is ready once the first list is in).
+pub fn watch_endpoint_slices(
+    client: &Client,
+    namespace: Option<&str>,
+) -> (
+    Store<EndpointSlice>,
+    impl Future<Output = ()> + Send + 'static,
+) {
+    let (store, writer) = reflector::store();
+    let config = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
+    let events = watcher(scoped::<EndpointSlice>(client, namespace), config)
+        .default_backoff()
+        .modify(|slice| slice.managed_fields_mut().clear());
+    let task = reflector::reflector(writer, events).for_each(|event| async move {
+        if let Err(error) = event {
+            warn!(%error, "EndpointSlice watch");
+        }
+    });
+    (store, task)
+}
+
+/// Name of the Service whose endpoints `slice` lists.
+pub fn service_of(slice: &EndpointSlice) -> Option<&str> {
+    slice.labels().get(SERVICE_NAME_LABEL).map(String::as_str)
+}
+
+/// One ready proxy pod and where its admin port listens.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Replica {
+    /// The pod's name, when the endpoint names it.
+    pub pod: Option<String>,
+    /// Its admin address.
+    pub address: SocketAddr,
+}
+
+impl std::fmt::Display for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.pod {
+            Some(pod) => write!(f, "{pod} ({})", self.address),
+            None => write!(f, "{}", self.address),
+        }
+    }
+}
+
+/// The ready endpoints of Service `service` in `namespace`, once each (a pod listed by two
+/// slices, e.g. its IPv4 and IPv6 addresses, is asked once, on the first address in slice
+/// order). An endpoint is ready unless `conditions.ready` is false (unset means ready). The
+/// admin port is the slices' port named `admin` (ClusterIP Services), else 9901 (the Service
+/// does not expose it, but the pod listens there). Pure.
+pub fn ready_replicas(
+    slices: &[Arc<EndpointSlice>],
+    namespace: &str,
+    service: &str,
+) -> Vec<Replica> {
+    let mut ours: Vec<&EndpointSlice> = slices
+        .iter()
+        .map(AsRef::as_ref)
+        .filter(|slice| slice.namespace().as_deref() == Some(namespace))
+        .filter(|slice| service_of(slice) == Some(service))
+        .filter(|slice| slice.address_type != "FQDN")
+        .collect();
+    ours.sort_by(|a, b| {
+        (&a.address_type, a.metadata.name.as_deref())
+            .cmp(&(&b.address_type, b.metadata.name.as_deref()))
+    });
+    let mut replicas: BTreeMap<String, Replica> = BTreeMap::new();
+    for slice in ours {
+        let port = slice
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.name.as_deref() == Some(ADMIN_PORT_NAME))
+            .and_then(|p| p.port)
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(ADMIN_PORT);
+        for endpoint in &slice.endpoints {
+            if endpoint.conditions.as_ref().and_then(|c| c.ready) == Some(false) {
+                continue;
+            }
+            let Some(ip) = endpoint
+                .addresses
+                .iter()
+                .find_map(|a| a.parse::<IpAddr>().ok())
+            else {
+                continue;
+            };
+            let address = SocketAddr::new(ip, port);
+            let pod = endpoint.target_ref.as_ref().and_then(|r| r.name.clone());
+            let key = pod.clone().unwrap_or_else(|| address.to_string());
+            replicas.entry(key).or_insert(Replica { pod, address });
+        }
+    }
+    replicas.into_values().collect()
+}
+
+/// Asks proxy replicas what they serve.
+#[derive(Clone, Debug)]
+pub struct ReplicaClient {
+    http: HttpClient<HttpConnector, Empty<Bytes>>,
+    timeout: Duration,
+}
+
+impl Default for ReplicaClient {
+    fn default() -> Self {
+        Self::new(ASK_TIMEOUT)
+    }
+}
+
+impl ReplicaClient {
+    /// A client that gives each replica `timeout` to answer.
+    pub fn new(timeout: Duration) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(timeout));
+        connector.set_nodelay(true);
+        let http = HttpClient::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        Self { http, timeout }
+    }
+
+    /// Every replica's answer, asked all at once, in the order given.
+    pub async fn ask_all(&self, replicas: &[Replica]) -> Vec<Answer> {
+        futures::future::join_all(replicas.iter().map(|replica| self.ask(replica))).await
+    }
+
+    async fn ask(&self, replica: &Replica) -> Answer {
+        let report = match tokio::time::timeout(self.timeout, self.config(replica.address)).await {
+            Ok(report) => report,
+            Err(_) => Err(format!("no answer within {} ms", self.timeout.as_millis())),
+        };
+        Answer {
+            replica: replica.to_string(),
+            report,
+        }
+    }
+
+    async fn config(&self, address: SocketAddr) -> Result<ConfigReport, String> {
+        let uri: Uri = format!("http://{address}/config")
+            .parse()
+            .map_err(|e| format!("bad address: {e}"))?;
+        let response = self.http.get(uri).await.map_err(|e| with_causes(&e))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("/config answered {status}"));
+        }
+        let body = Limited::new(response.into_body(), MAX_REPORT_BYTES)
+            .collect()
+            .await
+            .map_err(|e| format!("reading /config: {e}"))?
+            .to_bytes();
+        serde_json::from_slice(&body).map_err(|e| format!("/config is not a report: {e}"))
+    }
+}
+
+/// What went wrong, with its causes: `cause: inner cause: …`. The client's own message
+/// ("client error (Connect)") is left out when there is a cause, which says more.
+fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let (mut message, mut cause) = match error.source() {
+        Some(cause) => (cause.to_string(), cause.source()),
+        None => (error.to_string(), None),
+    };
+    while let Some(inner) = cause {
+        message.push_str(": ");
+        message.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::ObjectReference;
+    use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    fn endpoint(address: &str, pod: Option<&str>, ready: Option<bool>) -> Endpoint {
+        Endpoint {
+            addresses: vec![address.to_owned()],
+            conditions: Some(EndpointConditions {
+                ready,
+                ..EndpointConditions::default()
+            }),
+            target_ref: pod.map(|name| ObjectReference {
+                kind: Some("Pod".to_owned()),
+                name: Some(name.to_owned()),
+                ..ObjectReference::default()
+            }),
+            ..Endpoint::default()
+        }
+    }
+
+    fn slice(
+        name: &str,
+        namespace: &str,
+        service: &str,
+        address_type: &str,
+        admin_port: Option<i32>,
+        endpoints: Vec<Endpoint>,
+    ) -> Arc<EndpointSlice> {
+        Arc::new(EndpointSlice {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                namespace: Some(namespace.to_owned()),
+                labels: Some([(SERVICE_NAME_LABEL.to_owned(), service.to_owned())].into()),
+                ..ObjectMeta::default()
+            },
+            address_type: address_type.to_owned(),
+            endpoints,
+            ports: Some(
+                [("http", Some(8080)), ("admin", admin_port)]
+                    .into_iter()
+                    .filter_map(|(name, port)| {
+                        port.map(|port| EndpointPort {
+                            name: Some(name.to_owned()),
+                            port: Some(port),
+                            ..EndpointPort::default()
+                        })
+                    })
+                    .collect(),
+            ),
+        })
+    }
+
+    fn addresses(replicas: &[Replica]) -> Vec<String> {
+        replicas.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn ready_endpoints_of_the_proxy_service_once_each() {
+        let slices = [
+            slice(
+                "public-gateway-b",
+                "shop",
+                "public-gateway",
+                "IPv4",
+                Some(9901),
+                vec![
+                    endpoint("10.0.0.3", Some("pod-c"), None),
+                    endpoint("10.0.0.4", Some("pod-d"), Some(false)),
+                ],
+            ),
+            slice(
+                "public-gateway-a",
+                "shop",
+                "public-gateway",
+                "IPv4",
+                Some(9901),
+                vec![
+                    endpoint("10.0.0.1", Some("pod-a"), Some(true)),
+                    endpoint("10.0.0.2", Some("pod-b"), Some(true)),
+                ],
+            ),
+            // The same pods by their IPv6 addresses: asked once, on IPv4.
+            slice(
+                "public-gateway-v6",
+                "shop",
+                "public-gateway",
+                "IPv6",
+                Some(9901),
+                vec![endpoint("fd00::1", Some("pod-a"), Some(true))],
+            ),
+            // Somebody else's.
+            slice(
+                "other-gateway-a",
+                "shop",
+                "other-gateway",
+                "IPv4",
+                Some(9901),
+                vec![endpoint("10.0.1.1", Some("other"), None)],
+            ),
+            slice(
+                "public-gateway-a",
+                "elsewhere",
+                "public-gateway",
+                "IPv4",
+                Some(9901),
+                vec![endpoint("10.0.2.1", Some("far"), None)],
+            ),
+        ];
+        assert_eq!(
+            addresses(&ready_replicas(&slices, "shop", "public-gateway")),
+            [
+                "pod-a (10.0.0.1:9901)",
+                "pod-b (10.0.0.2:9901)",
+                "pod-c (10.0.0.3:9901)"
+            ]
+        );
+    }
+
+    #[test]
+    fn without_an_admin_port_the_pods_port_is_asked() {
+        let slices = [slice(
+            "public-gateway-a",
+            "shop",
+            "public-gateway",
+            "IPv6",
+            None,
+            vec![
+                endpoint("fd00::7", None, None),
+                endpoint("not-an-ip", None, None),
+            ],
+        )];
+        assert_eq!(
+            addresses(&ready_replicas(&slices, "shop", "public-gateway")),
+            ["[fd00::7]:9901"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_replica_that_does_not_answer_in_time_is_reported() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let silent = listener.local_addr().unwrap();
+        // Accepts, reads nothing, answers nothing.
+        let hold = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        let garbage = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let garbled = garbage.local_addr().unwrap();
+        let answer_garbage = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = garbage.accept().await {
+                let mut request = [0; 1024];
+                let _ = stream.read(&mut request).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello")
+                    .await;
+            }
+        });
+        let client = ReplicaClient::new(Duration::from_millis(200));
+        let replicas = [silent, garbled].map(|address| Replica { pod: None, address });
+        let answers = client.ask_all(&replicas).await;
+        assert_eq!(answers[0].report, Err("no answer within 200 ms".to_owned()));
+        let error = answers[1].report.clone().unwrap_err();
+        assert!(error.starts_with("/config is not a report: "), "{error}");
+        hold.abort();
+        answer_garbage.abort();
+    }
+}
