@@ -69,8 +69,8 @@ pub fn service_of(slice: &EndpointSlice) -> Option<&str> {
 pub struct Replica {
     /// The pod's name, when the endpoint names it.
     pub pod: Option<String>,
-    /// Its admin address.
-    pub address: SocketAddr,
+    /// Its admin address, `host:port`.
+    pub address: String,
 }
 
 impl std::fmt::Display for Replica {
@@ -84,7 +84,10 @@ impl std::fmt::Display for Replica {
 
 /// The ready endpoints of Service `service` in `namespace`, once each (a pod listed by two
 /// slices, e.g. its IPv4 and IPv6 addresses, is asked once, on the first address in slice
-/// order). An endpoint is ready unless `conditions.ready` is false (unset means ready). The
+/// order). Slices of address type `FQDN` name hosts, looked up when asked; a name under
+/// `localhost.` is the loopback address, as RFC 6761 has resolvers answer (the API server
+/// refuses loopback IPs in EndpointSlices, so this is how a proxy running beside a test cluster
+/// is listed). An endpoint is ready unless `conditions.ready` is false (unset means ready). The
 /// admin port is the slices' port named `admin` (ClusterIP Services), else 9901 (the Service
 /// does not expose it, but the pod listens there). Pure.
 pub fn ready_replicas(
@@ -97,7 +100,6 @@ pub fn ready_replicas(
         .map(AsRef::as_ref)
         .filter(|slice| slice.namespace().as_deref() == Some(namespace))
         .filter(|slice| service_of(slice) == Some(service))
-        .filter(|slice| slice.address_type != "FQDN")
         .collect();
     ours.sort_by(|a, b| {
         (&a.address_type, a.metadata.name.as_deref())
@@ -117,20 +119,36 @@ pub fn ready_replicas(
             if endpoint.conditions.as_ref().and_then(|c| c.ready) == Some(false) {
                 continue;
             }
-            let Some(ip) = endpoint
+            let Some(address) = endpoint
                 .addresses
                 .iter()
-                .find_map(|a| a.parse::<IpAddr>().ok())
+                .find_map(|a| admin_address(&slice.address_type, a, port))
             else {
                 continue;
             };
-            let address = SocketAddr::new(ip, port);
             let pod = endpoint.target_ref.as_ref().and_then(|r| r.name.clone());
-            let key = pod.clone().unwrap_or_else(|| address.to_string());
+            let key = pod.clone().unwrap_or_else(|| address.clone());
             replicas.entry(key).or_insert(Replica { pod, address });
         }
     }
     replicas.into_values().collect()
+}
+
+/// `host:port` of an endpoint address of a slice of `address_type`; `None` when it is not one.
+fn admin_address(address_type: &str, address: &str, port: u16) -> Option<String> {
+    if address_type == "FQDN" {
+        let host = address.trim_end_matches('.');
+        let loopback = host == "localhost" || host.ends_with(".localhost");
+        return Some(if loopback {
+            SocketAddr::new(IpAddr::from([127, 0, 0, 1]), port).to_string()
+        } else {
+            format!("{host}:{port}")
+        });
+    }
+    address
+        .parse::<IpAddr>()
+        .ok()
+        .map(|ip| SocketAddr::new(ip, port).to_string())
 }
 
 /// Asks proxy replicas what they serve.
@@ -164,7 +182,7 @@ impl ReplicaClient {
     }
 
     async fn ask(&self, replica: &Replica) -> Answer {
-        let report = match tokio::time::timeout(self.timeout, self.config(replica.address)).await {
+        let report = match tokio::time::timeout(self.timeout, self.config(&replica.address)).await {
             Ok(report) => report,
             Err(_) => Err(format!("no answer within {} ms", self.timeout.as_millis())),
         };
@@ -174,7 +192,7 @@ impl ReplicaClient {
         }
     }
 
-    async fn config(&self, address: SocketAddr) -> Result<ConfigReport, String> {
+    async fn config(&self, address: &str) -> Result<ConfigReport, String> {
         let uri: Uri = format!("http://{address}/config")
             .parse()
             .map_err(|e| format!("bad address: {e}"))?;
@@ -266,6 +284,26 @@ mod tests {
 
     fn addresses(replicas: &[Replica]) -> Vec<String> {
         replicas.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn fqdn_endpoints_are_asked_by_name_and_localhost_names_on_loopback() {
+        let slices = [slice(
+            "public-gateway-local",
+            "shop",
+            "public-gateway",
+            "FQDN",
+            Some(19901),
+            vec![
+                endpoint("public-gateway.localhost", None, Some(true)),
+                endpoint("proxy-1.example.internal.", None, None),
+                endpoint("down.example.internal", None, Some(false)),
+            ],
+        )];
+        assert_eq!(
+            addresses(&ready_replicas(&slices, "shop", "public-gateway")),
+            ["127.0.0.1:19901", "proxy-1.example.internal:19901"]
+        );
     }
 
     #[test]
@@ -372,7 +410,10 @@ mod tests {
             }
         });
         let client = ReplicaClient::new(Duration::from_millis(200));
-        let replicas = [silent, garbled].map(|address| Replica { pod: None, address });
+        let replicas = [silent, garbled].map(|address| Replica {
+            pod: None,
+            address: address.to_string(),
+        });
         let answers = client.ask_all(&replicas).await;
         assert_eq!(answers[0].report, Err("no answer within 200 ms".to_owned()));
         let error = answers[1].report.clone().unwrap_err();
