@@ -147,7 +147,11 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
         // The controllers start once the proxies' EndpointSlices are known, or every resource
         // would briefly read as served by no replica; but not never (say the rights to list
         // them are missing): then resources read `Pending` until the list comes.
-        let (endpoints, watch) = watch_endpoint_slices(&client, options.namespace.as_deref());
+        let (endpoints, slices, watch) =
+            watch_endpoint_slices(&client, options.namespace.as_deref(), 3);
+        let [gateway_slices, edge_slices, aggregator_slices]: [_; 3] = slices
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("a shared store gives every subscriber asked for"));
         let watch = tokio::spawn(watch);
         tokio::select! {
             _ = endpoints.wait_until_ready() => {}
@@ -177,9 +181,27 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
         };
         let namespace = options.namespace.clone();
         tokio::join!(
-            run_controller::<Gateway>(client.clone(), namespace.clone(), ctx.clone(), stop()),
-            run_controller::<EdgeService>(client.clone(), namespace.clone(), ctx.clone(), stop()),
-            run_controller::<Aggregator>(client.clone(), namespace, ctx.clone(), stop()),
+            run_controller::<Gateway>(
+                client.clone(),
+                namespace.clone(),
+                ctx.clone(),
+                gateway_slices,
+                stop()
+            ),
+            run_controller::<EdgeService>(
+                client.clone(),
+                namespace.clone(),
+                ctx.clone(),
+                edge_slices,
+                stop()
+            ),
+            run_controller::<Aggregator>(
+                client.clone(),
+                namespace,
+                ctx.clone(),
+                aggregator_slices,
+                stop()
+            ),
         );
         watch.abort();
         metrics.set_leader(false);

@@ -28,7 +28,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::{ObjectRef, ReflectHandle, Store};
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde::Serialize;
@@ -123,11 +123,13 @@ fn concerns_service(resource: &Resource, name: &str) -> bool {
         || proxy_name(resource.kind(), resource.name()) == name
 }
 
-/// Runs the controller of kind `K` until `shutdown` resolves.
+/// Runs the controller of kind `K` until `shutdown` resolves. `slices` yields each EndpointSlice
+/// once the store in `ctx` holds it ([`replicas::watch_endpoint_slices`]).
 pub async fn run_controller<K: ProxyResource>(
     client: Client,
     namespace: Option<String>,
     ctx: Arc<Context>,
+    slices: ReflectHandle<EndpointSlice>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let ns = namespace.as_deref();
@@ -153,16 +155,12 @@ pub async fn run_controller<K: ProxyResource>(
     );
     // Replicas becoming ready or going away: ask them again (`replicas`).
     let store = controller.store();
-    let controller = controller.watches(
-        scoped::<EndpointSlice>(&client, ns),
-        owned(),
-        move |slice: EndpointSlice| {
-            let service = replicas::service_of(&slice).unwrap_or_default().to_owned();
-            concerned(&store, slice.namespace(), |r| {
-                proxy_name(r.kind(), r.name()) == service
-            })
-        },
-    );
+    let controller = controller.watches_shared_stream(slices, move |slice: Arc<EndpointSlice>| {
+        let service = replicas::service_of(&slice).unwrap_or_default().to_owned();
+        concerned(&store, slice.namespace(), |r| {
+            proxy_name(r.kind(), r.name()) == service
+        })
+    });
     let controller = if K::ROUTES_TO_AGGREGATORS {
         let store = controller.store();
         controller.watches(

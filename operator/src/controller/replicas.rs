@@ -21,7 +21,7 @@ use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ReflectHandle, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use tracing::warn;
@@ -37,26 +37,36 @@ pub const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 /// A `/config` report is a few hundred bytes; anything past this is not one.
 const MAX_REPORT_BYTES: usize = 64 * 1024;
 
-/// A store of the operator's EndpointSlices, and the task that keeps it current (run it while
-/// the controllers run; the store is ready once the first list is in).
+/// Slice changes one subscriber may hold back before the store waits for it.
+const SUBSCRIBER_BUFFER: usize = 1024;
+
+/// A store of the operator's EndpointSlices, `subscribers` streams of the slices it took in
+/// (each yields a slice after the store holds it, so whoever it triggers reads the store as
+/// changed), and the task that keeps them current (run it while the controllers run; the store
+/// is ready once the first list is in).
 pub fn watch_endpoint_slices(
     client: &Client,
     namespace: Option<&str>,
+    subscribers: usize,
 ) -> (
     Store<EndpointSlice>,
+    Vec<ReflectHandle<EndpointSlice>>,
     impl Future<Output = ()> + Send + 'static,
 ) {
-    let (store, writer) = reflector::store();
+    let (store, writer) = reflector::store_shared(SUBSCRIBER_BUFFER);
+    let handles = (0..subscribers)
+        .filter_map(|_| writer.subscribe())
+        .collect();
     let config = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
     let events = watcher(scoped::<EndpointSlice>(client, namespace), config)
         .default_backoff()
         .modify(|slice| slice.managed_fields_mut().clear());
-    let task = reflector::reflector(writer, events).for_each(|event| async move {
+    let task = events.reflect_shared(writer).for_each(|event| async move {
         if let Err(error) = event {
             warn!(%error, "EndpointSlice watch");
         }
     });
-    (store, task)
+    (store, handles, task)
 }
 
 /// Name of the Service whose endpoints `slice` lists.
