@@ -2,6 +2,7 @@
 
 use std::fmt::Debug;
 use std::future::Future;
+use std::path::Path;
 use std::time::Duration;
 
 use gatehouse_api::crd::ProxyStatus;
@@ -84,4 +85,55 @@ pub fn reports(
         && condition(status, type_).is_some_and(|c| {
             c.status == expected && c.reason == reason && c.observed_generation == generation
         })
+}
+
+/// A token of the ServiceAccount `account` (an hour long).
+pub async fn service_account_token(client: &Client, namespace: &str, account: &str) -> String {
+    let request: k8s_openapi::api::authentication::v1::TokenRequest =
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+            "spec": {"expirationSeconds": 3600},
+        }))
+        .unwrap();
+    Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(client.clone(), namespace)
+        .create_token_request(account, &kube::api::PostParams::default(), &request)
+        .await
+        .unwrap_or_else(|e| panic!("a token of ServiceAccount {account}: {e}"))
+        .status
+        .expect("a token")
+        .token
+}
+
+/// Writes a kubeconfig at `path` that reaches the suite's API server (or `address`, a relay to
+/// it) with `token` only.
+pub fn write_kubeconfig(path: &Path, token: &str, address: Option<&str>, namespace: &str) {
+    let suite = kube::config::Kubeconfig::read().expect("the suite's kubeconfig");
+    let cluster = suite.clusters[0].cluster.clone().expect("a cluster");
+    let server = match address {
+        Some(address) => format!("https://{address}"),
+        None => cluster.server.clone().expect("a server"),
+    };
+    let config = serde_json::json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "e2e", "cluster": {
+            "server": server,
+            "certificate-authority": cluster.certificate_authority,
+            "certificate-authority-data": cluster.certificate_authority_data,
+            "tls-server-name": cluster.tls_server_name,
+        }}],
+        "users": [{"name": "e2e", "user": {"token": token}}],
+        "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": "e2e", "namespace": namespace}}],
+        "current-context": "e2e",
+    });
+    std::fs::write(path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+}
+
+/// True when the route ConfigMap holds the table of `generation` and `Programmed` says what the
+/// replicas serve: `True` once every ready replica serves it, or — with no ready replica, as on a
+/// cluster without kubelets — `False`/`Pending`, "no ready replica serves it yet".
+pub fn table_applied(status: Option<&ProxyStatus>, generation: Option<i64>) -> bool {
+    reports(status, generation, "Programmed", "True", "Programmed")
+        || (reports(status, generation, "Programmed", "False", "Pending")
+            && condition(status, "Programmed")
+                .is_some_and(|c| c.message.contains("no ready replica serves it yet")))
 }

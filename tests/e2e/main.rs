@@ -3,8 +3,9 @@
 //! Run it with `GATEHOUSE_E2E=1 cargo test -p gatehouse-tests --test e2e -- --test-threads=1
 //! --nocapture`. Without `GATEHOUSE_E2E=1` it skips (and passes), since CI has no cluster.
 //!
-//! It installs the CRDs, starts the operator binary as a child process (one namespace,
-//! leader election on), creates a fresh namespace, applies the shop examples and asserts on what
+//! It installs the CRDs, creates a fresh namespace, starts the operator binary as a child process
+//! (one namespace, leader election on) holding only the chart's RBAC in that namespace (a
+//! ServiceAccount token: `operator_rbac.rs`), applies the shop examples and asserts on what
 //! the API server holds: objects, owner references, field ownership, status conditions (after
 //! checking that the API server refuses every file of `examples/invalid/` with its message); then
 //! changes a route, applies an invalid change, references a Service before it exists, puts a
@@ -19,7 +20,9 @@
 
 mod cluster;
 mod invalid_examples;
+mod live;
 mod operator_process;
+mod operator_rbac;
 mod scenario;
 
 use std::panic::AssertUnwindSafe;
@@ -107,7 +110,9 @@ async fn operator_reconciles_the_shop_on_a_real_cluster() {
     create_namespace(&client, &namespace).await;
     println!("e2e namespace {namespace}");
 
-    let mut operator = OperatorProcess::start(&binary, &namespace);
+    let scratch = std::env::temp_dir().join(format!("{namespace}-scratch"));
+    let identity = operator_rbac::chart_identity(&client, &namespace, &scratch).await;
+    let mut operator = OperatorProcess::start(&binary, &namespace, &identity);
     let outcome = AssertUnwindSafe(scenario::run(&client, &namespace, &mut operator))
         .catch_unwind()
         .await;

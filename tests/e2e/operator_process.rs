@@ -58,8 +58,8 @@ pub struct OperatorProcess {
 
 impl OperatorProcess {
     /// Starts `gatehouse-operator run` for one namespace, with leader election on a Lease in
-    /// that namespace.
-    pub fn start(binary: &Path, namespace: &str) -> Self {
+    /// that namespace, reaching the API with `kubeconfig`.
+    pub fn start(binary: &Path, namespace: &str, kubeconfig: &Path) -> Self {
         // A free loopback port for the admin server.
         let admin = {
             let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
@@ -80,6 +80,7 @@ impl OperatorProcess {
             .args(["--operator-namespace", OPERATOR_NAMESPACE])
             .args(["--monitoring-namespace", MONITORING_NAMESPACE])
             .env("POD_NAME", format!("e2e-{}", std::process::id()))
+            .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,gatehouse_operator=debug")
             .stdout(Stdio::null())
             .stderr(log_file)

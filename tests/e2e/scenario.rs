@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::cluster::{apply, condition, reports, wait_for};
+use crate::cluster::{apply, condition, reports, table_applied, wait_for};
 use crate::operator_process::{
     MONITORING_NAMESPACE, OPERATOR_NAMESPACE, OperatorProcess, workspace,
 };
@@ -87,7 +87,7 @@ fn example(path: &str, namespace: &str) -> Resource {
     resource
 }
 
-fn backend_service(name: &str) -> Service {
+pub(crate) fn backend_service(name: &str) -> Service {
     serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": name},
@@ -132,7 +132,7 @@ async fn expect_reconciled<K: Proxy>(client: &Client, namespace: &str, resource:
         let status = object.and_then(Proxy::proxy_status);
         reports(status, generation, "Accepted", "True", "Accepted")
             && reports(status, generation, "ResolvedRefs", "True", "ResolvedRefs")
-            && reports(status, generation, "Programmed", "True", "Programmed")
+            && table_applied(status, generation)
             && condition(status, "Ready").is_some()
     };
     let live: K = wait_for(client, namespace, &name, &what, done)
@@ -198,6 +198,13 @@ async fn expect_reconciled<K: Proxy>(client: &Client, namespace: &str, resource:
             ("False", "DeploymentUnavailable"),
             "no kubelet, no available proxy: Ready says so"
         );
+        let programmed = condition(Some(status), "Programmed").unwrap();
+        assert_eq!(
+            (programmed.status.as_str(), programmed.reason.as_str()),
+            ("False", "Pending"),
+            "no ready replica serves the table: Programmed says so"
+        );
+        assert_eq!(status.proxies.as_ref().map(|p| p.ready), Some(0));
     }
 
     assert!(get::<Service>(client, namespace, &child).await.is_some());
@@ -296,6 +303,7 @@ pub async fn run(client: &Client, namespace: &str, operator: &mut OperatorProces
     resolve_a_late_service(client, namespace).await;
     never_take_over_a_users_service(client, namespace).await;
     report_a_child_the_api_server_refuses(client, namespace).await;
+    crate::live::run(client, namespace).await;
     delete_and_collect(client, namespace, &gateway_uid).await;
 
     let metrics = operator.metrics().await;
@@ -325,7 +333,7 @@ async fn change_a_route(client: &Client, namespace: &str, mut gateway: Gateway) 
         "the route change to be programmed",
         |g: Option<&Gateway>| {
             let status = g.and_then(|g| g.status.as_ref());
-            reports(status, generation, "Programmed", "True", "Programmed")
+            table_applied(status, generation)
         },
     )
     .await
@@ -374,6 +382,19 @@ async fn gateway_reports(
             expected,
             reason,
         )
+    })
+    .await
+}
+
+/// Waits until the Gateway `name`'s table of `generation` is applied ([`table_applied`]).
+async fn gateway_applied(
+    client: &Client,
+    namespace: &str,
+    (name, generation): (&str, Option<i64>),
+    what: &str,
+) -> Option<Gateway> {
+    wait_for(client, namespace, name, what, |g: Option<&Gateway>| {
+        table_applied(g.and_then(|g| g.status.as_ref()), generation)
     })
     .await
 }
@@ -452,7 +473,7 @@ async fn resolve_a_late_service(client: &Client, namespace: &str) {
                 "ResolvedRefs",
                 "False",
                 "BackendNotFound",
-            ) && reports(status, generation, "Programmed", "True", "Programmed")
+            ) && table_applied(status, generation)
         },
     )
     .await
@@ -585,12 +606,11 @@ async fn never_take_over_a_users_service(client: &Client, namespace: &str) {
         is_deleted(&users.uid().unwrap()),
     )
     .await;
-    let programmed = gateway_reports(
+    let programmed = gateway_applied(
         client,
         namespace,
         ("payments", generation),
-        ("Programmed", "True", "Programmed"),
-        "Programmed=True once the user's Service is gone",
+        "the table applied once the user's Service is gone",
     )
     .await
     .unwrap();
@@ -635,12 +655,11 @@ async fn report_a_child_the_api_server_refuses(client: &Client, namespace: &str)
     )
     .await;
     let generation = gateway.metadata.generation;
-    gateway_reports(
+    gateway_applied(
         client,
         namespace,
         ("refused", generation),
-        ("Programmed", "True", "Programmed"),
-        "Programmed=True once the spec is fixed",
+        "the table applied once the spec is fixed",
     )
     .await;
     assert!(get::<Deployment>(client, namespace, &child).await.is_some());

@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""Propagation driver: how long from the API server accepting a Gateway change to the first
+request the new route answers, measured on a real API server and a proxy watching it.
+
+Usage: propagate.py KUBECONFIG_JSON NAMESPACE PROXY_ADDR ROUTES CHANGES [PROXY_LOG]
+       propagate.py manifest NAMESPACE ROUTES     (prints the first Gateway)
+
+KUBECONFIG_JSON is `kubectl config view --raw --minify -o json` (token or client-certificate
+users). The Gateway `bench` gets ROUTES routes (contracts `v1`, `v2`… of at most 128 routes,
+paths `/vK/rJ`, all to the Service `upstream`); its last route is the probe. Each of the CHANGES
+changes renames the probe (`/vK/probe/I`) with one server-side apply; the clock starts when the
+apply's response arrives and stops at the first 200 from `/probe/I`, polled back to back on
+one keep-alive connection. Prints one JSON line per change and a summary line. With the
+proxy's JSON log, each change is split at the proxy's "route table loaded" line: `to_proxy_ms`
+(the operator's reconcile, its ConfigMap write and the watch event, plus the proxy's parse),
+`prepare_ms` (the proxy building the table, from the log line) and `to_served_ms` (the swap
+and the next probe).
+"""
+import datetime
+import base64
+import http.client
+import json
+import ssl
+import sys
+import tempfile
+import time
+import urllib.parse
+
+ROUTES_PER_CONTRACT = 128
+
+
+def api_connection(config):
+    context_name = config["current-context"]
+    context = next(c["context"] for c in config["contexts"] if c["name"] == context_name)
+    cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == context["cluster"])
+    user = next(u["user"] for u in config["users"] if u["name"] == context["user"])
+    tls = ssl.create_default_context()
+    if "certificate-authority-data" in cluster:
+        tls.load_verify_locations(
+            cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+    elif "certificate-authority" in cluster:
+        tls.load_verify_locations(cafile=cluster["certificate-authority"])
+    headers = {}
+    if "token" in user:
+        headers["Authorization"] = "Bearer " + user["token"]
+    if "client-certificate-data" in user:
+        cert = tempfile.NamedTemporaryFile("wb", delete=False)
+        cert.write(base64.b64decode(user["client-certificate-data"]))
+        cert.write(base64.b64decode(user["client-key-data"]))
+        cert.close()
+        tls.load_cert_chain(cert.name)
+    server = urllib.parse.urlparse(cluster["server"])
+    return lambda: http.client.HTTPSConnection(
+        server.hostname, server.port or 443, context=tls), headers
+
+
+def gateway(namespace, routes, probe):
+    """The Gateway with ROUTES routes, the last one the probe route `/probe/PROBE`."""
+    entries = [
+        {"name": f"r{i}", "match": {"path": f"/r{i}"},
+         "backend": {"service": "upstream", "port": 8080}}
+        for i in range(routes - 1)
+    ]
+    entries.append({"name": "probe", "match": {"path": f"/probe/{probe}"},
+                    "backend": {"service": "upstream", "port": 8080}})
+    contracts = [
+        {"version": f"v{k + 1}", "routes": entries[k * ROUTES_PER_CONTRACT:(k + 1) * ROUTES_PER_CONTRACT]}
+        for k in range((len(entries) + ROUTES_PER_CONTRACT - 1) // ROUTES_PER_CONTRACT)
+    ]
+    return {
+        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "Gateway",
+        "metadata": {"name": "bench", "namespace": namespace},
+        "spec": {"contracts": contracts, "deployment": {"networkPolicy": False}},
+    }
+
+
+def probe_path(routes, probe):
+    """Where the probe route is served: its contract's version, then its path."""
+    return f"/v{(routes - 1) // ROUTES_PER_CONTRACT + 1}/probe/{probe}"
+
+
+def apply(connect, headers, namespace, body):
+    path = (f"/apis/gatehouse.dev/v1alpha1/namespaces/{namespace}/gateways/bench"
+            "?fieldManager=gatehouse-bench&force=true")
+    connection = connect()
+    connection.request("PATCH", path, body=json.dumps(body), headers={
+        **headers, "Content-Type": "application/apply-patch+yaml"})
+    response = connection.getresponse()
+    text = response.read()
+    connection.close()
+    if response.status not in (200, 201):
+        sys.exit(f"apply refused: {response.status} {text[:500]!r}")
+    return json.loads(text)["metadata"]["generation"]
+
+
+class Prober:
+    """Back-to-back GETs on one keep-alive connection to the proxy."""
+
+    def __init__(self, address):
+        host, port = address.rsplit(":", 1)
+        self.host, self.port = host, int(port)
+        self.connection = None
+
+    def status(self, path):
+        for _ in range(2):
+            try:
+                if self.connection is None:
+                    self.connection = http.client.HTTPConnection(self.host, self.port, timeout=5)
+                self.connection.request("GET", path)
+                response = self.connection.getresponse()
+                response.read()
+                return response.status
+            except (http.client.HTTPException, OSError):
+                self.connection = None
+        return 0
+
+    def wait_for(self, path, status, timeout):
+        deadline = time.monotonic() + timeout
+        polls = 0
+        while time.monotonic() < deadline:
+            polls += 1
+            if self.status(path) == status:
+                return polls
+        return None
+
+
+def percentile(values, q):
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def main():
+    if sys.argv[1] == "manifest":
+        print(json.dumps(gateway(sys.argv[2], int(sys.argv[3]), 0)))
+        return
+    config = json.load(open(sys.argv[1]))
+    namespace, proxy, routes, changes = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+    connect, headers = api_connection(config)
+    prober = Prober(proxy)
+    apply(connect, headers, namespace, gateway(namespace, routes, 0))
+    if prober.wait_for(probe_path(routes, 0), 200, 120) is None:
+        sys.exit("the proxy never served the first table; see the logs")
+    times, walls = [], []
+    for i in range(1, changes + 1):
+        path = probe_path(routes, i)
+        if prober.status(path) != 404:
+            sys.exit(f"{path} answers before its change")
+        body = gateway(namespace, routes, i)
+        generation = apply(connect, headers, namespace, body)
+        accepted = time.monotonic()
+        accepted_wall = time.time()
+        polls = prober.wait_for(path, 200, 30)
+        elapsed = time.monotonic() - accepted
+        walls.append((accepted_wall, accepted_wall + elapsed))
+        if polls is None:
+            sys.exit(f"change {i} (generation {generation}) was not served within 30 s")
+        times.append(elapsed * 1000)
+        print(json.dumps({"routes": routes, "change": i, "generation": generation,
+                          "ms": round(elapsed * 1000, 2), "polls": polls}))
+        time.sleep(0.2)
+    summary = {
+        "routes": routes, "changes": len(times),
+        "p50_ms": round(percentile(times, 50), 1), "p99_ms": round(percentile(times, 99), 1),
+        "max_ms": round(max(times), 1),
+    }
+    if len(sys.argv) > 6:
+        summary.update(split(sys.argv[6], walls))
+    print(json.dumps(summary))
+
+
+def split(log, walls):
+    """Medians of the parts of each change, from the proxy's "route table loaded" lines."""
+    loads = []
+    for line in open(log):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        fields = entry.get("fields", {})
+        if fields.get("message") == "route table loaded":
+            at = datetime.datetime.fromisoformat(entry["timestamp"].replace("Z", "+00:00"))
+            loads.append((at.timestamp(), float(fields.get("prepare_ms", 0))))
+    parts = {"to_proxy_ms": [], "prepare_ms": [], "to_served_ms": []}
+    for accepted, served in walls:
+        inside = [l for l in loads if accepted <= l[0] <= served]
+        if not inside:
+            continue
+        loaded, prepare = inside[-1]
+        parts["to_proxy_ms"].append((loaded - accepted) * 1000 - prepare)
+        parts["prepare_ms"].append(prepare)
+        parts["to_served_ms"].append((served - loaded) * 1000)
+    return {f"median_{k}": round(percentile(v, 50), 1) for k, v in parts.items() if v}
+
+
+if __name__ == "__main__":
+    main()
