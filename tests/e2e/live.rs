@@ -28,6 +28,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::cluster::{
     apply, condition, reports, service_account_token, wait_for, within, write_kubeconfig,
 };
+use crate::scenario::not_programmed;
 
 const GATEWAY: &str = "live";
 const SECRET: &str = "live-keys";
@@ -238,38 +239,6 @@ async fn programmed_by_replicas(
     .await
     .unwrap();
     live.status.unwrap().route_table_digest.unwrap()
-}
-
-/// Waits until the Gateway is `Programmed=False` with `reason` for its generation; returns the
-/// message.
-async fn not_programmed(
-    client: &Client,
-    namespace: &str,
-    gateway: &Gateway,
-    reason: &str,
-) -> String {
-    let generation = gateway.metadata.generation;
-    let live = wait_for(
-        client,
-        namespace,
-        GATEWAY,
-        &format!("Programmed=False {reason}"),
-        |g: Option<&Gateway>| {
-            reports(
-                g.and_then(|g| g.status.as_ref()),
-                generation,
-                "Programmed",
-                "False",
-                reason,
-            )
-        },
-    )
-    .await
-    .unwrap();
-    condition(live.status.as_ref(), "Programmed")
-        .unwrap()
-        .message
-        .clone()
 }
 
 fn gateway(namespace: &str, paths: &[&str]) -> Gateway {

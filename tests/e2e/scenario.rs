@@ -511,7 +511,7 @@ fn gateway_to_catalog(name: &str, namespace: &str, deployment: serde_json::Value
 
 /// Waits until the accepted Gateway reports `Programmed=False` with `reason` for its generation;
 /// returns the condition's message.
-async fn not_programmed(
+pub(crate) async fn not_programmed(
     client: &Client,
     namespace: &str,
     gateway: &Gateway,
