@@ -22,6 +22,8 @@ use tracing_subscriber::EnvFilter;
 
 /// How long the controllers wait for the first list of EndpointSlices.
 const ENDPOINTS_WAIT: Duration = Duration::from_secs(30);
+/// How long a stopping operator waits for the statuses it has not written yet.
+const STATUS_FLUSH: Duration = Duration::from_secs(5);
 
 /// What `run` was asked to do.
 pub struct RunOptions {
@@ -203,6 +205,19 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
                 stop()
             ),
         );
+        // Stopping: the statuses handed over are written first (they are what the next leader
+        // reads). Leadership lost: they are not, the new leader writes its own (and this
+        // process exits).
+        if *shutdown.borrow()
+            && tokio::time::timeout(STATUS_FLUSH, ctx.status.flush())
+                .await
+                .is_err()
+        {
+            warn!(
+                waited_seconds = STATUS_FLUSH.as_secs(),
+                "some statuses were not written before stopping; the next leader writes them"
+            );
+        }
         watch.abort();
         metrics.set_leader(false);
     }

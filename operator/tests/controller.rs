@@ -9,6 +9,10 @@ mod support;
 #[path = "controller/programmed.rs"]
 mod programmed;
 
+/// Statuses written in the background.
+#[path = "controller/status_writes.rs"]
+mod status_writes;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -93,12 +97,18 @@ fn gateway(fake: &FakeApi) -> Arc<Gateway> {
     Arc::new(serde_json::from_value(fake.get(NS, "gateways", "public").unwrap()).unwrap())
 }
 
+/// Reconciles the public Gateway as the fake holds it, then waits for the status writer, so
+/// that the log holds every request the reconcile caused.
 async fn reconcile_gateway(fake: &FakeApi, ctx: &Arc<Context>) -> Action {
     let object = gateway(fake);
-    tokio::time::timeout(Duration::from_secs(10), reconcile(object, ctx.clone()))
+    let action = tokio::time::timeout(Duration::from_secs(10), reconcile(object, ctx.clone()))
         .await
         .expect("reconcile finished")
-        .expect("reconcile succeeded")
+        .expect("reconcile succeeded");
+    tokio::time::timeout(Duration::from_secs(10), ctx.status.flush())
+        .await
+        .expect("statuses written");
+    action
 }
 
 fn lines(log: &[Recorded]) -> Vec<String> {

@@ -1,5 +1,6 @@
-//! What every reconcile shares: the client, the settings, the clock, events, metrics, backoff,
-//! and the proxies' EndpointSlices with the client that asks their replicas.
+//! What every reconcile shares: the client, the settings, the clock, metrics, backoff, the
+//! proxies' EndpointSlices with the client that asks their replicas, and the status writer
+//! (which publishes the events).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use kube::runtime::reflector::Store;
 
 use super::backoff::RetryBackoff;
 use super::replicas::ReplicaClient;
+use super::status_writer::StatusWriter;
 use crate::metrics::Metrics;
 use crate::settings::ProxySettings;
 
@@ -42,8 +44,6 @@ pub struct Context {
     pub settings: ProxySettings,
     /// Condition timestamps.
     pub clock: Clock,
-    /// Publishes Kubernetes Events.
-    pub recorder: Recorder,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Per-object retry delays after errors.
@@ -57,6 +57,8 @@ pub struct Context {
     /// table: 200 ms doubling, up to 5 minutes (5 s while some replica may still catch up;
     /// see `reconcile`).
     pub poll: RetryBackoff,
+    /// Writes statuses in the background, newest first.
+    pub status: StatusWriter,
 }
 
 impl Context {
@@ -73,8 +75,9 @@ impl Context {
             controller: crate::FIELD_MANAGER.to_owned(),
             instance: std::env::var("POD_NAME").ok(),
         };
+        let recorder = Recorder::new(client.clone(), reporter);
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            status: StatusWriter::new(client.clone(), recorder, metrics.clone()),
             client,
             settings,
             clock,

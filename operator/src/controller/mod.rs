@@ -12,6 +12,7 @@ pub mod ownership;
 pub mod reconcile;
 pub mod replicas;
 pub mod status;
+pub mod status_writer;
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -28,8 +29,9 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::runtime::reflector::{ObjectRef, ReflectHandle, Store};
-use kube::runtime::{Controller, watcher};
+use kube::runtime::reflector::{self, ObjectRef, ReflectHandle, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::runtime::{Predicate, predicates};
 use kube::{Api, Client, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -134,7 +136,20 @@ pub async fn run_controller<K: ProxyResource>(
 ) {
     let ns = namespace.as_deref();
     let owned = || watcher::Config::default().labels(MANAGED_BY_SELECTOR);
-    let controller = Controller::new(scoped::<K>(&client, ns), watcher::Config::default())
+    // A resource's own status writes do not bring it back: only a new generation (its spec),
+    // labels or annotations do, besides its children, references and replicas below.
+    let (reader, writer) = reflector::store();
+    let resources = watcher(scoped::<K>(&client, ns), watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(
+            predicates::generation
+                .combine(predicates::labels)
+                .combine(predicates::annotations),
+            Default::default(),
+        );
+    let controller = Controller::for_stream(resources, reader)
         .owns(scoped::<ServiceAccount>(&client, ns), owned())
         .owns(scoped::<Role>(&client, ns), owned())
         .owns(scoped::<RoleBinding>(&client, ns), owned())

@@ -1,6 +1,8 @@
 //! reconcile: dereference → validate/compile → build → apply → status, for any of the kinds.
 //!
 //! Only dereference, apply and status touch the client; the middle is [`crate::plan::plan`].
+//! The status is handed to the [`super::status_writer`], which writes it in the background:
+//! the next change of the resource does not wait for it.
 //! An invalid spec is not an error: it is reported (`Accepted=False`) and waits for a change,
 //! with nothing applied, so the last accepted table keeps serving. Neither is a child name taken
 //! by an object this resource does not control (`Programmed=False`, `NameConflict`, nothing
@@ -15,14 +17,13 @@
 //! resync (and watch events) bring it back.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gatehouse_api::naming::proxy_name;
-use kube::api::{Patch, PatchParams};
+use kube::ResourceExt;
+use kube::api::ApiResource;
 use kube::runtime::controller::Action;
-use kube::{Api, ResourceExt};
-use serde_json::json;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::ProxyResource;
 use super::agreement::{Agreement, Verdict, summarize};
@@ -30,9 +31,9 @@ use super::apply::{ApplyError, Blocked, apply_objects, read_deployment};
 use super::context::Context;
 use super::dereference::{DereferenceError, dereference};
 use super::events::transition_events;
-use super::replicas::ready_replicas;
+use super::replicas::{Replica, ready_replicas};
 use super::status::{Observation, compute_status};
-use crate::FIELD_MANAGER;
+use super::status_writer::Target;
 use crate::plan::{plan, service_address};
 use crate::references::References;
 
@@ -58,9 +59,6 @@ pub enum ReconcileError {
     /// Applying the built objects failed.
     #[error(transparent)]
     Apply(#[from] ApplyError),
-    /// Writing the status failed.
-    #[error("cannot write the status: {0}")]
-    Status(#[source] kube::Error),
 }
 
 impl ReconcileError {
@@ -69,7 +67,6 @@ impl ReconcileError {
         match self {
             Self::Dereference(_) => "dereference",
             Self::Apply(_) => "apply",
-            Self::Status(_) => "status",
         }
     }
 }
@@ -84,25 +81,94 @@ fn object_key<K: ProxyResource>(object: &K) -> String {
     )
 }
 
+/// Just after a new table was written, replicas that still serve the previous one are asked
+/// again after these delays (250 ms in all) before the status says `Pending`: most catch up
+/// within tens of milliseconds, and one status write instead of two (`Pending`, then
+/// `Programmed`) spares the API server a rewrite of the whole resource.
+const CATCH_UP: [Duration; 6] = [
+    Duration::from_millis(10),
+    Duration::from_millis(20),
+    Duration::from_millis(30),
+    Duration::from_millis(40),
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+];
+
+/// What the ready `replicas` serve, against `digest`; when `just_written`, lagging replicas
+/// get [`CATCH_UP`] to take it.
+async fn agreement(
+    ctx: &Context,
+    replicas: &[Replica],
+    digest: &str,
+    just_written: bool,
+) -> Agreement {
+    let mut agreement = summarize(digest, &ctx.replicas.ask_all(replicas).await);
+    if just_written {
+        for delay in CATCH_UP {
+            if agreement.verdict() != Verdict::Pending || !agreement.lagging() {
+                break;
+            }
+            tokio::time::sleep(delay).await;
+            agreement = summarize(digest, &ctx.replicas.ask_all(replicas).await);
+        }
+    }
+    agreement
+}
+
+/// How long each step of a reconcile took, for the debug log (`dereference=3ms plan=12ms …`).
+struct Steps {
+    last: Instant,
+    done: Vec<(&'static str, Duration)>,
+}
+
+impl Steps {
+    fn start() -> Self {
+        Self {
+            last: Instant::now(),
+            done: Vec::new(),
+        }
+    }
+
+    fn done(&mut self, step: &'static str) {
+        let now = Instant::now();
+        self.done.push((step, now - self.last));
+        self.last = now;
+    }
+}
+
+impl std::fmt::Display for Steps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (step, took)) in self.done.iter().enumerate() {
+            let separator = if i == 0 { "" } else { " " };
+            write!(f, "{separator}{step}={:.1}ms", took.as_secs_f64() * 1000.0)?;
+        }
+        Ok(())
+    }
+}
+
 /// Reconciles one Gateway, EdgeService or Aggregator.
 pub async fn reconcile<K: ProxyResource>(
     object: Arc<K>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
     let _timer = ctx.metrics.reconcile_started(&K::kind(&()));
+    let mut steps = Steps::start();
     let resource = object.to_resource();
     let namespace = resource.namespace().to_owned();
     let references = References::of(&resource);
     let found = dereference(&ctx.client, &namespace, &references).await?;
     let missing = found.missing(&references);
+    steps.done("dereference");
 
     let owner_uid = object.meta().uid.as_deref();
     let name = proxy_name(resource.kind(), resource.name());
     let (problems, table, deployment, table_written, blocked) =
         match plan(&resource, &found, &ctx.settings) {
             Ok(plan) => {
+                steps.done("plan");
                 let applied =
                     apply_objects(&ctx.client, &namespace, &plan.objects, owner_uid).await?;
+                steps.done("apply");
                 (
                     Vec::new(),
                     applied.table_in_place.then_some(plan.table),
@@ -117,18 +183,20 @@ pub async fn reconcile<K: ProxyResource>(
             }
         };
 
-    let previous = object.proxy_status();
+    let key = object_key(object.as_ref());
+    let previous = ctx.status.previous(&key, object.proxy_status());
     let digest = match &table {
         Some(table) => Some(table.digest()),
-        None => previous.and_then(|p| p.route_table_digest.clone()),
+        None => previous.as_ref().and_then(|p| p.route_table_digest.clone()),
     };
     let serving = match digest {
         Some(digest) => {
             let replicas = ready_replicas(&ctx.endpoints.state(), &namespace, &name);
-            Some(summarize(&digest, &ctx.replicas.ask_all(&replicas).await))
+            Some(agreement(&ctx, &replicas, &digest, table_written).await)
         }
         None => None,
     };
+    steps.done("replicas");
 
     let address = service_address(&resource, &ctx.settings);
     let seen = Observation {
@@ -141,30 +209,11 @@ pub async fn reconcile<K: ProxyResource>(
         deployment: deployment.as_ref(),
         address: &address,
     };
-    let next = compute_status(previous, &seen, ctx.clock.now());
-    let changed = previous != Some(&next);
+    let next = compute_status(previous.as_ref(), &seen, ctx.clock.now());
+    let changed = previous.as_ref() != Some(&next);
     if changed {
-        let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
-        let body = json!({
-            "apiVersion": K::api_version(&()),
-            "kind": K::kind(&()),
-            "status": next,
-        });
-        api.patch_status(
-            &object.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&body),
-        )
-        .await
-        .map_err(ReconcileError::Status)?;
-        let reference = object.object_ref(&());
-        for event in transition_events(previous, &next, table_written) {
-            if let Err(error) = ctx.recorder.publish(&event, &reference).await {
-                warn!(%error, reason = %event.reason, "cannot publish event");
-            }
-        }
         info!(
-            key = %object_key(object.as_ref()),
+            %key,
             accepted = problems.is_empty(),
             missing = missing.len(),
             blocked = blocked.as_ref().map(Blocked::reason).unwrap_or_default(),
@@ -172,8 +221,16 @@ pub async fn reconcile<K: ProxyResource>(
             programmed = serving.as_ref().map(|s| s.verdict().reason()).unwrap_or_default(),
             "status updated"
         );
+        let events = transition_events(previous.as_ref(), &next, table_written);
+        let target = Target {
+            resource: ApiResource::erase::<K>(&()),
+            namespace: namespace.clone(),
+            name: object.name_any(),
+            reference: object.object_ref(&()),
+        };
+        ctx.status.submit(&key, target, next, events);
     }
-    let key = object_key(object.as_ref());
+    debug!(%key, table_written, steps = %steps, "reconciled");
     ctx.backoff.reset(&key);
     Ok(match (problems.is_empty(), &blocked) {
         (false, _) => Action::await_change(),

@@ -343,3 +343,47 @@ async fn pending_while_no_replica_is_ready() {
         proxies(1, 1, 0, 0, 0),
     );
 }
+
+#[tokio::test]
+async fn a_replica_catching_up_at_once_is_programmed_in_one_status_write() {
+    let fake = shop();
+    let digest = current();
+    let mut pods = Pods::new(&fake);
+    pods.start(PROXY, "pod-a", report(&digest), Some(true))
+        .await;
+    pods.start(PROXY, "pod-b", report("sha256:old"), Some(true))
+        .await;
+    // pod-b takes the new table while the operator asks again (its third answer).
+    pods.pod("pod-b").answer_from(3, report(&digest));
+    let ctx = pods.ctx.clone();
+
+    assert_eq!(
+        reconcile_gateway(&fake, &ctx).await,
+        Action::requeue(Duration::from_secs(600))
+    );
+    let log = fake.take_log();
+    assert_eq!(
+        writes(&log)
+            .iter()
+            .filter(|l| **l == status_patch())
+            .count(),
+        1,
+        "one status write"
+    );
+    assert_patched(&log, &all_serve(2, &digest), proxies(2, 2, 0, 0, 0));
+    assert!(events(&log).contains(&event("Programmed", "Normal")));
+    assert!(!events(&log).contains(&event("Pending", "Normal")));
+    assert_eq!(
+        pods.asked(),
+        [("pod-a".to_owned(), 3), ("pod-b".to_owned(), 3)],
+        "asked until both serve it, no longer"
+    );
+
+    // A look that writes no table does not wait for a laggard: it says Pending at once.
+    pods.pod("pod-b").answer(report("sha256:older"));
+    assert_eq!(reconcile_gateway(&fake, &ctx).await, after(200));
+    assert_eq!(
+        pods.asked(),
+        [("pod-a".to_owned(), 4), ("pod-b".to_owned(), 4)]
+    );
+}

@@ -22,6 +22,8 @@ pub struct FakePod {
     pub name: String,
     pub address: SocketAddr,
     report: Arc<Mutex<Value>>,
+    /// From the `n`th question on (counting all), the pod answers this report instead.
+    later: Arc<Mutex<Option<(usize, Value)>>>,
     asked: Arc<AtomicUsize>,
     server: JoinHandle<()>,
 }
@@ -53,15 +55,21 @@ impl FakePod {
         let address = listener.local_addr().unwrap();
         let report = Arc::new(Mutex::new(report));
         let asked = Arc::new(AtomicUsize::new(0));
-        let (shared, counter) = (report.clone(), asked.clone());
+        let later: Arc<Mutex<Option<(usize, Value)>>> = Arc::default();
+        let (shared, counter, switch) = (report.clone(), asked.clone(), later.clone());
         let server = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (report, asked) = (shared.clone(), counter.clone());
+                let (report, asked, later) = (shared.clone(), counter.clone(), switch.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |request: Request<Incoming>| {
                         let response = if request.uri().path() == "/config" {
-                            asked.fetch_add(1, Ordering::SeqCst);
-                            let body = serde_json::to_vec(&*report.lock().unwrap()).unwrap();
+                            let n = asked.fetch_add(1, Ordering::SeqCst) + 1;
+                            let mut report = report.lock().unwrap();
+                            let mut later = later.lock().unwrap();
+                            if later.as_ref().is_some_and(|(from, _)| n >= *from) {
+                                *report = later.take().unwrap().1;
+                            }
+                            let body = serde_json::to_vec(&*report).unwrap();
                             Response::new(Full::new(Bytes::from(body)))
                         } else {
                             let mut response = Response::new(Full::new(Bytes::new()));
@@ -80,6 +88,7 @@ impl FakePod {
             name: name.to_owned(),
             address,
             report,
+            later,
             asked,
             server,
         }
@@ -88,6 +97,12 @@ impl FakePod {
     /// From now on the pod answers `report`.
     pub fn answer(&self, report: Value) {
         *self.report.lock().unwrap() = report;
+    }
+
+    /// From the `n`th question on (counting those already asked), the pod answers `report`:
+    /// a replica catching up while the operator asks.
+    pub fn answer_from(&self, n: usize, report: Value) {
+        *self.later.lock().unwrap() = Some((n, report));
     }
 
     /// How many times `/config` was asked.
