@@ -15,6 +15,7 @@ pub mod path;
 pub mod prepare;
 pub mod resource;
 pub mod route_table;
+pub mod table_file;
 pub mod template;
 pub mod validate;
 pub mod yaml;

@@ -8,7 +8,7 @@ use std::fmt;
 
 use gatehouse_api::compile::CompileContext;
 use gatehouse_api::resource::Resource;
-use gatehouse_api::route_table::{FILE_NAME, MAX_TABLE_BYTES, RouteTable};
+use gatehouse_api::route_table::{MAX_TABLE_BYTES, RouteTable};
 use gatehouse_api::validate::Problem;
 
 use crate::objects::{self, ProxyObjects};
@@ -89,19 +89,26 @@ pub fn plan(
 ) -> Result<Plan, Vec<Problem>> {
     let table = resource.compile(&found.compile_context(settings))?;
     let objects = objects::render(resource, &table, settings);
-    let size = objects
-        .config_map
-        .data
-        .as_ref()
-        .and_then(|data| data.get(FILE_NAME))
-        .map_or(0, String::len);
+    let config_map = &objects.config_map;
+    let plain = config_map.data.iter().flatten().map(|(_, v)| v.len());
+    let packed = config_map
+        .binary_data
+        .iter()
+        .flatten()
+        .map(|(_, v)| v.0.len());
+    let size: usize = plain.chain(packed).sum();
     if size > MAX_TABLE_BYTES {
         // The API server would refuse the ConfigMap; say why here instead of failing every apply.
+        let gzipped = if config_map.binary_data.is_some() {
+            " gzipped"
+        } else {
+            ""
+        };
         return Err(vec![Problem::new(
             "spec",
             format!(
-                "the compiled route table takes {size} bytes, more than the {MAX_TABLE_BYTES} a \
-                 ConfigMap can hold: split the routes across several resources"
+                "the compiled route table takes {size} bytes{gzipped}, more than the \
+                 {MAX_TABLE_BYTES} a ConfigMap can hold: split the routes across several resources"
             ),
         )]);
     }

@@ -21,16 +21,17 @@ pub enum LogFormat {
 #[command(group(ArgGroup::new("table").required(true).multiple(true)
     .args(["routes", "from", "config_map"])))]
 pub struct Cli {
-    /// Serve this RouteTable JSON file; it is re-read when it changes (hot reload). With
-    /// `--config-map`, the mounted copy of that ConfigMap: served at start-up and while the
-    /// Kubernetes API has not delivered the table.
-    #[arg(long, value_name = "FILE")]
+    /// Serve this RouteTable JSON file (gzipped or not), or the one in this directory (a
+    /// mounted route ConfigMap: its `routes.json.gz`, else its `routes.json`); it is re-read
+    /// when it changes (hot reload). With `--config-map`, the mounted copy of that ConfigMap:
+    /// served at start-up and while the Kubernetes API has not delivered the table.
+    #[arg(long, value_name = "FILE|DIR")]
     pub routes: Option<PathBuf>,
     /// Standalone mode: compile the Gateway, EdgeService and Aggregator YAML files of DIR and
     /// serve them; the folder is re-read when a file changes.
     #[arg(long = "from", value_name = "DIR", conflicts_with_all = ["routes", "config_map"])]
     pub from: Option<PathBuf>,
-    /// In a cluster: watch this route ConfigMap (its `routes.json`) and the client Secrets its
+    /// In a cluster: watch this route ConfigMap (its table) and the client Secrets its
     /// table names through the Kubernetes API, serving each change within milliseconds.
     #[arg(long, value_name = "NAME")]
     pub config_map: Option<String>,

@@ -1,5 +1,6 @@
-//! Where route tables come from: a RouteTable JSON file (`--routes`, in Kubernetes a mounted
-//! ConfigMap) or a folder of Gateway/EdgeService/Aggregator YAML compiled here (`--from`).
+//! Where route tables come from: a RouteTable JSON file, plain or gzipped (`--routes FILE`), or
+//! in Kubernetes the mounted route ConfigMap (`--routes DIR`: its `routes.json.gz`, else its
+//! `routes.json`), or a folder of Gateway/EdgeService/Aggregator YAML compiled here (`--from`).
 //!
 //! Files are always opened by path, so a kubelet update — which swaps the volume's `..data`
 //! symlink to a new timestamped directory — is seen as new content at the same path.
@@ -11,13 +12,17 @@ use std::path::{Path, PathBuf};
 use gatehouse_api::compile::CompileContext;
 use gatehouse_api::naming::proxy_name;
 use gatehouse_api::resource::{ReadError, Resource};
-use gatehouse_api::route_table::{FORMAT, RouteTable, TableError, TableSource, digest_of};
+use gatehouse_api::route_table::{
+    FILE_NAME, FORMAT, RouteTable, TableError, TableSource, digest_of,
+};
+use gatehouse_api::table_file::{COMPRESSED_FILE_NAME, UnpackError, unpack};
 use gatehouse_api::validate::{Problem, check_table, join};
 
 /// Where the proxy reads its table.
 #[derive(Clone, Debug)]
 pub enum TableOrigin {
-    /// A RouteTable JSON file.
+    /// A RouteTable JSON file (gzipped or not), or a directory holding one (see
+    /// [`table_file_in`]).
     File(PathBuf),
     /// A folder of resource YAML files (`*.yaml`, `*.yml`), compiled and merged.
     Folder(PathBuf),
@@ -44,6 +49,14 @@ pub enum LoadError {
         path: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+    /// The table file is gzipped but does not unpack.
+    #[error("{path}: {source}")]
+    Unpack {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: UnpackError,
     },
     /// The table file was refused.
     #[error("{path}: {source}")]
@@ -84,7 +97,7 @@ impl TableOrigin {
     /// The files the origin consists of now, sorted.
     fn files(&self) -> Result<Vec<PathBuf>, LoadError> {
         match self {
-            Self::File(path) => Ok(vec![path.clone()]),
+            Self::File(path) => Ok(vec![table_file_in(path)]),
             Self::Folder(dir) => {
                 let entries = fs::read_dir(dir).map_err(|source| LoadError::Io {
                     path: dir.clone(),
@@ -146,7 +159,14 @@ impl TableOrigin {
     /// table it wrote; `None` for a folder (its table is compiled here, not delivered).
     pub fn digest(&self, snapshot: &Snapshot) -> Option<String> {
         match self {
-            Self::File(_) => snapshot.files.first().map(|(_, bytes)| digest_of(bytes)),
+            // The digest names the table's JSON, however it is packed.
+            Self::File(_) => snapshot
+                .files
+                .first()
+                .map(|(_, bytes)| match unpack(bytes) {
+                    Ok(json) => digest_of(&json),
+                    Err(_) => digest_of(bytes),
+                }),
             Self::Folder(_) => None,
         }
     }
@@ -154,18 +174,39 @@ impl TableOrigin {
     /// Parses and checks a snapshot into a table.
     pub fn table(&self, snapshot: &Snapshot) -> Result<RouteTable, LoadError> {
         match self {
-            Self::File(path) => {
-                let bytes = snapshot
+            Self::File(_) => {
+                let (path, bytes) = snapshot
                     .files
                     .first()
-                    .map_or(&[][..], |(_, b)| b.as_slice());
-                RouteTable::from_bytes(bytes).map_err(|source| LoadError::Table {
-                    path: path.clone(),
+                    .map_or((Path::new(""), &[][..]), |(p, b)| {
+                        (p.as_path(), b.as_slice())
+                    });
+                let json = unpack(bytes).map_err(|source| LoadError::Unpack {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                RouteTable::from_bytes(&json).map_err(|source| LoadError::Table {
+                    path: path.to_path_buf(),
                     source,
                 })
             }
             Self::Folder(dir) => compile_folder(dir, snapshot),
         }
+    }
+}
+
+/// The table file a `--routes` path names: the path itself, or for a directory (the mounted
+/// route ConfigMap) its `routes.json.gz` when it holds one, else its `routes.json`. Looked up
+/// at every read, since the operator switches between the two as the table grows or shrinks.
+fn table_file_in(path: &Path) -> PathBuf {
+    if !path.is_dir() {
+        return path.to_path_buf();
+    }
+    let packed = path.join(COMPRESSED_FILE_NAME);
+    if packed.is_file() {
+        packed
+    } else {
+        path.join(FILE_NAME)
     }
 }
 

@@ -148,6 +148,69 @@ async fn hot_reload_under_load_and_refused_tables() {
     }
 }
 
+/// The operator stores a large table gzipped (`routes.json.gz`) and a small one as it is
+/// (`routes.json`); given the mounted directory, the proxy follows the table across both, under
+/// the digest of its JSON either way, and refuses a gzip stream that does not unpack.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mounted_directory_serves_its_table_plain_or_gzipped() {
+    use std::io::Write;
+    let gzip = |bytes: &[u8]| {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    };
+    let dir = temp_dir("mounted-dir");
+    let mut mount = ConfigMapDir::new(&dir.join("routes"));
+    let plain = bytes(vec![respond("v1/a", PathKind::Exact, "/v1/a")]);
+    mount.publish(&plain);
+    let proxy = Proxy::start(&["--routes", mount.root.to_str().unwrap()], &dir).await;
+    proxy.wait_generation(1).await;
+    assert_eq!(proxy.send(get("/v1/a")).await.text(), "v1/a");
+    let digest = |json: &[u8]| gatehouse_api::route_table::digest_of(json);
+    assert_eq!(
+        proxy.wait_admin("/config", 200).await.json()["digest"],
+        digest(&plain)
+    );
+
+    let grown = bytes(vec![
+        respond("v1/a", PathKind::Exact, "/v1/a"),
+        respond("v1/b", PathKind::Exact, "/v1/b"),
+    ]);
+    mount.publish_file("routes.json.gz", &gzip(&grown));
+    proxy.wait_generation(2).await;
+    assert_eq!(proxy.send(get("/v1/b")).await.text(), "v1/b");
+    assert_eq!(
+        proxy.wait_admin("/config", 200).await.json()["digest"],
+        digest(&grown)
+    );
+
+    let mut broken = gzip(&plain);
+    broken.truncate(broken.len() / 2);
+    mount.publish_file("routes.json.gz", &broken);
+    let refused = proxy
+        .wait_for("/config", |r| !r.json()["refused"].is_null())
+        .await
+        .json();
+    let error = refused["refused"]["error"].as_str().unwrap();
+    assert!(
+        error.contains("routes.json.gz does not decompress"),
+        "{error}"
+    );
+    assert_eq!(
+        refused["digest"],
+        digest(&grown),
+        "the last good table serves"
+    );
+    assert_eq!(proxy.send(get("/v1/b")).await.status, 200);
+
+    // Shrunk again: back to routes.json (the kubelet drops the gzipped entry).
+    mount.publish(&plain);
+    proxy
+        .wait_for("/config", |r| r.json()["digest"] == digest(&plain))
+        .await;
+    assert_eq!(proxy.send(get("/v1/b")).await.status, 404);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn graceful_shutdown_finishes_the_slow_request() {
     let (arrived_tx, arrived_rx) = tokio::sync::mpsc::channel::<()>(1);

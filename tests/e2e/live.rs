@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use gatehouse_api::crd::Gateway;
 use gatehouse_api::naming::{Kind, proxy_name};
-use gatehouse_api::route_table::FILE_NAME;
+use gatehouse_api::table_file::from_config_map;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::rbac::v1::Role;
@@ -105,6 +105,24 @@ pub async fn run(client: &Client, namespace: &str) {
         programmed_by_replicas(client, namespace, &changed, "1 of 1 ready replica serves").await;
     assert_ne!(new_digest, digest);
     assert_eq!(proxy.config().await["digest"], new_digest.as_str());
+
+    // A large table travels gzipped (`routes.json.gz`): served and programmed the same way.
+    let large = apply(client, namespace, &large_gateway(namespace)).await;
+    let last = format!("/v1/bulk/126/{}", "x".repeat(500));
+    let latency = proxy.wait_for_status(&last, "key-one", 200).await;
+    println!("a table of 128 long routes (gzipped) served {latency:?} after the apply returned");
+    let large_digest =
+        programmed_by_replicas(client, namespace, &large, "1 of 1 ready replica serves").await;
+    let stored: ConfigMap = Api::namespaced(client.clone(), namespace)
+        .get(&child)
+        .await
+        .unwrap();
+    assert!(stored.data.is_none(), "only the gzipped entry");
+    let packed = &stored.binary_data.as_ref().unwrap()["routes.json.gz"].0;
+    let json = from_config_map(&stored).unwrap().unwrap();
+    assert!(json.len() > 64 * 1024 && packed.len() * 5 < json.len());
+    assert_eq!(proxy.config().await["digest"], large_digest.as_str());
+    assert_eq!(large_digest, gatehouse_api::route_table::digest_of(&json));
 
     // A replica that does not answer: Pending, then Programmed again once it does.
     proxy.signal("STOP");
@@ -204,11 +222,9 @@ async fn table_of(
         name,
         "the route ConfigMap of the live Gateway",
         move |c: Option<&ConfigMap>| {
-            let text = c
-                .and_then(|c| c.data.as_ref())
-                .and_then(|d| d.get(FILE_NAME));
-            text.zip(wanted.as_ref())
-                .is_some_and(|(t, w)| t.contains(w.as_str()))
+            let json = c.and_then(from_config_map).and_then(Result::ok);
+            json.zip(wanted.as_ref())
+                .is_some_and(|(t, w)| String::from_utf8_lossy(&t).contains(w.as_str()))
         },
     )
     .await
@@ -249,6 +265,23 @@ fn gateway(namespace: &str, paths: &[&str]) -> Gateway {
                    "backend": {"service": BACKEND, "port": 8080}})
         })
         .collect();
+    gateway_of(namespace, routes)
+}
+
+/// The live Gateway with `/first` and 127 routes of long paths (`/bulk/I/xxx…`): a table of
+/// over 64 KiB, which the operator stores gzipped.
+fn large_gateway(namespace: &str) -> Gateway {
+    let long = "x".repeat(500);
+    let mut routes = vec![json!({"name": "first", "match": {"path": "/first"},
+                                 "backend": {"service": BACKEND, "port": 8080}})];
+    routes.extend((0..127).map(|i| {
+        json!({"name": format!("bulk-{i}"), "match": {"path": format!("/bulk/{i}/{long}")},
+               "backend": {"service": BACKEND, "port": 8080}})
+    }));
+    gateway_of(namespace, routes)
+}
+
+fn gateway_of(namespace: &str, routes: Vec<Value>) -> Gateway {
     serde_json::from_value(json!({
         "apiVersion": "gatehouse.dev/v1alpha1", "kind": "Gateway",
         "metadata": {"name": GATEWAY, "namespace": namespace},
@@ -331,18 +364,23 @@ async fn assert_least_privilege(kubeconfig: &Path, namespace: &str, config_map: 
     );
 }
 
-/// Writes the ConfigMap's table and the Secret's keys as the kubelet would mount them; returns
-/// the table file.
+/// Writes the ConfigMap's entries (`routes.json`, or `routes.json.gz` for a large table) and
+/// the Secret's keys as the kubelet would mount them; returns the directory, which is what the
+/// operator's Deployment passes to `--routes`.
 async fn mount(dir: &Path, client: &Client, namespace: &str, name: &str) -> PathBuf {
     let config_map: ConfigMap = Api::namespaced(client.clone(), namespace)
         .get(name)
         .await
         .unwrap();
     std::fs::create_dir_all(dir.join("secrets").join(SECRET)).unwrap();
-    let file = dir.join(FILE_NAME);
-    std::fs::write(&file, &config_map.data.unwrap()[FILE_NAME]).unwrap();
+    for (key, text) in config_map.data.iter().flatten() {
+        std::fs::write(dir.join(key), text).unwrap();
+    }
+    for (key, bytes) in config_map.binary_data.iter().flatten() {
+        std::fs::write(dir.join(key), &bytes.0).unwrap();
+    }
     std::fs::write(dir.join("secrets").join(SECRET).join("key"), "key-one").unwrap();
-    file
+    dir.to_path_buf()
 }
 
 fn scratch_dir(namespace: &str) -> PathBuf {

@@ -6,7 +6,8 @@ use std::time::Duration;
 use gatehouse_api::crd::{Aggregator, EdgeService, Gateway, ProxyStatus};
 use gatehouse_api::naming::{Kind, proxy_name};
 use gatehouse_api::resource::Resource;
-use gatehouse_api::route_table::{FILE_NAME, RouteTable};
+use gatehouse_api::route_table::RouteTable;
+use gatehouse_api::table_file::from_config_map;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -145,8 +146,10 @@ async fn expect_reconciled<K: Proxy>(client: &Client, namespace: &str, resource:
     let config_map: ConfigMap = get(client, namespace, &child)
         .await
         .expect("route ConfigMap");
-    let text = &config_map.data.as_ref().unwrap()[FILE_NAME];
-    let table = RouteTable::from_bytes(text.as_bytes()).expect("a valid route table");
+    let json = from_config_map(&config_map)
+        .expect("the route ConfigMap holds a table")
+        .expect("it unpacks");
+    let table = RouteTable::from_bytes(&json).expect("a valid route table");
     assert_eq!(table.source.generation, generation);
     assert_eq!(
         status.route_table_digest.as_deref(),
@@ -342,7 +345,7 @@ async fn change_a_route(client: &Client, namespace: &str, mut gateway: Gateway) 
     assert_ne!(new_digest, old_digest);
     let config_map: ConfigMap = get(client, namespace, &child).await.unwrap();
     assert_eq!(config_map.annotations()[DIGEST_ANNOTATION], new_digest);
-    let table = RouteTable::from_bytes(config_map.data.unwrap()[FILE_NAME].as_bytes()).unwrap();
+    let table = RouteTable::from_bytes(&from_config_map(&config_map).unwrap().unwrap()).unwrap();
     let contract = &gateway.spec.contracts[0];
     let id = format!("{}/{}", contract.version, contract.routes[0].name);
     let route = table

@@ -16,7 +16,7 @@
 mod proxy;
 
 use gatehouse_api::resource::{ReadError, Resource};
-use gatehouse_api::route_table::FILE_NAME;
+use gatehouse_api::table_file::from_config_map;
 use gatehouse_operator::plan::{Found, plan};
 use gatehouse_operator::settings::ProxySettings;
 use proxy::Proxy;
@@ -184,14 +184,10 @@ fn operator_verdict(doc: &Value) -> Result<(String, String), Vec<String>> {
     };
     let planned = plan(&resource, &Found::default(), &ProxySettings::default())
         .map_err(|problems| problems.iter().map(ToString::to_string).collect::<Vec<_>>())?;
-    let json = planned
-        .objects
-        .config_map
-        .data
-        .as_ref()
-        .and_then(|data| data.get(FILE_NAME))
-        .cloned()
-        .expect("the route ConfigMap holds the table");
+    let json = from_config_map(&planned.objects.config_map)
+        .expect("the route ConfigMap holds the table")
+        .expect("it unpacks");
+    let json = String::from_utf8(json).expect("JSON is UTF-8");
     Ok((json, planned.table.digest()))
 }
 

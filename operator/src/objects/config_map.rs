@@ -1,9 +1,11 @@
-//! The route ConfigMap: the compiled table under `routes.json`, mounted by the proxy as a
+//! The route ConfigMap: the compiled table under `routes.json`, or gzipped under
+//! `routes.json.gz` once it is large ([`gatehouse_api::table_file`]), mounted by the proxy as a
 //! directory so that updates reach running pods without a restart.
 
 use std::collections::BTreeMap;
 
-use gatehouse_api::route_table::{FILE_NAME, RouteTable, digest_of};
+use gatehouse_api::route_table::{RouteTable, digest_of};
+use gatehouse_api::table_file::Stored;
 use k8s_openapi::api::core::v1::ConfigMap;
 
 use super::{DIGEST_ANNOTATION, Scope};
@@ -16,12 +18,10 @@ pub(super) fn render_config_map(scope: &Scope, table: &RouteTable) -> ConfigMap 
         DIGEST_ANNOTATION.to_owned(),
         digest_of(&bytes),
     )]));
-    // serde_json writes UTF-8; the lossy path is never taken.
-    let text = String::from_utf8(bytes)
-        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-    ConfigMap {
+    let mut config_map = ConfigMap {
         metadata,
-        data: Some(BTreeMap::from([(FILE_NAME.to_owned(), text)])),
         ..ConfigMap::default()
-    }
+    };
+    Stored::pack(bytes).into_config_map(&mut config_map);
+    config_map
 }

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use gatehouse_api::crd::DeploymentSettings;
 use gatehouse_api::naming::{ADMIN_PORT, PROXY_PORT};
-use gatehouse_api::route_table::{FILE_NAME, digest_of};
+use gatehouse_api::route_table::digest_of;
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
@@ -203,8 +203,9 @@ fn proxy_container(
     let resources = settings.resources.clone().unwrap_or_else(default_resources);
     let args = [
         // The mounted copy: read at start-up, and served whenever the API cannot be reached.
+        // The directory: the table is `routes.json`, or `routes.json.gz` once it is large.
         "--routes".to_owned(),
-        format!("{ROUTES_DIR}/{FILE_NAME}"),
+        ROUTES_DIR.to_owned(),
         "--config-map".to_owned(),
         scope.name.clone(),
         "--namespace".to_owned(),

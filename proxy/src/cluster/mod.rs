@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use gatehouse_api::route_table::FILE_NAME;
+use gatehouse_api::table_file::COMPRESSED_FILE_NAME;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
@@ -172,12 +173,20 @@ async fn run(client: Client, namespace: String, config_map: String, store: Arc<T
     }
 }
 
-/// The `routes.json` of a ConfigMap (empty when it has none).
+/// The table a ConfigMap holds, as stored: `routes.json.gz` when it has one (gzipped, see
+/// [`gatehouse_api::table_file`]), else `routes.json`; empty when it has neither.
 fn routes_of(config_map: ConfigMap) -> Vec<u8> {
-    config_map
-        .data
-        .and_then(|mut data| data.remove(FILE_NAME))
-        .map(String::into_bytes)
+    let packed = config_map
+        .binary_data
+        .and_then(|mut data| data.remove(COMPRESSED_FILE_NAME))
+        .map(|bytes| bytes.0);
+    packed
+        .or_else(|| {
+            config_map
+                .data
+                .and_then(|mut data| data.remove(FILE_NAME))
+                .map(String::into_bytes)
+        })
         .unwrap_or_default()
 }
 

@@ -2,9 +2,11 @@
 //! the watch tasks report changes, this decides which Secrets to watch and which table (with
 //! which Secrets) to offer the store, once each.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use gatehouse_api::route_table::{FILE_NAME, RouteTable, digest_of};
+use gatehouse_api::table_file::{COMPRESSED_FILE_NAME, unpack};
 
 use crate::clients::SecretFiles;
 
@@ -36,7 +38,8 @@ pub type SecretData = BTreeMap<String, Vec<u8>>;
 /// A change one of the watches saw.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
-    /// The route ConfigMap's `routes.json` (empty when the key is missing).
+    /// The route ConfigMap's table as stored: `routes.json.gz` (gzipped) or `routes.json`
+    /// (empty when it holds neither).
     ConfigMap(Seen<Vec<u8>>),
     /// A client Secret.
     Secret(String, Seen<SecretData>),
@@ -45,15 +48,15 @@ pub enum Change {
 /// A table to offer the store.
 #[derive(Debug)]
 pub struct Delivery {
-    /// `sha256:…` of `routes.json` as the ConfigMap holds it.
+    /// `sha256:…` of the table's JSON (unpacked).
     pub digest: String,
-    /// The parsed table, or why `routes.json` is not one.
+    /// The parsed table, or why the ConfigMap does not hold one.
     pub table: Result<RouteTable, String>,
     /// The Secrets the table names that exist.
     pub secrets: SecretFiles,
 }
 
-/// The parsed `routes.json` of the ConfigMap.
+/// The table the ConfigMap holds, parsed.
 #[derive(Debug)]
 struct Parsed {
     bytes: Vec<u8>,
@@ -111,17 +114,25 @@ impl ClusterView {
     }
 
     fn parse(&self, bytes: Vec<u8>) -> Parsed {
-        let table = if bytes.is_empty() {
-            Err(format!(
-                "ConfigMap {} holds no {FILE_NAME}",
-                self.config_map
-            ))
-        } else {
-            RouteTable::from_bytes(&bytes)
-                .map_err(|e| format!("ConfigMap {}: {FILE_NAME}: {e}", self.config_map))
+        let name = &self.config_map;
+        let unpacked = unpack(&bytes);
+        let table = match &unpacked {
+            _ if bytes.is_empty() => Err(format!(
+                "ConfigMap {name} holds no {FILE_NAME} or {COMPRESSED_FILE_NAME}"
+            )),
+            Err(e) => Err(format!("ConfigMap {name}: {e}")),
+            Ok(json) => RouteTable::from_bytes(json).map_err(|e| {
+                let file = match json {
+                    Cow::Borrowed(_) => FILE_NAME,
+                    Cow::Owned(_) => COMPRESSED_FILE_NAME,
+                };
+                format!("ConfigMap {name}: {file}: {e}")
+            }),
         };
+        // The digest names the table, not its packing (the operator's annotation is the same).
+        let digest = digest_of(unpacked.as_deref().unwrap_or(&bytes));
         Parsed {
-            digest: digest_of(&bytes),
+            digest,
             bytes,
             table,
         }
@@ -269,7 +280,47 @@ mod tests {
         );
         view.apply(Change::ConfigMap(Seen::Present(Vec::new())));
         let error = view.delivery().unwrap().table.unwrap_err();
-        assert_eq!(error, "ConfigMap gw-public holds no routes.json");
+        assert_eq!(
+            error,
+            "ConfigMap gw-public holds no routes.json or routes.json.gz"
+        );
+    }
+
+    /// Large tables come gzipped (`routes.json.gz`): delivered under the digest of their JSON,
+    /// which is what the operator annotates and reports.
+    fn gzipped(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    #[test]
+    fn a_gzipped_table_is_delivered_under_the_digest_of_its_json() {
+        let mut view = ClusterView::new("gw-public");
+        let json = table(&[]);
+        view.apply(Change::ConfigMap(Seen::Present(gzipped(&json))));
+        let delivery = view.delivery().expect("delivered");
+        assert_eq!(delivery.digest, digest_of(&json));
+        assert_eq!(
+            delivery.table.unwrap(),
+            RouteTable::from_bytes(&json).unwrap()
+        );
+
+        let mut broken = gzipped(&json);
+        broken.truncate(broken.len() - 12);
+        view.apply(Change::ConfigMap(Seen::Present(broken)));
+        let error = view.delivery().unwrap().table.unwrap_err();
+        assert!(
+            error.starts_with("ConfigMap gw-public: routes.json.gz does not decompress: "),
+            "{error}"
+        );
+        view.apply(Change::ConfigMap(Seen::Present(gzipped(b"{not json"))));
+        let error = view.delivery().unwrap().table.unwrap_err();
+        assert!(
+            error.starts_with("ConfigMap gw-public: routes.json.gz: "),
+            "{error}"
+        );
     }
 
     #[test]
