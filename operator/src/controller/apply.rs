@@ -116,6 +116,9 @@ pub struct Applied {
     pub table_in_place: bool,
     /// True when the route ConfigMap was written (it did not hold this table yet).
     pub table_written: bool,
+    /// The route ConfigMap's resourceVersion after this pass wrote it: its watch event is this
+    /// very write's echo ([`super::own_writes`]).
+    pub table_version: Option<String>,
     /// Set when not every object could be applied.
     pub blocked: Option<Blocked>,
 }
@@ -249,10 +252,13 @@ async fn apply_all(
     // The proxy's rights before the pods that use them.
     ensure(client, namespace, &objects.role, live.role).await?;
     ensure(client, namespace, &objects.role_binding, live.role_binding).await?;
-    let written =
+    let (config_map, written) =
         ensure_config_map(client, namespace, &objects.config_map, live.config_map).await?;
     applied.table_in_place = true;
     applied.table_written = written;
+    if written {
+        applied.table_version = config_map.metadata.resource_version;
+    }
     ensure(client, namespace, &objects.service, live.service).await?;
     let (deployment, _) =
         ensure_deployment(client, namespace, &objects.deployment, live.deployment).await?;
@@ -418,14 +424,14 @@ async fn ensure_optional<K: Child>(
 
 /// [`ensure`] for the route ConfigMap, whose table can be megabytes: only its metadata was read,
 /// and the whole object is read only when its hash says it may already hold the table (to find
-/// drift). A changed table is written without reading the old one. Returns whether it was
-/// written.
+/// drift). A changed table is written without reading the old one. Returns what the API
+/// server answered (when written) and whether it was written.
 async fn ensure_config_map(
     client: &Client,
     namespace: &str,
     desired: &ConfigMap,
     live: Option<PartialObjectMeta<ConfigMap>>,
-) -> Result<bool, ApplyError> {
+) -> Result<(ConfigMap, bool), ApplyError> {
     let maybe_held = stamped_hash(desired).is_some()
         && live.as_ref().and_then(stamped_hash) == stamped_hash(desired);
     let live = if maybe_held {
@@ -433,8 +439,7 @@ async fn ensure_config_map(
     } else {
         None
     };
-    let (_, written) = ensure(client, namespace, desired, live).await?;
-    Ok(written)
+    ensure(client, namespace, desired, live).await
 }
 
 async fn read_live_metadata<K: Child>(

@@ -12,6 +12,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 
 use super::backoff::RetryBackoff;
+use super::own_writes::OwnWrites;
 use super::replicas::ReplicaClient;
 use super::status_writer::StatusWriter;
 use crate::metrics::Metrics;
@@ -59,6 +60,8 @@ pub struct Context {
     pub poll: RetryBackoff,
     /// Writes statuses in the background, newest first.
     pub status: StatusWriter,
+    /// The route ConfigMap versions the operator's own writes produced.
+    pub own_writes: OwnWrites,
 }
 
 impl Context {
@@ -85,6 +88,7 @@ impl Context {
             backoff: RetryBackoff::default(),
             endpoints,
             replicas: ReplicaClient::default(),
+            own_writes: OwnWrites::default(),
             poll: RetryBackoff::new(Duration::from_millis(200), Duration::from_secs(300)),
         }
     }

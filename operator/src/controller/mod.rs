@@ -8,6 +8,7 @@ pub mod backoff;
 pub mod context;
 pub mod dereference;
 pub mod events;
+pub mod own_writes;
 pub mod ownership;
 pub mod reconcile;
 pub mod replicas;
@@ -18,7 +19,7 @@ use std::fmt::Debug;
 use std::future::Future;
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt, future};
 use gatehouse_api::crd::{Aggregator, EdgeService, Gateway, ProxyStatus};
 use gatehouse_api::resource::Resource;
 use k8s_openapi::NamespaceResourceScope;
@@ -136,6 +137,7 @@ pub async fn run_controller<K: ProxyResource>(
 ) {
     let ns = namespace.as_deref();
     let owned = || watcher::Config::default().labels(MANAGED_BY_SELECTOR);
+    let echoes = ctx.own_writes.clone();
     // A resource's own status writes do not bring it back: only a new generation (its spec),
     // labels or annotations do, besides its children, references and replicas below.
     let (reader, writer) = reflector::store();
@@ -153,7 +155,13 @@ pub async fn run_controller<K: ProxyResource>(
         .owns(scoped::<ServiceAccount>(&client, ns), owned())
         .owns(scoped::<Role>(&client, ns), owned())
         .owns(scoped::<RoleBinding>(&client, ns), owned())
-        .owns(scoped::<ConfigMap>(&client, ns), owned())
+        // The echo of the operator's own table write is no news (`own_writes`).
+        .owns_stream(
+            watcher(scoped::<ConfigMap>(&client, ns), owned())
+                .default_backoff()
+                .touched_objects()
+                .try_filter(move |config_map| future::ready(!echoes.is_echo(config_map))),
+        )
         .owns(scoped::<Service>(&client, ns), owned())
         .owns(scoped::<Deployment>(&client, ns), owned())
         .owns(scoped::<HorizontalPodAutoscaler>(&client, ns), owned())

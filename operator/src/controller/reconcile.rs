@@ -169,6 +169,9 @@ pub async fn reconcile<K: ProxyResource>(
                 let applied =
                     apply_objects(&ctx.client, &namespace, &plan.objects, owner_uid).await?;
                 steps.done("apply");
+                if let Some(version) = &applied.table_version {
+                    ctx.own_writes.record(&namespace, &name, version.clone());
+                }
                 (
                     Vec::new(),
                     applied.table_in_place.then_some(plan.table),

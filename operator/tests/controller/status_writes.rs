@@ -137,3 +137,27 @@ async fn the_status_of_a_resource_deleted_meanwhile_is_dropped() {
     );
     assert_eq!(event_reasons(&log), Vec::<String>::new());
 }
+
+/// The route ConfigMap write's own watch event is known for what it is (`own_writes`), so the
+/// controller does not reconcile again for it; an edit by anyone else is news.
+#[tokio::test]
+async fn the_echo_of_the_table_write_is_known_and_an_edit_is_not() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let fake = shop();
+    let ctx = context(&fake);
+    reconcile_gateway(&fake, &ctx).await;
+    let stored = || -> ConfigMap {
+        serde_json::from_value(fake.get(NS, "configmaps", "public-gateway").unwrap()).unwrap()
+    };
+    let written = stored();
+    assert!(ctx.own_writes.is_echo(&written), "the write's own version");
+    assert!(!ctx.own_writes.is_echo(&written), "seen once");
+
+    fake.edit(NS, "gateways", "public", |g| {
+        g["metadata"]["generation"] = json!(2);
+    });
+    reconcile_gateway(&fake, &ctx).await;
+    let mut edited = stored();
+    edited.metadata.resource_version = Some("someone-else".to_owned());
+    assert!(!ctx.own_writes.is_echo(&edited), "another writer's version");
+}
