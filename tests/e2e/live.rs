@@ -364,23 +364,25 @@ async fn assert_least_privilege(kubeconfig: &Path, namespace: &str, config_map: 
     );
 }
 
-/// Writes the ConfigMap's entries (`routes.json`, or `routes.json.gz` for a large table) and
-/// the Secret's keys as the kubelet would mount them; returns the directory, which is what the
-/// operator's Deployment passes to `--routes`.
+/// Writes the ConfigMap's entries (`routes.json`, or `routes.json.gz` for a large table) into
+/// `DIR/routes` and the Secret's keys into `DIR/secrets`, as the kubelet would mount them;
+/// returns `DIR/routes`, the directory the operator's Deployment passes to `--routes`.
 async fn mount(dir: &Path, client: &Client, namespace: &str, name: &str) -> PathBuf {
     let config_map: ConfigMap = Api::namespaced(client.clone(), namespace)
         .get(name)
         .await
         .unwrap();
+    let routes = dir.join("routes");
+    std::fs::create_dir_all(&routes).unwrap();
     std::fs::create_dir_all(dir.join("secrets").join(SECRET)).unwrap();
     for (key, text) in config_map.data.iter().flatten() {
-        std::fs::write(dir.join(key), text).unwrap();
+        std::fs::write(routes.join(key), text).unwrap();
     }
     for (key, bytes) in config_map.binary_data.iter().flatten() {
-        std::fs::write(dir.join(key), &bytes.0).unwrap();
+        std::fs::write(routes.join(key), &bytes.0).unwrap();
     }
     std::fs::write(dir.join("secrets").join(SECRET).join("key"), "key-one").unwrap();
-    dir.to_path_buf()
+    routes
 }
 
 fn scratch_dir(namespace: &str) -> PathBuf {
@@ -398,7 +400,8 @@ struct LocalProxy {
 }
 
 impl LocalProxy {
-    /// Starts one watching `config_map`; `mounted` is the `--routes` file (its secrets beside it).
+    /// Starts one watching `config_map`; `mounted` is the `--routes` directory ([`mount`]: its
+    /// secrets beside it).
     fn start(
         dir: &Path,
         label: &str,
@@ -424,9 +427,9 @@ impl LocalProxy {
             ])
             .args(["--log-format", "text"]);
         let secrets = match mounted.first() {
-            Some(file) => {
-                command.arg("--routes").arg(file);
-                file.parent().unwrap().join("secrets")
+            Some(routes) => {
+                command.arg("--routes").arg(routes);
+                routes.parent().unwrap().join("secrets")
             }
             None => dir.join("no-secrets"),
         };
