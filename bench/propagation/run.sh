@@ -6,7 +6,9 @@
 # response) to the first request answered by the new route, p50/p99, and failed requests.
 #
 # Usage: KUBECONFIG=/tmp/k8s-cp/kubeconfig bench/propagation/run.sh
-#   SIZES="10 500 2000" CHANGES=50 RATE=500 SKIP_BUILD=1 KEEP=1 bench/propagation/run.sh
+#   SIZES="10 500 2000" CHANGES=50 RATE=500 MODE=settled SKIP_BUILD=1 KEEP=1 bench/propagation/run.sh
+# MODE=settled (default): each change is applied once the previous one reads Programmed=True.
+# MODE=back-to-back: 0.2 s after the previous one is served (see propagate.py).
 #
 # Needs a cluster (../shared/tools/kube-control-plane/ starts one on loopback: WITH_KCM=1 up.sh),
 # nginx, kubectl, python3. Goal: p99 <= 100 ms at 2,000
@@ -67,13 +69,39 @@ PY
   --resolve "upstream=127.0.0.1:$UP_PORT" --secrets-dir "$WORK/no-secrets" --log-format json \
   >"$WORK/proxy.log" 2>&1 & PIDS+=("$!")
 wait_http "http://127.0.0.1:$ADMIN_PORT/readyz"
+# The operator finds the proxy as it finds pods: an EndpointSlice of its Service (FQDN
+# `NAME.localhost`, which it resolves to 127.0.0.1; the API server refuses loopback IPs), so
+# `Programmed` follows what this proxy serves, as it does in a cluster.
+kubectl apply --server-side -f - >/dev/null <<YAML
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: bench-gateway-local
+  namespace: $NS
+  labels:
+    kubernetes.io/service-name: bench-gateway
+    app.kubernetes.io/managed-by: gatehouse-operator
+    endpointslice.kubernetes.io/managed-by: gatehouse-bench
+addressType: FQDN
+endpoints: [{addresses: [bench-gateway.localhost], conditions: {ready: true}}]
+ports: [{name: admin, port: $ADMIN_PORT, protocol: TCP}]
+YAML
+# What the operator did per change: reconciles, and status writes ("status written" lines).
+counter() { curl -fsS "http://127.0.0.1:$OP_ADMIN/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+statuses() { grep -c '"status written"' "$WORK/operator.log" || true; }
 
 for size in $SIZES; do
-  echo "--- $size routes, $CHANGES changes"
+  echo "--- $size routes, $CHANGES changes, ${MODE:-settled}"
   python3 "$HERE/steady.py" "http://127.0.0.1:$PROXY_PORT/v1/r0" "$RATE" 4 >"$WORK/steady-$size.json" &
   STEADY=$!
+  reconciles_before="$(counter 'gatehouse_operator_reconciles_total{kind="Gateway"}')"
+  statuses_before="$(statuses)"
   python3 "$HERE/propagate.py" "$WORK/admin.json" "$NS" "127.0.0.1:$PROXY_PORT" "$size" "$CHANGES" "$WORK/proxy.log" \
     | tee "$WORK/changes-$size.jsonl" | tail -1
+  sleep 3 # the last change's status
+  echo "operator, per change (and the first table): $(python3 -c "import sys; r, s, n = map(float, sys.argv[1:]); print(f'{r / n:.1f} reconciles, {s / n:.1f} status writes')" \
+    "$(( $(counter 'gatehouse_operator_reconciles_total{kind="Gateway"}') - ${reconciles_before:-0} ))" \
+    "$(( $(statuses) - statuses_before ))" "$(( CHANGES + 1 ))"); Programmed: $(kubectl -n "$NS" get gateway bench -o jsonpath='{.status.conditions[?(@.type=="Programmed")].message}')"
   kill -TERM "$STEADY"; wait "$STEADY" || true
   echo "steady load ($RATE requests/s on /v1/r0): $(cat "$WORK/steady-$size.json")"
 done
