@@ -36,6 +36,20 @@ async fn first_status_attempt(fake: &FakeApi) -> Vec<Recorded> {
     panic!("no status write was tried: {:?}", lines(&log));
 }
 
+/// The shop reconciled once while the API server refuses status writes with `code`: returns
+/// the fake, the context and the requests up to the first status attempt.
+async fn reconciled_with_status_refused(
+    code: u16,
+    message: &str,
+) -> (FakeApi, Arc<Context>, Vec<Recorded>) {
+    let fake = shop();
+    let ctx = context(&fake);
+    fake.refuse_writes(&status_path(), code, message);
+    reconcile(gateway(&fake), ctx.clone()).await.unwrap();
+    let log = first_status_attempt(&fake).await;
+    (fake, ctx, log)
+}
+
 async fn flushed(ctx: &Arc<Context>) {
     tokio::time::timeout(Duration::from_secs(10), ctx.status.flush())
         .await
@@ -44,13 +58,9 @@ async fn flushed(ctx: &Arc<Context>) {
 
 #[tokio::test]
 async fn a_failing_status_write_neither_blocks_nor_loses_the_newest_status() {
-    let fake = shop();
-    let ctx = context(&fake);
-    fake.refuse_writes(&status_path(), 500, "etcdserver: request timed out");
-
     // The reconcile is done once its objects are applied; the status is still being tried.
-    reconcile(gateway(&fake), ctx.clone()).await.unwrap();
-    let log = first_status_attempt(&fake).await;
+    let (fake, ctx, log) =
+        reconciled_with_status_refused(500, "etcdserver: request timed out").await;
     assert!(
         writes(&log).contains(&format!(
             "PATCH {}/public-gateway?&force=true&fieldManager=gatehouse-operator",
@@ -120,11 +130,7 @@ async fn a_failing_status_write_neither_blocks_nor_loses_the_newest_status() {
 
 #[tokio::test]
 async fn the_status_of_a_resource_deleted_meanwhile_is_dropped() {
-    let fake = shop();
-    let ctx = context(&fake);
-    fake.refuse_writes(&status_path(), 503, "the server is shutting down");
-    reconcile(gateway(&fake), ctx.clone()).await.unwrap();
-    first_status_attempt(&fake).await;
+    let (fake, ctx, _) = reconciled_with_status_refused(503, "the server is shutting down").await;
 
     fake.delete(NS, "gateways", "public");
     fake.accept_writes(&status_path());
