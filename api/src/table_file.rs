@@ -77,14 +77,6 @@ impl Stored {
         Self::Compressed(encoder.finish().unwrap_or_default())
     }
 
-    /// How many bytes it takes in the ConfigMap (what the API server's 1 MiB limit counts).
-    pub fn size(&self) -> usize {
-        match self {
-            Self::Plain(text) => text.len(),
-            Self::Compressed(bytes) => bytes.len(),
-        }
-    }
-
     /// Puts it into a ConfigMap, as its only entry.
     pub fn into_config_map(self, config_map: &mut ConfigMap) {
         match self {
