@@ -325,6 +325,8 @@ pub fn compile_gateway(
         let mut clients: Vec<ClientEntry> = gateway.spec.clients.iter().map(client_entry).collect();
         clients.sort_by(|a, b| a.name.cmp(&b.name));
         RouteTable {
+            tls: None,
+            https_redirect_port: None,
             format: FORMAT.to_owned(),
             edge_client: None,
             clients,
@@ -346,6 +348,8 @@ pub fn compile_edge_service(
             context,
         };
         RouteTable {
+            tls: None,
+            https_redirect_port: None,
             format: FORMAT.to_owned(),
             edge_client: Some(edge.spec.client.name.clone()),
             clients: vec![client_entry(&edge.spec.client)],
@@ -385,6 +389,8 @@ pub fn compile_aggregator(
             .collect();
         routes.sort_by(|a, b| a.id.cmp(&b.id));
         RouteTable {
+            tls: None,
+            https_redirect_port: None,
             format: FORMAT.to_owned(),
             edge_client: None,
             clients: Vec::new(),

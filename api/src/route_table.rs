@@ -37,6 +37,60 @@ pub struct RouteTable {
     pub clients: Vec<ClientEntry>,
     /// Routes, sorted by id. Precedence is decided by the proxy's router, not by this order.
     pub routes: Vec<RouteEntry>,
+    /// How the HTTPS listener terminates TLS; absent when the resource declares no HTTPS
+    /// listener (the proxy then refuses TLS handshakes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsEntry>,
+    /// When set, requests on the plain HTTP listener are answered `308` to the same host, path
+    /// and query over HTTPS on this port, instead of being served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https_redirect_port: Option<u16>,
+}
+
+/// TLS termination: which certificate answers which server name, and what a handshake may
+/// negotiate. Certificates are referenced by Secret name only (`tls.crt`, `tls.key`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlsEntry {
+    /// Certificates in the resource's order; the first is the default one.
+    pub certificates: Vec<CertificateEntry>,
+    /// What a client gets whose server name (SNI) no certificate lists, or that sends none.
+    pub unknown_server_name: UnknownServerName,
+    /// Lowest TLS version a handshake may negotiate (the highest is always TLS 1.3).
+    pub min_version: TlsVersion,
+}
+
+/// One certificate and the server names it answers.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CertificateEntry {
+    /// Name of the `kubernetes.io/tls` Secret holding `tls.crt` and `tls.key`.
+    pub secret: String,
+    /// Server names, lower case: exact (`api.example.com`) or a leading wildcard
+    /// (`*.example.com`, any name ending in `.example.com`). An exact name wins over a
+    /// wildcard, a longer wildcard over a shorter one.
+    pub hosts: Vec<String>,
+}
+
+/// What a handshake whose server name no certificate lists gets.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum UnknownServerName {
+    /// The first certificate.
+    Default,
+    /// The handshake is refused.
+    Refuse,
+}
+
+/// A TLS protocol version.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    #[serde(rename = "1.2")]
+    Tls12,
+    /// TLS 1.3.
+    #[serde(rename = "1.3")]
+    Tls13,
 }
 
 /// Which resource a table was compiled from.
@@ -328,9 +382,10 @@ pub enum TableError {
 }
 
 impl RouteTable {
-    /// The Secrets the table's clients read (API keys, JWKS), sorted and unique: what the
-    /// proxy mounts and watches, and what its Role lets it read.
-    pub fn client_secrets(&self) -> BTreeSet<String> {
+    /// The Secrets the table reads — its clients' (API keys, JWKS) and its TLS certificates' —
+    /// sorted and unique: what the proxy mounts and watches, and what its Role lets it read.
+    pub fn secrets(&self) -> BTreeSet<String> {
+        let certificates = self.tls.iter().flat_map(|tls| &tls.certificates);
         self.clients
             .iter()
             .flat_map(|client| {
@@ -338,6 +393,7 @@ impl RouteTable {
                 let jwks = client.jwt.as_ref().map(|j| j.jwks_secret.clone());
                 keys.into_iter().chain(jwks)
             })
+            .chain(certificates.map(|c| c.secret.clone()))
             .collect()
     }
 

@@ -78,6 +78,7 @@ pub fn run_proxy(cli: Cli) -> ExitCode {
     run(
         &ServerOptions {
             listen: cli.listen.clone(),
+            listen_tls: cli.listen_tls.clone(),
             admin: cli.admin.clone(),
             threads: cli.threads,
             shutdown_grace: Duration::from_secs(cli.shutdown_grace),

@@ -46,6 +46,10 @@ pub struct Cli {
     /// Address the proxy listens on.
     #[arg(long, default_value = "0.0.0.0:8080", value_name = "ADDR")]
     pub listen: String,
+    /// Also listen for HTTPS on this address, terminating TLS with the certificates the route
+    /// table names (HTTP/2 or HTTP/1.1 by ALPN).
+    #[arg(long, value_name = "ADDR")]
+    pub listen_tls: Option<String>,
     /// Address of the admin listener (/healthz, /readyz, /metrics, /config).
     #[arg(long, default_value = "0.0.0.0:9901", value_name = "ADDR")]
     pub admin: String,

@@ -25,6 +25,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
 use pingora::protocols::raw_connect::ProxyDigest;
+use pingora::protocols::tls::{ALPN, SslDigest, TlsRef};
 use pingora::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, IO, Peek, Shutdown, SocketDigest, Ssl,
     Stream, TimingDigest, UniqueID, UniqueIDType,
@@ -69,6 +70,10 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeadGuardApp<A> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        // HTTP/2 frames its own requests: its limits are the HTTP/2 settings and idle timeout.
+        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            return self.inner.process_new(stream, shutdown).await;
+        }
         let stream: Stream = Box::new(HeadGuardStream::new(stream, self.bounds));
         self.inner.process_new(stream, shutdown).await
     }
@@ -257,8 +262,19 @@ impl UniqueID for HeadGuardStream {
     }
 }
 
-/// Plain TCP: the proxy is built without TLS.
-impl Ssl for HeadGuardStream {}
+impl Ssl for HeadGuardStream {
+    fn get_ssl(&self) -> Option<&TlsRef> {
+        self.inner.get_ssl()
+    }
+
+    fn get_ssl_digest(&self) -> Option<Arc<SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+
+    fn selected_alpn_proto(&self) -> Option<ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
 
 impl GetTimingDigest for HeadGuardStream {
     fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {

@@ -26,4 +26,5 @@ pub mod runtime;
 pub mod server;
 pub mod source;
 pub mod table;
+pub mod tls;
 pub mod upstream;

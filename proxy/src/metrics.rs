@@ -59,6 +59,38 @@ pub struct TableLabels {
     pub name: String,
 }
 
+/// How a TLS handshake on the HTTPS listener ended.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum HandshakeOutcome {
+    /// Completed.
+    Done,
+    /// Refused or broken: no certificate for the name, no common version or cipher, not TLS.
+    Failed,
+    /// Not completed within the request head timeout.
+    TimedOut,
+    /// The served table has no certificates (or no table is served yet).
+    NoCertificates,
+}
+
+impl HandshakeOutcome {
+    /// The label value: `done`, `failed`, `timed_out`, `no_certificates`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::TimedOut => "timed_out",
+            Self::NoCertificates => "no_certificates",
+        }
+    }
+}
+
+/// Labels of a TLS handshake.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HandshakeLabels {
+    /// How it ended: [`HandshakeOutcome::as_str`].
+    pub outcome: &'static str,
+}
+
 /// Every metric of the proxy.
 pub struct ProxyMetrics {
     registry: Registry,
@@ -70,6 +102,7 @@ pub struct ProxyMetrics {
     table_generation: Gauge,
     table_routes: Gauge,
     in_flight: Gauge,
+    handshakes: Family<HandshakeLabels, Counter>,
     current_table: Mutex<Option<TableLabels>>,
     /// Aggregation figures: per endpoint and per step.
     pub aggregation: AggregationMetrics,
@@ -135,6 +168,12 @@ impl ProxyMetrics {
             "Requests being served now",
             in_flight.clone(),
         );
+        let handshakes = Family::<HandshakeLabels, Counter>::default();
+        registry.register(
+            "tls_handshakes",
+            "TLS handshakes on the HTTPS listener, by outcome",
+            handshakes.clone(),
+        );
         let aggregation = AggregationMetrics::register(&mut registry);
         Self {
             registry,
@@ -147,6 +186,7 @@ impl ProxyMetrics {
             table_generation,
             table_routes,
             in_flight,
+            handshakes,
             current_table: Mutex::new(None),
         }
     }
@@ -211,6 +251,15 @@ impl ProxyMetrics {
             .set(i64::try_from(generation).unwrap_or(i64::MAX));
         self.table_routes
             .set(i64::try_from(routes).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a TLS handshake.
+    pub fn handshake(&self, outcome: HandshakeOutcome) {
+        self.handshakes
+            .get_or_create(&HandshakeLabels {
+                outcome: outcome.as_str(),
+            })
+            .inc();
     }
 
     /// One more request in flight.

@@ -217,9 +217,11 @@ impl TableStore {
 
     fn build(&self, table: RouteTable, secrets: &SecretFiles) -> Result<LoadedTable, ReloadError> {
         let mut warnings = Vec::new();
+        let previous = self.current();
         let context = BuildContext {
             runtime: &self.runtime,
             secrets,
+            previous: previous.as_deref(),
         };
         let generation = self.loads.load(Ordering::Relaxed) + 1;
         let loaded = LoadedTable::build(table, generation, &context, &mut warnings)?;
@@ -363,6 +365,8 @@ mod tests {
 
     fn table(generation: i64) -> RouteTable {
         RouteTable {
+            tls: None,
+            https_redirect_port: None,
             format: FORMAT.to_owned(),
             source: TableSource {
                 kind: "Gateway".to_owned(),

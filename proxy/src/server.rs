@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use pingora::apps::HttpServerOptions;
 use pingora::apps::http_app::HttpServer;
+use pingora::protocols::http::v2::server::H2Options;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::listening::Service;
@@ -18,12 +20,15 @@ use crate::gateway::{ClientPolicy, Gateway};
 use crate::head_guard::{HeadBounds, HeadGuardApp};
 use crate::metrics::ProxyMetrics;
 use crate::reload::TableStore;
+use crate::tls::listener::TlsApp;
 
 /// How the server runs.
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
-    /// Proxy listen address.
+    /// Plain HTTP listen address.
     pub listen: String,
+    /// HTTPS listen address, when the proxy terminates TLS.
+    pub listen_tls: Option<String>,
     /// Admin listen address.
     pub admin: String,
     /// Proxy worker threads.
@@ -74,8 +79,13 @@ pub fn run(options: &ServerOptions, shared: Shared) {
         in_flight.clone(),
         options.clients,
     );
-    let app = HeadGuardApp::new(
-        pingora::proxy::http_proxy(&server.configuration, gateway),
+    let mut http = pingora::proxy::http_proxy(&server.configuration, gateway);
+    http.h2_options = Some(h2_options(options));
+    let mut server_options = HttpServerOptions::default();
+    server_options.h2_idle_timeout = Some(options.keepalive_idle_timeout);
+    http.server_options = Some(server_options);
+    let guarded = HeadGuardApp::new(
+        http,
         HeadBounds {
             time: options.request_head_timeout,
             idle: options.keepalive_idle_timeout,
@@ -88,8 +98,19 @@ pub fn run(options: &ServerOptions, shared: Shared) {
                 .saturating_mul(2),
         },
     );
+    let tls_port = options.listen_tls.as_deref().and_then(port_of);
+    let app = TlsApp::new(
+        guarded,
+        shared.store.clone(),
+        shared.metrics.clone(),
+        tls_port,
+        options.request_head_timeout,
+    );
     let mut proxy = Service::new("gatehouse proxy".to_owned(), app);
     proxy.add_tcp(&options.listen);
+    if let Some(listen_tls) = &options.listen_tls {
+        proxy.add_tcp(listen_tls);
+    }
     let proxy_handle = server.add_service(proxy);
 
     let admin = AdminApp::new(shared.store, shared.metrics, draining.clone());
@@ -108,6 +129,37 @@ pub fn run(options: &ServerOptions, shared: Shared) {
             grace: options.shutdown_grace,
         }),
     });
+}
+
+/// Most HTTP/2 streams a client may have open at once on one connection (as Pingora's and
+/// nginx's defaults).
+pub const H2_MAX_CONCURRENT_STREAMS: u32 = 100;
+
+/// HTTP/2 limits: concurrent streams, the decoded header list (the HTTP/1 head limit), and
+/// the h2 crate's guards against streams a client opens and resets at once (CVE-2023-44487).
+fn h2_options(options: &ServerOptions) -> H2Options {
+    let mut h2 = H2Options::default();
+    let head = options.clients.head_limits.max_request_head_bytes;
+    h2.max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
+        .max_header_list_size(u32::try_from(head).unwrap_or(u32::MAX))
+        .max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS)
+        .max_local_error_reset_streams(Some(H2_MAX_LOCAL_RESETS));
+    h2
+}
+
+/// Streams reset by the client before the server took them, per connection; more and the
+/// connection gets GOAWAY (h2's default).
+const H2_MAX_PENDING_RESETS: usize = 20;
+
+/// Streams the server itself had to reset (malformed requests), per connection; more and the
+/// connection gets GOAWAY.
+const H2_MAX_LOCAL_RESETS: usize = 1024;
+
+/// The port of a listen address (`HOST:PORT`, `[V6]:PORT`).
+fn port_of(address: &str) -> Option<u16> {
+    address
+        .rsplit_once(':')
+        .and_then(|(_, port)| port.parse().ok())
 }
 
 /// Turns SIGTERM into a graceful shutdown that exits once nothing is in flight.

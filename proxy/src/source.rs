@@ -243,6 +243,8 @@ fn compile_folder(dir: &Path, snapshot: &Snapshot) -> Result<RouteTable, LoadErr
 
 fn merge_tables(dir: &Path, tables: Vec<(String, RouteTable)>) -> Result<RouteTable, LoadError> {
     let mut merged = RouteTable {
+        tls: None,
+        https_redirect_port: None,
         format: FORMAT.to_owned(),
         source: TableSource {
             kind: "Standalone".to_owned(),

@@ -5,6 +5,7 @@
 //! builds a new one.
 
 use crate::clients::{Clients, SecretFiles};
+use crate::tls::{Termination, TlsError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,6 +48,10 @@ pub struct LoadedTable {
     pub router: Router,
     /// Prepared routes, same order as the table's.
     pub routes: Vec<PreparedRoute>,
+    /// The HTTPS listener's certificates and policy, when the table has them.
+    pub tls: Option<Termination>,
+    /// Plain HTTP requests are redirected to HTTPS on this port instead of served.
+    pub https_redirect_port: Option<u16>,
 }
 
 /// One route, prepared.
@@ -128,6 +133,9 @@ pub enum BuildError {
         /// What is wrong.
         message: String,
     },
+    /// The TLS policy cannot be built.
+    #[error("tls: {0}")]
+    Tls(#[from] TlsError),
     /// A content type is not a media type.
     #[error("route {route}: content type: {message}")]
     ContentType {
@@ -142,8 +150,10 @@ pub enum BuildError {
 pub struct BuildContext<'a> {
     /// The state tables share: addresses, health, buckets.
     pub runtime: &'a Runtime,
-    /// The mounted Secrets client API keys are read from.
+    /// The Secrets client API keys and certificates are read from.
     pub secrets: &'a SecretFiles,
+    /// The table served now: a certificate whose Secret became unusable keeps serving.
+    pub previous: Option<&'a LoadedTable>,
 }
 
 /// Where a build gets its shared upstream entries from.
@@ -171,6 +181,14 @@ impl LoadedTable {
             warnings,
         )
         .map_err(BuildError::Clients)?;
+        let tls = table
+            .tls
+            .as_ref()
+            .map(|entry| {
+                let previous = context.previous.and_then(|p| p.tls.as_ref());
+                Termination::build(entry, context.secrets, previous, warnings)
+            })
+            .transpose()?;
         let router = Router::build(&table);
         let mut routes = Vec::with_capacity(table.routes.len());
         // One reading of the hosts file for the whole build.
@@ -190,6 +208,8 @@ impl LoadedTable {
             clients,
             router,
             routes,
+            tls,
+            https_redirect_port: table.https_redirect_port,
         })
     }
 }

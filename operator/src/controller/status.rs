@@ -474,6 +474,9 @@ mod tests {
         use crate::controller::agreement::{Answer, ConfigReport};
 
         let table = RouteTable {
+            tls: None,
+
+            https_redirect_port: None,
             format: gatehouse_api::route_table::FORMAT.to_owned(),
             source: gatehouse_api::route_table::TableSource {
                 kind: "Gateway".to_owned(),

@@ -100,7 +100,7 @@ impl ProxyObjects {
 pub fn render(resource: &Resource, table: &RouteTable, settings: &ProxySettings) -> ProxyObjects {
     let scope = Scope::new(resource);
     let (deployment_settings, service_settings) = runtime_settings(resource);
-    let secrets = table.client_secrets();
+    let secrets = table.secrets();
     ProxyObjects {
         service_account: stamp(service_account::render_service_account(&scope)),
         role: stamp(role::render_role(&scope, &secrets)),

@@ -99,7 +99,7 @@ impl ClusterView {
                 }
                 let parsed = self.parse(bytes);
                 if let Ok(table) = &parsed.table {
-                    self.wanted = table.client_secrets();
+                    self.wanted = table.secrets();
                 }
                 self.routes = Seen::Present(parsed);
             }
@@ -190,6 +190,8 @@ mod tests {
 
     fn table(secrets: &[&str]) -> Vec<u8> {
         RouteTable {
+            tls: None,
+            https_redirect_port: None,
             format: FORMAT.to_owned(),
             source: TableSource {
                 kind: "Gateway".to_owned(),

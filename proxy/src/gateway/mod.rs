@@ -112,7 +112,7 @@ impl Gateway {
             } => {
                 let request = session.req_header();
                 let origin = RedirectOrigin {
-                    scheme: "http",
+                    scheme: if over_tls(session) { "https" } else { "http" },
                     host: request_host(request).unwrap_or("localhost"),
                     path: request.uri.path(),
                     query: request.uri.query(),
@@ -125,13 +125,7 @@ impl Gateway {
                     path.as_deref(),
                     &origin,
                 );
-                LocalResponse {
-                    status: *status,
-                    headers: HeaderValue::from_str(&location)
-                        .map(|v| vec![(http::header::LOCATION, v)])
-                        .unwrap_or_default(),
-                    body: bytes::Bytes::new(),
-                }
+                LocalResponse::redirect(*status, &location)
             }
             PreparedAction::Aggregate(program) => {
                 let values = request_values(session.req_header(), &vars);
@@ -162,6 +156,26 @@ impl Gateway {
 }
 
 /// The `Host` header, or the URI's authority.
+/// True when the request came over the HTTPS listener.
+fn over_tls(session: &Session) -> bool {
+    session
+        .digest()
+        .is_some_and(|digest| digest.ssl_digest.is_some())
+}
+
+/// `308` to the same host (its port replaced by `port`), path and query over HTTPS: what the
+/// plain listener answers when it only redirects.
+fn https_redirect(request: &RequestHeader, port: u16) -> LocalResponse {
+    let origin = RedirectOrigin {
+        scheme: "http",
+        host: request_host(request).unwrap_or("localhost"),
+        path: request.uri.path(),
+        query: request.uri.query(),
+    };
+    let location = redirect_location(Some("https"), None, Some(port), None, &origin);
+    LocalResponse::redirect(308, &location)
+}
+
 fn request_host(request: &RequestHeader) -> Option<&str> {
     request
         .headers
@@ -254,6 +268,13 @@ impl ProxyHttp for Gateway {
             write_local_response(session, response, &ctx.request_id, None).await?;
             return Ok(true);
         };
+        if let Some(port) = table.https_redirect_port
+            && !over_tls(session)
+        {
+            let response = https_redirect(session.req_header(), port);
+            write_local_response(session, response, &ctx.request_id, None).await?;
+            return Ok(true);
+        }
         ctx.client = table.edge_client.clone();
         let request = session.req_header();
         let facts = RequestFacts {

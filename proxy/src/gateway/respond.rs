@@ -35,6 +35,17 @@ impl LocalResponse {
         )
     }
 
+    /// A redirect to `location` (without `Location` if it is no header value).
+    pub fn redirect(status: u16, location: &str) -> Self {
+        Self {
+            status,
+            headers: HeaderValue::from_str(location)
+                .map(|v| vec![(http::header::LOCATION, v)])
+                .unwrap_or_default(),
+            body: Bytes::new(),
+        }
+    }
+
     fn problem_body(kind: ProblemKind, body: Vec<u8>) -> Self {
         Self {
             status: kind.status(),

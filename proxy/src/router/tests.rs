@@ -32,6 +32,8 @@ fn route(id: &str, kind: PathKind, path: &str) -> RouteEntry {
 
 fn table(routes: Vec<RouteEntry>) -> RouteTable {
     RouteTable {
+        tls: None,
+        https_redirect_port: None,
         format: FORMAT.to_owned(),
         source: TableSource {
             kind: "Gateway".to_owned(),

@@ -3,6 +3,7 @@
 #![allow(dead_code, missing_docs)]
 
 pub mod tables;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -376,19 +377,28 @@ impl ConfigMapDir {
 
     /// Publishes one file (a ConfigMap or Secret data key) with the kubelet's symlink swap.
     pub fn publish_file(&mut self, file: &str, content: &[u8]) {
+        self.publish_files(&[(file, content)]);
+    }
+
+    /// Publishes several files at once (a Secret's `tls.crt` and `tls.key`): one swap.
+    pub fn publish_files(&mut self, files: &[(&str, &[u8])]) {
         self.version += 1;
         let name = format!("..2026_11_29_{:04}", self.version);
         let dir = self.root.join(&name);
         std::fs::create_dir(&dir).unwrap();
-        std::fs::write(dir.join(file), content).unwrap();
+        for (file, content) in files {
+            std::fs::write(dir.join(file), content).unwrap();
+        }
         let tmp = self.root.join("..data_tmp");
         let _ = std::fs::remove_file(&tmp);
         std::os::unix::fs::symlink(&name, &tmp).unwrap();
         let previous = std::fs::read_link(self.root.join("..data")).ok();
         std::fs::rename(&tmp, self.root.join("..data")).unwrap();
-        let link = self.root.join(file);
-        if std::fs::symlink_metadata(&link).is_err() {
-            std::os::unix::fs::symlink(format!("..data/{file}"), &link).unwrap();
+        for (file, _) in files {
+            let link = self.root.join(file);
+            if std::fs::symlink_metadata(&link).is_err() {
+                std::os::unix::fs::symlink(format!("..data/{file}"), &link).unwrap();
+            }
         }
         if let Some(previous) = previous {
             std::fs::remove_dir_all(self.root.join(previous)).unwrap();

@@ -11,6 +11,8 @@ pub fn table(routes: Vec<RouteEntry>) -> RouteTable {
     let mut routes = routes;
     routes.sort_by(|a, b| a.id.cmp(&b.id));
     RouteTable {
+        tls: None,
+        https_redirect_port: None,
         format: FORMAT.to_owned(),
         source: TableSource {
             kind: "Gateway".to_owned(),

@@ -1,0 +1,261 @@
+//! TLS termination on the HTTPS listener.
+//!
+//! The certificates come with the table: its `tls` entry names `kubernetes.io/tls` Secrets, which
+//! arrive like the clients' Secrets (mounted files, or the Kubernetes API in a cluster), and
+//! every table build makes a new rustls [`ServerConfig`] of them ([`Termination::build`]). A
+//! renewed certificate is therefore a new build: the next handshake uses it, established
+//! connections keep theirs. A Secret that is missing or does not parse never stops a table
+//! (its routes, or the other certificates): the certificate the proxy served from that Secret
+//! keeps serving, and without one its host names are answered as unknown names; the build
+//! warns with the Secret's name (the operator reports it in the resource's status).
+//!
+//! Policy (documented in the README): TLS 1.2 and 1.3 only (1.3 only when the table says so);
+//! rustls' default cipher suites, all AEAD with forward secrecy (TLS 1.3: AES-256-GCM,
+//! AES-128-GCM, ChaCha20-Poly1305; TLS 1.2: ECDHE-ECDSA/RSA with the same ciphers), in the
+//! server's order of preference; no 0-RTT; ALPN `h2`, then `http/1.1`. Session tickets and the
+//! session cache are shared by every build, so clients resume across certificate rotations.
+
+pub mod listener;
+pub mod server_names;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+use gatehouse_api::route_table::{TlsEntry, TlsVersion};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ProducesTickets, ServerSessionMemoryCache, StoresServerSessions};
+use rustls::sign::CertifiedKey;
+use rustls::{ServerConfig, SupportedProtocolVersion, version};
+
+use crate::clients::SecretFiles;
+use server_names::ServerNames;
+
+/// Data key of the certificate chain in a `kubernetes.io/tls` Secret (PEM).
+pub const CERTIFICATE_KEY: &str = "tls.crt";
+/// Data key of the private key in a `kubernetes.io/tls` Secret (PEM).
+pub const PRIVATE_KEY_KEY: &str = "tls.key";
+
+/// Sessions the shared resumption cache holds (about 100 bytes each with rustls).
+const SESSION_CACHE_ENTRIES: usize = 4096;
+
+/// Why a certificate Secret gives no certificate, or the policy cannot be built. Never
+/// carries key material.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// The Secret was not delivered (not mounted, or deleted).
+    #[error("TLS Secret {secret:?} is missing")]
+    MissingSecret {
+        /// Secret name.
+        secret: String,
+    },
+    /// The Secret lacks a data key.
+    #[error("TLS Secret {secret:?} has no {key:?}")]
+    MissingKey {
+        /// Secret name.
+        secret: String,
+        /// `tls.crt` or `tls.key`.
+        key: &'static str,
+    },
+    /// `tls.crt` holds no PEM certificate.
+    #[error("TLS Secret {secret:?}: tls.crt holds no PEM certificate ({reason})")]
+    Certificate {
+        /// Secret name.
+        secret: String,
+        /// What the PEM reader said.
+        reason: String,
+    },
+    /// `tls.key` holds no PEM private key, or one rustls cannot sign with.
+    #[error("TLS Secret {secret:?}: tls.key holds no usable PEM private key ({reason})")]
+    PrivateKey {
+        /// Secret name.
+        secret: String,
+        /// What the PEM reader or the key loader said.
+        reason: String,
+    },
+    /// The crypto provider cannot serve the versions asked for (not with ring's defaults).
+    #[error("the TLS policy cannot be built: {0}")]
+    Policy(String),
+    /// The private key is not the certificate's.
+    #[error(
+        "TLS Secret {secret:?}: the private key in tls.key does not match the certificate in tls.crt"
+    )]
+    Mismatch {
+        /// Secret name.
+        secret: String,
+    },
+}
+
+/// What the HTTPS listener hands out: the rustls configuration and the certificate each
+/// Secret gave, kept for the next build.
+#[derive(Debug)]
+pub struct Termination {
+    /// The configuration every handshake of this table uses.
+    pub config: Arc<ServerConfig>,
+    /// Secret name → its certificate, for the Secrets that gave (or kept) one.
+    pub keys: BTreeMap<String, Arc<CertifiedKey>>,
+}
+
+impl Termination {
+    /// The TLS configuration of a table: its certificates from `secrets`. A Secret that gives
+    /// no usable certificate keeps the one `previous` served from it, if any; either way it is
+    /// said in `warnings`.
+    pub fn build(
+        entry: &TlsEntry,
+        secrets: &SecretFiles,
+        previous: Option<&Termination>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Self, TlsError> {
+        let provider = provider();
+        let mut keys = BTreeMap::new();
+        for certificate in &entry.certificates {
+            let name = &certificate.secret;
+            if keys.contains_key(name) {
+                continue;
+            }
+            match certified_key(name, secrets, &provider) {
+                Ok(key) => {
+                    keys.insert(name.clone(), key);
+                }
+                Err(error) => match previous.and_then(|p| p.keys.get(name)) {
+                    Some(kept) => {
+                        warnings.push(format!("{error}; still serving its previous certificate"));
+                        keys.insert(name.clone(), kept.clone());
+                    }
+                    None => warnings.push(format!(
+                        "{error}; its host names get no certificate of their own"
+                    )),
+                },
+            }
+        }
+        let names = ServerNames::new(
+            entry.certificates.iter().filter_map(|c| {
+                let key = keys.get(&c.secret)?;
+                Some((c.hosts.as_slice(), key.clone()))
+            }),
+            entry.unknown_server_name,
+        );
+        let versions: &[&'static SupportedProtocolVersion] = match entry.min_version {
+            TlsVersion::Tls12 => &[&version::TLS13, &version::TLS12],
+            TlsVersion::Tls13 => &[&version::TLS13],
+        };
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)
+            .map_err(|e| TlsError::Policy(e.to_string()))?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(names));
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        config.ignore_client_order = true;
+        config.session_storage = session_cache();
+        config.ticketer = ticketer();
+        Ok(Self {
+            config: Arc::new(config),
+            keys,
+        })
+    }
+}
+
+/// The crypto provider every TLS configuration uses (ring, as the Kubernetes client's).
+fn provider() -> Arc<CryptoProvider> {
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    PROVIDER
+        .get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
+        .clone()
+}
+
+fn session_cache() -> Arc<dyn StoresServerSessions> {
+    static CACHE: OnceLock<Arc<ServerSessionMemoryCache>> = OnceLock::new();
+    CACHE
+        .get_or_init(|| ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES))
+        .clone()
+}
+
+/// Rotating ticket keys (rustls' ring ticketer: a new key every 6 hours, the previous one
+/// still accepted), made once; without it (it cannot fail with ring) no tickets are issued and
+/// clients resume through the session cache only.
+fn ticketer() -> Arc<dyn ProducesTickets> {
+    static TICKETER: OnceLock<Option<Arc<dyn ProducesTickets>>> = OnceLock::new();
+    TICKETER
+        .get_or_init(|| rustls::crypto::ring::Ticketer::new().ok())
+        .clone()
+        .unwrap_or_else(|| Arc::new(NoTickets))
+}
+
+/// Issues no tickets.
+#[derive(Debug)]
+struct NoTickets;
+
+impl ProducesTickets for NoTickets {
+    fn enabled(&self) -> bool {
+        false
+    }
+    fn lifetime(&self) -> u32 {
+        0
+    }
+    fn encrypt(&self, _plain: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
+    fn decrypt(&self, _cipher: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
+}
+
+/// The certificate chain and signing key of one Secret, checked to belong together.
+fn certified_key(
+    secret: &str,
+    secrets: &SecretFiles,
+    provider: &CryptoProvider,
+) -> Result<Arc<CertifiedKey>, TlsError> {
+    let data = secrets.get(secret).ok_or_else(|| TlsError::MissingSecret {
+        secret: secret.to_owned(),
+    })?;
+    let value = |key: &'static str| {
+        data.get(key).ok_or_else(|| TlsError::MissingKey {
+            secret: secret.to_owned(),
+            key,
+        })
+    };
+    let chain = CertificateDer::pem_slice_iter(value(CERTIFICATE_KEY)?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::Certificate {
+            secret: secret.to_owned(),
+            reason: e.to_string(),
+        })?;
+    if chain.is_empty() {
+        return Err(TlsError::Certificate {
+            secret: secret.to_owned(),
+            reason: "no CERTIFICATE block".to_owned(),
+        });
+    }
+    let key = PrivateKeyDer::from_pem_slice(value(PRIVATE_KEY_KEY)?).map_err(|e| {
+        TlsError::PrivateKey {
+            secret: secret.to_owned(),
+            reason: e.to_string(),
+        }
+    })?;
+    let signing_key =
+        provider
+            .key_provider
+            .load_private_key(key)
+            .map_err(|e| TlsError::PrivateKey {
+                secret: secret.to_owned(),
+                reason: e.to_string(),
+            })?;
+    let certified = CertifiedKey::new(chain, signing_key);
+    match certified.keys_match() {
+        Ok(()) => Ok(Arc::new(certified)),
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
+            Err(TlsError::Mismatch {
+                secret: secret.to_owned(),
+            })
+        }
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {
+            Ok(Arc::new(certified))
+        }
+        Err(e) => Err(TlsError::Certificate {
+            secret: secret.to_owned(),
+            reason: e.to_string(),
+        }),
+    }
+}
