@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use crate::crd::{
     Aggregation, Aggregator, BackendRef, Client, Contract, EdgeService, Gateway, HeaderModifier,
-    PathType, Route, RouteMatch, StringMap,
+    HttpMode, Listeners, MinTlsVersion, PathType, Route, RouteMatch, StringMap,
+    UnknownServerNamePolicy,
 };
 use crate::naming::{Kind, proxy_name};
 use crate::route_table::*;
@@ -325,8 +326,8 @@ pub fn compile_gateway(
         let mut clients: Vec<ClientEntry> = gateway.spec.clients.iter().map(client_entry).collect();
         clients.sort_by(|a, b| a.name.cmp(&b.name));
         RouteTable {
-            tls: None,
-            https_redirect_port: None,
+            tls: tls_entry(gateway.spec.listeners.as_ref()),
+            https_redirect_port: https_redirect_port(gateway.spec.listeners.as_ref()),
             format: FORMAT.to_owned(),
             edge_client: None,
             clients,
@@ -334,6 +335,37 @@ pub fn compile_gateway(
             source: source.clone(),
         }
     })
+}
+
+/// The HTTPS listener's certificates and policy, in the table's own terms.
+fn tls_entry(listeners: Option<&Listeners>) -> Option<TlsEntry> {
+    let https = listeners?.https.as_ref()?;
+    Some(TlsEntry {
+        certificates: https
+            .certificates
+            .iter()
+            .map(|c| CertificateEntry {
+                secret: c.secret_name.clone(),
+                hosts: c.hosts.clone(),
+            })
+            .collect(),
+        unknown_server_name: match https.unknown_server_name {
+            UnknownServerNamePolicy::Default => UnknownServerName::Default,
+            UnknownServerNamePolicy::Refuse => UnknownServerName::Refuse,
+        },
+        min_version: match https.min_version {
+            MinTlsVersion::Tls12 => TlsVersion::Tls12,
+            MinTlsVersion::Tls13 => TlsVersion::Tls13,
+        },
+    })
+}
+
+/// The HTTPS port plain HTTP redirects to, when the plain listener only redirects.
+fn https_redirect_port(listeners: Option<&Listeners>) -> Option<u16> {
+    let listeners = listeners?;
+    let redirects = listeners.http.as_ref()?.mode == HttpMode::RedirectToHttps;
+    let port = listeners.https.as_ref()?.port;
+    redirects.then(|| u16::try_from(port).ok()).flatten()
 }
 
 /// Compiles an EdgeService; refuses it, with every problem, when it is invalid.
@@ -348,8 +380,8 @@ pub fn compile_edge_service(
             context,
         };
         RouteTable {
-            tls: None,
-            https_redirect_port: None,
+            tls: tls_entry(edge.spec.listeners.as_ref()),
+            https_redirect_port: https_redirect_port(edge.spec.listeners.as_ref()),
             format: FORMAT.to_owned(),
             edge_client: Some(edge.spec.client.name.clone()),
             clients: vec![client_entry(&edge.spec.client)],

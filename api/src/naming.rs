@@ -41,5 +41,7 @@ pub fn proxy_name(kind: Kind, name: &str) -> String {
 
 /// Port the proxy container listens on for traffic.
 pub const PROXY_PORT: u16 = 8080;
+/// Port the proxy container listens on for HTTPS, when the resource declares it.
+pub const TLS_PORT: u16 = 8443;
 /// Port the proxy container serves `/healthz`, `/readyz` and `/metrics` on.
 pub const ADMIN_PORT: u16 = 9901;

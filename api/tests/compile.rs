@@ -263,3 +263,57 @@ fn a_proxy_refuses_tables_with_values_it_cannot_send() {
     method["routes"][0]["action"]["steps"][0]["method"] = "BREW".into();
     refused(method, "steps[0].method");
 }
+
+#[test]
+fn an_https_listener_compiles_to_the_tables_tls_entry_and_its_redirect_port() {
+    use gatehouse_api::route_table::{CertificateEntry, TlsEntry, TlsVersion, UnknownServerName};
+    let table = compile_example("gateway/storefront.yaml", &CompileContext::default());
+    assert_eq!(
+        table.tls,
+        Some(TlsEntry {
+            certificates: vec![
+                CertificateEntry {
+                    secret: "storefront-tls".to_owned(),
+                    hosts: vec![
+                        "shop.example.com".to_owned(),
+                        "www.shop.example.com".to_owned()
+                    ],
+                },
+                CertificateEntry {
+                    secret: "partners-tls".to_owned(),
+                    hosts: vec!["*.partners.example.com".to_owned()],
+                },
+            ],
+            unknown_server_name: UnknownServerName::Refuse,
+            min_version: TlsVersion::Tls12,
+        })
+    );
+    assert_eq!(table.https_redirect_port, Some(443));
+    assert_eq!(
+        table.secrets().into_iter().collect::<Vec<_>>(),
+        ["partners-tls", "storefront-tls"],
+        "the proxy reads the certificate Secrets"
+    );
+
+    // Without listeners the table has neither, and its bytes are what they were.
+    let plain = compile_example("gateway/public.yaml", &CompileContext::default());
+    assert_eq!((&plain.tls, plain.https_redirect_port), (&None, None));
+    let bytes = String::from_utf8(plain.to_bytes()).unwrap();
+    assert!(!bytes.contains("\"tls\"") && !bytes.contains("httpsRedirectPort"));
+
+    // HTTPS beside a serving plain listener: no redirect; TLS 1.3 only when asked.
+    let text = std::fs::read_to_string(format!(
+        "{}/../examples/gateway/storefront.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+    .replace("mode: RedirectToHTTPS", "mode: Serve")
+    .replace("unknownServerName: Refuse", "minVersion: \"1.3\"");
+    let table = Resource::from_yaml(&text).unwrap()[0]
+        .compile(&CompileContext::default())
+        .unwrap();
+    assert_eq!(table.https_redirect_port, None);
+    let tls = table.tls.unwrap();
+    assert_eq!(tls.min_version, TlsVersion::Tls13);
+    assert_eq!(tls.unknown_server_name, UnknownServerName::Default);
+}

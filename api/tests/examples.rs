@@ -56,7 +56,10 @@ fn every_example_is_admitted_and_compiles_to_a_table_the_proxy_accepts() {
             }
         }
     }
-    assert_eq!(compiled, 3, "one Gateway, one EdgeService, one Aggregator");
+    assert_eq!(
+        compiled, 4,
+        "two Gateways (one over HTTPS), one EdgeService, one Aggregator"
+    );
 }
 
 #[test]

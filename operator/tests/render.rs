@@ -681,3 +681,75 @@ fn the_network_policy_opens_the_traffic_port_to_all_and_the_admin_port_to_named_
             .is_some()
     );
 }
+
+/// The Service ports (name, port, target) and the NetworkPolicy's open traffic ports.
+fn exposed_ports(objects: &ProxyObjects) -> (Vec<(String, i32, i32)>, Vec<i32>) {
+    let service = objects.service.spec.clone().unwrap().ports.unwrap();
+    let service = service
+        .into_iter()
+        .map(|p| {
+            let Some(IntOrString::Int(target)) = p.target_port else {
+                panic!("numeric target port")
+            };
+            (p.name.unwrap(), p.port, target)
+        })
+        .collect();
+    let policy = serde_json::to_value(objects.network_policy.as_ref().unwrap()).unwrap();
+    let open = policy["spec"]["ingress"][0]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["port"].as_i64().unwrap() as i32)
+        .collect();
+    (service, open)
+}
+
+#[test]
+fn listeners_decide_the_service_ports_the_open_ports_and_the_tls_listener() {
+    let storefront = read(&repo().join("examples/gateway/storefront.yaml"));
+    let (_, rendered) = objects(&storefront);
+    assert_eq!(
+        exposed_ports(&rendered),
+        (
+            vec![
+                ("http".to_owned(), 80, 8080),
+                ("https".to_owned(), 443, 8443)
+            ],
+            vec![8080, 8443]
+        )
+    );
+    let proxy = container(&rendered);
+    let args = proxy.args.clone().unwrap();
+    let tls = args.iter().position(|a| a == "--listen-tls").unwrap();
+    assert_eq!(args[tls + 1], "0.0.0.0:8443");
+    let ports: Vec<_> = proxy
+        .ports
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.name.unwrap(), p.container_port))
+        .collect();
+    assert!(ports.contains(&("https".to_owned(), 8443)));
+
+    // HTTPS only, on another port: nothing plain is exposed or let in.
+    let text = std::fs::read_to_string(repo().join("examples/gateway/storefront.yaml"))
+        .unwrap()
+        .replace("      port: 443\n", "      port: 8443\n")
+        .replace(
+            "    http:\n      port: 80\n      mode: RedirectToHTTPS\n",
+            "",
+        );
+    let mut https_only = Resource::from_yaml(&text).unwrap().remove(0);
+    metadata_mut(&mut https_only).namespace = Some("shop".to_owned());
+    let (table, rendered) = objects(&https_only);
+    assert_eq!(table.https_redirect_port, None);
+    assert_eq!(
+        exposed_ports(&rendered),
+        (vec![("https".to_owned(), 8443, 8443)], vec![8443])
+    );
+
+    // Without listeners: plain HTTP on service.port, no TLS listener.
+    let (_, rendered) = objects(&read(&repo().join("examples/gateway/public.yaml")));
+    assert_eq!(exposed_ports(&rendered).1, vec![8080]);
+    let args = container(&rendered).args.unwrap();
+    assert!(!args.iter().any(|a| a == "--listen-tls"));
+}

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
 use super::client::Client;
+use super::listeners::Listeners;
 use super::patterns::*;
 use super::route::Route;
 use super::runtime::{DeploymentSettings, ServiceSettings};
@@ -66,6 +67,9 @@ pub struct GatewaySpec {
     /// The proxy Service.
     #[serde(default)]
     pub service: ServiceSettings,
+    /// What the proxy listens on: HTTPS, plain HTTP, or both. Defaults to plain HTTP on
+    /// `service.port`.
+    pub listeners: Option<Listeners>,
 }
 
 /// A gateway for one client (backend for frontend): its own contracts, isolated and scaled on
@@ -104,4 +108,7 @@ pub struct EdgeServiceSpec {
     /// The proxy Service.
     #[serde(default)]
     pub service: ServiceSettings,
+    /// What the proxy listens on: HTTPS, plain HTTP, or both. Defaults to plain HTTP on
+    /// `service.port`.
+    pub listeners: Option<Listeners>,
 }

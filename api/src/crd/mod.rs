@@ -4,6 +4,7 @@ pub mod aggregation;
 pub mod aggregator;
 pub mod client;
 pub mod gateway;
+pub mod listeners;
 pub mod patterns;
 pub mod route;
 pub mod runtime;
@@ -14,6 +15,10 @@ pub use aggregation::{Aggregation, FailurePolicy, Step, StepCall};
 pub use aggregator::{Aggregator, AggregatorSpec, Endpoint};
 pub use client::{ApiKeyAuth, Client, JwtAuth, RateLimit, SecretRef};
 pub use gateway::{Contract, EdgeService, EdgeServiceSpec, Gateway, GatewaySpec};
+pub use listeners::{
+    Certificate, HttpListener, HttpMode, HttpsListener, Listeners, MinTlsVersion,
+    UnknownServerNamePolicy,
+};
 pub use route::{
     BackendRef, DirectResponse, HeaderCondition, HeaderModifier, HttpMethod, PathType,
     QueryCondition, Redirect, RetryPolicy, Route, RouteMatch, Scheme,

@@ -56,6 +56,10 @@ pub const HOSTNAME: &str =
 pub const MAX_CONTRACTS: usize = 16;
 /// Most routes in one contract.
 pub const MAX_ROUTES: usize = 128;
+/// Most certificates on one HTTPS listener.
+pub const MAX_CERTIFICATES: usize = 16;
+/// Most host names one certificate serves.
+pub const MAX_CERTIFICATE_HOSTS: usize = 32;
 /// Most clients one Gateway may declare.
 pub const MAX_CLIENTS: usize = 64;
 /// Most endpoints in one Aggregator.

@@ -126,7 +126,8 @@ pub struct ServiceSettings {
     /// Service type. Defaults to `ClusterIP`.
     #[serde(default, rename = "type")]
     pub service_type: ServiceType,
-    /// Port the Service listens on. Defaults to 80.
+    /// Port the Service listens on for plain HTTP when `listeners` is not set (the listeners'
+    /// ports replace it). Defaults to 80.
     #[serde(default = "default_service_port")]
     #[schemars(range(min = 1, max = 65535))]
     pub port: i32,

@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use gatehouse_api::crd::DeploymentSettings;
-use gatehouse_api::naming::{ADMIN_PORT, PROXY_PORT};
+use gatehouse_api::naming::{ADMIN_PORT, PROXY_PORT, TLS_PORT};
 use gatehouse_api::route_table::digest_of;
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
@@ -27,13 +27,15 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::Scope;
+use super::{Exposed, Scope};
 use crate::settings::ProxySettings;
 
 /// Name of the proxy container.
 pub const CONTAINER_NAME: &str = "proxy";
 /// Name of the traffic port (container and Service).
 pub const PROXY_PORT_NAME: &str = "http";
+/// Name of the HTTPS port, on the container and the Service.
+pub const TLS_PORT_NAME: &str = "https";
 /// Name of the admin port (container and Service).
 pub const ADMIN_PORT_NAME: &str = "admin";
 /// Where the route ConfigMap is mounted (as a directory: subPath mounts never update).
@@ -52,6 +54,7 @@ pub(super) fn render_deployment(
     settings: &DeploymentSettings,
     secrets: &BTreeSet<String>,
     proxy: &ProxySettings,
+    exposed: Exposed,
 ) -> Deployment {
     let replicas = settings.fixed_replicas();
     Deployment {
@@ -73,7 +76,7 @@ pub(super) fn render_deployment(
                     annotations: Some(scrape_annotations()),
                     ..ObjectMeta::default()
                 }),
-                spec: Some(pod_spec(scope, settings, proxy, secrets)),
+                spec: Some(pod_spec(scope, settings, proxy, secrets, exposed)),
             },
             ..DeploymentSpec::default()
         }),
@@ -106,6 +109,7 @@ fn pod_spec(
     settings: &DeploymentSettings,
     proxy: &ProxySettings,
     secrets: &BTreeSet<String>,
+    exposed: Exposed,
 ) -> PodSpec {
     let mut volumes = vec![
         Volume {
@@ -181,7 +185,7 @@ fn pod_spec(
                 })
                 .collect(),
         ),
-        containers: vec![proxy_container(scope, settings, proxy, mounts)],
+        containers: vec![proxy_container(scope, settings, proxy, mounts, exposed)],
         volumes: Some(volumes),
         ..PodSpec::default()
     }
@@ -199,9 +203,10 @@ fn proxy_container(
     settings: &DeploymentSettings,
     proxy: &ProxySettings,
     mounts: Vec<VolumeMount>,
+    exposed: Exposed,
 ) -> Container {
     let resources = settings.resources.clone().unwrap_or_else(default_resources);
-    let args = [
+    let mut args = vec![
         // The mounted copy: read at start-up, and served whenever the API cannot be reached.
         // The directory: the table is `routes.json`, or `routes.json.gz` once it is large.
         "--routes".to_owned(),
@@ -219,15 +224,18 @@ fn proxy_container(
         "--threads".to_owned(),
         proxy_threads(&resources).to_string(),
     ];
+    let mut ports = vec![container_port(PROXY_PORT_NAME, PROXY_PORT)];
+    if exposed.https.is_some() {
+        args.extend(["--listen-tls".to_owned(), format!("0.0.0.0:{TLS_PORT}")]);
+        ports.push(container_port(TLS_PORT_NAME, TLS_PORT));
+    }
+    ports.push(container_port(ADMIN_PORT_NAME, ADMIN_PORT));
     Container {
         name: CONTAINER_NAME.to_owned(),
         image: Some(proxy.image.clone()),
         image_pull_policy: Some(proxy.image_pull_policy.clone()),
-        args: Some(args.to_vec()),
-        ports: Some(vec![
-            container_port(PROXY_PORT_NAME, PROXY_PORT),
-            container_port(ADMIN_PORT_NAME, ADMIN_PORT),
-        ]),
+        args: Some(args),
+        ports: Some(ports),
         liveness_probe: Some(admin_probe("/healthz", 10, 3)),
         readiness_probe: Some(admin_probe("/readyz", 5, 2)),
         resources: Some(resources),

@@ -33,7 +33,7 @@ use crate::settings::ProxySettings;
 
 pub use deployment::{
     ADMIN_PORT_NAME, CONTAINER_NAME, PROXY_PORT_NAME, ROUTES_DIR, SECRETS_DIR,
-    TERMINATION_GRACE_SECONDS,
+    TERMINATION_GRACE_SECONDS, TLS_PORT_NAME,
 };
 pub use network_policy::NAMESPACE_NAME_LABEL;
 
@@ -100,18 +100,20 @@ impl ProxyObjects {
 pub fn render(resource: &Resource, table: &RouteTable, settings: &ProxySettings) -> ProxyObjects {
     let scope = Scope::new(resource);
     let (deployment_settings, service_settings) = runtime_settings(resource);
+    let exposed = Exposed::of(resource);
     let secrets = table.secrets();
     ProxyObjects {
         service_account: stamp(service_account::render_service_account(&scope)),
         role: stamp(role::render_role(&scope, &secrets)),
         role_binding: stamp(role_binding::render_role_binding(&scope)),
         config_map: stamp(config_map::render_config_map(&scope, table)),
-        service: stamp(service::render_service(&scope, service_settings)),
+        service: stamp(service::render_service(&scope, service_settings, exposed)),
         deployment: stamp(deployment::render_deployment(
             &scope,
             deployment_settings,
             &secrets,
             settings,
+            exposed,
         )),
         autoscaler: autoscaler::render_autoscaler(&scope, deployment_settings).map(stamp),
         disruption_budget: disruption_budget::render_disruption_budget(&scope, deployment_settings)
@@ -120,6 +122,7 @@ pub fn render(resource: &Resource, table: &RouteTable, settings: &ProxySettings)
             &scope,
             deployment_settings,
             &settings.network_policy,
+            exposed,
         )
         .map(stamp),
     }
@@ -131,6 +134,37 @@ pub fn runtime_settings(resource: &Resource) -> (&DeploymentSettings, &ServiceSe
         Resource::Gateway(r) => (&r.spec.deployment, &r.spec.service),
         Resource::EdgeService(r) => (&r.spec.deployment, &r.spec.service),
         Resource::Aggregator(r) => (&r.spec.deployment, &r.spec.service),
+    }
+}
+
+/// The listeners a proxy exposes, by their Service ports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exposed {
+    /// Plain HTTP (to the container's `PROXY_PORT`).
+    pub http: Option<i32>,
+    /// HTTPS (to the container's `TLS_PORT`).
+    pub https: Option<i32>,
+}
+
+impl Exposed {
+    /// What `spec.listeners` declares; without it (and for an Aggregator), plain HTTP on
+    /// `service.port`.
+    pub fn of(resource: &Resource) -> Self {
+        let listeners = match resource {
+            Resource::Gateway(r) => r.spec.listeners.as_ref(),
+            Resource::EdgeService(r) => r.spec.listeners.as_ref(),
+            Resource::Aggregator(_) => None,
+        };
+        match listeners {
+            None => Self {
+                http: Some(runtime_settings(resource).1.port),
+                https: None,
+            },
+            Some(listeners) => Self {
+                http: listeners.http.as_ref().map(|l| l.port),
+                https: listeners.https.as_ref().map(|l| l.port),
+            },
+        }
     }
 }
 

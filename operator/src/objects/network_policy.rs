@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 
 use gatehouse_api::crd::DeploymentSettings;
-use gatehouse_api::naming::{ADMIN_PORT, PROXY_PORT};
+use gatehouse_api::naming::{ADMIN_PORT, PROXY_PORT, TLS_PORT};
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
     NetworkPolicySpec,
@@ -17,24 +17,33 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::Scope;
+use super::{Exposed, Scope};
 use crate::settings::NetworkPolicySettings;
 
 /// The label every namespace carries with its own name (Kubernetes 1.21+).
 pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
-fn tcp(port: u16) -> Option<Vec<NetworkPolicyPort>> {
-    Some(vec![NetworkPolicyPort {
+fn tcp(ports: impl IntoIterator<Item = u16>) -> Option<Vec<NetworkPolicyPort>> {
+    let ports = ports.into_iter().map(|port| NetworkPolicyPort {
         port: Some(IntOrString::Int(i32::from(port))),
         protocol: Some("TCP".to_owned()),
         ..NetworkPolicyPort::default()
-    }])
+    });
+    Some(ports.collect())
+}
+
+/// The container ports of the listeners the Service exposes.
+fn traffic_ports(exposed: Exposed) -> Vec<u16> {
+    let http = exposed.http.map(|_| PROXY_PORT);
+    let https = exposed.https.map(|_| TLS_PORT);
+    http.into_iter().chain(https).collect()
 }
 
 pub(super) fn render_network_policy(
     scope: &Scope,
     deployment: &DeploymentSettings,
     settings: &NetworkPolicySettings,
+    exposed: Exposed,
 ) -> Option<NetworkPolicy> {
     if !deployment.network_policy.unwrap_or(settings.enabled) {
         return None;
@@ -64,12 +73,12 @@ pub(super) fn render_network_policy(
             ingress: Some(vec![
                 // No `from`: every source.
                 NetworkPolicyIngressRule {
-                    ports: tcp(PROXY_PORT),
+                    ports: tcp(traffic_ports(exposed)),
                     ..NetworkPolicyIngressRule::default()
                 },
                 NetworkPolicyIngressRule {
                     from: Some(vec![admin_peer]),
-                    ports: tcp(ADMIN_PORT),
+                    ports: tcp([ADMIN_PORT]),
                 },
             ]),
             ..NetworkPolicySpec::default()
