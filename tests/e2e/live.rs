@@ -209,7 +209,7 @@ pub async fn run(client: &Client, namespace: &str) {
 }
 
 /// The route ConfigMap once it holds the table of `generation`.
-async fn table_of(
+pub(crate) async fn table_of(
     client: &Client,
     namespace: &str,
     name: &str,
@@ -385,16 +385,17 @@ async fn mount(dir: &Path, client: &Client, namespace: &str, name: &str) -> Path
     routes
 }
 
-fn scratch_dir(namespace: &str) -> PathBuf {
+pub(crate) fn scratch_dir(namespace: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("gatehouse-e2e-live-{namespace}"));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
 /// A `gatehouse-proxy` process in its in-cluster mode.
-struct LocalProxy {
+pub(crate) struct LocalProxy {
     child: Child,
-    address: String,
+    /// `127.0.0.1:PORT` of its plain listener.
+    pub(crate) address: String,
     admin: String,
     admin_port: u16,
 }
@@ -411,6 +412,30 @@ impl LocalProxy {
         mounted: &[&Path],
         backend: &Backend,
     ) -> Self {
+        Self::start_with(
+            dir,
+            label,
+            config_map,
+            namespace,
+            kubeconfig,
+            mounted,
+            backend,
+            &[],
+        )
+    }
+
+    /// [`Self::start`] with more arguments (`--listen-tls ADDR`).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn start_with(
+        dir: &Path,
+        label: &str,
+        config_map: &str,
+        namespace: &str,
+        kubeconfig: &Path,
+        mounted: &[&Path],
+        backend: &Backend,
+        extra: &[&str],
+    ) -> Self {
         let port = free_port();
         let admin_port = free_port();
         let log = std::fs::File::create(dir.join(format!("{label}.log"))).unwrap();
@@ -425,7 +450,8 @@ impl LocalProxy {
                 "--resolve",
                 &format!("{BACKEND}=127.0.0.1:{}", backend.port),
             ])
-            .args(["--log-format", "text"]);
+            .args(["--log-format", "text"])
+            .args(extra);
         let secrets = match mounted.first() {
             Some(routes) => {
                 command.arg("--routes").arg(routes);
@@ -460,7 +486,7 @@ impl LocalProxy {
     }
 
     /// Polls (every 5 ms) until `GET path` answers `status`; returns how long it took.
-    async fn wait_for_status(&self, path: &str, key: &str, status: u16) -> Duration {
+    pub(crate) async fn wait_for_status(&self, path: &str, key: &str, status: u16) -> Duration {
         let started = Instant::now();
         let mut last = (0, String::new());
         while started.elapsed() < crate::cluster::WAIT {
@@ -513,7 +539,7 @@ impl Drop for LocalProxy {
 }
 
 /// One HTTP/1.1 request (`connection: close`): status and body.
-async fn http(address: &str, path: &str, headers: &str) -> Option<(u16, String)> {
+pub(crate) async fn http(address: &str, path: &str, headers: &str) -> Option<(u16, String)> {
     let mut stream = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(address))
         .await
         .ok()?
@@ -531,7 +557,7 @@ async fn http(address: &str, path: &str, headers: &str) -> Option<(u16, String)>
     Some((status, body))
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -540,13 +566,13 @@ fn free_port() -> u16 {
 }
 
 /// A loopback upstream answering every request with 200 and its path.
-struct Backend {
+pub(crate) struct Backend {
     port: u16,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Backend {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let task = tokio::spawn(async move {

@@ -21,6 +21,7 @@
 mod cluster;
 mod invalid_examples;
 mod live;
+mod live_tls;
 mod operator_process;
 mod operator_rbac;
 mod scenario;

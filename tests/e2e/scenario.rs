@@ -307,6 +307,7 @@ pub async fn run(client: &Client, namespace: &str, operator: &mut OperatorProces
     never_take_over_a_users_service(client, namespace).await;
     report_a_child_the_api_server_refuses(client, namespace).await;
     crate::live::run(client, namespace).await;
+    crate::live_tls::run(client, namespace).await;
     delete_and_collect(client, namespace, &gateway_uid).await;
 
     let metrics = operator.metrics().await;

@@ -1,0 +1,189 @@
+//! HTTPS on a real API server: a Gateway with an HTTPS listener and a redirecting plain one,
+//! its `kubernetes.io/tls` Secret, and a local `gatehouse-proxy` in its in-cluster mode (its own
+//! ServiceAccount's token only). The operator's Service, Deployment and Role carry the
+//! listeners; the proxy serves the Secret's certificate through the API, picks up a renewed
+//! Secret at the next handshake, and keeps the last good certificate when a Secret goes bad.
+
+use std::time::{Duration, Instant};
+
+use gatehouse_api::crd::Gateway;
+use gatehouse_api::naming::{Kind, proxy_name};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::rbac::v1::Role;
+use kube::api::DeleteParams;
+use kube::{Api, Client};
+use serde_json::{Value, json};
+
+use crate::cluster::{WAIT, apply, service_account_token, write_kubeconfig};
+use crate::live::{Backend, LocalProxy, free_port, http, scratch_dir, table_of};
+#[allow(dead_code)]
+#[path = "../../proxy/tests/common/tls.rs"]
+mod tls;
+use tls::{Leaf, TestCa, handshake, https_get, presented};
+
+const GATEWAY: &str = "secure";
+const SECRET: &str = "secure-tls";
+const HOST: &str = "secure.shop.test";
+
+/// Every step of the HTTPS scenario.
+pub async fn run(client: &Client, namespace: &str) {
+    let child = proxy_name(Kind::Gateway, GATEWAY);
+    let ca = TestCa::new();
+    let first = ca.leaf(&[HOST]);
+    apply(
+        client,
+        namespace,
+        &tls_secret(namespace, &first.cert_pem, &first.key_pem),
+    )
+    .await;
+    let gateway = apply(client, namespace, &gateway(namespace)).await;
+    table_of(client, namespace, &child, gateway.metadata.generation).await;
+
+    let service: Service = Api::namespaced(client.clone(), namespace)
+        .get(&child)
+        .await
+        .unwrap();
+    let ports: Vec<Value> = service
+        .spec
+        .unwrap()
+        .ports
+        .unwrap()
+        .iter()
+        .map(|p| json!([p.name, p.port, p.target_port]))
+        .collect();
+    assert_eq!(
+        ports,
+        [
+            json!(["http", 80, 8080]),
+            json!(["https", 443, 8443]),
+            json!(["admin", 9901, 9901])
+        ],
+        "the Service exposes both listeners"
+    );
+    let deployment: Deployment = Api::namespaced(client.clone(), namespace)
+        .get(&child)
+        .await
+        .unwrap();
+    let args = serde_json::to_value(&deployment).unwrap()["spec"]["template"]["spec"]["containers"]
+        [0]["args"]
+        .clone();
+    assert!(
+        args.to_string()
+            .contains("\"--listen-tls\",\"0.0.0.0:8443\""),
+        "{args}"
+    );
+    let role: Role = Api::namespaced(client.clone(), namespace)
+        .get(&child)
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::to_value(&role.rules).unwrap()[1]["resourceNames"],
+        json!([SECRET]),
+        "the proxy may read its certificate Secret, by name"
+    );
+
+    let dir = scratch_dir(namespace).join("tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    let token = service_account_token(client, namespace, &child).await;
+    write_kubeconfig(&kubeconfig, &token, None, namespace);
+    let backend = Backend::start().await;
+    let tls_address = format!("127.0.0.1:{}", free_port());
+    let proxy = LocalProxy::start_with(
+        &dir,
+        "secure",
+        &child,
+        namespace,
+        &kubeconfig,
+        &[],
+        &backend,
+        &["--listen-tls", &tls_address],
+    );
+    let address = tls_address.parse().unwrap();
+    let served = wait_presented(&ca, address, &first).await;
+    println!("the local proxy presents the Secret's certificate after {served:?}");
+    let (status, body, _) = https_get(&ca.http1_client(), address, HOST, "/v1/hello")
+        .await
+        .unwrap();
+    assert_eq!((status, body.as_str()), (200, "hello over TLS"));
+    let (status, _) = http(&proxy.address, "/v1/hello?x=1", "").await.unwrap();
+    assert_eq!(status, 308, "plain HTTP only redirects");
+
+    // Renewal (as cert-manager does it: the same Secret, new data): the next handshake gets it.
+    let renewed = ca.leaf(&[HOST]);
+    apply(
+        client,
+        namespace,
+        &tls_secret(namespace, &renewed.cert_pem, &renewed.key_pem),
+    )
+    .await;
+    let rotated = wait_presented(&ca, address, &renewed).await;
+    println!("a renewed certificate was served {rotated:?} after the Secret changed");
+
+    // A Secret whose key is not its certificate's: the last good certificate keeps serving.
+    let stranger = ca.leaf(&[HOST]);
+    apply(
+        client,
+        namespace,
+        &tls_secret(namespace, &renewed.cert_pem, &stranger.key_pem),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stream = handshake(&ca.http1_client(), address, HOST).await.unwrap();
+    assert!(
+        presented(&stream) == renewed.der,
+        "the last good certificate"
+    );
+    proxy.wait_for_status("/v1/hello", "", 308).await;
+
+    Api::<Gateway>::namespaced(client.clone(), namespace)
+        .delete(GATEWAY, &DeleteParams::default())
+        .await
+        .unwrap();
+    drop(proxy);
+    println!("HTTPS: certificates from the API, renewed without a restart, bad ones refused");
+}
+
+/// Polls new handshakes until `leaf` is presented; returns how long it took.
+async fn wait_presented(ca: &TestCa, address: std::net::SocketAddr, leaf: &Leaf) -> Duration {
+    let started = Instant::now();
+    let client = ca.http1_client();
+    while started.elapsed() < WAIT {
+        if let Ok(stream) = handshake(&client, address, HOST).await
+            && presented(&stream) == leaf.der
+        {
+            return started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("the proxy never presented the expected certificate");
+}
+
+fn gateway(namespace: &str) -> Gateway {
+    serde_json::from_value(json!({
+        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "Gateway",
+        "metadata": {"name": GATEWAY, "namespace": namespace},
+        "spec": {
+            "listeners": {
+                "https": {"certificates": [{"secretName": SECRET, "hosts": [HOST]}]},
+                "http": {"mode": "RedirectToHTTPS"},
+            },
+            "contracts": [{"version": "v1", "routes": [
+                {"name": "hello", "match": {"path": "/hello"},
+                 "respond": {"body": "hello over TLS"}},
+            ]}],
+            "deployment": {"networkPolicy": false},
+        }
+    }))
+    .unwrap()
+}
+
+fn tls_secret(namespace: &str, certificate: &str, key: &str) -> Secret {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+        "metadata": {"name": SECRET, "namespace": namespace},
+        "stringData": {"tls.crt": certificate, "tls.key": key},
+    }))
+    .unwrap()
+}
