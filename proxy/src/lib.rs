@@ -25,6 +25,7 @@ pub mod router;
 pub mod runtime;
 pub mod server;
 pub mod source;
+mod stream_digests;
 pub mod table;
 pub mod tls;
 pub mod upstream;

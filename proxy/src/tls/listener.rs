@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
-use pingora::listeners::tls::Acceptor;
 use pingora::protocols::Stream;
 use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::server::ShutdownWatch;
 
+use tokio_rustls::TlsAcceptor;
+
+use super::connection::TlsConnection;
 use crate::metrics::{HandshakeOutcome, ProxyMetrics};
 use crate::reload::TableStore;
 
@@ -92,11 +94,12 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for TlsApp<A> {
                 return None;
             }
         };
-        let acceptor = Acceptor::from_server_config(config);
-        match tokio::time::timeout(self.handshake_timeout, acceptor.tls_handshake(tcp)).await {
+        let acceptor = TlsAcceptor::from(config);
+        match tokio::time::timeout(self.handshake_timeout, acceptor.accept(tcp)).await {
             Ok(Ok(tls)) => {
                 self.metrics.handshake(HandshakeOutcome::Done);
-                self.inner.process_new(Box::new(tls), shutdown).await
+                let connection: Stream = Box::new(TlsConnection::new(tls));
+                self.inner.process_new(connection, shutdown).await
             }
             Ok(Err(error)) => {
                 self.metrics.handshake(HandshakeOutcome::Failed);

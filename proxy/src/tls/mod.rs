@@ -15,6 +15,7 @@
 //! server's order of preference; no 0-RTT; ALPN `h2`, then `http/1.1`. Session tickets and the
 //! session cache are shared by every build, so clients resume across certificate rotations.
 
+pub mod connection;
 pub mod listener;
 pub mod server_names;
 
