@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admission;
+pub mod certificate;
 pub mod compile;
 pub mod crd;
 pub mod duration;

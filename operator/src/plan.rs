@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use gatehouse_api::certificate::CertificateError;
 use gatehouse_api::compile::CompileContext;
 use gatehouse_api::resource::Resource;
 use gatehouse_api::route_table::{MAX_TABLE_BYTES, RouteTable};
@@ -25,6 +26,8 @@ pub struct Found {
     /// True when `aggregators` lists every Aggregator of the namespace; false offline, where an
     /// Aggregator missing from the input is assumed to exist with the default port.
     pub aggregators_complete: bool,
+    /// Certificate Secrets that give no certificate, with why; empty when unknown (offline).
+    pub certificate_problems: BTreeMap<String, CertificateError>,
 }
 
 /// A reference to something that does not exist.
@@ -34,6 +37,8 @@ pub enum MissingRef {
     Service(String),
     /// An Aggregator.
     Aggregator(String),
+    /// A certificate Secret that is missing or gives no certificate.
+    Certificate(CertificateError),
 }
 
 impl fmt::Display for MissingRef {
@@ -41,6 +46,7 @@ impl fmt::Display for MissingRef {
         match self {
             Self::Service(name) => write!(f, "Service {name:?} not found"),
             Self::Aggregator(name) => write!(f, "Aggregator {name:?} not found"),
+            Self::Certificate(problem) => write!(f, "{problem}"),
         }
     }
 }
@@ -55,7 +61,7 @@ pub struct Plan {
 }
 
 impl Found {
-    /// The references that do not resolve, sorted (Services first).
+    /// The references that do not resolve, sorted (Services, Aggregators, certificates).
     pub fn missing(&self, references: &References) -> Vec<MissingRef> {
         let services = references
             .services
@@ -67,7 +73,12 @@ impl Found {
             .iter()
             .filter(|name| self.aggregators_complete && !self.aggregators.contains_key(*name))
             .map(|name| MissingRef::Aggregator(name.clone()));
-        services.chain(aggregators).collect()
+        let certificates = references
+            .certificates
+            .iter()
+            .filter_map(|name| self.certificate_problems.get(name))
+            .map(|problem| MissingRef::Certificate(problem.clone()));
+        services.chain(aggregators).chain(certificates).collect()
     }
 
     /// What compile needs from the namespace.

@@ -1,4 +1,5 @@
-//! What a resource points at: the Services and Aggregators its routes and steps name.
+//! What a resource points at: the Services and Aggregators its routes and steps name, and the
+//! certificate Secrets of its HTTPS listener.
 //!
 //! Read from the spec (not from the compiled table, which only knows host names), so that the
 //! references are known before compiling — compile needs the referenced Aggregators' ports —
@@ -6,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use gatehouse_api::crd::{Aggregation, BackendRef, Contract};
+use gatehouse_api::crd::{Aggregation, BackendRef, Contract, Listeners};
 use gatehouse_api::resource::Resource;
 
 /// Names referenced by one resource, all in its own namespace.
@@ -16,6 +17,8 @@ pub struct References {
     pub services: BTreeSet<String>,
     /// Aggregator names.
     pub aggregators: BTreeSet<String>,
+    /// Names of the `kubernetes.io/tls` Secrets of its HTTPS listener.
+    pub certificates: BTreeSet<String>,
 }
 
 impl References {
@@ -23,8 +26,14 @@ impl References {
     pub fn of(resource: &Resource) -> Self {
         let mut references = Self::default();
         match resource {
-            Resource::Gateway(gateway) => references.contracts(&gateway.spec.contracts),
-            Resource::EdgeService(edge) => references.contracts(&edge.spec.contracts),
+            Resource::Gateway(gateway) => {
+                references.contracts(&gateway.spec.contracts);
+                references.listeners(gateway.spec.listeners.as_ref());
+            }
+            Resource::EdgeService(edge) => {
+                references.contracts(&edge.spec.contracts);
+                references.listeners(edge.spec.listeners.as_ref());
+            }
             Resource::Aggregator(aggregator) => {
                 for endpoint in &aggregator.spec.endpoints {
                     references.aggregation(&endpoint.aggregation);
@@ -42,6 +51,20 @@ impl References {
     /// True when the resource names the Aggregator `name`.
     pub fn names_aggregator(&self, name: &str) -> bool {
         self.aggregators.contains(name)
+    }
+
+    /// True when the resource's HTTPS listener names the Secret `name`.
+    pub fn names_certificate(&self, name: &str) -> bool {
+        self.certificates.contains(name)
+    }
+
+    fn listeners(&mut self, listeners: Option<&Listeners>) {
+        let certificates = listeners
+            .and_then(|l| l.https.as_ref())
+            .map(|https| https.certificates.as_slice())
+            .unwrap_or_default();
+        self.certificates
+            .extend(certificates.iter().map(|c| c.secret_name.clone()));
     }
 
     fn contracts(&mut self, contracts: &[Contract]) {

@@ -162,6 +162,7 @@ pub fn render_resources(
                 services: None,
                 aggregators: BTreeMap::new(),
                 aggregators_complete: false,
+                certificate_problems: BTreeMap::new(),
             });
         if resource.kind() == Kind::Aggregator {
             let port = u16::try_from(runtime_settings(resource).1.port).unwrap_or(80);

@@ -940,3 +940,113 @@ async fn passing_errors_on_a_child_are_retried_with_backoff() {
         );
     }
 }
+
+/// A `kubernetes.io/tls` Secret holding `certificate` (PEM) and `key` (PEM).
+fn tls_secret(name: &str, certificate: &str, key: &str) -> Value {
+    let data = std::collections::BTreeMap::from([
+        (
+            "tls.crt".to_owned(),
+            k8s_openapi::ByteString(certificate.as_bytes().to_vec()),
+        ),
+        (
+            "tls.key".to_owned(),
+            k8s_openapi::ByteString(key.as_bytes().to_vec()),
+        ),
+    ]);
+    let mut secret = serde_json::to_value(k8s_openapi::api::core::v1::Secret {
+        data: Some(data),
+        type_: Some("kubernetes.io/tls".to_owned()),
+        ..Default::default()
+    })
+    .unwrap();
+    secret["metadata"] = json!({"name": name, "namespace": NS});
+    secret
+}
+
+/// A self-signed certificate for `host` and its key, PEM.
+fn certificate(host: &str) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec![host.to_owned()]).unwrap();
+    (params.self_signed(&key).unwrap().pem(), key.serialize_pem())
+}
+
+#[tokio::test]
+async fn certificate_secrets_are_read_by_name_and_a_broken_or_missing_one_is_named_in_the_status() {
+    let fake = shop();
+    fake.edit(NS, "gateways", "public", |g| {
+        g["spec"]["listeners"] = json!({"https": {"port": 443, "certificates": [
+            {"secretName": "good-tls", "hosts": ["shop.example.com"]},
+            {"secretName": "mismatched-tls", "hosts": ["api.example.com"]},
+            {"secretName": "absent-tls", "hosts": ["*.partners.example.com"]},
+        ], "unknownServerName": "Default", "minVersion": "1.2"}});
+    });
+    let (good_cert, good_key) = certificate("shop.example.com");
+    let (api_cert, _) = certificate("api.example.com");
+    fake.put(NS, "secrets", tls_secret("good-tls", &good_cert, &good_key));
+    fake.put(
+        NS,
+        "secrets",
+        tls_secret("mismatched-tls", &api_cert, &good_key),
+    );
+    let ctx = context(&fake);
+    reconcile_gateway(&fake, &ctx).await;
+    let log = fake.take_log();
+
+    let secret_requests: Vec<String> = lines(&log)
+        .into_iter()
+        .filter(|l| l.contains("/secrets"))
+        .collect();
+    assert_eq!(
+        secret_requests,
+        ["absent-tls", "good-tls", "mismatched-tls"]
+            .map(|name| format!("GET {}/{name}", collection(NS, "secrets"))),
+        "each certificate Secret is read by name, none is listed"
+    );
+    let status = &body(
+        &log,
+        &format!("PATCH {}/public/status{APPLY}", collection(NS, "gateways")),
+    )["status"];
+    let resolved = condition(status, "ResolvedRefs");
+    assert_eq!(
+        (resolved["status"].as_str(), resolved["reason"].as_str()),
+        (Some("False"), Some("InvalidCertificateRef"))
+    );
+    let message = resolved["message"].as_str().unwrap();
+    assert!(
+        message.contains("TLS Secret \"absent-tls\" is missing"),
+        "{message}"
+    );
+    assert!(
+        message.contains(
+            "TLS Secret \"mismatched-tls\": the private key in tls.key does not match the certificate"
+        ),
+        "{message}"
+    );
+    assert!(
+        !message.contains("good-tls") && !message.contains("BEGIN"),
+        "{message}"
+    );
+    // The table is still written, its certificates named for the proxy.
+    let config_map = fake.get(NS, "configmaps", "public-gateway").unwrap();
+    let routes = config_map["data"]["routes.json"].as_str().unwrap();
+    assert!(routes.contains("\"secret\":\"absent-tls\""), "{routes}");
+
+    // Fixed and created: resolved, and only the status changes.
+    fake.put(
+        NS,
+        "secrets",
+        tls_secret("mismatched-tls", &good_cert, &good_key),
+    );
+    fake.put(
+        NS,
+        "secrets",
+        tls_secret("absent-tls", &good_cert, &good_key),
+    );
+    reconcile_gateway(&fake, &ctx).await;
+    let log = fake.take_log();
+    let status = &body(
+        &log,
+        &format!("PATCH {}/public/status{APPLY}", collection(NS, "gateways")),
+    )["status"];
+    assert_eq!(condition(status, "ResolvedRefs")["status"], "True");
+}

@@ -15,7 +15,7 @@ use kube::api::DeleteParams;
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
-use crate::cluster::{WAIT, apply, service_account_token, write_kubeconfig};
+use crate::cluster::{WAIT, apply, condition, service_account_token, wait_for, write_kubeconfig};
 use crate::live::{Backend, LocalProxy, free_port, http, scratch_dir, table_of};
 #[allow(dead_code)]
 #[path = "../../proxy/tests/common/tls.rs"]
@@ -143,6 +143,26 @@ pub async fn run(client: &Client, namespace: &str) {
         .unwrap();
     drop(proxy);
     println!("HTTPS: certificates from the API, renewed without a restart, bad ones refused");
+}
+
+/// Waits until the Gateway's `ResolvedRefs` has `reason`; returns its message.
+async fn resolved_refs(client: &Client, namespace: &str, reason: &str) -> String {
+    let gateway = wait_for(
+        client,
+        namespace,
+        GATEWAY,
+        "the Gateway's ResolvedRefs",
+        move |g: Option<&Gateway>| {
+            condition(g.and_then(|g| g.status.as_ref()), "ResolvedRefs")
+                .is_some_and(|c| c.reason == reason)
+        },
+    )
+    .await
+    .unwrap();
+    condition(gateway.status.as_ref(), "ResolvedRefs")
+        .unwrap()
+        .message
+        .clone()
 }
 
 /// Polls new handshakes until `leaf` is presented; returns how long it took.

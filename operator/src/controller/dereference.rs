@@ -1,10 +1,13 @@
 //! dereference: read what a resource references — the Services and Aggregators of its
-//! namespace — with the client. One list per kind, and only for kinds it references.
+//! namespace, one list per kind and only for kinds it references; and each certificate Secret
+//! of its HTTPS listener, read by name and checked as the proxy will load it (never logged,
+//! never kept).
 
 use std::collections::BTreeMap;
 
+use gatehouse_api::certificate::certified_key;
 use gatehouse_api::crd::Aggregator;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Secret, Service};
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 
@@ -19,6 +22,16 @@ pub enum DereferenceError {
     Services {
         /// The namespace.
         namespace: String,
+        /// The API error.
+        source: kube::Error,
+    },
+    /// Reading a certificate Secret failed (not: it does not exist).
+    #[error("cannot read Secret {namespace}/{name}: {source}")]
+    Secret {
+        /// The namespace.
+        namespace: String,
+        /// The Secret.
+        name: String,
         /// The API error.
         source: kube::Error,
     },
@@ -42,7 +55,28 @@ pub async fn dereference(
         services: Some(Default::default()),
         aggregators: BTreeMap::new(),
         aggregators_complete: true,
+        certificate_problems: BTreeMap::new(),
     };
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    for name in &references.certificates {
+        let secret = secrets
+            .get_opt(name)
+            .await
+            .map_err(|source| DereferenceError::Secret {
+                namespace: namespace.to_owned(),
+                name: name.clone(),
+                source,
+            })?;
+        let data = secret.map(|secret| {
+            let data = secret.data.unwrap_or_default();
+            data.into_iter()
+                .map(|(key, value)| (key, value.0))
+                .collect::<BTreeMap<_, _>>()
+        });
+        if let Err(problem) = certified_key(name, data.as_ref()) {
+            found.certificate_problems.insert(name.clone(), problem);
+        }
+    }
     if !references.services.is_empty() {
         let services: Api<Service> = Api::namespaced(client.clone(), namespace);
         let list = services

@@ -25,11 +25,12 @@ use gatehouse_api::resource::Resource;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, ReflectHandle, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::runtime::{Predicate, predicates};
@@ -57,6 +58,8 @@ pub trait ProxyResource:
 {
     /// True when resources of this kind may route to Aggregators.
     const ROUTES_TO_AGGREGATORS: bool;
+    /// True when resources of this kind may declare an HTTPS listener (certificate Secrets).
+    const TERMINATES_TLS: bool;
     /// The resource as the API crate's [`Resource`].
     fn to_resource(&self) -> Resource;
     /// The current status.
@@ -65,6 +68,7 @@ pub trait ProxyResource:
 
 impl ProxyResource for Gateway {
     const ROUTES_TO_AGGREGATORS: bool = true;
+    const TERMINATES_TLS: bool = true;
     fn to_resource(&self) -> Resource {
         Resource::Gateway(self.clone())
     }
@@ -75,6 +79,7 @@ impl ProxyResource for Gateway {
 
 impl ProxyResource for EdgeService {
     const ROUTES_TO_AGGREGATORS: bool = true;
+    const TERMINATES_TLS: bool = true;
     fn to_resource(&self) -> Resource {
         Resource::EdgeService(self.clone())
     }
@@ -85,6 +90,7 @@ impl ProxyResource for EdgeService {
 
 impl ProxyResource for Aggregator {
     const ROUTES_TO_AGGREGATORS: bool = false;
+    const TERMINATES_TLS: bool = false;
     fn to_resource(&self) -> Resource {
         Resource::Aggregator(self.clone())
     }
@@ -196,6 +202,25 @@ pub async fn run_controller<K: ProxyResource>(
                 })
             },
         )
+    } else {
+        controller
+    };
+    // A certificate Secret created, renewed or broken: check it again for the status. Metadata
+    // only: Secret contents are read by name, in the reconcile, and never cached.
+    let controller = if K::TERMINATES_TLS {
+        let store = controller.store();
+        let secrets = watcher(
+            scoped::<PartialObjectMeta<Secret>>(&client, ns),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .touched_objects();
+        controller.watches_stream(secrets, move |secret: PartialObjectMeta<Secret>| {
+            let name = secret.name_any();
+            concerned(&store, secret.namespace(), |r| {
+                References::of(r).names_certificate(&name)
+            })
+        })
     } else {
         controller
     };

@@ -105,19 +105,40 @@ fn resolved_refs(seen: &Observation<'_>) -> Condition {
             RESOLVED_REFS,
             true,
             "ResolvedRefs",
-            "every referenced Service and Aggregator exists".to_owned(),
+            "every referenced Service, Aggregator and TLS Secret resolves".to_owned(),
             seen.generation,
         )
     } else {
-        let names: Vec<String> = seen.missing.iter().map(ToString::to_string).collect();
+        let (certificates, backends): (Vec<&MissingRef>, Vec<&MissingRef>) = seen
+            .missing
+            .iter()
+            .partition(|m| matches!(m, MissingRef::Certificate(_)));
+        let mut parts = Vec::new();
+        if !backends.is_empty() {
+            let names: Vec<String> = backends.iter().map(ToString::to_string).collect();
+            parts.push(format!(
+                "{}; requests to these backends fail until they exist",
+                names.join("; ")
+            ));
+        }
+        if !certificates.is_empty() {
+            let problems: Vec<String> = certificates.iter().map(ToString::to_string).collect();
+            parts.push(format!(
+                "{}; the proxies keep serving the certificate they had from it, if any",
+                problems.join("; ")
+            ));
+        }
+        // Gateway API's reasons; a broken certificate is the more urgent to name.
+        let reason = if certificates.is_empty() {
+            "BackendNotFound"
+        } else {
+            "InvalidCertificateRef"
+        };
         condition(
             RESOLVED_REFS,
             false,
-            "BackendNotFound",
-            format!(
-                "{}; requests to these backends fail until they exist",
-                names.join("; ")
-            ),
+            reason,
+            parts.join("; "),
             seen.generation,
         )
     }

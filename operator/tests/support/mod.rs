@@ -49,7 +49,7 @@ pub struct FakeApi {
 /// Resource plural → collection path for the kinds the tests use.
 pub fn collection(namespace: &str, plural: &str) -> String {
     let prefix = match plural {
-        "services" | "configmaps" | "serviceaccounts" => "/api/v1".to_owned(),
+        "services" | "configmaps" | "serviceaccounts" | "secrets" => "/api/v1".to_owned(),
         "deployments" => "/apis/apps/v1".to_owned(),
         "horizontalpodautoscalers" => "/apis/autoscaling/v2".to_owned(),
         "poddisruptionbudgets" => "/apis/policy/v1".to_owned(),

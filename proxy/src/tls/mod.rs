@@ -22,10 +22,8 @@ pub mod server_names;
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
+use gatehouse_api::certificate::{certified_key, provider};
 use gatehouse_api::route_table::{TlsEntry, TlsVersion};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ProducesTickets, ServerSessionMemoryCache, StoresServerSessions};
 use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, SupportedProtocolVersion, version};
@@ -33,59 +31,15 @@ use rustls::{ServerConfig, SupportedProtocolVersion, version};
 use crate::clients::SecretFiles;
 use server_names::ServerNames;
 
-/// Data key of the certificate chain in a `kubernetes.io/tls` Secret (PEM).
-pub const CERTIFICATE_KEY: &str = "tls.crt";
-/// Data key of the private key in a `kubernetes.io/tls` Secret (PEM).
-pub const PRIVATE_KEY_KEY: &str = "tls.key";
-
 /// Sessions the shared resumption cache holds (about 100 bytes each with rustls).
 const SESSION_CACHE_ENTRIES: usize = 4096;
 
-/// Why a certificate Secret gives no certificate, or the policy cannot be built. Never
-/// carries key material.
+/// Why the TLS configuration cannot be built.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    /// The Secret was not delivered (not mounted, or deleted).
-    #[error("TLS Secret {secret:?} is missing")]
-    MissingSecret {
-        /// Secret name.
-        secret: String,
-    },
-    /// The Secret lacks a data key.
-    #[error("TLS Secret {secret:?} has no {key:?}")]
-    MissingKey {
-        /// Secret name.
-        secret: String,
-        /// `tls.crt` or `tls.key`.
-        key: &'static str,
-    },
-    /// `tls.crt` holds no PEM certificate.
-    #[error("TLS Secret {secret:?}: tls.crt holds no PEM certificate ({reason})")]
-    Certificate {
-        /// Secret name.
-        secret: String,
-        /// What the PEM reader said.
-        reason: String,
-    },
-    /// `tls.key` holds no PEM private key, or one rustls cannot sign with.
-    #[error("TLS Secret {secret:?}: tls.key holds no usable PEM private key ({reason})")]
-    PrivateKey {
-        /// Secret name.
-        secret: String,
-        /// What the PEM reader or the key loader said.
-        reason: String,
-    },
     /// The crypto provider cannot serve the versions asked for (not with ring's defaults).
     #[error("the TLS policy cannot be built: {0}")]
     Policy(String),
-    /// The private key is not the certificate's.
-    #[error(
-        "TLS Secret {secret:?}: the private key in tls.key does not match the certificate in tls.crt"
-    )]
-    Mismatch {
-        /// Secret name.
-        secret: String,
-    },
 }
 
 /// What the HTTPS listener hands out: the rustls configuration and the certificate each
@@ -115,7 +69,7 @@ impl Termination {
             if keys.contains_key(name) {
                 continue;
             }
-            match certified_key(name, secrets, &provider) {
+            match certified_key(name, secrets.get(name)) {
                 Ok(key) => {
                     keys.insert(name.clone(), key);
                 }
@@ -157,14 +111,6 @@ impl Termination {
     }
 }
 
-/// The crypto provider every TLS configuration uses (ring, as the Kubernetes client's).
-fn provider() -> Arc<CryptoProvider> {
-    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
-    PROVIDER
-        .get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
-        .clone()
-}
-
 fn session_cache() -> Arc<dyn StoresServerSessions> {
     static CACHE: OnceLock<Arc<ServerSessionMemoryCache>> = OnceLock::new();
     CACHE
@@ -199,64 +145,5 @@ impl ProducesTickets for NoTickets {
     }
     fn decrypt(&self, _cipher: &[u8]) -> Option<Vec<u8>> {
         None
-    }
-}
-
-/// The certificate chain and signing key of one Secret, checked to belong together.
-fn certified_key(
-    secret: &str,
-    secrets: &SecretFiles,
-    provider: &CryptoProvider,
-) -> Result<Arc<CertifiedKey>, TlsError> {
-    let data = secrets.get(secret).ok_or_else(|| TlsError::MissingSecret {
-        secret: secret.to_owned(),
-    })?;
-    let value = |key: &'static str| {
-        data.get(key).ok_or_else(|| TlsError::MissingKey {
-            secret: secret.to_owned(),
-            key,
-        })
-    };
-    let chain = CertificateDer::pem_slice_iter(value(CERTIFICATE_KEY)?)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::Certificate {
-            secret: secret.to_owned(),
-            reason: e.to_string(),
-        })?;
-    if chain.is_empty() {
-        return Err(TlsError::Certificate {
-            secret: secret.to_owned(),
-            reason: "no CERTIFICATE block".to_owned(),
-        });
-    }
-    let key = PrivateKeyDer::from_pem_slice(value(PRIVATE_KEY_KEY)?).map_err(|e| {
-        TlsError::PrivateKey {
-            secret: secret.to_owned(),
-            reason: e.to_string(),
-        }
-    })?;
-    let signing_key =
-        provider
-            .key_provider
-            .load_private_key(key)
-            .map_err(|e| TlsError::PrivateKey {
-                secret: secret.to_owned(),
-                reason: e.to_string(),
-            })?;
-    let certified = CertifiedKey::new(chain, signing_key);
-    match certified.keys_match() {
-        Ok(()) => Ok(Arc::new(certified)),
-        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
-            Err(TlsError::Mismatch {
-                secret: secret.to_owned(),
-            })
-        }
-        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {
-            Ok(Arc::new(certified))
-        }
-        Err(e) => Err(TlsError::Certificate {
-            secret: secret.to_owned(),
-            reason: e.to_string(),
-        }),
     }
 }

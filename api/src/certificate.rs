@@ -1,0 +1,119 @@
+//! What a `kubernetes.io/tls` Secret must hold to serve HTTPS: a PEM certificate chain in
+//! `tls.crt` and, in `tls.key`, the PEM private key of its first certificate, in a form rustls
+//! signs with. One check for both sides: the operator reports a Secret that fails it in the
+//! resource's status, and the proxy serves exactly the certificates that pass it.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::sign::CertifiedKey;
+
+/// Data key of the certificate chain (PEM, leaf first).
+pub const CERTIFICATE_KEY: &str = "tls.crt";
+/// Data key of the private key (PEM: PKCS#8, PKCS#1 or SEC1).
+pub const PRIVATE_KEY_KEY: &str = "tls.key";
+
+/// Why a Secret gives no certificate. Names the Secret, never carries key material.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, thiserror::Error)]
+pub enum CertificateError {
+    /// The Secret does not exist (or was not delivered).
+    #[error("TLS Secret {secret:?} is missing")]
+    MissingSecret {
+        /// Secret name.
+        secret: String,
+    },
+    /// The Secret lacks a data key.
+    #[error("TLS Secret {secret:?} has no {key:?}")]
+    MissingKey {
+        /// Secret name.
+        secret: String,
+        /// `tls.crt` or `tls.key`.
+        key: &'static str,
+    },
+    /// `tls.crt` holds no PEM certificate.
+    #[error("TLS Secret {secret:?}: tls.crt holds no PEM certificate ({reason})")]
+    Certificate {
+        /// Secret name.
+        secret: String,
+        /// What the PEM reader said.
+        reason: String,
+    },
+    /// `tls.key` holds no PEM private key, or one rustls cannot sign with.
+    #[error("TLS Secret {secret:?}: tls.key holds no usable PEM private key ({reason})")]
+    PrivateKey {
+        /// Secret name.
+        secret: String,
+        /// What the PEM reader or the key loader said.
+        reason: String,
+    },
+    /// The private key is not the certificate's.
+    #[error(
+        "TLS Secret {secret:?}: the private key in tls.key does not match the certificate in tls.crt"
+    )]
+    Mismatch {
+        /// Secret name.
+        secret: String,
+    },
+}
+
+/// The crypto provider TLS uses (ring, as the Kubernetes client's).
+pub fn provider() -> Arc<CryptoProvider> {
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    PROVIDER
+        .get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
+        .clone()
+}
+
+/// The certificate chain and signing key of Secret `secret` (its data, `None` when it does not
+/// exist), checked to belong together.
+pub fn certified_key(
+    secret: &str,
+    data: Option<&BTreeMap<String, Vec<u8>>>,
+) -> Result<Arc<CertifiedKey>, CertificateError> {
+    let name = || secret.to_owned();
+    let data = data.ok_or_else(|| CertificateError::MissingSecret { secret: name() })?;
+    let value = |key: &'static str| {
+        data.get(key).ok_or_else(|| CertificateError::MissingKey {
+            secret: name(),
+            key,
+        })
+    };
+    let chain = CertificateDer::pem_slice_iter(value(CERTIFICATE_KEY)?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CertificateError::Certificate {
+            secret: name(),
+            reason: e.to_string(),
+        })?;
+    if chain.is_empty() {
+        return Err(CertificateError::Certificate {
+            secret: name(),
+            reason: "no CERTIFICATE block".to_owned(),
+        });
+    }
+    let private_key = |reason: String| CertificateError::PrivateKey {
+        secret: name(),
+        reason,
+    };
+    let key = PrivateKeyDer::from_pem_slice(value(PRIVATE_KEY_KEY)?)
+        .map_err(|e| private_key(e.to_string()))?;
+    let signing_key = provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| private_key(e.to_string()))?;
+    let certified = CertifiedKey::new(chain, signing_key);
+    match certified.keys_match() {
+        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {
+            Ok(Arc::new(certified))
+        }
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
+            Err(CertificateError::Mismatch { secret: name() })
+        }
+        Err(e) => Err(CertificateError::Certificate {
+            secret: name(),
+            reason: e.to_string(),
+        }),
+    }
+}
