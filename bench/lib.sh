@@ -1,9 +1,9 @@
 # Helpers shared by the benchmark scripts (sourced, not run).
 
 # Waits until URL answers 2xx (about 10 s at most), or exits.
-wait_http() { # URL
+wait_http() { # URL [CURL OPTION...]
   for _ in $(seq 1 500); do
-    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+    curl -fsS -o /dev/null "$@" 2>/dev/null && return 0
     sleep 0.02
   done
   echo "not answering: $1" >&2; exit 1
@@ -57,4 +57,33 @@ http {
   }
 }
 CONF
+}
+
+# User+system clock ticks of process PID and its children (nginx workers).
+cpu_ticks() { # PID
+  local total=0 pid
+  for pid in "$1" $(pgrep -P "$1" || true); do
+    total=$(( total + $(awk '{print $14 + $15}' "/proc/$pid/stat") ))
+  done
+  echo "$total"
+}
+
+# One tab-separated row from a `wrk --latency` report: NAME, req/s, p50 ms, p99 ms, non-2xx
+# responses, the proxy's CPU microseconds per request (TICKS of CPU over the run).
+wrk_row() { # NAME FILE TICKS
+  python3 - "$1" "$2" "$3" "$(getconf CLK_TCK)" <<'PY'
+import re, sys
+name, path, ticks, hz = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+text = open(path).read()
+def ms(value):
+    number, unit = re.match(r"([\d.]+)(\w+)", value).groups()
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+p50 = ms(re.search(r"\s50%\s+(\S+)", text).group(1))
+p99 = ms(re.search(r"\s99%\s+(\S+)", text).group(1))
+errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+requests = int(re.search(r"(\d+) requests in", text).group(1))
+cpu_us = ticks / hz * 1e6 / max(requests, 1)
+print(f"{name}\t{rps}\t{p50}\t{p99}\t{errors.group(1) if errors else 0}\t{cpu_us}")
+PY
 }

@@ -88,14 +88,6 @@ python3 "$HERE/make_table.py" 10000 "$UPSTREAM_PORT" >"$WORK/routes-10000.json"
 RESULTS="$WORK/results.tsv"
 : >"$RESULTS"
 
-cpu_ticks() { # PID: user+system clock ticks of the process and its children (nginx workers)
-  local total=0 pid
-  for pid in "$1" $(pgrep -P "$1" || true); do
-    total=$(( total + $(awk '{print $14 + $15}' "/proc/$pid/stat") ))
-  done
-  echo "$total"
-}
-
 warm_up() { # URL
   taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d2s "$1" >/dev/null
 }
@@ -105,22 +97,7 @@ measure_once() { # NAME URL RUN PID — one wrk run, appended to RESULTS with th
   before=$(cpu_ticks "$pid")
   taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$url" >"$WORK/wrk-$name-$run.txt"
   after=$(cpu_ticks "$pid")
-  python3 - "$name" "$WORK/wrk-$name-$run.txt" $(( after - before )) "$(getconf CLK_TCK)" >>"$RESULTS" <<'PY'
-import re, sys
-name, path, ticks, hz = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-text = open(path).read()
-def ms(value):
-    number, unit = re.match(r"([\d.]+)(\w+)", value).groups()
-    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-p50 = ms(re.search(r"\s50%\s+(\S+)", text).group(1))
-p99 = ms(re.search(r"\s99%\s+(\S+)", text).group(1))
-errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-socket = re.search(r"Socket errors: (.*)", text)
-requests = int(re.search(r"(\d+) requests in", text).group(1))
-cpu_us = ticks / hz * 1e6 / max(requests, 1)
-print(f"{name}\t{rps}\t{p50}\t{p99}\t{errors.group(1) if errors else 0}\t{cpu_us}")
-PY
+  wrk_row "$name" "$WORK/wrk-$name-$run.txt" $(( after - before )) >>"$RESULTS"
 }
 
 measure() { # NAME URL — against the proxy started last
