@@ -185,11 +185,14 @@ async fn the_server_name_picks_the_certificate_exact_before_wildcard_and_the_fir
             .await
             .is_err()
     );
-    let metrics = https.proxy.metrics().await;
-    assert!(
-        metrics.contains("gatehouse_tls_handshakes_total{outcome=\"done\"} 3"),
-        "{metrics}"
-    );
+    // Counted once the server side of the handshake ends, which may follow the client's.
+    https
+        .proxy
+        .wait_for("/metrics", |r| {
+            r.text()
+                .contains("gatehouse_tls_handshakes_total{outcome=\"done\"} 3")
+        })
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -216,11 +219,14 @@ async fn unknown_server_names_are_refused_when_the_table_says_so() {
             .await
             .is_err()
     );
-    let metrics = https.proxy.metrics().await;
-    assert!(
-        metrics.contains("gatehouse_tls_handshakes_total{outcome=\"failed\"} 2"),
-        "{metrics}"
-    );
+    // Counted once the server side of the handshake ends, which may follow the client's.
+    https
+        .proxy
+        .wait_for("/metrics", |r| {
+            r.text()
+                .contains("gatehouse_tls_handshakes_total{outcome=\"failed\"} 2")
+        })
+        .await;
 }
 
 /// A TLS 1.1 ClientHello (TLS_RSA_WITH_AES_128_CBC_SHA, ECDHE-RSA-AES128-SHA) for `host`: what
@@ -532,11 +538,14 @@ async fn a_table_without_certificates_closes_tls_connections_and_a_silent_client
     // Plain HTTP sent to the HTTPS port gets no HTTP answer.
     let raw = raw_exchange(https.tls, b"GET /v1/hello HTTP/1.1\r\nHost: a\r\n\r\n").await;
     assert_eq!(raw_status(&raw), 0, "{raw}");
-    let metrics = https.proxy.metrics().await;
-    assert!(
-        metrics.contains("gatehouse_tls_handshakes_total{outcome=\"timed_out\"} 2"),
-        "{metrics}"
-    );
+    // Counted once the server side of the handshake ends, which may follow the client's.
+    https
+        .proxy
+        .wait_for("/metrics", |r| {
+            r.text()
+                .contains("gatehouse_tls_handshakes_total{outcome=\"timed_out\"} 2")
+        })
+        .await;
 }
 
 /// An HTTP/2 connection over TLS (ALPN `h2`) to the proxy.
