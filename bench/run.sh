@@ -39,27 +39,7 @@ start "$LOAD_CPU" "$WORK/upstream.log" nginx -p "$WORK/upstream" -c "$WORK/upstr
 wait_http "http://127.0.0.1:$UPSTREAM_PORT/"
 
 # --- nginx as the proxy ---
-mkdir -p "$WORK/nginx/logs"
-cat >"$WORK/nginx/nginx.conf" <<CONF
-worker_processes 1;
-error_log $WORK/nginx/logs/error.log warn;
-pid $WORK/nginx/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 256; keepalive_requests 1000000; }
-  server {
-    listen 127.0.0.1:$NGINX_PORT;
-    location /v1/ {
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-      proxy_pass http://backend/;
-    }
-  }
-}
-CONF
+write_nginx_proxy "$WORK/nginx" "$UPSTREAM_PORT" "listen 127.0.0.1:$NGINX_PORT;"
 
 # --- HAProxy ---
 cat >"$WORK/haproxy.cfg" <<CONF

@@ -173,6 +173,11 @@ fn status_patch() -> String {
     format!("PATCH {}/public/status{APPLY}", collection(NS, "gateways"))
 }
 
+/// The status the public Gateway's status patch in `log` sent.
+fn patched_status(log: &[Recorded]) -> &Value {
+    &body(log, &status_patch())["status"]
+}
+
 fn apply_and_read_every_object() -> Vec<String> {
     let mut expected = read_everything();
     expected.extend(CHILDREN.map(|plural| format!("PATCH {}{APPLY}", object(plural))));
@@ -259,10 +264,7 @@ async fn first_reconcile_applies_every_object_and_reports_status() {
     let service_account = body(&log, &format!("PATCH {}{APPLY}", object("serviceaccounts")));
     assert_eq!(service_account["automountServiceAccountToken"], false);
 
-    let status_patch = body(
-        &log,
-        &format!("PATCH {}/public/status{APPLY}", collection(NS, "gateways")),
-    );
+    let status_patch = body(&log, &status_patch());
     assert_eq!(status_patch["apiVersion"], "gatehouse.dev/v1alpha1");
     assert_eq!(status_patch["kind"], "Gateway");
     let status = &status_patch["status"];
@@ -449,10 +451,7 @@ async fn invalid_spec_reports_every_problem_and_keeps_the_last_table() {
         old_config_map
     );
 
-    let status = &body(
-        &log,
-        &format!("PATCH {}/public/status{APPLY}", collection(NS, "gateways")),
-    )["status"];
+    let status = patched_status(&log);
     assert_eq!(status["observedGeneration"], 2);
     let accepted = condition(status, "Accepted");
     assert_eq!(
@@ -501,10 +500,7 @@ async fn missing_service_and_aggregator_are_named_and_routes_still_served() {
     let log = fake.take_log();
 
     assert!(lines(&log).contains(&format!("PATCH {}{APPLY}", object("configmaps"))));
-    let status = &body(
-        &log,
-        &format!("PATCH {}/public/status{APPLY}", collection(NS, "gateways")),
-    )["status"];
+    let status = patched_status(&log);
     let resolved = condition(status, "ResolvedRefs");
     assert_eq!(
         (resolved["status"].as_str(), resolved["reason"].as_str()),
@@ -532,10 +528,7 @@ async fn missing_service_and_aggregator_are_named_and_routes_still_served() {
     );
     reconcile_gateway(&fake, &ctx).await;
     let log = fake.take_log();
-    let status = &body(
-        &log,
-        &format!("PATCH {}/public/status{APPLY}", collection(NS, "gateways")),
-    )["status"];
+    let status = patched_status(&log);
     assert_eq!(condition(status, "ResolvedRefs")["status"], "True");
 }
 
@@ -1002,10 +995,7 @@ async fn certificate_secrets_are_read_by_name_and_a_broken_or_missing_one_is_nam
             .map(|name| format!("GET {}/{name}", collection(NS, "secrets"))),
         "each certificate Secret is read by name, none is listed"
     );
-    let status = &body(
-        &log,
-        &format!("PATCH {}/public/status{APPLY}", collection(NS, "gateways")),
-    )["status"];
+    let status = patched_status(&log);
     let resolved = condition(status, "ResolvedRefs");
     assert_eq!(
         (resolved["status"].as_str(), resolved["reason"].as_str()),
@@ -1044,9 +1034,6 @@ async fn certificate_secrets_are_read_by_name_and_a_broken_or_missing_one_is_nam
     );
     reconcile_gateway(&fake, &ctx).await;
     let log = fake.take_log();
-    let status = &body(
-        &log,
-        &format!("PATCH {}/public/status{APPLY}", collection(NS, "gateways")),
-    )["status"];
+    let status = patched_status(&log);
     assert_eq!(condition(status, "ResolvedRefs")["status"], "True");
 }

@@ -28,10 +28,10 @@ use pingora::protocols::tls::{ALPN, SslDigest, TlsRef};
 use pingora::protocols::{IO, Peek, Shutdown, Ssl, Stream, UniqueID, UniqueIDType};
 use pingora::proxy::Session;
 use pingora::server::ShutdownWatch;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-use crate::stream_digests::delegate_digests;
+use crate::delegate::{delegate_digests, delegate_writes};
 
 /// What a connection may take to deliver a request head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -217,35 +217,7 @@ impl AsyncRead for HeadGuardStream {
     }
 }
 
-impl AsyncWrite for HeadGuardStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-}
+delegate_writes!(HeadGuardStream);
 
 #[async_trait]
 impl Shutdown for HeadGuardStream {

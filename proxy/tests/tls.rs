@@ -76,6 +76,15 @@ impl Https {
         }
     }
 
+    /// Waits until `count` handshakes ended with `outcome` (counted once the server side of a
+    /// handshake ends, which may follow the client's).
+    async fn wait_handshakes(&self, outcome: &str, count: usize) {
+        let line = format!("gatehouse_tls_handshakes_total{{outcome=\"{outcome}\"}} {count}");
+        self.proxy
+            .wait_for("/metrics", |r| r.text().contains(&line))
+            .await;
+    }
+
     /// Publishes a new table and waits until it serves.
     async fn publish(&mut self, table: &RouteTable, generation: u64) {
         self.routes.publish(&table.to_bytes());
@@ -123,6 +132,16 @@ fn tls_table(
         min_version,
     });
     table
+}
+
+/// `/v1/hello` over HTTPS with the one certificate `api` for `api.shop.test`.
+fn api_table(unknown_server_name: UnknownServerName, min_version: TlsVersion) -> RouteTable {
+    tls_table(
+        vec![hello()],
+        &[("api", &["api.shop.test"])],
+        unknown_server_name,
+        min_version,
+    )
 }
 
 /// Waits until a new handshake for `host` is given `leaf` (panics after many attempts: a hang
@@ -185,26 +204,14 @@ async fn the_server_name_picks_the_certificate_exact_before_wildcard_and_the_fir
             .await
             .is_err()
     );
-    // Counted once the server side of the handshake ends, which may follow the client's.
-    https
-        .proxy
-        .wait_for("/metrics", |r| {
-            r.text()
-                .contains("gatehouse_tls_handshakes_total{outcome=\"done\"} 3")
-        })
-        .await;
+    https.wait_handshakes("done", 3).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_server_names_are_refused_when_the_table_says_so() {
     let ca = TestCa::new();
     let api = ca.leaf(&["api.shop.test"]);
-    let table = tls_table(
-        vec![hello()],
-        &[("api", &["api.shop.test"])],
-        UnknownServerName::Refuse,
-        TlsVersion::Tls12,
-    );
+    let table = api_table(UnknownServerName::Refuse, TlsVersion::Tls12);
     let https = Https::start("tls-refuse", &table, &[("api", &api)]).await;
     let client = ca.http1_client();
     assert!(handshake(&client, https.tls, "api.shop.test").await.is_ok());
@@ -219,14 +226,7 @@ async fn unknown_server_names_are_refused_when_the_table_says_so() {
             .await
             .is_err()
     );
-    // Counted once the server side of the handshake ends, which may follow the client's.
-    https
-        .proxy
-        .wait_for("/metrics", |r| {
-            r.text()
-                .contains("gatehouse_tls_handshakes_total{outcome=\"failed\"} 2")
-        })
-        .await;
+    https.wait_handshakes("failed", 2).await;
 }
 
 /// A TLS 1.1 ClientHello (TLS_RSA_WITH_AES_128_CBC_SHA, ECDHE-RSA-AES128-SHA) for `host`: what
@@ -260,15 +260,7 @@ fn tls11_client_hello(host: &str) -> Vec<u8> {
 async fn tls_1_2_and_1_3_by_default_1_3_only_when_asked_and_never_1_1() {
     let ca = TestCa::new();
     let api = ca.leaf(&["api.shop.test"]);
-    let routes = || vec![hello()];
-    let table = |min| {
-        tls_table(
-            routes(),
-            &[("api", &["api.shop.test"])],
-            UnknownServerName::Default,
-            min,
-        )
-    };
+    let table = |min| api_table(UnknownServerName::Default, min);
     let mut https = Https::start("tls-versions", &table(TlsVersion::Tls12), &[("api", &api)]).await;
     let tls12 = ca.client(&[&rustls::version::TLS12], &[b"http/1.1"], true);
     let tls13 = ca.client(&[&rustls::version::TLS13], &[b"http/1.1"], true);
@@ -305,12 +297,7 @@ async fn raw_tls_exchange(address: SocketAddr, bytes: &[u8]) -> Vec<u8> {
 async fn the_plain_listener_redirects_to_https_with_path_and_query_when_the_table_says_so() {
     let ca = TestCa::new();
     let api = ca.leaf(&["api.shop.test"]);
-    let mut table = tls_table(
-        vec![hello()],
-        &[("api", &["api.shop.test"])],
-        UnknownServerName::Default,
-        TlsVersion::Tls12,
-    );
+    let mut table = api_table(UnknownServerName::Default, TlsVersion::Tls12);
     table.https_redirect_port = Some(8443);
     let mut https = Https::start("tls-redirect", &table, &[("api", &api)]).await;
     let redirect = |host: &str| {
@@ -349,12 +336,7 @@ async fn the_plain_listener_redirects_to_https_with_path_and_query_when_the_tabl
 async fn a_certificate_rotated_20_times_under_load_fails_no_request_and_the_newest_is_served() {
     let ca = TestCa::new();
     let first = ca.leaf(&["api.shop.test"]);
-    let table = tls_table(
-        vec![hello()],
-        &[("api", &["api.shop.test"])],
-        UnknownServerName::Default,
-        TlsVersion::Tls12,
-    );
+    let table = api_table(UnknownServerName::Default, TlsVersion::Tls12);
     let mut https = Https::start("tls-rotation", &table, &[("api", &first)]).await;
     let address = https.tls;
 
@@ -518,12 +500,7 @@ async fn a_table_without_certificates_closes_tls_connections_and_a_silent_client
 
     let ca = TestCa::new();
     let api = ca.leaf(&["api.shop.test"]);
-    let table = tls_table(
-        vec![hello()],
-        &[("api", &["api.shop.test"])],
-        UnknownServerName::Default,
-        TlsVersion::Tls12,
-    );
+    let table = api_table(UnknownServerName::Default, TlsVersion::Tls12);
     let https = Https::start_with(
         "tls-silent",
         &table,
@@ -538,14 +515,7 @@ async fn a_table_without_certificates_closes_tls_connections_and_a_silent_client
     // Plain HTTP sent to the HTTPS port gets no HTTP answer.
     let raw = raw_exchange(https.tls, b"GET /v1/hello HTTP/1.1\r\nHost: a\r\n\r\n").await;
     assert_eq!(raw_status(&raw), 0, "{raw}");
-    // Counted once the server side of the handshake ends, which may follow the client's.
-    https
-        .proxy
-        .wait_for("/metrics", |r| {
-            r.text()
-                .contains("gatehouse_tls_handshakes_total{outcome=\"timed_out\"} 2")
-        })
-        .await;
+    https.wait_handshakes("timed_out", 2).await;
 }
 
 /// An HTTP/2 connection over TLS (ALPN `h2`) to the proxy.

@@ -69,7 +69,16 @@ pub async fn run(client: &Client, namespace: &str) {
     write_kubeconfig(&kubeconfig, &token, Some(&relay.address), namespace);
     assert_least_privilege(&kubeconfig, namespace, &child).await;
 
-    let proxy = LocalProxy::start(&dir, "first", &child, namespace, &kubeconfig, &[], &backend);
+    let proxy = LocalProxy::start(
+        &dir,
+        "first",
+        &child,
+        namespace,
+        &kubeconfig,
+        &[],
+        &backend,
+        &[],
+    );
     let served = proxy.wait_for_status("/v1/first", "key-one", 200).await;
     println!("the local proxy serves /v1/first from the API after {served:?}");
     assert_eq!(
@@ -162,6 +171,7 @@ pub async fn run(client: &Client, namespace: &str) {
         &kubeconfig,
         &[&mounted],
         &backend,
+        &[],
     );
     restarted.wait_for_status("/v1/third", "key-one", 200).await;
     let config = restarted
@@ -402,31 +412,9 @@ pub(crate) struct LocalProxy {
 
 impl LocalProxy {
     /// Starts one watching `config_map`; `mounted` is the `--routes` directory ([`mount`]: its
-    /// secrets beside it).
-    fn start(
-        dir: &Path,
-        label: &str,
-        config_map: &str,
-        namespace: &str,
-        kubeconfig: &Path,
-        mounted: &[&Path],
-        backend: &Backend,
-    ) -> Self {
-        Self::start_with(
-            dir,
-            label,
-            config_map,
-            namespace,
-            kubeconfig,
-            mounted,
-            backend,
-            &[],
-        )
-    }
-
-    /// [`Self::start`] with more arguments (`--listen-tls ADDR`).
+    /// secrets beside it); `extra` are more arguments (`--listen-tls ADDR`).
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn start_with(
+    pub(crate) fn start(
         dir: &Path,
         label: &str,
         config_map: &str,

@@ -12,10 +12,10 @@ use async_trait::async_trait;
 use pingora::protocols::l4::stream::Stream as TcpStream;
 use pingora::protocols::tls::{ALPN, SslDigest};
 use pingora::protocols::{Peek, Shutdown, Ssl, UniqueID, UniqueIDType};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio_rustls::server::TlsStream;
 
-use crate::stream_digests::delegate_digests;
+use crate::delegate::{delegate_digests, delegate_writes};
 
 /// A TLS connection over Pingora's TCP stream, with what Pingora asks of it: the negotiated
 /// protocol (ALPN decides HTTP/2 or HTTP/1.1) and its TLS digest (version, cipher).
@@ -61,35 +61,7 @@ impl AsyncRead for TlsConnection {
     }
 }
 
-impl AsyncWrite for TlsConnection {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-}
+delegate_writes!(TlsConnection);
 
 #[async_trait]
 impl Shutdown for TlsConnection {

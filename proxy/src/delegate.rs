@@ -1,5 +1,5 @@
 //! The connection types the proxy wraps around Pingora's (the head guard, the TLS
-//! connection) hand Pingora's digest questions to the connection they wrap.
+//! connection) hand writes and Pingora's digest questions to the connection they wrap.
 
 /// Implements `GetTimingDigest`, `GetProxyDigest` and `GetSocketDigest` for `$type` by
 /// asking the connection `$inner` / `$inner_mut` name (expressions of `self`).
@@ -52,4 +52,46 @@ macro_rules! delegate_digests {
     };
 }
 
+/// Implements `AsyncWrite` for `$type` by writing to its field `inner`.
+macro_rules! delegate_writes {
+    ($type:ty) => {
+        impl tokio::io::AsyncWrite for $type {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                std::pin::Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::pin::Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+            }
+
+            fn poll_shutdown(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+            }
+
+            fn poll_write_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                std::pin::Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+            }
+
+            fn is_write_vectored(&self) -> bool {
+                self.inner.is_write_vectored()
+            }
+        }
+    };
+}
+
 pub(crate) use delegate_digests;
+pub(crate) use delegate_writes;
