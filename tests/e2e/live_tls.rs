@@ -90,7 +90,7 @@ pub async fn run(client: &Client, namespace: &str) {
     write_kubeconfig(&kubeconfig, &token, None, namespace);
     let backend = Backend::start().await;
     let tls_address = format!("127.0.0.1:{}", free_port());
-    let proxy = LocalProxy::start_with(
+    let proxy = LocalProxy::start(
         &dir,
         "secure",
         &child,
@@ -129,13 +129,27 @@ pub async fn run(client: &Client, namespace: &str) {
         &tls_secret(namespace, &renewed.cert_pem, &stranger.key_pem),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let reported = resolved_refs(client, namespace, "InvalidCertificateRef").await;
+    assert!(
+        reported.contains(&format!(
+            "TLS Secret \"{SECRET}\": the private key in tls.key does not match"
+        )) && !reported.contains("BEGIN"),
+        "{reported}"
+    );
+    println!("the broken Secret is reported: {reported}");
     let stream = handshake(&ca.http1_client(), address, HOST).await.unwrap();
     assert!(
         presented(&stream) == renewed.der,
         "the last good certificate"
     );
     proxy.wait_for_status("/v1/hello", "", 308).await;
+    apply(
+        client,
+        namespace,
+        &tls_secret(namespace, &renewed.cert_pem, &renewed.key_pem),
+    )
+    .await;
+    resolved_refs(client, namespace, "ResolvedRefs").await;
 
     Api::<Gateway>::namespaced(client.clone(), namespace)
         .delete(GATEWAY, &DeleteParams::default())
