@@ -39,9 +39,9 @@ build_release() { # ROOT PACKAGE...
   [[ -n "${SKIP_BUILD:-}" ]] || (cd "$root" && cargo build --release "${args[@]}")
 }
 
-# Writes DIR/nginx.conf for an upstream: one nginx worker on 127.0.0.1:PORT answering every
-# request with a small fixed body.
-write_fixed_upstream() { # DIR PORT
+# Writes DIR/nginx.conf: one worker, logs under DIR, no access log, long keep-alive, and HTTP
+# (the inside of the `http` block).
+write_nginx_conf() { # DIR HTTP
   mkdir -p "$1/logs"
   cat >"$1/nginx.conf" <<CONF
 worker_processes 1;
@@ -51,39 +51,34 @@ events { worker_connections 4096; }
 http {
   access_log off;
   keepalive_requests 1000000;
-  server {
-    listen 127.0.0.1:$2 reuseport;
-    location / { default_type text/plain; return 200 "hello from the upstream\n"; }
-  }
+$2
 }
 CONF
+}
+
+# Writes DIR/nginx.conf for an upstream: one nginx worker on 127.0.0.1:PORT answering every
+# request with a small fixed body.
+write_fixed_upstream() { # DIR PORT
+  write_nginx_conf "$1" "  server {
+    listen 127.0.0.1:$2 reuseport;
+    location / { default_type text/plain; return 200 \"hello from the upstream\\n\"; }
+  }"
 }
 
 # Writes DIR/nginx.conf for nginx as the proxy under test: one worker, keepalive connections to
 # the upstream on 127.0.0.1:UPSTREAM_PORT, `/v1/X` proxied to `/X`; SERVER holds the `listen`
 # (and TLS) directives of its server block.
 write_nginx_proxy() { # DIR UPSTREAM_PORT SERVER
-  mkdir -p "$1/logs"
-  cat >"$1/nginx.conf" <<CONF
-worker_processes 1;
-error_log $1/logs/error.log warn;
-pid $1/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  upstream backend { server 127.0.0.1:$2; keepalive 256; keepalive_requests 1000000; }
+  write_nginx_conf "$1" "  upstream backend { server 127.0.0.1:$2; keepalive 256; keepalive_requests 1000000; }
   server {
     $3
     location /v1/ {
       proxy_http_version 1.1;
-      proxy_set_header Connection "";
+      proxy_set_header Connection \"\";
       proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
       proxy_pass http://backend/;
     }
-  }
-}
-CONF
+  }"
 }
 
 # User+system clock ticks of process PID and its children (nginx workers).
