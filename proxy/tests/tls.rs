@@ -8,130 +8,23 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::https::{Https, mount_certificate, publish_certificate, tls_table};
 use common::tables::{self, proxy, respond, upstream};
 use common::tls::{Leaf, TestCa, handshake, https_get, negotiated, presented};
-use common::{ConfigMapDir, Proxy, Upstream, free_port, raw_exchange, raw_status, temp_dir};
-use gatehouse_api::route_table::{
-    CertificateEntry, PathKind, RouteEntry, RouteTable, TlsEntry, TlsVersion, UnknownServerName,
-};
+use common::{Upstream, raw_exchange, raw_status};
+use gatehouse_api::route_table::{PathKind, RouteEntry, RouteTable, TlsVersion, UnknownServerName};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// A proxy with an HTTPS listener, its table and Secrets mounted under its folder.
-struct Https {
-    proxy: Proxy,
-    tls: SocketAddr,
-    routes: ConfigMapDir,
-    secrets: PathBuf,
-    mounts: Vec<ConfigMapDir>,
-}
-
-impl Https {
-    /// Starts the proxy on `table` with each `(secret, leaf)` mounted.
-    async fn start(name: &str, table: &RouteTable, certificates: &[(&str, &Leaf)]) -> Self {
-        Self::start_with(name, table, certificates, &[]).await
-    }
-
-    async fn start_with(
-        name: &str,
-        table: &RouteTable,
-        certificates: &[(&str, &Leaf)],
-        flags: &[&str],
-    ) -> Self {
-        let dir = temp_dir(name);
-        let secrets = dir.join("secrets");
-        let mounts = certificates
-            .iter()
-            .map(|(secret, leaf)| mount_certificate(&secrets, secret, leaf))
-            .collect();
-        let mut routes = ConfigMapDir::new(&dir.join("routes"));
-        routes.publish(&table.to_bytes());
-        let tls: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let mut args = vec![
-            "--routes".to_owned(),
-            routes.root.to_str().unwrap().to_owned(),
-            "--secrets-dir".to_owned(),
-            secrets.to_str().unwrap().to_owned(),
-            "--listen-tls".to_owned(),
-            tls.to_string(),
-        ];
-        args.extend(flags.iter().map(|f| (*f).to_owned()));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let proxy = Proxy::start(&args, &dir).await;
-        proxy.wait_admin("/readyz", 200).await;
-        Self {
-            proxy,
-            tls,
-            routes,
-            secrets,
-            mounts,
-        }
-    }
-
-    /// Waits until `count` handshakes ended with `outcome` (counted once the server side of a
-    /// handshake ends, which may follow the client's).
-    async fn wait_handshakes(&self, outcome: &str, count: usize) {
-        let line = format!("gatehouse_tls_handshakes_total{{outcome=\"{outcome}\"}} {count}");
-        self.proxy
-            .wait_for("/metrics", |r| r.text().contains(&line))
-            .await;
-    }
-
-    /// Publishes a new table and waits until it serves.
-    async fn publish(&mut self, table: &RouteTable, generation: u64) {
-        self.routes.publish(&table.to_bytes());
-        self.proxy.wait_generation(generation).await;
-    }
-}
-
-fn mount_certificate(secrets: &Path, secret: &str, leaf: &Leaf) -> ConfigMapDir {
-    let mut mount = ConfigMapDir::new(&secrets.join(secret));
-    mount.publish_files(&[
-        ("tls.crt", leaf.cert_pem.as_bytes()),
-        ("tls.key", leaf.key_pem.as_bytes()),
-    ]);
-    mount
-}
-
-fn publish_certificate(mount: &mut ConfigMapDir, leaf: &Leaf) {
-    mount.publish_files(&[
-        ("tls.crt", leaf.cert_pem.as_bytes()),
-        ("tls.key", leaf.key_pem.as_bytes()),
-    ]);
-}
-
 fn hello() -> RouteEntry {
     respond("v1/hello", PathKind::Exact, "/v1/hello")
-}
-
-/// A table serving `routes` over HTTPS with `certificates` (Secret, host names).
-fn tls_table(
-    routes: Vec<RouteEntry>,
-    certificates: &[(&str, &[&str])],
-    unknown_server_name: UnknownServerName,
-    min_version: TlsVersion,
-) -> RouteTable {
-    let mut table = tables::table(routes);
-    table.tls = Some(TlsEntry {
-        certificates: certificates
-            .iter()
-            .map(|(secret, hosts)| CertificateEntry {
-                secret: (*secret).to_owned(),
-                hosts: hosts.iter().map(|h| (*h).to_owned()).collect(),
-            })
-            .collect(),
-        unknown_server_name,
-        min_version,
-    });
-    table
 }
 
 /// `/v1/hello` over HTTPS with the one certificate `api` for `api.shop.test`.

@@ -2,6 +2,7 @@
 //! child process, all on loopback with ephemeral ports.
 #![allow(dead_code, missing_docs)]
 
+pub mod https;
 pub mod tables;
 pub mod tls;
 
