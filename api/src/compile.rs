@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use crate::crd::{
-    Aggregation, Aggregator, BackendRef, Client, Contract, EdgeService, Gateway, HeaderModifier,
-    HttpMode, Listeners, MinTlsVersion, PathType, Route, RouteMatch, StringMap,
+    Aggregation, Aggregator, BackendProtocol, BackendRef, Client, Contract, EdgeService, Gateway,
+    HeaderModifier, HttpMode, Listeners, MinTlsVersion, PathType, Route, RouteMatch, StringMap,
     UnknownServerNamePolicy,
 };
 use crate::naming::{Kind, proxy_name};
@@ -50,15 +50,20 @@ impl Scope<'_> {
             port,
             path,
             weight,
+            protocol: UpstreamProtocol::Http1,
         }
     }
 
     fn backend(&self, backend: &BackendRef) -> Upstream {
         let weight = backend.weight.map_or(1, |w| u32::try_from(w).unwrap_or(0));
         match (&backend.service, &backend.aggregator) {
-            (Some(service), _) => {
-                self.upstream(service, port(backend.port), backend.path.clone(), weight)
-            }
+            (Some(service), _) => Upstream {
+                protocol: match backend.protocol.unwrap_or_default() {
+                    BackendProtocol::Http => UpstreamProtocol::Http1,
+                    BackendProtocol::H2c | BackendProtocol::Grpc => UpstreamProtocol::H2c,
+                },
+                ..self.upstream(service, port(backend.port), backend.path.clone(), weight)
+            },
             (None, aggregator) => {
                 let name = aggregator.as_deref().unwrap_or_default();
                 let port = self

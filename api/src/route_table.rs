@@ -286,6 +286,27 @@ pub struct Upstream {
     pub path: Option<String>,
     /// Relative weight.
     pub weight: u32,
+    /// How the proxy speaks to it; absent is HTTP/1.1.
+    #[serde(default, skip_serializing_if = "UpstreamProtocol::is_http1")]
+    pub protocol: UpstreamProtocol,
+}
+
+/// How the proxy speaks to an upstream.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 with keep-alive.
+    #[default]
+    Http1,
+    /// HTTP/2 over cleartext with prior knowledge (what gRPC servers speak without TLS).
+    H2c,
+}
+
+impl UpstreamProtocol {
+    /// True for HTTP/1.1, the default.
+    pub fn is_http1(&self) -> bool {
+        *self == Self::Http1
+    }
 }
 
 /// A compiled aggregation.

@@ -317,3 +317,45 @@ fn an_https_listener_compiles_to_the_tables_tls_entry_and_its_redirect_port() {
     assert_eq!(tls.min_version, TlsVersion::Tls13);
     assert_eq!(tls.unknown_server_name, UnknownServerName::Default);
 }
+
+#[test]
+fn a_grpc_backend_compiles_to_an_h2c_upstream_and_others_stay_http1() {
+    use gatehouse_api::route_table::UpstreamProtocol;
+    let table = compile_example("gateway/partner-grpc.yaml", &CompileContext::default());
+    let Action::Proxy { upstreams } = &route(&table, "v1/catalog").action else {
+        panic!("catalog proxies");
+    };
+    assert_eq!(upstreams[0].protocol, UpstreamProtocol::H2c);
+    assert_eq!(
+        (upstreams[0].host.as_str(), upstreams[0].port),
+        ("catalog-grpc.default.svc.cluster.local", 50051)
+    );
+    assert!(
+        String::from_utf8(table.to_bytes())
+            .unwrap()
+            .contains("\"protocol\":\"h2c\"")
+    );
+
+    // H2C is the same upstream protocol; without `protocol` nothing is written.
+    let text = std::fs::read_to_string(format!(
+        "{}/../examples/gateway/partner-grpc.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let h2c = Resource::from_yaml(&text.replace("protocol: GRPC", "protocol: H2C")).unwrap()[0]
+        .compile(&CompileContext::default())
+        .unwrap();
+    assert_eq!(h2c.routes, table.routes);
+    let http1 = Resource::from_yaml(&text.replace(", protocol: GRPC", "")).unwrap()[0]
+        .compile(&CompileContext::default())
+        .unwrap();
+    let Action::Proxy { upstreams } = &route(&http1, "v1/catalog").action else {
+        panic!("catalog proxies");
+    };
+    assert!(upstreams[0].protocol.is_http1());
+    assert!(
+        !String::from_utf8(http1.to_bytes())
+            .unwrap()
+            .contains("\"protocol\"")
+    );
+}

@@ -160,6 +160,22 @@ pub fn remove_hop_by_hop<T: HeaderTarget>(target: &mut T, keep_upgrade: bool) {
     }
 }
 
+/// True when the request's `TE` lists `trailers` (as every gRPC client sends).
+pub fn accepts_trailers<T: HeaderTarget>(target: &T) -> bool {
+    target
+        .get("te")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',').any(|t| {
+                t.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .eq_ignore_ascii_case("trailers")
+            })
+        })
+}
+
 /// What the forwarding headers need from the downstream connection.
 #[derive(Clone, Copy, Debug)]
 pub struct ForwardedFacts<'a> {

@@ -15,6 +15,7 @@ pub mod clients;
 pub mod cluster;
 mod delegate;
 pub mod gateway;
+pub mod grpc;
 pub mod head_guard;
 pub mod headers;
 pub mod metrics;

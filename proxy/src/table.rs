@@ -256,6 +256,7 @@ fn prepare_route(
                     resolved: shared_upstream(upstream, &entry.id, shared, unresolved),
                     authority: format!("{}:{}", upstream.host, upstream.port),
                     weight: upstream.weight,
+                    protocol: upstream.protocol,
                     rewrite: PathRewrite::for_upstream(
                         upstream.path.as_deref(),
                         entry.base_path.as_deref(),

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::rewrite::PathRewrite;
 use crate::runtime::addresses::ResolvedUpstream;
+use gatehouse_api::route_table::UpstreamProtocol;
 
 /// Consecutive connect failures after which an upstream address is ejected.
 pub const EJECT_AFTER_FAILURES: u32 = 3;
@@ -66,6 +67,8 @@ pub struct PreparedUpstream {
     pub authority: String,
     /// Relative weight.
     pub weight: u32,
+    /// HTTP/1.1 or HTTP/2 over cleartext.
+    pub protocol: UpstreamProtocol,
     /// How the request path maps to the upstream path.
     pub rewrite: PathRewrite,
 }
@@ -161,6 +164,7 @@ mod tests {
             )))),
             authority: format!("s{port}:80"),
             weight,
+            protocol: UpstreamProtocol::Http1,
             rewrite: PathRewrite::Keep,
         }
     }

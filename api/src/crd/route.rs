@@ -126,6 +126,7 @@ pub struct RouteMatch {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.service) != has(self.aggregator)").message("a backend names exactly one of service or aggregator"))]
 #[x_kube(validation = Rule::new("!has(self.port) || has(self.service)").message("port applies only to a service backend; an Aggregator is reached on its own Service port"))]
+#[x_kube(validation = Rule::new("!has(self.protocol) || has(self.service)").message("protocol applies only to a service backend; an Aggregator speaks HTTP/1.1"))]
 pub struct BackendRef {
     /// Name of a Service in the same namespace.
     #[schemars(length(max = MAX_NAME), pattern(DNS_LABEL))]
@@ -146,6 +147,27 @@ pub struct BackendRef {
     /// Defaults to 1; 0 sends it nothing (a drained backend).
     #[schemars(range(min = 0, max = 10000))]
     pub weight: Option<i32>,
+    /// How the gateway speaks to the Service: `HTTP` (default, HTTP/1.1), `H2C` (HTTP/2 over
+    /// cleartext with prior knowledge) or `GRPC` (the same as `H2C`: what gRPC servers speak
+    /// without TLS). Over HTTP/2, trailers and streams in both directions pass through; a
+    /// gRPC call the gateway cannot complete is answered with a gRPC status (`UNAVAILABLE`,
+    /// `DEADLINE_EXCEEDED`…) rather than a problem body.
+    pub protocol: Option<BackendProtocol>,
+}
+
+/// How the gateway speaks to a backend.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum BackendProtocol {
+    /// HTTP/1.1 with keep-alive.
+    #[default]
+    Http,
+    /// HTTP/2 over cleartext, with prior knowledge.
+    H2c,
+    /// gRPC: HTTP/2 over cleartext, as `H2C`.
+    Grpc,
 }
 
 /// Header edits applied in order: remove, then set, then add.

@@ -26,7 +26,8 @@ use crate::aggregate::values::RequestValues;
 use crate::aggregate::{AggregateRuntime, serve_aggregate};
 use crate::head_guard;
 use crate::headers::{
-    ForwardedFacts, REQUEST_ID, new_request_id, remove_hop_by_hop, set_forwarding_headers,
+    ForwardedFacts, REQUEST_ID, accepts_trailers, new_request_id, remove_hop_by_hop,
+    set_forwarding_headers,
 };
 use crate::metrics::ProxyMetrics;
 use crate::problem::ProblemKind;
@@ -36,9 +37,16 @@ use crate::rewrite::{RedirectOrigin, TemplateVars, redirect_location};
 use crate::router::RequestFacts;
 use crate::table::{PreparedAction, is_idempotent};
 use crate::upstream::{choose_upstream, now_millis};
+use gatehouse_api::route_table::UpstreamProtocol;
 
 /// How long an idle upstream connection stays in the keepalive pool.
 const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Concurrent streams the proxy opens on one HTTP/2 upstream connection before it opens
+/// another.
+const UPSTREAM_H2_STREAMS: usize = 100;
+/// How often an HTTP/2 upstream connection is pinged, so that a dead one is noticed between
+/// requests (long gRPC streams included).
+const UPSTREAM_H2_PING_INTERVAL: Duration = Duration::from_secs(30);
 /// Longest client-supplied `X-Request-Id` that is kept.
 const MAX_REQUEST_ID_LEN: usize = 128;
 
@@ -102,6 +110,7 @@ impl Gateway {
                 status: *status,
                 headers: vec![(http::header::CONTENT_TYPE, content_type.clone())],
                 body: body.clone(),
+                problem: None,
             },
             PreparedAction::Redirect {
                 scheme,
@@ -147,6 +156,7 @@ impl Gateway {
                     status: answer.status,
                     headers: answer.headers,
                     body: answer.body,
+                    problem: None,
                 }
             }
         };
@@ -155,7 +165,6 @@ impl Gateway {
     }
 }
 
-/// The `Host` header, or the URI's authority.
 /// True when the request came over the HTTPS listener.
 fn over_tls(session: &Session) -> bool {
     session
@@ -176,6 +185,7 @@ fn https_redirect(request: &RequestHeader, port: u16) -> LocalResponse {
     LocalResponse::redirect(308, &location)
 }
 
+/// The `Host` header, or the URI's authority.
 fn request_host(request: &RequestHeader) -> Option<&str> {
     request
         .headers
@@ -309,11 +319,11 @@ impl ProxyHttp for Gateway {
             PreparedAction::Proxy(upstreams) => {
                 let (index, address) =
                     choose_upstream(upstreams, &ctx.tried, now_millis(), fastrand::u64(..))?;
-                Some((index, address, route.timeout))
+                Some((index, address, route.timeout, upstreams[index].protocol))
             }
             _ => None,
         });
-        let Some((index, address, timeout)) = choice else {
+        let Some((index, address, timeout, protocol)) = choice else {
             ctx.problem = Some(ProblemKind::NoHealthyUpstream);
             self.metrics
                 .upstream_error(ctx.route_id(), "", "no_healthy_upstream");
@@ -329,6 +339,12 @@ impl ProxyHttp for Gateway {
         peer.options.read_timeout = Some(timeout);
         peer.options.write_timeout = Some(timeout);
         peer.options.idle_timeout = Some(UPSTREAM_IDLE_TIMEOUT);
+        if protocol == UpstreamProtocol::H2c {
+            // Prior knowledge: HTTP/2 only, many streams over one connection.
+            peer.options.set_http_version(2, 2);
+            peer.options.max_h2_streams = UPSTREAM_H2_STREAMS;
+            peer.options.h2_ping_interval = Some(UPSTREAM_H2_PING_INTERVAL);
+        }
         Ok(Box::new(peer))
     }
 
@@ -372,7 +388,12 @@ impl ProxyHttp for Gateway {
         let uri = http::Uri::try_from(target)
             .map_err(|e| Error::because(ErrorType::InternalError, "upstream path", e))?;
         upstream_request.set_uri(uri);
+        // `TE: trailers` is hop-by-hop, but an HTTP/2 upstream (gRPC) needs to hear it.
+        let trailers = upstream.protocol == UpstreamProtocol::H2c && accepts_trailers(request);
         remove_hop_by_hop(upstream_request, session.is_upgrade_req());
+        if trailers {
+            upstream_request.insert_header(http::header::TE, "trailers")?;
+        }
         let host = request_host(request).map(str::to_owned);
         set_forwarding_headers(
             upstream_request,
@@ -381,7 +402,7 @@ impl ProxyHttp for Gateway {
                     .client_addr()
                     .and_then(|a| a.as_inet())
                     .map(|a| a.ip()),
-                scheme: "http",
+                scheme: if over_tls(session) { "https" } else { "http" },
                 host: host.as_deref(),
                 request_id: &ctx.request_id,
             },

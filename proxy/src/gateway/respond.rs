@@ -6,6 +6,7 @@ use http::{HeaderName, HeaderValue};
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
+use crate::grpc;
 use crate::headers::REQUEST_ID;
 use crate::problem::{PROBLEM_CONTENT_TYPE, ProblemKind, problem_body, problem_body_with_detail};
 use crate::rewrite::TemplateVars;
@@ -19,6 +20,8 @@ pub struct LocalResponse {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// Body.
     pub body: Bytes,
+    /// The problem it reports, when it reports one (a gRPC caller gets it as a gRPC status).
+    pub problem: Option<ProblemKind>,
 }
 
 impl LocalResponse {
@@ -43,6 +46,7 @@ impl LocalResponse {
                 .map(|v| vec![(http::header::LOCATION, v)])
                 .unwrap_or_default(),
             body: Bytes::new(),
+            problem: None,
         }
     }
 
@@ -54,6 +58,7 @@ impl LocalResponse {
                 HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
             )],
             body: Bytes::from(body),
+            problem: Some(kind),
         }
     }
 }
@@ -65,6 +70,15 @@ pub async fn write_local_response(
     request_id: &str,
     route: Option<(&PreparedRoute, &TemplateVars<'_>)>,
 ) -> pingora::Result<()> {
+    if let Some(kind) = response.problem
+        && grpc::is_grpc(session.req_header())
+    {
+        let mut header = grpc::status_response(kind)?;
+        if let Ok(id) = HeaderValue::from_str(request_id) {
+            header.insert_header(REQUEST_ID, id)?;
+        }
+        return session.write_response_header(Box::new(header), true).await;
+    }
     let mut header = ResponseHeader::build(response.status, Some(response.headers.len() + 2))?;
     for (name, value) in response.headers {
         header.append_header(name, value)?;

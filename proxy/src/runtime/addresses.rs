@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::{ArcSwapOption, Guard};
 use gatehouse_api::route_table::Upstream;
+#[cfg(test)]
+use gatehouse_api::route_table::UpstreamProtocol;
 
 use super::registry::Registry;
 use crate::upstream::UpstreamHealth;
@@ -264,6 +266,7 @@ mod tests {
             port: 80,
             path: None,
             weight: 1,
+            protocol: UpstreamProtocol::Http1,
         }
     }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use gatehouse_api::route_table::{
     Action, FORMAT, HeaderEdits, PathKind, RespondAction, Retries, RouteEntry, RouteTable,
-    TableSource, Upstream,
+    TableSource, Upstream, UpstreamProtocol,
 };
 
 pub fn table(routes: Vec<RouteEntry>) -> RouteTable {
@@ -72,6 +72,7 @@ pub fn upstream(service: &str, port: u16, path: Option<&str>, weight: u32) -> Up
         port,
         path: path.map(str::to_owned),
         weight,
+        protocol: UpstreamProtocol::Http1,
     }
 }
 
