@@ -492,7 +492,13 @@ async fn http2_by_alpn_serves_many_concurrent_streams_to_an_http1_upstream() {
         assert_eq!(echoed.as_deref(), Some(format!("/orders/{n}?x=1").as_str()));
         assert_eq!(&body[..], b"orders");
     }
-    assert_eq!(backend.requests().len(), 300);
+    let seen = backend.requests();
+    assert_eq!(seen.len(), 300);
+    assert!(
+        seen.iter()
+            .all(|r| r.header("x-forwarded-proto") == Some("https")),
+        "the upstream learns that the client spoke TLS"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
