@@ -301,7 +301,11 @@ pub struct Route {
     pub request_headers: Option<HeaderModifier>,
     /// Edits to the response before it goes to the client.
     pub response_headers: Option<HeaderModifier>,
-    /// Upper bound for the whole upstream exchange, e.g. `2s`. Defaults to 30s.
+    /// How long the proxy waits for the backend, e.g. `2s`: to connect, for the response
+    /// head, and for each further piece of the response. A stream (a WebSocket, a gRPC
+    /// stream, a long download) ends with 504 or a closed connection only once the backend
+    /// has sent nothing for this long, so set it above the longest quiet spell of a stream.
+    /// Defaults to 30s.
     #[schemars(length(max = 32), pattern(DURATION))]
     #[x_kube(validation = Rule::new(NONZERO_DURATION_RULE).message(NONZERO_DURATION_MESSAGE))]
     pub timeout: Option<String>,
