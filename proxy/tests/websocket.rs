@@ -53,9 +53,9 @@ async fn backend() -> (SocketAddr, Arc<Seen>) {
             let (tcp, _) = listener.accept().await.unwrap();
             let seen = shared.clone();
             tokio::spawn(async move {
-                let mut target = String::new();
+                // The callback's error type is tungstenite's.
+                #[allow(clippy::result_large_err)]
                 let record = |request: &Request, response: Response| {
-                    target = request.uri().to_string();
                     let headers = request
                         .headers()
                         .iter()
@@ -64,7 +64,7 @@ async fn backend() -> (SocketAddr, Arc<Seen>) {
                     seen.upgrades
                         .lock()
                         .unwrap()
-                        .push((target.clone(), headers));
+                        .push((request.uri().to_string(), headers));
                     Ok(response)
                 };
                 let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, record).await else {
@@ -83,9 +83,9 @@ async fn backend() -> (SocketAddr, Arc<Seen>) {
                         }
                         Message::Text(text) if text.as_str() == "vanish" => break,
                         Message::Text(_) | Message::Binary(_) => {
-                            if ws.send(message).await.is_err() {
+                            let Ok(()) = ws.send(message).await else {
                                 break;
-                            }
+                            };
                         }
                         _ => {}
                     }
