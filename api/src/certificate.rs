@@ -2,10 +2,14 @@
 //! `tls.crt` and, in `tls.key`, the PEM private key of its first certificate, in a form rustls
 //! signs with. One check for both sides: the operator reports a Secret that fails it in the
 //! resource's status, and the proxy serves exactly the certificates that pass it.
+//!
+//! The same for a client-certificate authority's Secret: PEM certificates in `ca.crt`, each a
+//! usable trust anchor.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
+use rustls::RootCertStore;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -15,6 +19,9 @@ use rustls::sign::CertifiedKey;
 pub const CERTIFICATE_KEY: &str = "tls.crt";
 /// Data key of the private key (PEM: PKCS#8, PKCS#1 or SEC1).
 pub const PRIVATE_KEY_KEY: &str = "tls.key";
+
+/// Data key of the certificate authorities of a CA bundle Secret (PEM).
+pub const AUTHORITIES_KEY: &str = "ca.crt";
 
 /// Why a Secret gives no certificate. Names the Secret, never carries key material.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, thiserror::Error)]
@@ -47,6 +54,20 @@ pub enum CertificateError {
         /// Secret name.
         secret: String,
         /// What the PEM reader or the key loader said.
+        reason: String,
+    },
+    /// A client-certificate authorities' Secret does not exist (or was not delivered).
+    #[error("CA Secret {secret:?} is missing")]
+    MissingAuthorities {
+        /// Secret name.
+        secret: String,
+    },
+    /// `ca.crt` is absent, holds no PEM certificate, or one that is no usable authority.
+    #[error("CA Secret {secret:?}: ca.crt holds no usable PEM certificate ({reason})")]
+    Authorities {
+        /// Secret name.
+        secret: String,
+        /// What was wrong.
         reason: String,
     },
     /// The private key is not the certificate's.
@@ -116,4 +137,41 @@ pub fn certified_key(
             reason: e.to_string(),
         }),
     }
+}
+
+impl CertificateError {
+    /// True for a problem with a client-certificate authorities' Secret.
+    pub fn is_authorities(&self) -> bool {
+        matches!(
+            self,
+            Self::MissingAuthorities { .. } | Self::Authorities { .. }
+        )
+    }
+}
+
+/// The certificate authorities of Secret `secret` (its data, `None` when it does not exist):
+/// every PEM certificate of its `ca.crt`, each a usable trust anchor, at least one.
+pub fn certificate_authorities(
+    secret: &str,
+    data: Option<&BTreeMap<String, Vec<u8>>>,
+) -> Result<RootCertStore, CertificateError> {
+    let problem = |reason: String| CertificateError::Authorities {
+        secret: secret.to_owned(),
+        reason,
+    };
+    let data = data.ok_or_else(|| CertificateError::MissingAuthorities {
+        secret: secret.to_owned(),
+    })?;
+    let pem = data
+        .get(AUTHORITIES_KEY)
+        .ok_or_else(|| problem(format!("there is no {AUTHORITIES_KEY}")))?;
+    let mut roots = RootCertStore::empty();
+    for certificate in CertificateDer::pem_slice_iter(pem) {
+        let certificate = certificate.map_err(|e| problem(e.to_string()))?;
+        roots.add(certificate).map_err(|e| problem(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(problem("no CERTIFICATE block".to_owned()));
+    }
+    Ok(roots)
 }

@@ -281,6 +281,13 @@ fn client_entry(client: &Client) -> ClientEntry {
             audiences: sorted(j.audiences.clone()),
             jwks_secret: j.jwks_secret_ref.name.clone(),
         }),
+        certificate: client
+            .client_certificate
+            .as_ref()
+            .map(|c| ClientCertificateEntry {
+                ca_secret: c.ca_secret_ref.name.clone(),
+                names: c.names.clone(),
+            }),
         rate_limit: client.rate_limit.as_ref().map(|r| {
             let rps = u32::try_from(r.requests_per_second).unwrap_or(1);
             RateLimitEntry {

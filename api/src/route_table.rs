@@ -119,6 +119,8 @@ pub struct ClientEntry {
     pub api_key: Option<ApiKeyEntry>,
     /// JWT recognition.
     pub jwt: Option<JwtEntry>,
+    /// Client-certificate recognition (mutual TLS on the HTTPS listener).
+    pub certificate: Option<ClientCertificateEntry>,
     /// Token-bucket limit.
     pub rate_limit: Option<RateLimitEntry>,
 }
@@ -131,6 +133,17 @@ pub struct ApiKeyEntry {
     pub secret: String,
     /// Request header carrying the key (lower case).
     pub header: String,
+}
+
+/// How a client's certificates are recognised.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientCertificateEntry {
+    /// Secret holding `ca.crt`, the authorities that sign the client's certificates.
+    pub ca_secret: String,
+    /// Names one of which the certificate carries (SAN or subject common name, ASCII case
+    /// ignored); empty accepts any certificate the authorities signed.
+    pub names: Vec<String>,
 }
 
 /// How a client's JWTs are checked.
@@ -412,7 +425,8 @@ impl RouteTable {
             .flat_map(|client| {
                 let keys = client.api_key.as_ref().map(|k| k.secret.clone());
                 let jwks = client.jwt.as_ref().map(|j| j.jwks_secret.clone());
-                keys.into_iter().chain(jwks)
+                let authorities = client.certificate.as_ref().map(|c| c.ca_secret.clone());
+                keys.into_iter().chain(jwks).chain(authorities)
             })
             .chain(certificates.map(|c| c.secret.clone()))
             .collect()

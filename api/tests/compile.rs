@@ -199,6 +199,17 @@ fn a_proxy_refuses_tables_that_are_not_sound() {
     let mut cycle = table_json();
     cycle["routes"][0]["action"]["steps"][0]["after"] = serde_json::json!(["seller"]);
     assert!(load(&cycle).unwrap_err().to_string().contains("cycle"));
+
+    let mut certificate_without_tls = table_json();
+    certificate_without_tls["clients"] = serde_json::json!([
+        {"name": "acme", "certificate": {"caSecret": "partners-ca", "names": []}}
+    ]);
+    assert!(
+        load(&certificate_without_tls)
+            .unwrap_err()
+            .to_string()
+            .contains("clients[0].certificate: a client certificate needs the table's tls")
+    );
 }
 
 #[test]
@@ -326,6 +337,13 @@ fn a_grpc_backend_compiles_to_an_h2c_upstream_and_others_stay_http1() {
         panic!("catalog proxies");
     };
     assert_eq!(upstreams[0].protocol, UpstreamProtocol::H2c);
+    // Partners by client certificate: the CA Secret is referenced, the proxy reads it.
+    let acme = table.clients[0].certificate.as_ref().unwrap();
+    assert_eq!(
+        (acme.ca_secret.as_str(), acme.names.as_slice()),
+        ("partners-ca", &["gateway.acme.example".to_owned()][..])
+    );
+    assert!(table.secrets().contains("partners-ca"));
     assert_eq!(
         (upstreams[0].host.as_str(), upstreams[0].port),
         ("catalog-grpc.default.svc.cluster.local", 50051)

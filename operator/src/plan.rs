@@ -76,6 +76,7 @@ impl Found {
         let certificates = references
             .certificates
             .iter()
+            .chain(&references.authorities)
             .filter_map(|name| self.certificate_problems.get(name))
             .map(|problem| MissingRef::Certificate(problem.clone()));
         services.chain(aggregators).chain(certificates).collect()

@@ -1,5 +1,5 @@
-//! What a resource points at: the Services and Aggregators its routes and steps name, and the
-//! certificate Secrets of its HTTPS listener.
+//! What a resource points at: the Services and Aggregators its routes and steps name, the
+//! certificate Secrets of its HTTPS listener and the CA Secrets of its certificate clients.
 //!
 //! Read from the spec (not from the compiled table, which only knows host names), so that the
 //! references are known before compiling — compile needs the referenced Aggregators' ports —
@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use gatehouse_api::crd::{Aggregation, BackendRef, Contract, Listeners};
+use gatehouse_api::crd::{Aggregation, BackendRef, Client, Contract, Listeners};
 use gatehouse_api::resource::Resource;
 
 /// Names referenced by one resource, all in its own namespace.
@@ -19,6 +19,8 @@ pub struct References {
     pub aggregators: BTreeSet<String>,
     /// Names of the `kubernetes.io/tls` Secrets of its HTTPS listener.
     pub certificates: BTreeSet<String>,
+    /// Names of the CA Secrets (`ca.crt`) its clients' certificates are checked against.
+    pub authorities: BTreeSet<String>,
 }
 
 impl References {
@@ -29,10 +31,16 @@ impl References {
             Resource::Gateway(gateway) => {
                 references.contracts(&gateway.spec.contracts);
                 references.listeners(gateway.spec.listeners.as_ref());
+                gateway
+                    .spec
+                    .clients
+                    .iter()
+                    .for_each(|c| references.client(c));
             }
             Resource::EdgeService(edge) => {
                 references.contracts(&edge.spec.contracts);
                 references.listeners(edge.spec.listeners.as_ref());
+                references.client(&edge.spec.client);
             }
             Resource::Aggregator(aggregator) => {
                 for endpoint in &aggregator.spec.endpoints {
@@ -53,9 +61,17 @@ impl References {
         self.aggregators.contains(name)
     }
 
-    /// True when the resource's HTTPS listener names the Secret `name`.
+    /// True when the resource names the Secret `name` as a certificate of its HTTPS listener
+    /// or as a client-certificate authority.
     pub fn names_certificate(&self, name: &str) -> bool {
-        self.certificates.contains(name)
+        self.certificates.contains(name) || self.authorities.contains(name)
+    }
+
+    fn client(&mut self, client: &Client) {
+        if let Some(certificate) = &client.client_certificate {
+            self.authorities
+                .insert(certificate.ca_secret_ref.name.clone());
+        }
     }
 
     fn listeners(&mut self, listeners: Option<&Listeners>) {

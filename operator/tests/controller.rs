@@ -934,26 +934,50 @@ async fn passing_errors_on_a_child_are_retried_with_backoff() {
     }
 }
 
-/// A `kubernetes.io/tls` Secret holding `certificate` (PEM) and `key` (PEM).
-fn tls_secret(name: &str, certificate: &str, key: &str) -> Value {
-    let data = std::collections::BTreeMap::from([
-        (
-            "tls.crt".to_owned(),
-            k8s_openapi::ByteString(certificate.as_bytes().to_vec()),
-        ),
-        (
-            "tls.key".to_owned(),
-            k8s_openapi::ByteString(key.as_bytes().to_vec()),
-        ),
-    ]);
+/// The requests for Secrets in `log`.
+fn secret_requests(log: &[Recorded]) -> Vec<String> {
+    lines(log)
+        .into_iter()
+        .filter(|l| l.contains("/secrets"))
+        .collect()
+}
+
+/// One `GET` by name of each Secret in `names`.
+fn reads_by_name(names: &[&str]) -> Vec<String> {
+    names
+        .iter()
+        .map(|name| format!("GET {}/{name}", collection(NS, "secrets")))
+        .collect()
+}
+
+/// A Secret of type `type_` holding `data`.
+fn secret_of(name: &str, type_: &str, data: &[(&str, &str)]) -> Value {
+    let data = data
+        .iter()
+        .map(|(key, value)| {
+            (
+                (*key).to_owned(),
+                k8s_openapi::ByteString(value.as_bytes().to_vec()),
+            )
+        })
+        .collect();
     let mut secret = serde_json::to_value(k8s_openapi::api::core::v1::Secret {
         data: Some(data),
-        type_: Some("kubernetes.io/tls".to_owned()),
+        type_: Some(type_.to_owned()),
         ..Default::default()
     })
     .unwrap();
     secret["metadata"] = json!({"name": name, "namespace": NS});
     secret
+}
+
+/// A `kubernetes.io/tls` Secret holding `certificate` (PEM) and `key` (PEM).
+fn tls_secret(name: &str, certificate: &str, key: &str) -> Value {
+    secret_of(
+        name,
+        "kubernetes.io/tls",
+        &[("tls.crt", certificate), ("tls.key", key)],
+    )
 }
 
 /// A self-signed certificate for `host` and its key, PEM.
@@ -985,14 +1009,9 @@ async fn certificate_secrets_are_read_by_name_and_a_broken_or_missing_one_is_nam
     reconcile_gateway(&fake, &ctx).await;
     let log = fake.take_log();
 
-    let secret_requests: Vec<String> = lines(&log)
-        .into_iter()
-        .filter(|l| l.contains("/secrets"))
-        .collect();
     assert_eq!(
-        secret_requests,
-        ["absent-tls", "good-tls", "mismatched-tls"]
-            .map(|name| format!("GET {}/{name}", collection(NS, "secrets"))),
+        secret_requests(&log),
+        reads_by_name(&["absent-tls", "good-tls", "mismatched-tls"]),
         "each certificate Secret is read by name, none is listed"
     );
     let status = patched_status(&log);
@@ -1036,4 +1055,84 @@ async fn certificate_secrets_are_read_by_name_and_a_broken_or_missing_one_is_nam
     let log = fake.take_log();
     let status = patched_status(&log);
     assert_eq!(condition(status, "ResolvedRefs")["status"], "True");
+}
+
+#[tokio::test]
+async fn client_certificate_authorities_are_read_by_name_and_a_broken_or_missing_one_is_named() {
+    let fake = shop();
+    let (good_cert, good_key) = certificate("shop.example.com");
+    fake.put(NS, "secrets", tls_secret("good-tls", &good_cert, &good_key));
+    fake.edit(NS, "gateways", "public", |g| {
+        g["spec"]["listeners"] = json!({"https": {"port": 443, "certificates": [
+            {"secretName": "good-tls", "hosts": ["shop.example.com"]},
+        ], "unknownServerName": "Default", "minVersion": "1.2"}});
+        g["spec"]["clients"] = json!([
+            {"name": "acme", "clientCertificate": {"caSecretRef": {"name": "partners-ca"},
+                "names": ["gateway.acme.example"]}},
+            {"name": "globex", "clientCertificate": {"caSecretRef": {"name": "broken-ca"}}},
+            {"name": "initech", "clientCertificate": {"caSecretRef": {"name": "absent-ca"}}},
+        ]);
+    });
+    // Any certificate is an authority to rustls' trust store; a CA's own is what cert-manager
+    // writes.
+    let (ca_cert, _) = certificate("partners-ca");
+    fake.put(
+        NS,
+        "secrets",
+        secret_of("partners-ca", "Opaque", &[("ca.crt", &ca_cert)]),
+    );
+    fake.put(
+        NS,
+        "secrets",
+        secret_of("broken-ca", "Opaque", &[("tls.crt", &ca_cert)]),
+    );
+    let ctx = context(&fake);
+    reconcile_gateway(&fake, &ctx).await;
+    let log = fake.take_log();
+
+    assert_eq!(
+        secret_requests(&log),
+        reads_by_name(&["good-tls", "absent-ca", "broken-ca", "partners-ca"]),
+        "certificates first, then authorities, each read by name, none listed"
+    );
+    let status = patched_status(&log);
+    let resolved = condition(status, "ResolvedRefs");
+    assert_eq!(resolved["reason"], "InvalidCertificateRef");
+    let message = resolved["message"].as_str().unwrap();
+    assert_eq!(
+        message,
+        "CA Secret \"absent-ca\" is missing; CA Secret \"broken-ca\": ca.crt holds no usable \
+         PEM certificate (there is no ca.crt); the client certificates it signs are refused \
+         with 401 until it is fixed"
+    );
+    // The proxy may read exactly these Secrets, and mounts them.
+    let role = fake.get(NS, "roles", "public-gateway").unwrap();
+    let names = role["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|rule| rule["resources"] == json!(["secrets"]))
+        .map(|rule| rule["resourceNames"].clone())
+        .unwrap();
+    assert_eq!(
+        names,
+        json!(["absent-ca", "broken-ca", "good-tls", "partners-ca"])
+    );
+
+    fake.put(
+        NS,
+        "secrets",
+        secret_of("broken-ca", "Opaque", &[("ca.crt", &ca_cert)]),
+    );
+    fake.put(
+        NS,
+        "secrets",
+        secret_of("absent-ca", "Opaque", &[("ca.crt", &ca_cert)]),
+    );
+    reconcile_gateway(&fake, &ctx).await;
+    let log = fake.take_log();
+    assert_eq!(
+        condition(patched_status(&log), "ResolvedRefs")["status"],
+        "True"
+    );
 }

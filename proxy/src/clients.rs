@@ -3,9 +3,11 @@
 //! themselves are runtime state ([`crate::runtime::buckets`]) and outlive the table, so a
 //! reload does not refill them.
 //!
-//! A client is recognised by an API key in its header (compared in constant time) or by a JWT
-//! (`Authorization: Bearer`) signed by a key of its issuer's JWKS, with its issuer, one of its
-//! audiences when it lists any, and an unexpired `exp`. Once any client of a table can be
+//! A client is recognised by the certificate its TLS connection presented (signed by an
+//! authority of its CA Secret, carrying one of its names when it lists any; verified in the
+//! handshake, [`crate::tls::peers`]), by an API key in its header (compared in constant time)
+//! or by a JWT (`Authorization: Bearer`) signed by a key of its issuer's JWKS, with its
+//! issuer, one of its audiences when it lists any, and an unexpired `exp`. Once any client of a table can be
 //! recognised, every request must be: a missing or invalid credential is refused with 401 and
 //! never reaches a backend. Credentials are never logged; API keys are not passed on. A
 //! client's `rateLimit` is enforced by each proxy replica on its own (N replicas admit up to N
@@ -26,6 +28,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use subtle::ConstantTimeEq;
 
 use crate::runtime::buckets::{Bucket, BucketBook, BucketKey};
+use crate::tls::peers::PeerCertificate;
 
 /// Mounted Secrets: Secret name → data key → value. In Kubernetes each Secret is a volume at
 /// `SECRETS_DIR/NAME/`, one file per data key.
@@ -161,6 +164,22 @@ struct KeyedClient {
     keys: Vec<Vec<u8>>,
 }
 
+/// A client recognised by its TLS client certificate.
+struct CertifiedClient {
+    name: String,
+    /// The CA Secret whose authorities must vouch for the certificate.
+    authority: String,
+    /// Names one of which the certificate must carry, ASCII lower case; empty: any.
+    names: Vec<String>,
+}
+
+impl CertifiedClient {
+    fn owns(&self, certificate: &PeerCertificate) -> bool {
+        certificate.authorities.contains(&self.authority)
+            && (self.names.is_empty() || self.names.iter().any(|n| certificate.names.contains(n)))
+    }
+}
+
 /// A client recognised by JWT.
 struct JwtClient {
     name: String,
@@ -181,6 +200,7 @@ struct VerifyingKey {
 pub struct Clients {
     keyed: Vec<KeyedClient>,
     jwt: Vec<JwtClient>,
+    certified: Vec<CertifiedClient>,
     /// The distinct headers keys come in, in the order they are looked at.
     headers: Vec<HeaderName>,
     limits: BTreeMap<String, Arc<Bucket>>,
@@ -195,6 +215,10 @@ impl std::fmt::Debug for Clients {
                 &self.keyed.iter().map(|c| &c.name).collect::<Vec<_>>(),
             )
             .field("jwt", &self.jwt.iter().map(|c| &c.name).collect::<Vec<_>>())
+            .field(
+                "certified",
+                &self.certified.iter().map(|c| &c.name).collect::<Vec<_>>(),
+            )
             .field("limited", &self.limits.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -247,6 +271,17 @@ impl Clients {
                     }),
                 });
             }
+            if let Some(certificate) = &entry.certificate {
+                clients.certified.push(CertifiedClient {
+                    name: entry.name.clone(),
+                    authority: certificate.ca_secret.clone(),
+                    names: certificate
+                        .names
+                        .iter()
+                        .map(|n| n.to_ascii_lowercase())
+                        .collect(),
+                });
+            }
             if let Some(limit) = &entry.rate_limit {
                 let rate = NonZeroU32::new(limit.requests_per_second).ok_or_else(|| {
                     format!("client {}: requestsPerSecond must be above 0", entry.name)
@@ -264,18 +299,32 @@ impl Clients {
         Ok(clients)
     }
 
-    /// Who is calling: the client whose API key or JWT the request carries, else `fallback`
-    /// (an EdgeService's client), else nobody. Refused when the table's clients can be
-    /// recognised and the request carries no valid credential.
+    /// True when a client is recognised by its certificate: the request's connection must be
+    /// asked for the certificate it presented.
+    pub fn by_certificate(&self) -> bool {
+        !self.certified.is_empty()
+    }
+
+    /// Who is calling: the client whose certificate the connection presented (`certificate`),
+    /// or whose API key or JWT the request carries, else `fallback` (an EdgeService's client),
+    /// else nobody. Refused when the table's clients can be recognised and the request
+    /// carries no valid credential.
     pub fn recognise<'a>(
         &'a self,
         headers: &HeaderMap,
+        certificate: Option<&PeerCertificate>,
         fallback: Option<&'a str>,
     ) -> Result<Option<&'a str>, Refusal> {
-        if self.keyed.is_empty() && self.jwt.is_empty() {
+        if self.keyed.is_empty() && self.jwt.is_empty() && self.certified.is_empty() {
             return Ok(fallback);
         }
         let mut presented = false;
+        if let Some(certificate) = certificate {
+            presented = true;
+            if let Some(client) = self.certified.iter().find(|c| c.owns(certificate)) {
+                return Ok(Some(client.name.as_str()));
+            }
+        }
         for header in &self.headers {
             for value in headers.get_all(header) {
                 presented = true;
@@ -375,6 +424,7 @@ mod tests {
                 header: "x-api-key".to_owned(),
             }),
             jwt: None,
+            certificate: None,
             rate_limit: limit.map(|(rate, burst)| RateLimitEntry {
                 requests_per_second: rate,
                 burst,
@@ -423,23 +473,23 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            clients.recognise(&with_key("key-web-2"), None),
+            clients.recognise(&with_key("key-web-2"), None, None),
             Ok(Some("web"))
         );
         assert_eq!(
-            clients.recognise(&with_key("key-web-1"), None),
+            clients.recognise(&with_key("key-web-1"), None, None),
             Ok(Some("web"))
         );
         assert_eq!(
-            clients.recognise(&with_key("key-partner"), None),
+            clients.recognise(&with_key("key-partner"), None, None),
             Ok(Some("partner"))
         );
         assert_eq!(
-            clients.recognise(&with_key("key-web"), None),
+            clients.recognise(&with_key("key-web"), None, None),
             Err(Refusal::UnknownCredential)
         );
         assert_eq!(
-            clients.recognise(&HeaderMap::new(), None),
+            clients.recognise(&HeaderMap::new(), None, None),
             Err(Refusal::MissingCredential)
         );
         assert!(
@@ -452,10 +502,80 @@ mod tests {
     fn without_keyed_clients_every_request_is_the_fallback_client() {
         let clients = build(&[entry("mobile", None, None)], &secrets()).unwrap();
         assert_eq!(
-            clients.recognise(&HeaderMap::new(), Some("mobile")),
+            clients.recognise(&HeaderMap::new(), None, Some("mobile")),
             Ok(Some("mobile"))
         );
-        assert_eq!(clients.recognise(&HeaderMap::new(), None), Ok(None));
+        assert_eq!(clients.recognise(&HeaderMap::new(), None, None), Ok(None));
+    }
+
+    #[test]
+    fn a_certificate_names_its_client_by_authority_and_name_before_any_key() {
+        use gatehouse_api::route_table::ClientCertificateEntry;
+        let certified = |name: &str, ca: &str, names: &[&str]| ClientEntry {
+            certificate: Some(ClientCertificateEntry {
+                ca_secret: ca.to_owned(),
+                names: names.iter().map(|n| (*n).to_owned()).collect(),
+            }),
+            ..entry(name, None, None)
+        };
+        let clients = build(
+            &[
+                certified("acme", "partners-ca", &["Gateway.ACME.example"]),
+                certified("any-partner", "partners-ca", &[]),
+                certified("internal", "internal-ca", &["spiffe://corp/billing"]),
+                entry("web", Some("web-keys"), None),
+            ],
+            &secrets(),
+        )
+        .unwrap();
+        assert!(clients.by_certificate());
+        let peer = |authorities: &[&str], names: &[&str]| PeerCertificate {
+            names: names.iter().map(|n| (*n).to_owned()).collect(),
+            authorities: authorities.iter().map(|a| (*a).to_owned()).collect(),
+        };
+        let none = HeaderMap::new();
+        let acme = peer(&["partners-ca"], &["gateway.acme.example"]);
+        assert_eq!(
+            clients.recognise(&none, Some(&acme), None),
+            Ok(Some("acme"))
+        );
+        // The certificate wins over a key the same request carries.
+        let keyed = with_key("key-web-1");
+        assert_eq!(
+            clients.recognise(&keyed, Some(&acme), None),
+            Ok(Some("acme"))
+        );
+        // Signed by the authority, another name: the client that takes any.
+        let other = peer(&["partners-ca"], &["other.example"]);
+        assert_eq!(
+            clients.recognise(&none, Some(&other), None),
+            Ok(Some("any-partner"))
+        );
+        // The right name, but the other authority does not vouch for it.
+        let billing = peer(&["partners-ca"], &["spiffe://corp/billing"]);
+        assert_eq!(
+            clients.recognise(&none, Some(&billing), None),
+            Ok(Some("any-partner"))
+        );
+        let billing = peer(&["internal-ca"], &["spiffe://corp/billing"]);
+        assert_eq!(
+            clients.recognise(&none, Some(&billing), None),
+            Ok(Some("internal"))
+        );
+        // No authority vouches (its CA Secret broke since the handshake): a key still may.
+        let stale = peer(&[], &["gateway.acme.example"]);
+        assert_eq!(
+            clients.recognise(&none, Some(&stale), None),
+            Err(Refusal::UnknownCredential)
+        );
+        assert_eq!(
+            clients.recognise(&keyed, Some(&stale), None),
+            Ok(Some("web"))
+        );
+        assert_eq!(
+            clients.recognise(&none, None, None),
+            Err(Refusal::MissingCredential)
+        );
     }
 
     #[test]
@@ -491,16 +611,16 @@ mod tests {
             "{warnings:?}"
         );
         assert_eq!(
-            clients.recognise(&with_key("key-web-1"), None),
+            clients.recognise(&with_key("key-web-1"), None, None),
             Ok(Some("web")),
             "the other clients are served"
         );
         assert_eq!(
-            clients.recognise(&with_key(""), None),
+            clients.recognise(&with_key(""), None, None),
             Err(Refusal::UnknownCredential)
         );
         assert_eq!(
-            clients.recognise(&HeaderMap::new(), None),
+            clients.recognise(&HeaderMap::new(), None, None),
             Err(Refusal::MissingCredential)
         );
     }

@@ -186,7 +186,7 @@ impl LoadedTable {
             .as_ref()
             .map(|entry| {
                 let previous = context.previous.and_then(|p| p.tls.as_ref());
-                Termination::build(entry, context.secrets, previous, warnings)
+                Termination::build(entry, &table.clients, context.secrets, previous, warnings)
             })
             .transpose()?;
         let router = Router::build(&table);

@@ -21,6 +21,7 @@ fn keyed(name: &str, secret: &str, header: &str, limit: Option<(u32, u32)>) -> C
             header: header.to_owned(),
         }),
         jwt: None,
+        certificate: None,
         rate_limit: limit.map(|(requests_per_second, burst)| RateLimitEntry {
             requests_per_second,
             burst,
@@ -287,6 +288,7 @@ async fn a_jwt_from_the_clients_issuer_names_it_and_every_other_token_is_refused
                     audiences: vec!["gatehouse".to_owned()],
                     jwks_secret: "issuer-jwks".to_owned(),
                 }),
+                certificate: None,
                 rate_limit: None,
             },
             keyed("web", "web-keys", "x-api-key", None),

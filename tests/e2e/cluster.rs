@@ -137,3 +137,18 @@ pub fn table_applied(status: Option<&ProxyStatus>, generation: Option<i64>) -> b
             && condition(status, "Programmed")
                 .is_some_and(|c| c.message.contains("no ready replica serves it yet")))
 }
+
+/// Secret `name` of `type_` (Opaque when `None`) with `string_data` (key → value).
+pub fn secret(
+    namespace: &str,
+    name: &str,
+    type_: Option<&str>,
+    string_data: serde_json::Value,
+) -> k8s_openapi::api::core::v1::Secret {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret", "type": type_.unwrap_or("Opaque"),
+        "metadata": {"name": name, "namespace": namespace},
+        "stringData": string_data,
+    }))
+    .unwrap()
+}

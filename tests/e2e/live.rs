@@ -26,7 +26,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::cluster::{
-    apply, condition, reports, service_account_token, wait_for, within, write_kubeconfig,
+    apply, condition, reports, secret, service_account_token, wait_for, within, write_kubeconfig,
 };
 use crate::scenario::not_programmed;
 
@@ -305,12 +305,7 @@ fn gateway_of(namespace: &str, routes: Vec<Value>) -> Gateway {
 }
 
 fn key_secret(namespace: &str, key: &str) -> Secret {
-    serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": SECRET, "namespace": namespace},
-        "stringData": {"key": key},
-    }))
-    .unwrap()
+    secret(namespace, SECRET, None, json!({"key": key}))
 }
 
 /// An EndpointSlice of the proxy Service with one ready endpoint: the local proxy. The API

@@ -3,6 +3,8 @@
 //! ServiceAccount's token only). The operator's Service, Deployment and Role carry the
 //! listeners; the proxy serves the Secret's certificate through the API, picks up a renewed
 //! Secret at the next handshake, and keeps the last good certificate when a Secret goes bad.
+//! Then partners recognised by client certificates: their CA Secret reaches the proxy through
+//! the API, and a CA Secret that goes bad is reported and vouches for nobody.
 
 use std::time::{Duration, Instant};
 
@@ -15,15 +17,19 @@ use kube::api::DeleteParams;
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
-use crate::cluster::{WAIT, apply, condition, service_account_token, wait_for, write_kubeconfig};
+use crate::cluster::{
+    WAIT, apply, condition, secret, service_account_token, wait_for, write_kubeconfig,
+};
 use crate::live::{Backend, LocalProxy, free_port, http, scratch_dir, table_of};
 #[allow(dead_code)]
 #[path = "../../proxy/tests/common/tls.rs"]
 mod tls;
 use tls::{Leaf, TestCa, handshake, https_get, presented};
+use tokio_rustls::TlsConnector;
 
 const GATEWAY: &str = "secure";
 const SECRET: &str = "secure-tls";
+const CA_SECRET: &str = "partners-ca";
 const HOST: &str = "secure.shop.test";
 
 /// Every step of the HTTPS scenario.
@@ -37,8 +43,8 @@ pub async fn run(client: &Client, namespace: &str) {
         &tls_secret(namespace, &first.cert_pem, &first.key_pem),
     )
     .await;
-    let gateway = apply(client, namespace, &gateway(namespace)).await;
-    table_of(client, namespace, &child, gateway.metadata.generation).await;
+    let applied = apply(client, namespace, &gateway(namespace, false)).await;
+    table_of(client, namespace, &child, applied.metadata.generation).await;
 
     let service: Service = Api::namespaced(client.clone(), namespace)
         .get(&child)
@@ -73,12 +79,8 @@ pub async fn run(client: &Client, namespace: &str) {
             .contains("\"--listen-tls\",\"0.0.0.0:8443\""),
         "{args}"
     );
-    let role: Role = Api::namespaced(client.clone(), namespace)
-        .get(&child)
-        .await
-        .unwrap();
     assert_eq!(
-        serde_json::to_value(&role.rules).unwrap()[1]["resourceNames"],
+        readable_secrets(client, namespace, &child).await,
         json!([SECRET]),
         "the proxy may read its certificate Secret, by name"
     );
@@ -151,12 +153,58 @@ pub async fn run(client: &Client, namespace: &str) {
     .await;
     resolved_refs(client, namespace, "ResolvedRefs").await;
 
+    // Partners recognised by client certificates; their CA Secret comes through the API.
+    let partners = TestCa::new();
+    apply(client, namespace, &ca_secret(namespace, &partners.pem())).await;
+    let with_partners = apply(client, namespace, &gateway(namespace, true)).await;
+    table_of(client, namespace, &child, with_partners.metadata.generation).await;
+    let acme = partners.client_leaf("acme", &["acme.partners.test"], &[]);
+    let presenting = ca.client_presenting(&acme, &[b"http/1.1"]);
+    // Once the table with the partner serves, a caller without certificate or key gets 401 and
+    // the partner's certificate is recognised.
+    let served = wait_status(&ca.http1_client(), address, 401).await;
+    let recognised = wait_status(&presenting, address, 200).await;
+    println!(
+        "the partner table refused anonymous callers {served:?} after the table was written; \
+         the partner's certificate was recognised {recognised:?} later"
+    );
+    // A CA Secret gone bad: reported by the operator, and it vouches for nobody at once.
+    apply(
+        client,
+        namespace,
+        &ca_secret(namespace, "not a certificate"),
+    )
+    .await;
+    let revoked = wait_status(&presenting, address, 401).await;
+    println!("a broken CA Secret stopped recognising its partner {revoked:?} after it changed");
+    let reported = resolved_refs(client, namespace, "InvalidCertificateRef").await;
+    assert!(
+        reported.contains(&format!(
+            "CA Secret \"{CA_SECRET}\": ca.crt holds no usable PEM certificate"
+        )) && reported.contains("refused with 401"),
+        "{reported}"
+    );
+    assert_eq!(
+        readable_secrets(client, namespace, &child).await,
+        json!([CA_SECRET, SECRET]),
+        "the proxy may read the CA Secret too, by name"
+    );
+
     Api::<Gateway>::namespaced(client.clone(), namespace)
         .delete(GATEWAY, &DeleteParams::default())
         .await
         .unwrap();
     drop(proxy);
     println!("HTTPS: certificates from the API, renewed without a restart, bad ones refused");
+}
+
+/// The Secrets the proxy's Role lets it read.
+async fn readable_secrets(client: &Client, namespace: &str, role: &str) -> Value {
+    let role: Role = Api::namespaced(client.clone(), namespace)
+        .get(role)
+        .await
+        .unwrap();
+    serde_json::to_value(&role.rules).unwrap()[1]["resourceNames"].clone()
 }
 
 /// Waits until the Gateway's `ResolvedRefs` has `reason`; returns its message.
@@ -194,11 +242,38 @@ async fn wait_presented(ca: &TestCa, address: std::net::SocketAddr, leaf: &Leaf)
     panic!("the proxy never presented the expected certificate");
 }
 
-fn gateway(namespace: &str) -> Gateway {
+/// Polls `GET /v1/hello` on new connections of `connector` until it answers `status`;
+/// returns how long it took.
+async fn wait_status(
+    connector: &TlsConnector,
+    address: std::net::SocketAddr,
+    status: u16,
+) -> Duration {
+    let started = Instant::now();
+    while started.elapsed() < WAIT {
+        if let Ok((got, _, _)) = https_get(connector, address, HOST, "/v1/hello").await
+            && got == status
+        {
+            return started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("the proxy never answered {status}");
+}
+
+/// The Gateway; with `partners`, a client recognised by certificates of the CA Secret.
+fn gateway(namespace: &str, partners: bool) -> Gateway {
+    let clients = if partners {
+        json!([{"name": "acme", "clientCertificate": {
+            "caSecretRef": {"name": CA_SECRET}, "names": ["acme.partners.test"]}}])
+    } else {
+        json!([])
+    };
     serde_json::from_value(json!({
         "apiVersion": "gatehouse.dev/v1alpha1", "kind": "Gateway",
         "metadata": {"name": GATEWAY, "namespace": namespace},
         "spec": {
+            "clients": clients,
             "listeners": {
                 "https": {"certificates": [{"secretName": SECRET, "hosts": [HOST]}]},
                 "http": {"mode": "RedirectToHTTPS"},
@@ -214,10 +289,10 @@ fn gateway(namespace: &str) -> Gateway {
 }
 
 fn tls_secret(namespace: &str, certificate: &str, key: &str) -> Secret {
-    serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
-        "metadata": {"name": SECRET, "namespace": namespace},
-        "stringData": {"tls.crt": certificate, "tls.key": key},
-    }))
-    .unwrap()
+    let data = json!({"tls.crt": certificate, "tls.key": key});
+    secret(namespace, SECRET, Some("kubernetes.io/tls"), data)
+}
+
+fn ca_secret(namespace: &str, certificates: &str) -> Secret {
+    secret(namespace, CA_SECRET, None, json!({"ca.crt": certificates}))
 }

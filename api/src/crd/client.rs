@@ -54,6 +54,26 @@ pub struct JwtAuth {
     pub jwks_secret_ref: SecretRef,
 }
 
+/// Recognise a client by the certificate it presents in the TLS handshake (mutual TLS): one
+/// that a certificate authority of `caSecretRef` signed and, when `names` lists any, that
+/// carries one of them. Needs `listeners.https`: the HTTPS listener asks every client for a
+/// certificate, a client may send none (it is then recognised by its API key or JWT, or gets
+/// 401), and one signed by no listed authority fails the handshake.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientCertificateAuth {
+    /// Secret holding, under `ca.crt`, the PEM certificates of the authorities that sign this
+    /// client's certificates (the key cert-manager's CA issuer writes). A changed Secret
+    /// applies to the next handshake, without a restart.
+    pub ca_secret_ref: SecretRef,
+    /// Names of this client's certificates, any one of which must appear in the certificate
+    /// as a DNS, URI or email subject alternative name or as the subject's common name
+    /// (compared without regard to ASCII case). Empty: any certificate the authorities signed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_CONDITIONS), inner(length(min = 1, max = 512), pattern(HEADER_VALUE)))]
+    pub names: Vec<String>,
+}
+
 /// A token-bucket rate limit: over it, a request is refused with 429 and `Retry-After`. Each proxy
 /// replica enforces it on its own (N replicas admit up to N times the rate).
 #[skip_serializing_none]
@@ -83,6 +103,9 @@ pub struct Client {
     /// Recognise this client by a JWT in `Authorization: Bearer`, signed by a key of its issuer's
     /// JWKS, with its issuer, one of its audiences and an unexpired `exp`.
     pub jwt: Option<JwtAuth>,
+    /// Recognise this client by the certificate it presents in the TLS handshake (mutual TLS
+    /// on `listeners.https`).
+    pub client_certificate: Option<ClientCertificateAuth>,
     /// Requests this client may make: a token bucket per proxy replica; over it, 429 with
     /// `Retry-After`.
     pub rate_limit: Option<RateLimit>,

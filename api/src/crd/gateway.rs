@@ -50,6 +50,7 @@ pub struct Contract {
     validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 52").message("metadata.name must be a DNS label of at most 52 characters starting with a letter: it names the proxy's Service and Deployment")
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.clients) || !self.clients.exists(c, has(c.clientCertificate)) || (has(self.listeners) && has(self.listeners.https))").message("a client recognised by clientCertificate needs listeners.https"))]
 pub struct GatewaySpec {
     /// The clients this gateway serves and how each is recognised; names are unique (the list
     /// is keyed by name).
@@ -95,6 +96,7 @@ pub struct GatewaySpec {
     validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 52").message("metadata.name must be a DNS label of at most 52 characters starting with a letter: it names the proxy's Service and Deployment")
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.client.clientCertificate) || (has(self.listeners) && has(self.listeners.https))").message("a client recognised by clientCertificate needs listeners.https"))]
 pub struct EdgeServiceSpec {
     /// The one client this edge serves.
     pub client: Client,

@@ -13,7 +13,7 @@ pub mod string_map;
 
 pub use aggregation::{Aggregation, FailurePolicy, Step, StepCall};
 pub use aggregator::{Aggregator, AggregatorSpec, Endpoint};
-pub use client::{ApiKeyAuth, Client, JwtAuth, RateLimit, SecretRef};
+pub use client::{ApiKeyAuth, Client, ClientCertificateAuth, JwtAuth, RateLimit, SecretRef};
 pub use gateway::{Contract, EdgeService, EdgeServiceSpec, Gateway, GatewaySpec};
 pub use listeners::{
     Certificate, HttpListener, HttpMode, HttpsListener, Listeners, MinTlsVersion,

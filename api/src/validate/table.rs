@@ -129,6 +129,14 @@ pub fn check_table(table: &RouteTable) -> Result<(), Vec<Problem>> {
             }
         }
     }
+    for (c, client) in table.clients.iter().enumerate() {
+        if client.certificate.is_some() && table.tls.is_none() {
+            problems.push(Problem::new(
+                format!("clients[{c}].certificate"),
+                "a client certificate needs the table's tls (an HTTPS listener) to be presented on",
+            ));
+        }
+    }
     if problems.is_empty() {
         Ok(())
     } else {

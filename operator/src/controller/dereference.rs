@@ -1,11 +1,11 @@
 //! dereference: read what a resource references — the Services and Aggregators of its
 //! namespace, one list per kind and only for kinds it references; and each certificate Secret
-//! of its HTTPS listener, read by name and checked as the proxy will load it (never logged,
-//! never kept).
+//! of its HTTPS listener and each CA Secret of its certificate clients, read by name and
+//! checked as the proxy will load it (never logged, never kept).
 
 use std::collections::BTreeMap;
 
-use gatehouse_api::certificate::certified_key;
+use gatehouse_api::certificate::{CertificateError, certificate_authorities, certified_key};
 use gatehouse_api::crd::Aggregator;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use kube::api::ListParams;
@@ -58,7 +58,17 @@ pub async fn dereference(
         certificate_problems: BTreeMap::new(),
     };
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    for name in &references.certificates {
+    let checks = references
+        .certificates
+        .iter()
+        .map(|name| (name, certificate_problem as Check))
+        .chain(
+            references
+                .authorities
+                .iter()
+                .map(|name| (name, authorities_problem as Check)),
+        );
+    for (name, check) in checks {
         let secret = secrets
             .get_opt(name)
             .await
@@ -73,7 +83,7 @@ pub async fn dereference(
                 .map(|(key, value)| (key, value.0))
                 .collect::<BTreeMap<_, _>>()
         });
-        if let Err(problem) = certified_key(name, data.as_ref()) {
+        if let Some(problem) = check(name, data.as_ref()) {
             found.certificate_problems.insert(name.clone(), problem);
         }
     }
@@ -107,4 +117,21 @@ pub async fn dereference(
             .collect();
     }
     Ok(found)
+}
+
+/// What is wrong with a Secret's data for its use, if anything.
+type Check = fn(&str, Option<&BTreeMap<String, Vec<u8>>>) -> Option<CertificateError>;
+
+fn certificate_problem(
+    name: &str,
+    data: Option<&BTreeMap<String, Vec<u8>>>,
+) -> Option<CertificateError> {
+    certified_key(name, data).err()
+}
+
+fn authorities_problem(
+    name: &str,
+    data: Option<&BTreeMap<String, Vec<u8>>>,
+) -> Option<CertificateError> {
+    certificate_authorities(name, data).err()
 }

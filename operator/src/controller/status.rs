@@ -105,7 +105,7 @@ fn resolved_refs(seen: &Observation<'_>) -> Condition {
             RESOLVED_REFS,
             true,
             "ResolvedRefs",
-            "every referenced Service, Aggregator and TLS Secret resolves".to_owned(),
+            "every referenced Service, Aggregator, TLS and CA Secret resolves".to_owned(),
             seen.generation,
         )
     } else {
@@ -121,12 +121,23 @@ fn resolved_refs(seen: &Observation<'_>) -> Condition {
                 names.join("; ")
             ));
         }
-        if !certificates.is_empty() {
-            let problems: Vec<String> = certificates.iter().map(ToString::to_string).collect();
-            parts.push(format!(
-                "{}; the proxies keep serving the certificate they had from it, if any",
-                problems.join("; ")
-            ));
+        let (authorities, served): (Vec<&MissingRef>, Vec<&MissingRef>) = certificates
+            .iter()
+            .partition(|m| matches!(m, MissingRef::Certificate(e) if e.is_authorities()));
+        for (problems, consequence) in [
+            (
+                served,
+                "the proxies keep serving the certificate they had from it, if any",
+            ),
+            (
+                authorities,
+                "the client certificates it signs are refused with 401 until it is fixed",
+            ),
+        ] {
+            if !problems.is_empty() {
+                let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                parts.push(format!("{}; {consequence}", problems.join("; ")));
+            }
         }
         // Gateway API's reasons; a broken certificate is the more urgent to name.
         let reason = if certificates.is_empty() {

@@ -209,6 +209,7 @@ mod tests {
                         header: "x-api-key".to_owned(),
                     }),
                     jwt: None,
+                    certificate: None,
                     rate_limit: None,
                 })
                 .collect(),

@@ -36,6 +36,7 @@ use crate::request_head::HeadLimits;
 use crate::rewrite::{RedirectOrigin, TemplateVars, redirect_location};
 use crate::router::RequestFacts;
 use crate::table::{PreparedAction, is_idempotent};
+use crate::tls::peers;
 use crate::upstream::{choose_upstream, now_millis};
 use gatehouse_api::route_table::UpstreamProtocol;
 
@@ -197,11 +198,24 @@ fn request_host(request: &RequestHeader) -> Option<&str> {
 /// Sets `ctx.client` to the caller the table's clients recognise and takes one request from
 /// its rate limit; the problem response instead when the request is refused (no valid API key:
 /// 401; over the limit: 429 with `Retry-After`).
-fn recognise_client(request: &RequestHeader, ctx: &mut RequestContext) -> Option<LocalResponse> {
+fn recognise_client(session: &Session, ctx: &mut RequestContext) -> Option<LocalResponse> {
     let table = ctx.table.clone()?;
-    let recognised = table
+    let certificate = table
         .clients
-        .recognise(&request.headers, table.edge_client.as_deref());
+        .by_certificate()
+        .then(|| {
+            session
+                .digest()?
+                .socket_digest
+                .as_deref()
+                .and_then(peers::of)
+        })
+        .flatten();
+    let recognised = table.clients.recognise(
+        &session.req_header().headers,
+        certificate.as_deref(),
+        table.edge_client.as_deref(),
+    );
     let (kind, retry_after) = match recognised {
         Ok(client) => {
             ctx.client = client.map(str::to_owned);
@@ -303,7 +317,7 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         };
         ctx.retries_left = if idempotent { route.retry.attempts } else { 0 };
-        if let Some(refused) = recognise_client(session.req_header(), ctx) {
+        if let Some(refused) = recognise_client(session, ctx) {
             write_local_response(session, refused, &ctx.request_id, None).await?;
             return Ok(true);
         }

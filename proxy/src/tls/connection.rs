@@ -15,20 +15,23 @@ use pingora::protocols::{Peek, Shutdown, Ssl, UniqueID, UniqueIDType};
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio_rustls::server::TlsStream;
 
+use super::peers::Registration;
 use crate::delegate::{delegate_digests, delegate_writes};
 
 /// A TLS connection over Pingora's TCP stream, with what Pingora asks of it: the negotiated
 /// protocol (ALPN decides HTTP/2 or HTTP/1.1) and its TLS digest (version, cipher).
 #[derive(Debug)]
 pub struct TlsConnection {
+    /// The client certificate's record, dropped (forgotten) before the socket closes.
+    _client_certificate: Option<Registration>,
     inner: TlsStream<TcpStream>,
     digest: Arc<SslDigest>,
     alpn: Option<ALPN>,
 }
 
 impl TlsConnection {
-    /// The connection once its handshake is done.
-    pub fn new(inner: TlsStream<TcpStream>) -> Self {
+    /// The connection once its handshake is done, with the record of its client certificate.
+    pub fn new(inner: TlsStream<TcpStream>, client_certificate: Option<Registration>) -> Self {
         let session = inner.get_ref().1;
         let version = session
             .protocol_version()
@@ -44,6 +47,7 @@ impl TlsConnection {
             _ => None,
         };
         Self {
+            _client_certificate: client_certificate,
             digest: Arc::new(SslDigest::new(cipher, version, None, None, Vec::new())),
             alpn,
             inner,

@@ -11,9 +11,12 @@ use pingora::protocols::Stream;
 use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::server::ShutdownWatch;
 
+use pingora::protocols::GetSocketDigest;
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 
 use super::connection::TlsConnection;
+use super::peers::{Authority, PeerCertificate, Registration};
 use crate::metrics::{HandshakeOutcome, ProxyMetrics};
 use crate::reload::TableStore;
 
@@ -76,11 +79,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for TlsApp<A> {
             return self.inner.process_new(stream, shutdown).await;
         }
         let table = self.store.current();
-        let Some(config) = table
-            .as_ref()
-            .and_then(|t| t.tls.as_ref())
-            .map(|t| t.config.clone())
-        else {
+        let Some(termination) = table.as_ref().and_then(|t| t.tls.as_ref()) else {
             self.metrics.handshake(HandshakeOutcome::NoCertificates);
             tracing::debug!("TLS connection closed: the served table has no certificates");
             return None;
@@ -94,11 +93,12 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for TlsApp<A> {
                 return None;
             }
         };
-        let acceptor = TlsAcceptor::from(config);
+        let acceptor = TlsAcceptor::from(termination.config.clone());
         match tokio::time::timeout(self.handshake_timeout, acceptor.accept(tcp)).await {
             Ok(Ok(tls)) => {
                 self.metrics.handshake(HandshakeOutcome::Done);
-                let connection: Stream = Box::new(TlsConnection::new(tls));
+                let registration = client_certificate(&tls, &termination.authorities);
+                let connection: Stream = Box::new(TlsConnection::new(tls, registration));
                 self.inner.process_new(connection, shutdown).await
             }
             Ok(Err(error)) => {
@@ -117,4 +117,18 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for TlsApp<A> {
     async fn cleanup(&self) {
         self.inner.cleanup().await;
     }
+}
+
+/// Records the client certificate `tls` presented, if any, with the authorities that vouch
+/// for it.
+fn client_certificate(
+    tls: &TlsStream<L4Stream>,
+    authorities: &[Authority],
+) -> Option<Registration> {
+    if authorities.is_empty() {
+        return None;
+    }
+    let (tcp, session) = tls.get_ref();
+    let peer = PeerCertificate::of(session.peer_certificates()?, authorities)?;
+    Registration::new(tcp.get_socket_digest()?.as_ref(), peer)
 }

@@ -14,21 +14,32 @@
 //! AES-128-GCM, ChaCha20-Poly1305; TLS 1.2: ECDHE-ECDSA/RSA with the same ciphers), in the
 //! server's order of preference; no 0-RTT; ALPN `h2`, then `http/1.1`. Session tickets and the
 //! session cache are shared by every build, so clients resume across certificate rotations.
+//!
+//! Client certificates: when the table's clients include certificate clients, every handshake
+//! asks for a certificate signed by one of their authorities (CA Secrets, `ca.crt`); a client
+//! may send none, one that no authority signed fails the handshake ([`peers`]). A CA Secret
+//! that is missing or broken is said in `warnings` and vouches for nobody: its clients are
+//! refused with 401 until it is fixed, as a revoked API key is.
 
 pub mod connection;
 pub mod listener;
+pub mod peers;
 pub mod server_names;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
-use gatehouse_api::certificate::{certified_key, provider};
-use gatehouse_api::route_table::{TlsEntry, TlsVersion};
-use rustls::server::{ProducesTickets, ServerSessionMemoryCache, StoresServerSessions};
+use gatehouse_api::certificate::{certificate_authorities, certified_key, provider};
+use gatehouse_api::route_table::{ClientEntry, TlsEntry, TlsVersion};
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::{
+    ProducesTickets, ServerSessionMemoryCache, StoresServerSessions, WebPkiClientVerifier,
+};
 use rustls::sign::CertifiedKey;
-use rustls::{ServerConfig, SupportedProtocolVersion, version};
+use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion, version};
 
 use crate::clients::SecretFiles;
+use peers::Authority;
 use server_names::ServerNames;
 
 /// Sessions the shared resumption cache holds (about 100 bytes each with rustls).
@@ -50,14 +61,17 @@ pub struct Termination {
     pub config: Arc<ServerConfig>,
     /// Secret name → its certificate, for the Secrets that gave (or kept) one.
     pub keys: BTreeMap<String, Arc<CertifiedKey>>,
+    /// The certificate clients' authorities, one per usable CA Secret.
+    pub authorities: Vec<Authority>,
 }
 
 impl Termination {
-    /// The TLS configuration of a table: its certificates from `secrets`. A Secret that gives
-    /// no usable certificate keeps the one `previous` served from it, if any; either way it is
-    /// said in `warnings`.
+    /// The TLS configuration of a table: its certificates from `secrets`, and its `clients`'
+    /// certificate authorities. A Secret that gives no usable certificate keeps the one
+    /// `previous` served from it, if any; either way it is said in `warnings`.
     pub fn build(
         entry: &TlsEntry,
+        clients: &[ClientEntry],
         secrets: &SecretFiles,
         previous: Option<&Termination>,
         warnings: &mut Vec<String>,
@@ -95,11 +109,15 @@ impl Termination {
             TlsVersion::Tls12 => &[&version::TLS13, &version::TLS12],
             TlsVersion::Tls13 => &[&version::TLS13],
         };
-        let mut config = ServerConfig::builder_with_provider(provider)
+        let (authorities, client_verifier) = authorities(clients, secrets, warnings)?;
+        let builder = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(versions)
-            .map_err(|e| TlsError::Policy(e.to_string()))?
-            .with_no_client_auth()
-            .with_cert_resolver(Arc::new(names));
+            .map_err(|e| TlsError::Policy(e.to_string()))?;
+        let builder = match client_verifier {
+            Some(verifier) => builder.with_client_cert_verifier(verifier),
+            None => builder.with_no_client_auth(),
+        };
+        let mut config = builder.with_cert_resolver(Arc::new(names));
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         config.ignore_client_order = true;
         config.session_storage = session_cache();
@@ -107,8 +125,56 @@ impl Termination {
         Ok(Self {
             config: Arc::new(config),
             keys,
+            authorities,
         })
     }
+}
+
+/// A client-certificate verifier.
+type Verifier = Arc<dyn ClientCertVerifier>;
+
+/// The authorities of each usable CA Secret of `clients`, and the verifier a handshake uses:
+/// all of them at once, a certificate optional. No verifier when no CA Secret is usable.
+fn authorities(
+    clients: &[ClientEntry],
+    secrets: &SecretFiles,
+    warnings: &mut Vec<String>,
+) -> Result<(Vec<Authority>, Option<Verifier>), TlsError> {
+    let mut authorities: Vec<Authority> = Vec::new();
+    let mut all = RootCertStore::empty();
+    for client in clients {
+        let Some(certificate) = &client.certificate else {
+            continue;
+        };
+        let secret = &certificate.ca_secret;
+        if authorities.iter().any(|a| &a.secret == secret) {
+            continue;
+        }
+        match certificate_authorities(secret, secrets.get(secret)) {
+            Ok(roots) => {
+                all.roots.extend(roots.roots.iter().cloned());
+                authorities.push(Authority {
+                    secret: secret.clone(),
+                    verifier: client_verifier(roots)?,
+                });
+            }
+            Err(error) => warnings.push(format!(
+                "{error}; the client certificates it signs are refused with 401 until it is fixed"
+            )),
+        }
+    }
+    if authorities.is_empty() {
+        return Ok((authorities, None));
+    }
+    Ok((authorities, Some(client_verifier(all)?)))
+}
+
+/// Verifies client certificates against `roots`; a client may present none.
+fn client_verifier(roots: RootCertStore) -> Result<Verifier, TlsError> {
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| TlsError::Policy(e.to_string()))
 }
 
 fn session_cache() -> Arc<dyn StoresServerSessions> {

@@ -11,6 +11,9 @@ use gatehouse_api::route_table::{
     CertificateEntry, RouteEntry, RouteTable, TlsEntry, TlsVersion, UnknownServerName,
 };
 
+/// A Secret's files: data key and value.
+pub type SecretData<'a> = &'a [(&'a str, &'a [u8])];
+
 /// A proxy with an HTTPS listener, its table and Secrets mounted under its folder.
 pub struct Https {
     pub proxy: Proxy,
@@ -32,12 +35,28 @@ impl Https {
         certificates: &[(&str, &Leaf)],
         flags: &[&str],
     ) -> Self {
+        Self::start_mounted(name, table, certificates, &[], flags).await
+    }
+
+    /// Starts the proxy with `others` mounted too: each a Secret's name and its files.
+    pub async fn start_mounted(
+        name: &str,
+        table: &RouteTable,
+        certificates: &[(&str, &Leaf)],
+        others: &[(&str, SecretData<'_>)],
+        flags: &[&str],
+    ) -> Self {
         let dir = temp_dir(name);
         let secrets = dir.join("secrets");
-        let mounts = certificates
+        let mut mounts: Vec<ConfigMapDir> = certificates
             .iter()
             .map(|(secret, leaf)| mount_certificate(&secrets, secret, leaf))
             .collect();
+        for (secret, files) in others {
+            let mut mount = ConfigMapDir::new(&secrets.join(secret));
+            mount.publish_files(files);
+            mounts.push(mount);
+        }
         let mut routes = ConfigMapDir::new(&dir.join("routes"));
         routes.publish(&table.to_bytes());
         let tls: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();

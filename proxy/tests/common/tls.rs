@@ -56,6 +56,50 @@ impl TestCa {
         }
     }
 
+    /// The CA's certificate, PEM (what a CA Secret's `ca.crt` holds).
+    pub fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A new client certificate with subject common name `common_name` and the DNS and URI
+    /// subject alternative names given.
+    pub fn client_leaf(&self, common_name: &str, dns: &[&str], uris: &[&str]) -> Leaf {
+        let key = KeyPair::generate().unwrap();
+        let mut params =
+            CertificateParams::new(dns.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>())
+                .unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, common_name);
+        for uri in uris {
+            params
+                .subject_alt_names
+                .push(rcgen::SanType::URI((*uri).try_into().unwrap()));
+        }
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        Leaf {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            der: cert.der().clone(),
+        }
+    }
+
+    /// A client trusting this CA that presents `certificate`, offering `alpn`.
+    pub fn client_presenting(&self, certificate: &Leaf, alpn: &[&[u8]]) -> TlsConnector {
+        use rustls::pki_types::PrivateKeyDer;
+        use rustls::pki_types::pem::PemObject;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let key = PrivateKeyDer::from_pem_slice(certificate.key_pem.as_bytes()).unwrap();
+        let mut config = ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(rustls::ALL_VERSIONS)
+            .unwrap()
+            .with_root_certificates(self.roots())
+            .with_client_auth_cert(vec![certificate.der.clone()], key)
+            .unwrap();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        TlsConnector::from(Arc::new(config))
+    }
+
     fn roots(&self) -> RootCertStore {
         let mut roots = RootCertStore::empty();
         roots.add(self.issuer.der().clone()).unwrap();
