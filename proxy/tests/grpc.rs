@@ -2,7 +2,8 @@
 //! client calls over HTTPS (HTTP/2 by ALPN), the proxy calls the backend over HTTP/2 cleartext.
 //! Unary, server-streaming, client-streaming and bidirectional calls; statuses and trailers
 //! from the backend; a call the client abandons is cancelled at the backend; and the gateway's
-//! own failures reach the client as gRPC statuses.
+//! own failures reach the client as gRPC statuses (with a partner recognised by its client
+//! certificate: UNAUTHENTICATED without one, RESOURCE_EXHAUSTED over its rate limit).
 //!
 //! Messages are raw bytes (a bytes codec): no protoc, nothing generated.
 
@@ -252,7 +253,11 @@ fn grpc_table(backend: SocketAddr, slow_ms: u64) -> RouteTable {
 
 /// A gRPC channel to the proxy's HTTPS listener (HTTP/2 by ALPN), trusting `ca`.
 async fn channel(ca: &TestCa, address: SocketAddr) -> Channel {
-    let connector = ca.client(rustls::ALL_VERSIONS, &[b"h2"], true);
+    channel_over(ca.client(rustls::ALL_VERSIONS, &[b"h2"], true), address).await
+}
+
+/// A gRPC channel to the proxy's HTTPS listener through `connector`.
+async fn channel_over(connector: tokio_rustls::TlsConnector, address: SocketAddr) -> Channel {
     Endpoint::from_shared(format!("https://{HOST}"))
         .unwrap()
         .connect_with_connector(tower::service_fn(move |_: http::Uri| {
@@ -445,4 +450,52 @@ async fn wait_until(done: impl Fn() -> bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("the condition never held");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partner_is_recognised_by_its_certificate_others_are_unauthenticated_and_limits_apply() {
+    use gatehouse_api::route_table::{ClientCertificateEntry, ClientEntry, RateLimitEntry};
+    let (backend, _seen) = start_backend().await;
+    let ca = TestCa::new();
+    let leaf: Leaf = ca.leaf(&[HOST]);
+    let partners = TestCa::new();
+    let mut table = grpc_table(backend, 1_000);
+    table.clients = vec![ClientEntry {
+        name: "acme".to_owned(),
+        api_key: None,
+        jwt: None,
+        certificate: Some(ClientCertificateEntry {
+            ca_secret: "partners-ca".to_owned(),
+            names: vec!["gateway.acme.test".to_owned()],
+        }),
+        // One call, then one a minute.
+        rate_limit: Some(RateLimitEntry {
+            requests_per_second: 1,
+            burst: 1,
+        }),
+    }];
+    let ca_pem = partners.pem();
+    let https = Https::start_mounted(
+        "grpc-partners",
+        &table,
+        &[("grpc", &leaf)],
+        &[("partners-ca", &[("ca.crt", ca_pem.as_bytes())])],
+        &[],
+    )
+    .await;
+
+    let anonymous = unary(&channel(&ca, https.tls).await, "Unary", b"x")
+        .await
+        .unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated, "{anonymous:?}");
+
+    let acme = partners.client_leaf("acme", &["gateway.acme.test"], &[]);
+    let partner = channel_over(ca.client_presenting(&acme, &[b"h2"]), https.tls).await;
+    assert_eq!(&unary(&partner, "Unary", b"hi").await.unwrap()[..], b"echo:hi");
+    let limited = unary(&partner, "Unary", b"again").await.unwrap_err();
+    assert_eq!(limited.code(), Code::ResourceExhausted, "{limited:?}");
+    assert!(
+        limited.message().starts_with("Too many requests"),
+        "{limited:?}"
+    );
 }
