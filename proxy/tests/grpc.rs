@@ -491,7 +491,10 @@ async fn a_partner_is_recognised_by_its_certificate_others_are_unauthenticated_a
 
     let acme = partners.client_leaf("acme", &["gateway.acme.test"], &[]);
     let partner = channel_over(ca.client_presenting(&acme, &[b"h2"]), https.tls).await;
-    assert_eq!(&unary(&partner, "Unary", b"hi").await.unwrap()[..], b"echo:hi");
+    assert_eq!(
+        &unary(&partner, "Unary", b"hi").await.unwrap()[..],
+        b"echo:hi"
+    );
     let limited = unary(&partner, "Unary", b"again").await.unwrap_err();
     assert_eq!(limited.code(), Code::ResourceExhausted, "{limited:?}");
     assert!(
