@@ -197,10 +197,7 @@ impl<'a> Execution<'a> {
                     running.clear();
                     for (i, step) in steps.iter().enumerate() {
                         if started[i] && ended[i].is_none() {
-                            let message = format!(
-                                "the aggregation's deadline of {}ms passed",
-                                self.program.timeout.as_millis()
-                            );
+                            let message = self.deadline_passed();
                             ended[i] =
                                 Some(self.fail(step, FailureReason::Deadline, message, None));
                         }
@@ -224,6 +221,14 @@ impl<'a> Execution<'a> {
             return fatal;
         }
         self.respond(ended)
+    }
+
+    /// What a step the aggregation's deadline ended says.
+    fn deadline_passed(&self) -> String {
+        format!(
+            "the aggregation's deadline of {}ms passed",
+            self.program.timeout.as_millis()
+        )
     }
 
     fn fail(
@@ -332,15 +337,11 @@ impl<'a> Execution<'a> {
             let elapsed = began.elapsed();
             self.metrics.observe_step(self.route, &step.name, elapsed);
             let ended = match result {
-                Err(CallError::Timeout) if by_deadline => self.fail(
-                    step,
-                    FailureReason::Deadline,
-                    format!(
-                        "the aggregation's deadline passed after {}ms",
-                        elapsed.as_millis()
-                    ),
-                    None,
-                ),
+                // The same words as when the deadline ends the steps still running: which of
+                // the two timers fires first is a race.
+                Err(CallError::Timeout) if by_deadline => {
+                    self.fail(step, FailureReason::Deadline, self.deadline_passed(), None)
+                }
                 Err(CallError::Timeout) => self.fail(
                     step,
                     FailureReason::Timeout,
