@@ -289,14 +289,19 @@ async fn start(name: &str, slow_ms: u64) -> (Https, Channel, Arc<Seen>) {
 }
 
 async fn unary(channel: &Channel, name: &str, message: &'static [u8]) -> Result<Bytes, Status> {
+    unary_at(channel, method(name), message).await
+}
+
+/// A unary call of the method at `path`.
+async fn unary_at(
+    channel: &Channel,
+    path: PathAndQuery,
+    message: &'static [u8],
+) -> Result<Bytes, Status> {
     let mut client = tonic::client::Grpc::new(channel.clone());
     client.ready().await.unwrap();
     client
-        .unary(
-            Request::new(Bytes::from_static(message)),
-            method(name),
-            BytesCodec,
-        )
+        .unary(Request::new(Bytes::from_static(message)), path, BytesCodec)
         .await
         .map(Response::into_inner)
 }
@@ -384,30 +389,25 @@ async fn the_gateways_own_failures_are_grpc_statuses() {
     let (https, channel, seen) = start("grpc-failures", 300).await;
 
     // The backend is down: UNAVAILABLE, which gRPC clients may retry.
-    let mut client = tonic::client::Grpc::new(channel.clone());
-    client.ready().await.unwrap();
-    let down = client
-        .unary(
-            Request::new(Bytes::from_static(b"x")),
-            PathAndQuery::from_static("/gatehouse.test.Down/Get"),
-            BytesCodec,
-        )
-        .await
-        .unwrap_err();
+    let down = unary_at(
+        &channel,
+        PathAndQuery::from_static("/gatehouse.test.Down/Get"),
+        b"x",
+    )
+    .await
+    .unwrap_err();
     assert_eq!(down.code(), Code::Unavailable, "{down:?}");
     assert!(down.message().starts_with("Upstream failed"), "{down:?}");
     assert!(down.metadata().get("x-request-id").is_some());
 
     // No route: UNIMPLEMENTED.
-    client.ready().await.unwrap();
-    let unknown = client
-        .unary(
-            Request::new(Bytes::from_static(b"x")),
-            PathAndQuery::from_static("/gatehouse.test.Other/Get"),
-            BytesCodec,
-        )
-        .await
-        .unwrap_err();
+    let unknown = unary_at(
+        &channel,
+        PathAndQuery::from_static("/gatehouse.test.Other/Get"),
+        b"x",
+    )
+    .await
+    .unwrap_err();
     assert_eq!(unknown.code(), Code::Unimplemented, "{unknown:?}");
 
     // The route's 300 ms timeout passes: DEADLINE_EXCEEDED, and the backend's call ends.
@@ -454,25 +454,20 @@ async fn wait_until(done: impl Fn() -> bool) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_partner_is_recognised_by_its_certificate_others_are_unauthenticated_and_limits_apply() {
-    use gatehouse_api::route_table::{ClientCertificateEntry, ClientEntry, RateLimitEntry};
+    use common::tables::certified_client;
+    use gatehouse_api::route_table::{ClientEntry, RateLimitEntry};
     let (backend, _seen) = start_backend().await;
     let ca = TestCa::new();
     let leaf: Leaf = ca.leaf(&[HOST]);
     let partners = TestCa::new();
     let mut table = grpc_table(backend, 1_000);
     table.clients = vec![ClientEntry {
-        name: "acme".to_owned(),
-        api_key: None,
-        jwt: None,
-        certificate: Some(ClientCertificateEntry {
-            ca_secret: "partners-ca".to_owned(),
-            names: vec!["gateway.acme.test".to_owned()],
-        }),
-        // One call, then one a minute.
+        // One call, then one a second.
         rate_limit: Some(RateLimitEntry {
             requests_per_second: 1,
             burst: 1,
         }),
+        ..certified_client("acme", "partners-ca", &["gateway.acme.test"])
     }];
     let ca_pem = partners.pem();
     let https = Https::start_mounted(

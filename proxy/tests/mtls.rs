@@ -13,30 +13,16 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use common::https::{Https, tls_table};
-use common::tables::{edits, proxy, upstream};
+use common::tables::{certified_client, edits, proxy, upstream};
 use common::tls::{Leaf, TestCa, handshake, https_get};
 use common::{ConfigMapDir, Upstream};
 use gatehouse_api::route_table::{
-    ApiKeyEntry, ClientCertificateEntry, ClientEntry, PathKind, RouteTable, TlsVersion,
-    UnknownServerName,
+    ApiKeyEntry, ClientEntry, PathKind, RouteTable, TlsVersion, UnknownServerName,
 };
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 const HOST: &str = "api.partners.test";
-
-fn certified(name: &str, ca_secret: &str, names: &[&str]) -> ClientEntry {
-    ClientEntry {
-        name: name.to_owned(),
-        api_key: None,
-        jwt: None,
-        certificate: Some(ClientCertificateEntry {
-            ca_secret: ca_secret.to_owned(),
-            names: names.iter().map(|n| (*n).to_owned()).collect(),
-        }),
-        rate_limit: None,
-    }
-}
 
 /// `/v1/orders` over HTTPS, telling the backend the client in `x-client`; partners recognised
 /// by certificates of `partners-ca`, `web` by an API key.
@@ -55,9 +41,9 @@ fn partner_table(backend: &Upstream) -> RouteTable {
         TlsVersion::Tls12,
     );
     table.clients = vec![
-        certified("acme", "partners-ca", &["gateway.acme.test"]),
-        certified("billing", "partners-ca", &["spiffe://corp/billing"]),
-        certified("ledger", "partners-ca", &["Ledger-Service"]),
+        certified_client("acme", "partners-ca", &["gateway.acme.test"]),
+        certified_client("billing", "partners-ca", &["spiffe://corp/billing"]),
+        certified_client("ledger", "partners-ca", &["Ledger-Service"]),
         ClientEntry {
             name: "web".to_owned(),
             api_key: Some(ApiKeyEntry {

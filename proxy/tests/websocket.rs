@@ -28,6 +28,8 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 const HOST: &str = "chat.shop.test";
+/// The chat's URL over plain HTTP.
+const URL: &str = "ws://chat.shop.test/v1/chat/room-1?user=ada";
 
 /// Hang guard for one step of a test (not a timing assertion).
 const STEP: Duration = Duration::from_secs(10);
@@ -116,6 +118,22 @@ fn chat_table(backend: SocketAddr, timeout_ms: u64) -> RouteTable {
     )
 }
 
+/// The chat backend and a proxy in front of it (route timeout `timeout_ms`), with the CA its
+/// HTTPS certificate comes from.
+async fn start(name: &str, timeout_ms: u64) -> (Https, Arc<Seen>, TestCa) {
+    let ca = TestCa::new();
+    let certificate = ca.leaf(&[HOST]);
+    let (address, seen) = backend().await;
+    let table = chat_table(address, timeout_ms);
+    let https = Https::start(name, &table, &[("chat", &certificate)]).await;
+    (https, seen, ca)
+}
+
+/// A WebSocket to the chat over the plain listener.
+async fn open_plain(https: &Https) -> WebSocketStream<TcpStream> {
+    open(URL, TcpStream::connect(https.proxy.listen).await.unwrap()).await
+}
+
 /// Opens a WebSocket to `url` over `stream` and reads the backend's greeting.
 async fn open<S: AsyncRead + AsyncWrite + Unpin>(url: &str, stream: S) -> WebSocketStream<S> {
     let (mut ws, response) = tokio_tungstenite::client_async(url, stream).await.unwrap();
@@ -188,23 +206,13 @@ async fn wait_ended(seen: &Seen, count: usize) {
 #[tokio::test(flavor = "multi_thread")]
 async fn messages_flow_both_ways_over_plain_http_and_https_and_a_client_close_reaches_the_backend()
 {
-    let ca = TestCa::new();
-    let certificate = ca.leaf(&[HOST]);
-    let (address, seen) = backend().await;
-    let https = Https::start(
-        "ws-both",
-        &chat_table(address, 5_000),
-        &[("chat", &certificate)],
-    )
-    .await;
-    let url = format!("ws://{HOST}/v1/chat/room-1?user=ada");
+    let (https, seen, ca) = start("ws-both", 5_000).await;
 
-    let tcp = TcpStream::connect(https.proxy.listen).await.unwrap();
-    let mut plain = open(&url, tcp).await;
+    let mut plain = open_plain(&https).await;
     let tls = common::tls::handshake(&ca.http1_client(), https.tls, HOST)
         .await
         .unwrap();
-    let mut secure = open(&url.replace("ws://", "wss://"), tls).await;
+    let mut secure = open(&URL.replace("ws://", "wss://"), tls).await;
 
     exchange(&mut plain).await;
     exchange(&mut secure).await;
@@ -235,18 +243,9 @@ async fn messages_flow_both_ways_over_plain_http_and_https_and_a_client_close_re
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backend_close_reaches_the_client_and_a_vanished_backend_ends_its_connection() {
-    let ca = TestCa::new();
-    let certificate = ca.leaf(&[HOST]);
-    let (address, seen) = backend().await;
-    let https = Https::start(
-        "ws-close",
-        &chat_table(address, 5_000),
-        &[("chat", &certificate)],
-    )
-    .await;
-    let url = format!("ws://{HOST}/v1/chat/room-1?user=ada");
+    let (https, seen, _) = start("ws-close", 5_000).await;
 
-    let mut ws = open(&url, TcpStream::connect(https.proxy.listen).await.unwrap()).await;
+    let mut ws = open_plain(&https).await;
     ws.send(Message::text("close-me")).await.unwrap();
     assert_eq!(
         next(&mut ws).await,
@@ -260,29 +259,20 @@ async fn a_backend_close_reaches_the_client_and_a_vanished_backend_ends_its_conn
     wait_ended(&seen, 1).await;
 
     // The backend drops its connection without a close frame: the client's ends too.
-    let mut ws = open(&url, TcpStream::connect(https.proxy.listen).await.unwrap()).await;
+    let mut ws = open_plain(&https).await;
     ws.send(Message::text("vanish")).await.unwrap();
     assert_eq!(next(&mut ws).await, None);
     wait_ended(&seen, 2).await;
 
     // Nothing of either is left behind: a new WebSocket works.
-    let mut ws = open(&url, TcpStream::connect(https.proxy.listen).await.unwrap()).await;
+    let mut ws = open_plain(&https).await;
     exchange(&mut ws).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_route_timeout_closes_an_idle_websocket_but_not_a_busy_one() {
-    let ca = TestCa::new();
-    let certificate = ca.leaf(&[HOST]);
-    let (address, seen) = backend().await;
-    let https = Https::start(
-        "ws-idle",
-        &chat_table(address, 800),
-        &[("chat", &certificate)],
-    )
-    .await;
-    let url = format!("ws://{HOST}/v1/chat/room-1?user=ada");
-    let mut ws = open(&url, TcpStream::connect(https.proxy.listen).await.unwrap()).await;
+    let (https, seen, _) = start("ws-idle", 800).await;
+    let mut ws = open_plain(&https).await;
 
     // Busy for three times the timeout: it stays open.
     for n in 0..12 {

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use gatehouse_api::route_table::{
-    Action, FORMAT, HeaderEdits, PathKind, RespondAction, Retries, RouteEntry, RouteTable,
-    TableSource, Upstream, UpstreamProtocol,
+    Action, ClientCertificateEntry, ClientEntry, FORMAT, HeaderEdits, PathKind, RespondAction,
+    Retries, RouteEntry, RouteTable, TableSource, Upstream, UpstreamProtocol,
 };
 
 pub fn table(routes: Vec<RouteEntry>) -> RouteTable {
@@ -105,5 +105,20 @@ pub fn edits(set: &[(&str, &str)], add: &[(&str, &str)], remove: &[&str]) -> Hea
         remove: remove.iter().map(|s| (*s).to_owned()).collect(),
         set: map(set),
         add: map(add),
+    }
+}
+
+/// A client recognised by certificates the authorities of `ca_secret` signed, carrying one of
+/// `names` (any when empty).
+pub fn certified_client(name: &str, ca_secret: &str, names: &[&str]) -> ClientEntry {
+    ClientEntry {
+        name: name.to_owned(),
+        api_key: None,
+        jwt: None,
+        certificate: Some(ClientCertificateEntry {
+            ca_secret: ca_secret.to_owned(),
+            names: names.iter().map(|n| (*n).to_owned()).collect(),
+        }),
+        rate_limit: None,
     }
 }
