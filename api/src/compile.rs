@@ -40,17 +40,23 @@ struct Scope<'a> {
 }
 
 impl Scope<'_> {
+    /// The cluster DNS name of Service `service`.
+    fn service_host(&self, service: &str) -> String {
+        format!(
+            "{service}.{}.svc.{}",
+            self.namespace, self.context.cluster_domain
+        )
+    }
+
     fn upstream(&self, service: &str, port: u16, path: Option<String>, weight: u32) -> Upstream {
         Upstream {
             service: service.to_owned(),
-            host: format!(
-                "{service}.{}.svc.{}",
-                self.namespace, self.context.cluster_domain
-            ),
+            host: self.service_host(service),
             port,
             path,
             weight,
             protocol: UpstreamProtocol::Http1,
+            tls: None,
         }
     }
 
@@ -60,8 +66,21 @@ impl Scope<'_> {
             (Some(service), _) => Upstream {
                 protocol: match backend.protocol.unwrap_or_default() {
                     BackendProtocol::Http => UpstreamProtocol::Http1,
-                    BackendProtocol::H2c | BackendProtocol::Grpc => UpstreamProtocol::H2c,
+                    BackendProtocol::Http2 | BackendProtocol::H2c | BackendProtocol::Grpc => {
+                        UpstreamProtocol::H2c
+                    }
                 },
+                tls: backend.tls.as_ref().map(|tls| UpstreamTls {
+                    server_name: tls
+                        .server_name
+                        .clone()
+                        .unwrap_or_else(|| self.service_host(service)),
+                    ca_secret: tls.ca_secret_ref.as_ref().map(|s| s.name.clone()),
+                    client_certificate: tls
+                        .client_certificate_secret_ref
+                        .as_ref()
+                        .map(|s| s.name.clone()),
+                }),
                 ..self.upstream(service, port(backend.port), backend.path.clone(), weight)
             },
             (None, aggregator) => {

@@ -302,6 +302,22 @@ pub struct Upstream {
     /// How the proxy speaks to it; absent is HTTP/1.1.
     #[serde(default, skip_serializing_if = "UpstreamProtocol::is_http1")]
     pub protocol: UpstreamProtocol,
+    /// TLS to it; absent is cleartext.
+    pub tls: Option<UpstreamTls>,
+}
+
+/// TLS from the proxy to an upstream.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpstreamTls {
+    /// Sent by SNI; the upstream's certificate must carry it.
+    pub server_name: String,
+    /// Secret holding `ca.crt`, the authorities the certificate must chain to; absent: the
+    /// web PKI roots built into the proxy.
+    pub ca_secret: Option<String>,
+    /// `kubernetes.io/tls` Secret presented when the upstream asks for a client certificate.
+    pub client_certificate: Option<String>,
 }
 
 /// How the proxy speaks to an upstream.
@@ -311,7 +327,8 @@ pub enum UpstreamProtocol {
     /// HTTP/1.1 with keep-alive.
     #[default]
     Http1,
-    /// HTTP/2 over cleartext with prior knowledge (what gRPC servers speak without TLS).
+    /// HTTP/2 with prior knowledge (what gRPC servers speak without TLS); over TLS (`tls`),
+    /// HTTP/2 by ALPN `h2`.
     H2c,
 }
 
@@ -429,7 +446,26 @@ impl RouteTable {
                 keys.into_iter().chain(jwks).chain(authorities)
             })
             .chain(certificates.map(|c| c.secret.clone()))
+            .chain(self.upstream_tls().flat_map(|tls| {
+                tls.ca_secret
+                    .iter()
+                    .chain(&tls.client_certificate)
+                    .cloned()
+                    .collect::<Vec<_>>()
+            }))
             .collect()
+    }
+
+    /// The TLS settings of every upstream the routes proxy to.
+    pub fn upstream_tls(&self) -> impl Iterator<Item = &UpstreamTls> {
+        self.routes
+            .iter()
+            .filter_map(|route| match &route.action {
+                Action::Proxy { upstreams } => Some(upstreams),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|upstream| upstream.tls.as_ref())
     }
 
     /// The canonical bytes: JSON with one route (and one client) per line and a final newline.

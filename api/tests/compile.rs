@@ -377,3 +377,44 @@ fn a_grpc_backend_compiles_to_an_h2c_upstream_and_others_stay_http1() {
             .contains("\"protocol\"")
     );
 }
+
+#[test]
+fn a_tls_backend_compiles_to_an_upstream_with_its_server_name_and_secrets() {
+    use gatehouse_api::route_table::{UpstreamProtocol, UpstreamTls};
+    let table = compile_example("gateway/payments.yaml", &CompileContext::default());
+    let upstream = |id| {
+        let Action::Proxy { upstreams } = &route(&table, id).action else {
+            panic!("{id} proxies");
+        };
+        upstreams[0].clone()
+    };
+    // The server name defaults to the Service's cluster name.
+    let ledger = upstream("v1/ledger");
+    assert_eq!(
+        ledger.tls,
+        Some(UpstreamTls {
+            server_name: "ledger.default.svc.cluster.local".to_owned(),
+            ca_secret: Some("platform-ca".to_owned()),
+            client_certificate: Some("payments-gateway-tls".to_owned()),
+        })
+    );
+    assert!(ledger.protocol.is_http1());
+    // Web PKI roots, a name of its own, HTTP/2 by ALPN.
+    let charges = upstream("v1/charges");
+    assert_eq!(
+        charges.tls,
+        Some(UpstreamTls {
+            server_name: "api.card-processor.example".to_owned(),
+            ca_secret: None,
+            client_certificate: None,
+        })
+    );
+    assert_eq!(charges.protocol, UpstreamProtocol::H2c);
+    assert_eq!(
+        table.secrets(),
+        ["payments-gateway-tls", "platform-ca"]
+            .map(str::to_owned)
+            .into()
+    );
+    assert!(gatehouse_api::validate::check_table(&table).is_ok());
+}

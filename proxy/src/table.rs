@@ -5,6 +5,7 @@
 //! builds a new one.
 
 use crate::clients::{Clients, SecretFiles};
+use crate::tls::origination::{self, OriginKey, Originations};
 use crate::tls::{Termination, TlsError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +51,8 @@ pub struct LoadedTable {
     pub routes: Vec<PreparedRoute>,
     /// The HTTPS listener's certificates and policy, when the table has them.
     pub tls: Option<Termination>,
+    /// How TLS upstreams are connected to, by setting.
+    pub originations: Originations,
     /// Plain HTTP requests are redirected to HTTPS on this port instead of served.
     pub https_redirect_port: Option<u16>,
 }
@@ -160,6 +163,7 @@ pub struct BuildContext<'a> {
 struct SharedUpstreams<'a> {
     runtime: &'a Runtime,
     lookup: &'a Lookup<'a>,
+    originations: &'a Originations,
 }
 
 impl LoadedTable {
@@ -189,6 +193,12 @@ impl LoadedTable {
                 Termination::build(entry, &table.clients, context.secrets, previous, warnings)
             })
             .transpose()?;
+        let originations = origination::build(
+            &table,
+            context.secrets,
+            context.previous.map(|p| &p.originations),
+            warnings,
+        );
         let router = Router::build(&table);
         let mut routes = Vec::with_capacity(table.routes.len());
         // One reading of the hosts file for the whole build.
@@ -196,6 +206,7 @@ impl LoadedTable {
         let shared = SharedUpstreams {
             runtime: context.runtime,
             lookup: &|key| round.lookup(key),
+            originations: &originations,
         };
         for entry in &table.routes {
             routes.push(prepare_route(entry.clone(), &shared, warnings)?);
@@ -209,6 +220,7 @@ impl LoadedTable {
             router,
             routes,
             tls,
+            originations,
             https_redirect_port: table.https_redirect_port,
         })
     }
@@ -257,6 +269,10 @@ fn prepare_route(
                     authority: format!("{}:{}", upstream.host, upstream.port),
                     weight: upstream.weight,
                     protocol: upstream.protocol,
+                    tls: upstream.tls.as_ref().and_then(|tls| {
+                        let key = OriginKey::new(tls, upstream.protocol);
+                        shared.originations.get(&key).cloned()
+                    }),
                     rewrite: PathRewrite::for_upstream(
                         upstream.path.as_deref(),
                         entry.base_path.as_deref(),

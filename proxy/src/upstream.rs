@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::rewrite::PathRewrite;
 use crate::runtime::addresses::ResolvedUpstream;
+use crate::tls::origination::Origination;
 use gatehouse_api::route_table::UpstreamProtocol;
 
 /// Consecutive connect failures after which an upstream address is ejected.
@@ -67,8 +68,10 @@ pub struct PreparedUpstream {
     pub authority: String,
     /// Relative weight.
     pub weight: u32,
-    /// HTTP/1.1 or HTTP/2 over cleartext.
+    /// HTTP/1.1 or HTTP/2.
     pub protocol: UpstreamProtocol,
+    /// How to connect over TLS; cleartext without.
+    pub tls: Option<Arc<Origination>>,
     /// How the request path maps to the upstream path.
     pub rewrite: PathRewrite,
 }
@@ -165,6 +168,7 @@ mod tests {
             authority: format!("s{port}:80"),
             weight,
             protocol: UpstreamProtocol::Http1,
+            tls: None,
             rewrite: PathRewrite::Keep,
         }
     }

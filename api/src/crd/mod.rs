@@ -20,8 +20,8 @@ pub use listeners::{
     UnknownServerNamePolicy,
 };
 pub use route::{
-    BackendProtocol, BackendRef, DirectResponse, HeaderCondition, HeaderModifier, HttpMethod,
-    PathType, QueryCondition, Redirect, RetryPolicy, Route, RouteMatch, Scheme,
+    BackendProtocol, BackendRef, BackendTls, DirectResponse, HeaderCondition, HeaderModifier,
+    HttpMethod, PathType, QueryCondition, Redirect, RetryPolicy, Route, RouteMatch, Scheme,
 };
 pub use runtime::{
     Autoscaling, DeploymentSettings, DisruptionBudget, ServiceSettings, ServiceType,

@@ -52,6 +52,9 @@ pub const PERCENT: &str = r"^(100|[1-9]?[0-9])%$";
 pub const HOSTNAME: &str =
     r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 
+/// A host name without wildcard, lower case: `payments.example.com`.
+pub const DNS_NAME: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+
 /// Most contracts one Gateway or EdgeService may publish.
 pub const MAX_CONTRACTS: usize = 16;
 /// Most routes in one contract.

@@ -127,6 +127,8 @@ pub struct RouteMatch {
 #[x_kube(validation = Rule::new("has(self.service) != has(self.aggregator)").message("a backend names exactly one of service or aggregator"))]
 #[x_kube(validation = Rule::new("!has(self.port) || has(self.service)").message("port applies only to a service backend; an Aggregator is reached on its own Service port"))]
 #[x_kube(validation = Rule::new("!has(self.protocol) || has(self.service)").message("protocol applies only to a service backend; an Aggregator speaks HTTP/1.1"))]
+#[x_kube(validation = Rule::new("!has(self.tls) || has(self.service)").message("tls applies only to a service backend; an Aggregator is reached in the cluster"))]
+#[x_kube(validation = Rule::new("!has(self.tls) || !has(self.protocol) || self.protocol != 'H2C'").message("H2C is HTTP/2 in cleartext; over tls, HTTP/2 is protocol HTTP2 (or GRPC)"))]
 pub struct BackendRef {
     /// Name of a Service in the same namespace.
     #[schemars(length(max = MAX_NAME), pattern(DNS_LABEL))]
@@ -147,12 +149,38 @@ pub struct BackendRef {
     /// Defaults to 1; 0 sends it nothing (a drained backend).
     #[schemars(range(min = 0, max = 10000))]
     pub weight: Option<i32>,
-    /// How the gateway speaks to the Service: `HTTP` (default, HTTP/1.1), `H2C` (HTTP/2 over
-    /// cleartext with prior knowledge) or `GRPC` (the same as `H2C`: what gRPC servers speak
-    /// without TLS). Over HTTP/2, trailers and streams in both directions pass through; a
-    /// gRPC call the gateway cannot complete is answered with a gRPC status (`UNAVAILABLE`,
+    /// How the gateway speaks to the Service: `HTTP` (default, HTTP/1.1), `HTTP2` (HTTP/2:
+    /// over `tls` by ALPN `h2`, otherwise in cleartext with prior knowledge), `H2C` (HTTP/2 in
+    /// cleartext with prior knowledge; not with `tls`) or `GRPC` (HTTP/2 as `HTTP2`, for gRPC
+    /// servers). Over HTTP/2, trailers and streams in both directions pass through; a gRPC
+    /// call the gateway cannot complete is answered with a gRPC status (`UNAVAILABLE`,
     /// `DEADLINE_EXCEEDED`…) rather than a problem body.
     pub protocol: Option<BackendProtocol>,
+    /// Speak TLS to the Service (a backend behind its own TLS, or outside the cluster through
+    /// an `ExternalName` Service): the gateway verifies the backend's certificate, sends the
+    /// server name by SNI and, when asked, presents a client certificate. `HTTP` is then
+    /// HTTP/1.1 over TLS, `HTTP2` and `GRPC` HTTP/2 over TLS (ALPN `h2`). A backend whose
+    /// certificate does not verify gets no request (the client gets 502); nothing falls back
+    /// to cleartext. Connections are kept and reused, as cleartext ones are.
+    pub tls: Option<BackendTls>,
+}
+
+/// TLS from the gateway to a backend.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendTls {
+    /// Secret holding, under `ca.crt`, the PEM certificates of the authorities the backend's
+    /// certificate must chain to. Defaults to the public web PKI's (Mozilla's root program,
+    /// built into the proxy).
+    pub ca_secret_ref: Option<super::client::SecretRef>,
+    /// The name sent by SNI and that the backend's certificate must carry. Defaults to the
+    /// Service's cluster DNS name (`SERVICE.NAMESPACE.svc.CLUSTER_DOMAIN`).
+    #[schemars(length(max = 253), pattern(DNS_NAME))]
+    pub server_name: Option<String>,
+    /// A `kubernetes.io/tls` Secret whose certificate the gateway presents when the backend
+    /// asks for one (mutual TLS to the backend).
+    pub client_certificate_secret_ref: Option<super::client::SecretRef>,
 }
 
 /// How the gateway speaks to a backend.
@@ -164,9 +192,11 @@ pub enum BackendProtocol {
     /// HTTP/1.1 with keep-alive.
     #[default]
     Http,
-    /// HTTP/2 over cleartext, with prior knowledge.
+    /// HTTP/2: over TLS by ALPN `h2`, in cleartext with prior knowledge.
+    Http2,
+    /// HTTP/2 in cleartext, with prior knowledge.
     H2c,
-    /// gRPC: HTTP/2 over cleartext, as `H2C`.
+    /// gRPC: HTTP/2, as `HTTP2`.
     Grpc,
 }
 

@@ -68,6 +68,15 @@ pub fn check_table(table: &RouteTable) -> Result<(), Vec<Problem>> {
                             &mut problems,
                         );
                     }
+                    if let Some(tls) = &upstream.tls
+                        && rustls::pki_types::ServerName::try_from(tls.server_name.as_str())
+                            .is_err()
+                    {
+                        problems.push(Problem::new(
+                            format!("{at}.action.upstreams[{u}].tls.serverName"),
+                            format!("{:?} is not a server name", tls.server_name),
+                        ));
+                    }
                 }
             }
             Action::Aggregate(plan) => {

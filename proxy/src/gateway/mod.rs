@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use http::HeaderValue;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
-use pingora::upstreams::peer::{HttpPeer, Peer};
+use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType};
 
 pub use context::{InFlight, RequestContext};
@@ -333,11 +333,18 @@ impl ProxyHttp for Gateway {
             PreparedAction::Proxy(upstreams) => {
                 let (index, address) =
                     choose_upstream(upstreams, &ctx.tried, now_millis(), fastrand::u64(..))?;
-                Some((index, address, route.timeout, upstreams[index].protocol))
+                let upstream = &upstreams[index];
+                Some((
+                    index,
+                    address,
+                    route.timeout,
+                    upstream.protocol,
+                    upstream.tls.clone(),
+                ))
             }
             _ => None,
         });
-        let Some((index, address, timeout, protocol)) = choice else {
+        let Some((index, address, timeout, protocol, tls)) = choice else {
             ctx.problem = Some(ProblemKind::NoHealthyUpstream);
             self.metrics
                 .upstream_error(ctx.route_id(), "", "no_healthy_upstream");
@@ -347,8 +354,17 @@ impl ProxyHttp for Gateway {
             ));
         };
         ctx.upstream = Some(index);
+        ctx.upstream_address = Some(address);
         ctx.tried.push(index);
-        let mut peer = HttpPeer::new(address, false, String::new());
+        let mut peer = match tls {
+            None => HttpPeer::new(address, false, String::new()),
+            Some(origination) => {
+                let mut peer = origination.peer(address)?;
+                // TCP and the TLS handshake, within the route's timeout.
+                peer.options.total_connection_timeout = Some(timeout);
+                peer
+            }
+        };
         peer.options.connection_timeout = Some(timeout);
         peer.options.read_timeout = Some(timeout);
         peer.options.write_timeout = Some(timeout);
@@ -480,13 +496,13 @@ impl ProxyHttp for Gateway {
         &self,
         _session: &mut Session,
         _reused: bool,
-        peer: &HttpPeer,
+        _peer: &HttpPeer,
         _fd: std::os::unix::io::RawFd,
         _digest: Option<&pingora::protocols::Digest>,
         ctx: &mut Self::CTX,
     ) -> pingora::Result<()> {
         if let Some(upstream) = self.current_upstream(ctx) {
-            upstream.connected(peer.address().as_inet().copied());
+            upstream.connected(ctx.upstream_address);
         }
         Ok(())
     }
@@ -494,12 +510,12 @@ impl ProxyHttp for Gateway {
     fn fail_to_connect(
         &self,
         _session: &mut Session,
-        peer: &HttpPeer,
+        _peer: &HttpPeer,
         ctx: &mut Self::CTX,
         mut e: Box<Error>,
     ) -> Box<Error> {
         if let Some(upstream) = self.current_upstream(ctx) {
-            upstream.connect_failed(peer.address().as_inet().copied(), now_millis());
+            upstream.connect_failed(ctx.upstream_address, now_millis());
         }
         let kind = if matches!(e.etype(), ErrorType::ConnectTimedout) {
             "timeout"
@@ -536,7 +552,10 @@ impl ProxyHttp for Gateway {
             self.metrics
                 .upstream_error(ctx.route_id(), self.upstream_name(ctx), kind);
         }
-        let mut e = e.more_context(format!("Peer: {peer}"));
+        let mut e = match ctx.upstream_address {
+            Some(address) => e.more_context(format!("upstream {address}")),
+            None => e.more_context(format!("Peer: {peer}")),
+        };
         // A request already (partly) sent is repeated only when it is idempotent and its body
         // is still buffered; a stale pooled connection is retried once on a fresh one.
         if !is_idempotent(session.req_header().method.as_str())

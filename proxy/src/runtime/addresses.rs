@@ -267,6 +267,7 @@ mod tests {
             path: None,
             weight: 1,
             protocol: UpstreamProtocol::Http1,
+            tls: None,
         }
     }
 

@@ -22,7 +22,9 @@
 //! refused with 401 until it is fixed, as a revoked API key is.
 
 pub mod connection;
+pub mod handoff;
 pub mod listener;
+pub mod origination;
 pub mod peers;
 pub mod server_names;
 

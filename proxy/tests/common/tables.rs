@@ -73,6 +73,7 @@ pub fn upstream(service: &str, port: u16, path: Option<&str>, weight: u32) -> Up
         path: path.map(str::to_owned),
         weight,
         protocol: UpstreamProtocol::Http1,
+        tls: None,
     }
 }
 

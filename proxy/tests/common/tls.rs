@@ -100,7 +100,8 @@ impl TestCa {
         TlsConnector::from(Arc::new(config))
     }
 
-    fn roots(&self) -> RootCertStore {
+    /// A trust store holding this CA.
+    pub fn roots(&self) -> RootCertStore {
         let mut roots = RootCertStore::empty();
         roots.add(self.issuer.der().clone()).unwrap();
         roots
