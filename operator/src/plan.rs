@@ -13,7 +13,7 @@ use gatehouse_api::route_table::{MAX_TABLE_BYTES, RouteTable};
 use gatehouse_api::validate::Problem;
 
 use crate::objects::{self, ProxyObjects};
-use crate::references::References;
+use crate::references::{References, SecretUse};
 use crate::settings::ProxySettings;
 
 /// What exists in a resource's namespace, as far as its references go.
@@ -26,8 +26,8 @@ pub struct Found {
     /// True when `aggregators` lists every Aggregator of the namespace; false offline, where an
     /// Aggregator missing from the input is assumed to exist with the default port.
     pub aggregators_complete: bool,
-    /// Certificate Secrets that give no certificate, with why; empty when unknown (offline).
-    pub certificate_problems: BTreeMap<String, CertificateError>,
+    /// Secrets that give no certificate for their use, with why; empty when unknown (offline).
+    pub certificate_problems: BTreeMap<(SecretUse, String), CertificateError>,
 }
 
 /// A reference to something that does not exist.
@@ -37,8 +37,8 @@ pub enum MissingRef {
     Service(String),
     /// An Aggregator.
     Aggregator(String),
-    /// A certificate Secret that is missing or gives no certificate.
-    Certificate(CertificateError),
+    /// A certificate Secret that is missing or gives no certificate for its use.
+    Certificate(SecretUse, CertificateError),
 }
 
 impl fmt::Display for MissingRef {
@@ -46,7 +46,7 @@ impl fmt::Display for MissingRef {
         match self {
             Self::Service(name) => write!(f, "Service {name:?} not found"),
             Self::Aggregator(name) => write!(f, "Aggregator {name:?} not found"),
-            Self::Certificate(problem) => write!(f, "{problem}"),
+            Self::Certificate(_, problem) => write!(f, "{problem}"),
         }
     }
 }
@@ -74,11 +74,10 @@ impl Found {
             .filter(|name| self.aggregators_complete && !self.aggregators.contains_key(*name))
             .map(|name| MissingRef::Aggregator(name.clone()));
         let certificates = references
-            .certificates
+            .secrets
             .iter()
-            .chain(&references.authorities)
-            .filter_map(|name| self.certificate_problems.get(name))
-            .map(|problem| MissingRef::Certificate(problem.clone()));
+            .filter_map(|key| Some((key.0, self.certificate_problems.get(key)?)))
+            .map(|(used, problem)| MissingRef::Certificate(used, problem.clone()));
         services.chain(aggregators).chain(certificates).collect()
     }
 

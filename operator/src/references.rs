@@ -1,5 +1,6 @@
-//! What a resource points at: the Services and Aggregators its routes and steps name, the
-//! certificate Secrets of its HTTPS listener and the CA Secrets of its certificate clients.
+//! What a resource points at: the Services and Aggregators its routes and steps name, and the
+//! Secrets it reads certificates from ([`SecretUse`]): its HTTPS listener's, its certificate
+//! clients' authorities, its TLS backends' authorities and the certificate it presents to them.
 //!
 //! Read from the spec (not from the compiled table, which only knows host names), so that the
 //! references are known before compiling — compile needs the referenced Aggregators' ports —
@@ -17,10 +18,44 @@ pub struct References {
     pub services: BTreeSet<String>,
     /// Aggregator names.
     pub aggregators: BTreeSet<String>,
-    /// Names of the `kubernetes.io/tls` Secrets of its HTTPS listener.
-    pub certificates: BTreeSet<String>,
-    /// Names of the CA Secrets (`ca.crt`) its clients' certificates are checked against.
-    pub authorities: BTreeSet<String>,
+    /// The Secrets it reads certificates from, by use.
+    pub secrets: BTreeSet<(SecretUse, String)>,
+}
+
+/// What a resource reads a Secret for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SecretUse {
+    /// A `kubernetes.io/tls` certificate its HTTPS listener serves.
+    ListenerCertificate,
+    /// CA certificates (`ca.crt`) its clients' certificates are checked against.
+    ClientAuthorities,
+    /// CA certificates (`ca.crt`) its TLS backends' certificates are checked against.
+    BackendAuthorities,
+    /// A `kubernetes.io/tls` certificate it presents to TLS backends that ask for one.
+    BackendCertificate,
+}
+
+impl SecretUse {
+    /// True for a `kubernetes.io/tls` certificate and key; false for CA certificates.
+    pub fn is_certificate(self) -> bool {
+        matches!(self, Self::ListenerCertificate | Self::BackendCertificate)
+    }
+
+    /// What the proxies do while a Secret of this use is missing or unusable.
+    pub fn consequence(self) -> &'static str {
+        match self {
+            Self::ListenerCertificate => {
+                "the proxies keep serving the certificate they had from it, if any"
+            }
+            Self::ClientAuthorities => {
+                "the client certificates it signs are refused with 401 until it is fixed"
+            }
+            Self::BackendAuthorities | Self::BackendCertificate => {
+                "the proxies keep the TLS settings they had for its backends, if any; otherwise \
+                 requests to them fail with 502 until it is fixed"
+            }
+        }
+    }
 }
 
 impl References {
@@ -61,16 +96,21 @@ impl References {
         self.aggregators.contains(name)
     }
 
-    /// True when the resource names the Secret `name` as a certificate of its HTTPS listener
-    /// or as a client-certificate authority.
+    /// True when the resource reads certificates from the Secret `name`.
     pub fn names_certificate(&self, name: &str) -> bool {
-        self.certificates.contains(name) || self.authorities.contains(name)
+        self.secrets.iter().any(|(_, secret)| secret == name)
+    }
+
+    fn secret(&mut self, used: SecretUse, name: &str) {
+        self.secrets.insert((used, name.to_owned()));
     }
 
     fn client(&mut self, client: &Client) {
         if let Some(certificate) = &client.client_certificate {
-            self.authorities
-                .insert(certificate.ca_secret_ref.name.clone());
+            self.secret(
+                SecretUse::ClientAuthorities,
+                &certificate.ca_secret_ref.name,
+            );
         }
     }
 
@@ -79,8 +119,9 @@ impl References {
             .and_then(|l| l.https.as_ref())
             .map(|https| https.certificates.as_slice())
             .unwrap_or_default();
-        self.certificates
-            .extend(certificates.iter().map(|c| c.secret_name.clone()));
+        for certificate in certificates {
+            self.secret(SecretUse::ListenerCertificate, &certificate.secret_name);
+        }
     }
 
     fn contracts(&mut self, contracts: &[Contract]) {
@@ -103,6 +144,14 @@ impl References {
         }
         if let Some(aggregator) = &backend.aggregator {
             self.aggregators.insert(aggregator.clone());
+        }
+        if let Some(tls) = &backend.tls {
+            if let Some(ca) = &tls.ca_secret_ref {
+                self.secret(SecretUse::BackendAuthorities, &ca.name);
+            }
+            if let Some(certificate) = &tls.client_certificate_secret_ref {
+                self.secret(SecretUse::BackendCertificate, &certificate.name);
+            }
         }
     }
 
@@ -149,5 +198,23 @@ mod tests {
         let references = References::of(&example("examples/aggregator/product-page.yaml"));
         assert_eq!(references.services, set(&["catalog", "reviews", "sellers"]));
         assert!(references.aggregators.is_empty());
+    }
+
+    #[test]
+    fn tls_backends_reference_their_authorities_and_client_certificate() {
+        let references = References::of(&example("examples/gateway/payments.yaml"));
+        assert_eq!(
+            references.secrets,
+            BTreeSet::from([
+                (SecretUse::BackendAuthorities, "platform-ca".to_owned()),
+                (
+                    SecretUse::BackendCertificate,
+                    "payments-gateway-tls".to_owned()
+                ),
+            ])
+        );
+        assert!(references.names_certificate("platform-ca"));
+        assert!(references.names_certificate("payments-gateway-tls"));
+        assert!(!references.names_certificate("ledger"));
     }
 }

@@ -1136,3 +1136,80 @@ async fn client_certificate_authorities_are_read_by_name_and_a_broken_or_missing
         "True"
     );
 }
+
+#[tokio::test]
+async fn backend_tls_secrets_are_read_by_name_and_a_broken_or_missing_one_is_named() {
+    let fake = shop();
+    fake.edit(NS, "gateways", "public", |g| {
+        g["spec"]["contracts"][0]["routes"][0]["backend"]["tls"] = json!({
+            "caSecretRef": {"name": "catalog-ca"},
+            "clientCertificateSecretRef": {"name": "gateway-client-tls"},
+        });
+        g["spec"]["contracts"][0]["routes"][1]["backend"]["tls"] = json!({
+            "caSecretRef": {"name": "absent-ca"},
+            "serverName": "catalog.internal.example",
+        });
+    });
+    let (ca_cert, _) = certificate("catalog-ca");
+    let (client_cert, _) = certificate("gateway.shop.example");
+    let (_, other_key) = certificate("someone.else.example");
+    fake.put(
+        NS,
+        "secrets",
+        secret_of("catalog-ca", "Opaque", &[("ca.crt", &ca_cert)]),
+    );
+    fake.put(
+        NS,
+        "secrets",
+        tls_secret("gateway-client-tls", &client_cert, &other_key),
+    );
+    let ctx = context(&fake);
+    reconcile_gateway(&fake, &ctx).await;
+    let log = fake.take_log();
+
+    assert_eq!(
+        secret_requests(&log),
+        reads_by_name(&["absent-ca", "catalog-ca", "gateway-client-tls"]),
+        "authorities, then the client certificate, each read by name, none listed"
+    );
+    let resolved = condition(patched_status(&log), "ResolvedRefs");
+    assert_eq!(resolved["reason"], "InvalidCertificateRef");
+    assert_eq!(
+        resolved["message"].as_str().unwrap(),
+        "CA Secret \"absent-ca\" is missing; TLS Secret \"gateway-client-tls\": the private key \
+         in tls.key does not match the certificate in tls.crt; the proxies keep the TLS \
+         settings they had for its backends, if any; otherwise requests to them fail with 502 \
+         until it is fixed"
+    );
+    // The table names them for the proxy, which may read exactly these Secrets (and the API
+    // key Secrets of the example's clients).
+    let config_map = fake.get(NS, "configmaps", "public-gateway").unwrap();
+    let routes = config_map["data"]["routes.json"].as_str().unwrap();
+    assert!(
+        routes.contains(
+            "\"tls\":{\"serverName\":\"catalog.shop.svc.cluster.local\",\"caSecret\":\"catalog-ca\",\
+             \"clientCertificate\":\"gateway-client-tls\"}"
+        ) && routes.contains(
+            "\"tls\":{\"serverName\":\"catalog.internal.example\",\"caSecret\":\"absent-ca\"}"
+        ),
+        "{routes}"
+    );
+    let role = fake.get(NS, "roles", "public-gateway").unwrap();
+    let names = role["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|rule| rule["resources"] == json!(["secrets"]))
+        .map(|rule| rule["resourceNames"].clone())
+        .unwrap();
+    assert_eq!(
+        names,
+        json!([
+            "absent-ca",
+            "catalog-ca",
+            "gateway-client-tls",
+            "partner-api-keys",
+            "web-api-keys"
+        ])
+    );
+}

@@ -1,11 +1,12 @@
 //! dereference: read what a resource references — the Services and Aggregators of its
-//! namespace, one list per kind and only for kinds it references; and each certificate Secret
-//! of its HTTPS listener and each CA Secret of its certificate clients, read by name and
-//! checked as the proxy will load it (never logged, never kept).
+//! namespace, one list per kind and only for kinds it references; and each Secret it reads
+//! certificates from (its HTTPS listener's, its clients' and its TLS backends' authorities, the
+//! certificate it presents to backends), read by name and checked as the proxy will load it
+//! (never logged, never kept).
 
 use std::collections::BTreeMap;
 
-use gatehouse_api::certificate::{CertificateError, certificate_authorities, certified_key};
+use gatehouse_api::certificate::{certificate_authorities, certified_key};
 use gatehouse_api::crd::Aggregator;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use kube::api::ListParams;
@@ -58,17 +59,7 @@ pub async fn dereference(
         certificate_problems: BTreeMap::new(),
     };
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let checks = references
-        .certificates
-        .iter()
-        .map(|name| (name, certificate_problem as Check))
-        .chain(
-            references
-                .authorities
-                .iter()
-                .map(|name| (name, authorities_problem as Check)),
-        );
-    for (name, check) in checks {
+    for (used, name) in &references.secrets {
         let secret = secrets
             .get_opt(name)
             .await
@@ -83,8 +74,15 @@ pub async fn dereference(
                 .map(|(key, value)| (key, value.0))
                 .collect::<BTreeMap<_, _>>()
         });
-        if let Some(problem) = check(name, data.as_ref()) {
-            found.certificate_problems.insert(name.clone(), problem);
+        let problem = if used.is_certificate() {
+            certified_key(name, data.as_ref()).err()
+        } else {
+            certificate_authorities(name, data.as_ref()).err()
+        };
+        if let Some(problem) = problem {
+            found
+                .certificate_problems
+                .insert((*used, name.clone()), problem);
         }
     }
     if !references.services.is_empty() {
@@ -117,21 +115,4 @@ pub async fn dereference(
             .collect();
     }
     Ok(found)
-}
-
-/// What is wrong with a Secret's data for its use, if anything.
-type Check = fn(&str, Option<&BTreeMap<String, Vec<u8>>>) -> Option<CertificateError>;
-
-fn certificate_problem(
-    name: &str,
-    data: Option<&BTreeMap<String, Vec<u8>>>,
-) -> Option<CertificateError> {
-    certified_key(name, data).err()
-}
-
-fn authorities_problem(
-    name: &str,
-    data: Option<&BTreeMap<String, Vec<u8>>>,
-) -> Option<CertificateError> {
-    certificate_authorities(name, data).err()
 }

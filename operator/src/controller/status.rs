@@ -112,7 +112,7 @@ fn resolved_refs(seen: &Observation<'_>) -> Condition {
         let (certificates, backends): (Vec<&MissingRef>, Vec<&MissingRef>) = seen
             .missing
             .iter()
-            .partition(|m| matches!(m, MissingRef::Certificate(_)));
+            .partition(|m| matches!(m, MissingRef::Certificate(..)));
         let mut parts = Vec::new();
         if !backends.is_empty() {
             let names: Vec<String> = backends.iter().map(ToString::to_string).collect();
@@ -121,23 +121,21 @@ fn resolved_refs(seen: &Observation<'_>) -> Condition {
                 names.join("; ")
             ));
         }
-        let (authorities, served): (Vec<&MissingRef>, Vec<&MissingRef>) = certificates
-            .iter()
-            .partition(|m| matches!(m, MissingRef::Certificate(e) if e.is_authorities()));
-        for (problems, consequence) in [
-            (
-                served,
-                "the proxies keep serving the certificate they had from it, if any",
-            ),
-            (
-                authorities,
-                "the client certificates it signs are refused with 401 until it is fixed",
-            ),
-        ] {
-            if !problems.is_empty() {
-                let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
-                parts.push(format!("{}; {consequence}", problems.join("; ")));
+        // One sentence per consequence, in the order of the uses (missing is sorted by use).
+        let mut by_consequence: Vec<(&str, Vec<String>)> = Vec::new();
+        for missing in &certificates {
+            if let MissingRef::Certificate(used, problem) = missing {
+                let consequence = used.consequence();
+                match by_consequence.last_mut() {
+                    Some((last, problems)) if *last == consequence => {
+                        problems.push(problem.to_string());
+                    }
+                    _ => by_consequence.push((consequence, vec![problem.to_string()])),
+                }
             }
+        }
+        for (consequence, problems) in by_consequence {
+            parts.push(format!("{}; {consequence}", problems.join("; ")));
         }
         // Gateway API's reasons; a broken certificate is the more urgent to name.
         let reason = if certificates.is_empty() {
