@@ -4,7 +4,9 @@
 //! listeners; the proxy serves the Secret's certificate through the API, picks up a renewed
 //! Secret at the next handshake, and keeps the last good certificate when a Secret goes bad.
 //! Then partners recognised by client certificates: their CA Secret reaches the proxy through
-//! the API, and a CA Secret that goes bad is reported and vouches for nobody.
+//! the API, and a CA Secret that goes bad is reported and vouches for nobody. Last, a backend
+//! behind its own TLS: nothing reaches it until its CA Secret exists, then one pooled
+//! connection carries the requests.
 
 use std::time::{Duration, Instant};
 
@@ -31,6 +33,8 @@ const GATEWAY: &str = "secure";
 const SECRET: &str = "secure-tls";
 const CA_SECRET: &str = "partners-ca";
 const HOST: &str = "secure.shop.test";
+const LEDGER: &str = "ledger";
+const LEDGER_CA: &str = "ledger-ca";
 
 /// Every step of the HTTPS scenario.
 pub async fn run(client: &Client, namespace: &str) {
@@ -43,7 +47,7 @@ pub async fn run(client: &Client, namespace: &str) {
         &tls_secret(namespace, &first.cert_pem, &first.key_pem),
     )
     .await;
-    let applied = apply(client, namespace, &gateway(namespace, false)).await;
+    let applied = apply(client, namespace, &gateway(namespace, Step::Https)).await;
     table_of(client, namespace, &child, applied.metadata.generation).await;
 
     let service: Service = Api::namespaced(client.clone(), namespace)
@@ -91,6 +95,10 @@ pub async fn run(client: &Client, namespace: &str) {
     let token = service_account_token(client, namespace, &child).await;
     write_kubeconfig(&kubeconfig, &token, None, namespace);
     let backend = Backend::start().await;
+    let ledger_ca = TestCa::new();
+    let ledger_name = format!("{LEDGER}.{namespace}.svc.cluster.local");
+    let ledger = TlsBackend::start(&ledger_ca.leaf(&[&ledger_name])).await;
+    let resolve_ledger = format!("{LEDGER}=127.0.0.1:{}", ledger.port);
     let tls_address = format!("127.0.0.1:{}", free_port());
     let proxy = LocalProxy::start(
         &dir,
@@ -100,7 +108,7 @@ pub async fn run(client: &Client, namespace: &str) {
         &kubeconfig,
         &[],
         &backend,
-        &["--listen-tls", &tls_address],
+        &["--listen-tls", &tls_address, "--resolve", &resolve_ledger],
     );
     let address = tls_address.parse().unwrap();
     let served = wait_presented(&ca, address, &first).await;
@@ -156,14 +164,14 @@ pub async fn run(client: &Client, namespace: &str) {
     // Partners recognised by client certificates; their CA Secret comes through the API.
     let partners = TestCa::new();
     apply(client, namespace, &ca_secret(namespace, &partners.pem())).await;
-    let with_partners = apply(client, namespace, &gateway(namespace, true)).await;
+    let with_partners = apply(client, namespace, &gateway(namespace, Step::Partners)).await;
     table_of(client, namespace, &child, with_partners.metadata.generation).await;
     let acme = partners.client_leaf("acme", &["acme.partners.test"], &[]);
     let presenting = ca.client_presenting(&acme, &[b"http/1.1"]);
     // Once the table with the partner serves, a caller without certificate or key gets 401 and
     // the partner's certificate is recognised.
-    let served = wait_status(&ca.http1_client(), address, 401).await;
-    let recognised = wait_status(&presenting, address, 200).await;
+    let served = wait_status(&ca.http1_client(), address, "/v1/hello", 401).await;
+    let recognised = wait_status(&presenting, address, "/v1/hello", 200).await;
     println!(
         "the partner table refused anonymous callers {served:?} after the table was written; \
          the partner's certificate was recognised {recognised:?} later"
@@ -175,7 +183,7 @@ pub async fn run(client: &Client, namespace: &str) {
         &ca_secret(namespace, "not a certificate"),
     )
     .await;
-    let revoked = wait_status(&presenting, address, 401).await;
+    let revoked = wait_status(&presenting, address, "/v1/hello", 401).await;
     println!("a broken CA Secret stopped recognising its partner {revoked:?} after it changed");
     let reported = resolved_refs(client, namespace, "InvalidCertificateRef").await;
     assert!(
@@ -188,6 +196,53 @@ pub async fn run(client: &Client, namespace: &str) {
         readable_secrets(client, namespace, &child).await,
         json!([CA_SECRET, SECRET]),
         "the proxy may read the CA Secret too, by name"
+    );
+
+    // A backend behind its own TLS, its CA Secret not there yet: nothing is sent to it.
+    apply(client, namespace, &crate::scenario::backend_service(LEDGER)).await;
+    let with_ledger = apply(client, namespace, &gateway(namespace, Step::TlsBackend)).await;
+    table_of(client, namespace, &child, with_ledger.metadata.generation).await;
+    let anonymous = ca.http1_client();
+    wait_status(&anonymous, address, "/v1/ledger/entries", 502).await;
+    let reported = resolved_refs(client, namespace, "InvalidCertificateRef").await;
+    assert!(
+        reported.contains(&format!("CA Secret \"{LEDGER_CA}\" is missing"))
+            && reported.contains("fail with 502"),
+        "{reported}"
+    );
+    assert_eq!(
+        ledger.requests(),
+        0,
+        "no request without a verified backend"
+    );
+    apply(
+        client,
+        namespace,
+        &secret(
+            namespace,
+            LEDGER_CA,
+            None,
+            json!({"ca.crt": ledger_ca.pem()}),
+        ),
+    )
+    .await;
+    let verified = wait_status(&anonymous, address, "/v1/ledger/entries", 200).await;
+    println!("the backend's CA Secret reached the proxy {verified:?} after it was created");
+    resolved_refs(client, namespace, "ResolvedRefs").await;
+    for n in 0..10 {
+        let path = format!("/v1/ledger/entries/{n}");
+        let (status, body, _) = https_get(&anonymous, address, HOST, &path).await.unwrap();
+        assert_eq!((status, body), (200, format!("ledger {}", &path[3..])));
+    }
+    assert_eq!(
+        (ledger.handshakes(), ledger.server_names()),
+        (1, vec![ledger_name.clone()]),
+        "one pooled TLS connection, named by SNI, for every request"
+    );
+    assert_eq!(
+        readable_secrets(client, namespace, &child).await,
+        json!([LEDGER_CA, SECRET]),
+        "the proxy may read the backend's CA Secret, by name"
     );
 
     Api::<Gateway>::namespaced(client.clone(), namespace)
@@ -242,16 +297,17 @@ async fn wait_presented(ca: &TestCa, address: std::net::SocketAddr, leaf: &Leaf)
     panic!("the proxy never presented the expected certificate");
 }
 
-/// Polls `GET /v1/hello` on new connections of `connector` until it answers `status`;
-/// returns how long it took.
+/// Polls `GET path` on new connections of `connector` until it answers `status`; returns how
+/// long it took.
 async fn wait_status(
     connector: &TlsConnector,
     address: std::net::SocketAddr,
+    path: &str,
     status: u16,
 ) -> Duration {
     let started = Instant::now();
     while started.elapsed() < WAIT {
-        if let Ok((got, _, _)) = https_get(connector, address, HOST, "/v1/hello").await
+        if let Ok((got, _, _)) = https_get(connector, address, HOST, path).await
             && got == status
         {
             return started.elapsed();
@@ -261,14 +317,34 @@ async fn wait_status(
     panic!("the proxy never answered {status}");
 }
 
-/// The Gateway; with `partners`, a client recognised by certificates of the CA Secret.
-fn gateway(namespace: &str, partners: bool) -> Gateway {
-    let clients = if partners {
+/// What the Gateway has, step by step.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// The HTTPS listener.
+    Https,
+    /// And a client recognised by certificates of the CA Secret.
+    Partners,
+    /// The HTTPS listener and a route to a backend over TLS (no clients: anyone may call).
+    TlsBackend,
+}
+
+/// The Gateway at `step`.
+fn gateway(namespace: &str, step: Step) -> Gateway {
+    let clients = if step == Step::Partners {
         json!([{"name": "acme", "clientCertificate": {
             "caSecretRef": {"name": CA_SECRET}, "names": ["acme.partners.test"]}}])
     } else {
         json!([])
     };
+    let mut routes = vec![json!({"name": "hello", "match": {"path": "/hello"},
+        "respond": {"body": "hello over TLS"}})];
+    if step == Step::TlsBackend {
+        routes.push(
+            json!({"name": "ledger", "match": {"path": "/ledger", "pathType": "Prefix"},
+            "backend": {"service": LEDGER, "port": 8443,
+                "tls": {"caSecretRef": {"name": LEDGER_CA}}}}),
+        );
+    }
     serde_json::from_value(json!({
         "apiVersion": "gatehouse.dev/v1alpha1", "kind": "Gateway",
         "metadata": {"name": GATEWAY, "namespace": namespace},
@@ -278,10 +354,7 @@ fn gateway(namespace: &str, partners: bool) -> Gateway {
                 "https": {"certificates": [{"secretName": SECRET, "hosts": [HOST]}]},
                 "http": {"mode": "RedirectToHTTPS"},
             },
-            "contracts": [{"version": "v1", "routes": [
-                {"name": "hello", "match": {"path": "/hello"},
-                 "respond": {"body": "hello over TLS"}},
-            ]}],
+            "contracts": [{"version": "v1", "routes": routes}],
             "deployment": {"networkPolicy": false},
         }
     }))
@@ -295,4 +368,91 @@ fn tls_secret(namespace: &str, certificate: &str, key: &str) -> Secret {
 
 fn ca_secret(namespace: &str, certificates: &str) -> Secret {
     secret(namespace, CA_SECRET, None, json!({"ca.crt": certificates}))
+}
+
+/// A loopback backend behind TLS (HTTP/1.1 with keep-alive), answering `ledger PATH`; counts
+/// its handshakes and requests and keeps the server names asked for.
+struct TlsBackend {
+    port: u16,
+    seen: std::sync::Arc<std::sync::Mutex<(Vec<String>, usize)>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TlsBackend {
+    async fn start(leaf: &Leaf) -> Self {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let chain = CertificateDer::pem_slice_iter(leaf.cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new((Vec::new(), 0)));
+        let recorded = seen.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, recorded) = (acceptor.clone(), recorded.clone());
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let name = tls.get_ref().1.server_name().unwrap_or("").to_owned();
+                    recorded.lock().unwrap().0.push(name);
+                    let mut head = Vec::new();
+                    let mut buffer = [0_u8; 4096];
+                    loop {
+                        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match tls.read(&mut buffer).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => head.extend_from_slice(&buffer[..n]),
+                            }
+                        }
+                        let end = head.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                        let text = String::from_utf8_lossy(&head[..end]).into_owned();
+                        head.drain(..end);
+                        recorded.lock().unwrap().1 += 1;
+                        let path = text.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                        let body = format!("ledger {path}");
+                        let response = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if tls.write_all(response.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self { port, seen, task }
+    }
+
+    fn handshakes(&self) -> usize {
+        self.seen.lock().unwrap().0.len()
+    }
+
+    fn server_names(&self) -> Vec<String> {
+        self.seen.lock().unwrap().0.clone()
+    }
+
+    fn requests(&self) -> usize {
+        self.seen.lock().unwrap().1
+    }
+}
+
+impl Drop for TlsBackend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
