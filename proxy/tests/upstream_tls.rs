@@ -13,9 +13,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use common::https::SecretData;
 use common::tables::{proxy, upstream};
 use common::tls::{Leaf, TestCa};
-use common::https::SecretData;
 use common::{ConfigMapDir, Proxy, temp_dir};
 use gatehouse_api::route_table::{PathKind, RouteEntry, UpstreamProtocol, UpstreamTls};
 use http_body_util::Full;
