@@ -185,6 +185,10 @@ impl Scope<'_> {
             timeout_ms,
         );
         entry.base_path = Some(base_path);
+        entry.tunnel_timeout_ms = route
+            .tunnel_timeout
+            .as_deref()
+            .and_then(|t| duration::parse_millis(t).ok());
         entry.request_headers = header_edits(route.request_headers.as_ref());
         entry.response_headers = header_edits(route.response_headers.as_ref());
         entry.retries = route.retries.as_ref().map(|r| Retries {
@@ -284,6 +288,7 @@ fn match_entry(
         request_headers: HeaderEdits::default(),
         response_headers: HeaderEdits::default(),
         timeout_ms,
+        tunnel_timeout_ms: None,
         retries: None,
     }
 }

@@ -216,8 +216,12 @@ pub struct RouteEntry {
     /// Edits to the response before it goes to the client.
     #[serde(default)]
     pub response_headers: HeaderEdits,
-    /// Upper bound for the upstream exchange, in milliseconds.
+    /// Upper bound for the upstream exchange, in milliseconds: connect, the response head,
+    /// and each further read (for a stream, an idle timeout).
     pub timeout_ms: u64,
+    /// The longest an upgraded connection (a WebSocket) may stay open, in milliseconds;
+    /// absent: no limit but `timeout_ms` idle.
+    pub tunnel_timeout_ms: Option<u64>,
     /// Retry policy for idempotent requests.
     pub retries: Option<Retries>,
 }

@@ -254,6 +254,9 @@ fn a_proxy_refuses_tables_with_values_it_cannot_send() {
     let mut zero = gateway();
     zero["routes"][0]["timeoutMs"] = 0.into();
     refused(zero, "timeoutMs: a timeout must be above 0");
+    let mut zero_tunnel = gateway();
+    zero_tunnel["routes"][0]["tunnelTimeoutMs"] = 0.into();
+    refused(zero_tunnel, "tunnelTimeoutMs: a timeout must be above 0");
 
     let mut content_type = gateway();
     let respond = route_where(&content_type, "respond");
@@ -415,6 +418,38 @@ fn a_tls_backend_compiles_to_an_upstream_with_its_server_name_and_secrets() {
         ["payments-gateway-tls", "platform-ca"]
             .map(str::to_owned)
             .into()
+    );
+    assert!(gatehouse_api::validate::check_table(&table).is_ok());
+}
+
+#[test]
+fn a_tunnel_timeout_compiles_to_milliseconds_and_is_absent_by_default() {
+    let text = std::fs::read_to_string(format!(
+        "{}/../examples/gateway/public.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let default = Resource::from_yaml(&text).unwrap()[0]
+        .compile(&CompileContext::default())
+        .unwrap();
+    assert!(default.routes.iter().all(|r| r.tunnel_timeout_ms.is_none()));
+    assert!(
+        !String::from_utf8(default.to_bytes())
+            .unwrap()
+            .contains("tunnelTimeoutMs")
+    );
+    let bounded = text.replacen(
+        "timeout: 2s",
+        "timeout: 2s\n          tunnelTimeout: 1h30m",
+        1,
+    );
+    let table = Resource::from_yaml(&bounded).unwrap()[0]
+        .compile(&CompileContext::default())
+        .unwrap();
+    let list = route(&table, "v1/list-products");
+    assert_eq!(
+        (list.timeout_ms, list.tunnel_timeout_ms),
+        (2_000, Some(5_400_000))
     );
     assert!(gatehouse_api::validate::check_table(&table).is_ok());
 }

@@ -29,4 +29,5 @@ pub mod server;
 pub mod source;
 pub mod table;
 pub mod tls;
+pub mod tunnel;
 pub mod upstream;

@@ -70,6 +70,8 @@ pub struct PreparedRoute {
     pub response_edits: PreparedEdits,
     /// Connect and read timeout of each upstream attempt.
     pub timeout: Duration,
+    /// The longest an upgraded connection may stay open.
+    pub tunnel_timeout: Option<Duration>,
     /// Retry policy.
     pub retry: RetryPolicy,
 }
@@ -318,6 +320,7 @@ fn prepare_route(
         request_edits: PreparedEdits::prepare(&entry.request_headers).map_err(edit_error)?,
         response_edits: PreparedEdits::prepare(&entry.response_headers).map_err(edit_error)?,
         timeout: Duration::from_millis(entry.timeout_ms),
+        tunnel_timeout: entry.tunnel_timeout_ms.map(Duration::from_millis),
         retry: entry
             .retries
             .as_ref()

@@ -2,7 +2,8 @@
 //! over the plain and the HTTPS listener: the upgrade reaches the backend below the contract's
 //! base path with the forwarding headers, messages flow both ways (text, binary, large, pings),
 //! a close from either side reaches the other, a backend that vanishes ends the client's
-//! connection, and the route's timeout closes a tunnel only when it has been idle that long.
+//! connection, the route's timeout closes a tunnel only when it has been idle that long, and
+//! its tunnel timeout closes one however busy.
 
 #![allow(clippy::unwrap_used)]
 
@@ -289,4 +290,49 @@ async fn the_route_timeout_closes_an_idle_websocket_but_not_a_busy_one() {
         None | Some(Message::Close(_))
     ));
     wait_ended(&seen, 1).await;
+}
+
+/// Sends a message every 100 ms and reads its echo until the connection ends; returns how
+/// many came back. Panics after 100 (10 s: ten times the test's tunnel timeout).
+async fn busy_until_closed<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) -> u32 {
+    for n in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let text = Message::text(format!("busy {n}"));
+        if ws.send(text.clone()).await.is_err() {
+            return n;
+        }
+        match next(ws).await {
+            Some(echo) if echo == text => {}
+            None | Some(Message::Close(_)) => return n,
+            Some(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    panic!("the tunnel outlived its timeout by far");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_tunnel_timeout_closes_a_busy_websocket_over_both_listeners() {
+    let ca = TestCa::new();
+    let certificate = ca.leaf(&[HOST]);
+    let (address, seen) = backend().await;
+    let mut table = chat_table(address, 10_000);
+    table.routes[0].tunnel_timeout_ms = Some(1_000);
+    let https = Https::start("ws-tunnel", &table, &[("chat", &certificate)]).await;
+
+    let mut plain = open_plain(&https).await;
+    let tls = common::tls::handshake(&ca.http1_client(), https.tls, HOST)
+        .await
+        .unwrap();
+    let mut secure = open(&URL.replace("ws://", "wss://"), tls).await;
+    let (plain_echoes, secure_echoes) = tokio::join!(
+        busy_until_closed(&mut plain),
+        busy_until_closed(&mut secure)
+    );
+    // Both served until their tunnel timeout, well before the idle one (10 s) could end them.
+    assert!(plain_echoes > 0 && secure_echoes > 0);
+    wait_ended(&seen, 2).await;
+
+    // Nothing else on the route is bounded by it: a new WebSocket works as before.
+    let mut ws = open_plain(&https).await;
+    exchange(&mut ws).await;
 }

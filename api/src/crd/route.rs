@@ -308,6 +308,7 @@ fn default_content_type() -> String {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("[has(self.backend), has(self.backends), has(self.aggregate), has(self.redirect), has(self.respond)].filter(x, x).size() == 1").message("a route does exactly one thing: set one of backend, backends, aggregate, redirect or respond"))]
 #[x_kube(validation = Rule::new("!has(self.retries) || has(self.backend) || has(self.backends)").message("retries apply only to routes that proxy to backend or backends"))]
+#[x_kube(validation = Rule::new("!has(self.tunnelTimeout) || has(self.backend) || has(self.backends)").message("tunnelTimeout applies only to routes that proxy to backend or backends"))]
 pub struct Route {
     /// Route name, unique within its contract. Shown in metrics and error responses.
     #[schemars(length(max = MAX_NAME), pattern(DNS_LABEL))]
@@ -334,11 +335,18 @@ pub struct Route {
     /// How long the proxy waits for the backend, e.g. `2s`: to connect, for the response
     /// head, and for each further piece of the response. A stream (a WebSocket, a gRPC
     /// stream, a long download) ends with 504 or a closed connection only once the backend
-    /// has sent nothing for this long, so set it above the longest quiet spell of a stream.
-    /// Defaults to 30s.
+    /// has sent nothing for this long, so set it above the longest quiet spell of a stream
+    /// (`tunnelTimeout` bounds a WebSocket's whole life). Defaults to 30s.
     #[schemars(length(max = 32), pattern(DURATION))]
     #[x_kube(validation = Rule::new(NONZERO_DURATION_RULE).message(NONZERO_DURATION_MESSAGE))]
     pub timeout: Option<String>,
+    /// The longest a connection this route upgrades (a WebSocket) may stay open, e.g. `1h`,
+    /// however busy: then the gateway closes it on both sides (a WebSocket client sees the
+    /// connection end and reconnects, through another replica during a rollout). Counted from
+    /// the upgrade request. Unset: no limit but the idle one, `timeout`.
+    #[schemars(length(max = 32), pattern(DURATION))]
+    #[x_kube(validation = Rule::new(NONZERO_DURATION_RULE).message(NONZERO_DURATION_MESSAGE))]
+    pub tunnel_timeout: Option<String>,
     /// Retry policy for idempotent requests.
     pub retries: Option<RetryPolicy>,
 }

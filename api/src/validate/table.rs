@@ -30,6 +30,9 @@ pub fn check_table(table: &RouteTable) -> Result<(), Vec<Problem>> {
         if let Err(message) = prepare::timeout_millis(route.timeout_ms) {
             problems.push(Problem::new(format!("{at}.timeoutMs"), message));
         }
+        if let Some(Err(message)) = route.tunnel_timeout_ms.map(prepare::timeout_millis) {
+            problems.push(Problem::new(format!("{at}.tunnelTimeoutMs"), message));
+        }
         for (field, edits) in [
             ("requestHeaders", &route.request_headers),
             ("responseHeaders", &route.response_headers),

@@ -45,9 +45,6 @@ pub struct RequestContext {
     pub client: Option<String>,
     /// Upstream of the current attempt (index into the route's upstreams).
     pub upstream: Option<usize>,
-    /// The address the current attempt connects to (a TLS upstream's peer address is the
-    /// proxy's own handoff socket, see `tls::handoff`).
-    pub upstream_address: Option<std::net::SocketAddr>,
     /// Upstreams tried so far.
     pub tried: Vec<usize>,
     /// Retries the route's policy still allows.
@@ -70,7 +67,6 @@ impl RequestContext {
             matched: None,
             client: None,
             upstream: None,
-            upstream_address: None,
             tried: Vec::new(),
             retries_left: 0,
             retrying_status: false,

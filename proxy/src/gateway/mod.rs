@@ -16,7 +16,9 @@ use async_trait::async_trait;
 use http::HeaderValue;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
-use pingora::upstreams::peer::HttpPeer;
+use pingora::upstreams::peer::{HttpPeer, Peer};
+
+use crate::tunnel::{TUNNEL_GROUP, TunnelConnect};
 use pingora::{Error, ErrorType};
 
 pub use context::{InFlight, RequestContext};
@@ -164,6 +166,18 @@ impl Gateway {
         write_local_response(session, response, &ctx.request_id, Some((route, &vars))).await?;
         Ok(true)
     }
+}
+
+/// The address an attempt connects to: its peer's, or for a TLS upstream (whose peer is the
+/// handoff socket, `tls::handoff`) the upstream's current one.
+fn attempt_address(
+    peer: &HttpPeer,
+    upstream: &crate::upstream::PreparedUpstream,
+) -> Option<std::net::SocketAddr> {
+    peer.address()
+        .as_inet()
+        .copied()
+        .or_else(|| upstream.address())
 }
 
 /// True when the request came over the HTTPS listener.
@@ -326,7 +340,7 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_peer(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         ctx: &mut Self::CTX,
     ) -> pingora::Result<Box<HttpPeer>> {
         let choice = ctx.route().and_then(|route| match &route.action {
@@ -338,13 +352,14 @@ impl ProxyHttp for Gateway {
                     index,
                     address,
                     route.timeout,
+                    route.tunnel_timeout,
                     upstream.protocol,
                     upstream.tls.clone(),
                 ))
             }
             _ => None,
         });
-        let Some((index, address, timeout, protocol, tls)) = choice else {
+        let Some((index, address, timeout, tunnel_timeout, protocol, tls)) = choice else {
             ctx.problem = Some(ProblemKind::NoHealthyUpstream);
             self.metrics
                 .upstream_error(ctx.route_id(), "", "no_healthy_upstream");
@@ -354,11 +369,23 @@ impl ProxyHttp for Gateway {
             ));
         };
         ctx.upstream = Some(index);
-        ctx.upstream_address = Some(address);
         ctx.tried.push(index);
-        let mut peer = match tls {
-            None => HttpPeer::new(address, false, String::new()),
-            Some(origination) => {
+        let tunnel = tunnel_timeout.filter(|_| session.is_upgrade_req());
+        let mut peer = match (tls, tunnel) {
+            (tls, Some(limit)) => {
+                // An upgrade bounded in time: a connection of its own (`tunnel.rs`).
+                let mut peer = HttpPeer::new(address, false, String::new());
+                peer.group_key = TUNNEL_GROUP;
+                peer.options.total_connection_timeout = Some(timeout);
+                peer.options.custom_l4 = Some(Arc::new(TunnelConnect {
+                    address,
+                    tls,
+                    deadline: tokio::time::Instant::now() + limit,
+                }));
+                peer
+            }
+            (None, None) => HttpPeer::new(address, false, String::new()),
+            (Some(origination), None) => {
                 let mut peer = origination.peer(address)?;
                 // TCP and the TLS handshake, within the route's timeout.
                 peer.options.total_connection_timeout = Some(timeout);
@@ -496,13 +523,13 @@ impl ProxyHttp for Gateway {
         &self,
         _session: &mut Session,
         _reused: bool,
-        _peer: &HttpPeer,
+        peer: &HttpPeer,
         _fd: std::os::unix::io::RawFd,
         _digest: Option<&pingora::protocols::Digest>,
         ctx: &mut Self::CTX,
     ) -> pingora::Result<()> {
         if let Some(upstream) = self.current_upstream(ctx) {
-            upstream.connected(ctx.upstream_address);
+            upstream.connected(attempt_address(peer, upstream));
         }
         Ok(())
     }
@@ -510,12 +537,12 @@ impl ProxyHttp for Gateway {
     fn fail_to_connect(
         &self,
         _session: &mut Session,
-        _peer: &HttpPeer,
+        peer: &HttpPeer,
         ctx: &mut Self::CTX,
         mut e: Box<Error>,
     ) -> Box<Error> {
         if let Some(upstream) = self.current_upstream(ctx) {
-            upstream.connect_failed(ctx.upstream_address, now_millis());
+            upstream.connect_failed(attempt_address(peer, upstream), now_millis());
         }
         let kind = if matches!(e.etype(), ErrorType::ConnectTimedout) {
             "timeout"
@@ -552,9 +579,12 @@ impl ProxyHttp for Gateway {
             self.metrics
                 .upstream_error(ctx.route_id(), self.upstream_name(ctx), kind);
         }
-        let mut e = match ctx.upstream_address {
-            Some(address) => e.more_context(format!("upstream {address}")),
-            None => e.more_context(format!("Peer: {peer}")),
+        let mut e = match (peer.address().as_inet(), self.current_upstream(ctx)) {
+            (None, Some(upstream)) => {
+                let address = attempt_address(peer, upstream);
+                e.more_context(format!("Peer: {address:?} over TLS"))
+            }
+            _ => e.more_context(format!("Peer: {peer}")),
         };
         // A request already (partly) sent is repeated only when it is idempotent and its body
         // is still buffered; a stale pooled connection is retried once on a fresh one.

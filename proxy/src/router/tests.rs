@@ -26,6 +26,7 @@ fn route(id: &str, kind: PathKind, path: &str) -> RouteEntry {
         request_headers: HeaderEdits::default(),
         response_headers: HeaderEdits::default(),
         timeout_ms: 1000,
+        tunnel_timeout_ms: None,
         retries: None,
     }
 }

@@ -35,6 +35,7 @@ use rustls::{ClientConfig, RootCertStore};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 
 use super::handoff::Handoff;
 use crate::clients::SecretFiles;
@@ -211,7 +212,61 @@ impl ResolvesClientCert for ClientCertificate {
     }
 }
 
+/// A TCP connection to `address`, without Nagle's delay.
+pub async fn connect_tcp(address: std::net::SocketAddr) -> pingora::Result<TcpStream> {
+    let tcp = TcpStream::connect(address).await.map_err(|e| {
+        let kind = if e.kind() == std::io::ErrorKind::ConnectionRefused {
+            ErrorType::ConnectRefused
+        } else {
+            ErrorType::ConnectError
+        };
+        Error::because(kind, format!("connecting to {address}"), e)
+    })?;
+    let _ = tcp.set_nodelay(true);
+    Ok(tcp)
+}
+
 impl Origination {
+    /// The TLS handshake over `tcp` (connected to `inet`): the server name by SNI, the
+    /// certificate verified, and HTTP/2 agreed by ALPN when the upstream speaks it.
+    pub async fn handshake(
+        &self,
+        tcp: TcpStream,
+        inet: std::net::SocketAddr,
+    ) -> pingora::Result<TlsStream<TcpStream>> {
+        let (config, server_name) = self.connector.as_ref().map_err(|reason| {
+            Error::explain(
+                ErrorType::ConnectError,
+                format!("no TLS settings to connect with: {reason}"),
+            )
+        })?;
+        let tls = TlsConnector::from(config.clone())
+            .connect(server_name.clone(), tcp)
+            .await
+            .map_err(|e| {
+                tracing::warn!(
+                    "TLS handshake with upstream {inet} ({}) failed: {e}",
+                    self.name
+                );
+                Error::because(
+                    ErrorType::TLSHandshakeFailure,
+                    format!("TLS handshake with {inet}"),
+                    e,
+                )
+            })?;
+        if self.http2 && tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+            tracing::warn!(
+                "upstream {inet} ({}) does not speak HTTP/2 over TLS (ALPN h2)",
+                self.name
+            );
+            return Error::e_explain(
+                ErrorType::ConnectError,
+                "the upstream did not agree to HTTP/2 (ALPN h2)",
+            );
+        }
+        Ok(tls)
+    }
+
     /// The peer that reaches `address` over this origination's TLS: Pingora connects through
     /// [`Dial`] and pools the connection under the [`Handoff`] listener's address, apart from
     /// other addresses and settings (the group key).
@@ -247,47 +302,11 @@ struct Dial {
 #[async_trait]
 impl L4Connect for Dial {
     async fn connect(&self, _handoff_address: &SocketAddr) -> pingora::Result<Stream> {
-        let origination = &self.origination;
+        let tls = self
+            .origination
+            .handshake(connect_tcp(self.address).await?, self.address)
+            .await?;
         let inet = self.address;
-        let (config, server_name) = origination.connector.as_ref().map_err(|reason| {
-            Error::explain(
-                ErrorType::ConnectError,
-                format!("no TLS settings to connect with: {reason}"),
-            )
-        })?;
-        let tcp = TcpStream::connect(inet).await.map_err(|e| {
-            let kind = if e.kind() == std::io::ErrorKind::ConnectionRefused {
-                ErrorType::ConnectRefused
-            } else {
-                ErrorType::ConnectError
-            };
-            Error::because(kind, format!("connecting to {inet}"), e)
-        })?;
-        let _ = tcp.set_nodelay(true);
-        let tls = TlsConnector::from(config.clone())
-            .connect(server_name.clone(), tcp)
-            .await
-            .map_err(|e| {
-                tracing::warn!(
-                    "TLS handshake with upstream {inet} ({}) failed: {e}",
-                    origination.name
-                );
-                Error::because(
-                    ErrorType::TLSHandshakeFailure,
-                    format!("TLS handshake with {inet}"),
-                    e,
-                )
-            })?;
-        if origination.http2 && tls.get_ref().1.alpn_protocol() != Some(b"h2") {
-            tracing::warn!(
-                "upstream {inet} ({}) does not speak HTTP/2 over TLS (ALPN h2)",
-                origination.name
-            );
-            return Error::e_explain(
-                ErrorType::ConnectError,
-                "the upstream did not agree to HTTP/2 (ALPN h2)",
-            );
-        }
         let socket = self.handoff.hand_over(tls).await.map_err(|e| {
             Error::because(
                 ErrorType::ConnectError,

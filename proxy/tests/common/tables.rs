@@ -46,6 +46,7 @@ fn entry(id: &str, kind: PathKind, path: &str, action: Action) -> RouteEntry {
         request_headers: HeaderEdits::default(),
         response_headers: HeaderEdits::default(),
         timeout_ms: 5_000,
+        tunnel_timeout_ms: None,
         retries: None,
     }
 }
