@@ -950,6 +950,18 @@ fn reads_by_name(names: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// The Secrets the proxy's Role lets it read.
+fn readable_secrets(fake: &FakeApi) -> Value {
+    let role = fake.get(NS, "roles", "public-gateway").unwrap();
+    role["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|rule| rule["resources"] == json!(["secrets"]))
+        .map(|rule| rule["resourceNames"].clone())
+        .unwrap()
+}
+
 /// A Secret of type `type_` holding `data`.
 fn secret_of(name: &str, type_: &str, data: &[(&str, &str)]) -> Value {
     let data = data
@@ -1106,14 +1118,7 @@ async fn client_certificate_authorities_are_read_by_name_and_a_broken_or_missing
          with 401 until it is fixed"
     );
     // The proxy may read exactly these Secrets, and mounts them.
-    let role = fake.get(NS, "roles", "public-gateway").unwrap();
-    let names = role["rules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|rule| rule["resources"] == json!(["secrets"]))
-        .map(|rule| rule["resourceNames"].clone())
-        .unwrap();
+    let names = readable_secrets(&fake);
     assert_eq!(
         names,
         json!(["absent-ca", "broken-ca", "good-tls", "partners-ca"])
@@ -1194,14 +1199,7 @@ async fn backend_tls_secrets_are_read_by_name_and_a_broken_or_missing_one_is_nam
         ),
         "{routes}"
     );
-    let role = fake.get(NS, "roles", "public-gateway").unwrap();
-    let names = role["rules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|rule| rule["resources"] == json!(["secrets"]))
-        .map(|rule| rule["resourceNames"].clone())
-        .unwrap();
+    let names = readable_secrets(&fake);
     assert_eq!(
         names,
         json!([

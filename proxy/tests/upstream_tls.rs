@@ -181,6 +181,25 @@ async fn start(
     (proxy, mounted)
 }
 
+/// Starts the proxy with the backend's authorities `ca` (PEM) as `orders-ca` and `client` as
+/// its client certificate `gateway-tls`.
+async fn start_mutual(
+    name: &str,
+    routes: Vec<RouteEntry>,
+    ca: &str,
+    client: &Leaf,
+) -> (Proxy, Vec<ConfigMapDir>) {
+    let certificate = [
+        ("tls.crt", client.cert_pem.as_bytes()),
+        ("tls.key", client.key_pem.as_bytes()),
+    ];
+    let secrets = [
+        ("orders-ca", &[("ca.crt", ca.as_bytes())][..]),
+        ("gateway-tls", &certificate[..]),
+    ];
+    start(name, routes, &secrets).await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn tls_upstreams_are_verified_by_authority_and_name_and_their_connections_pooled() {
     let authority = TestCa::new();
@@ -283,21 +302,7 @@ async fn the_proxy_presents_its_client_certificate_and_speaks_http2_by_alpn() {
             UpstreamProtocol::Http1,
         ),
     ];
-    let (proxy, _mounts) = start(
-        "upstream-mtls",
-        routes,
-        &[
-            ("orders-ca", &[("ca.crt", ca.as_bytes())]),
-            (
-                "gateway-tls",
-                &[
-                    ("tls.crt", client.cert_pem.as_bytes()),
-                    ("tls.key", client.key_pem.as_bytes()),
-                ],
-            ),
-        ],
-    )
-    .await;
+    let (proxy, _mounts) = start_mutual("upstream-mtls", routes, &ca, &client).await;
 
     assert_eq!(proxy.send(common::get("/v1/mutual/1")).await.status, 200);
     for _ in 0..10 {
@@ -409,21 +414,7 @@ async fn renewed_secrets_apply_at_once_and_a_broken_one_keeps_the_last_good_sett
         UpstreamProtocol::Http1,
     )];
     let ca = authority.pem();
-    let (proxy, mut mounts) = start(
-        "upstream-tls-renewal",
-        routes,
-        &[
-            ("orders-ca", &[("ca.crt", ca.as_bytes())]),
-            (
-                "gateway-tls",
-                &[
-                    ("tls.crt", client.cert_pem.as_bytes()),
-                    ("tls.key", client.key_pem.as_bytes()),
-                ],
-            ),
-        ],
-    )
-    .await;
+    let (proxy, mut mounts) = start_mutual("upstream-tls-renewal", routes, &ca, &client).await;
     let status = || async { proxy.send(common::get("/v1/mutual/1")).await.status };
     assert_eq!(status().await, 200);
 
