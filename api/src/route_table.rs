@@ -450,18 +450,23 @@ impl RouteTable {
                 keys.into_iter().chain(jwks).chain(authorities)
             })
             .chain(certificates.map(|c| c.secret.clone()))
-            .chain(self.upstream_tls().flat_map(|tls| {
-                tls.ca_secret
-                    .iter()
-                    .chain(&tls.client_certificate)
-                    .cloned()
-                    .collect::<Vec<_>>()
-            }))
+            .chain(
+                self.proxied_upstreams()
+                    .filter_map(|u| u.tls.as_ref())
+                    .flat_map(|tls| {
+                        tls.ca_secret
+                            .iter()
+                            .chain(&tls.client_certificate)
+                            .cloned()
+                            .collect::<Vec<_>>()
+                    }),
+            )
             .collect()
     }
 
-    /// The TLS settings of every upstream the routes proxy to.
-    pub fn upstream_tls(&self) -> impl Iterator<Item = &UpstreamTls> {
+    /// Every upstream the routes proxy to, with its route's repeats (Aggregator steps are not
+    /// upstreams).
+    pub fn proxied_upstreams(&self) -> impl Iterator<Item = &Upstream> {
         self.routes
             .iter()
             .filter_map(|route| match &route.action {
@@ -469,7 +474,6 @@ impl RouteTable {
                 _ => None,
             })
             .flatten()
-            .filter_map(|upstream| upstream.tls.as_ref())
     }
 
     /// The canonical bytes: JSON with one route (and one client) per line and a final newline.

@@ -85,13 +85,9 @@ pub fn build(
     warnings: &mut Vec<String>,
 ) -> Originations {
     let mut originations = Originations::new();
-    let keys = table.routes.iter().flat_map(|route| match &route.action {
-        gatehouse_api::route_table::Action::Proxy { upstreams } => upstreams
-            .iter()
-            .filter_map(|u| Some(OriginKey::new(u.tls.as_ref()?, u.protocol)))
-            .collect(),
-        _ => Vec::new(),
-    });
+    let keys = table
+        .proxied_upstreams()
+        .filter_map(|u| Some(OriginKey::new(u.tls.as_ref()?, u.protocol)));
     for key in keys {
         if originations.contains_key(&key) {
             continue;
