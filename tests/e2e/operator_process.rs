@@ -13,33 +13,7 @@ pub const MONITORING_NAMESPACE: &str = "monitoring";
 
 /// Builds `gatehouse-operator` (or takes `GATEHOUSE_OPERATOR_BIN`) and returns its path.
 pub fn operator_binary() -> PathBuf {
-    if let Ok(path) = std::env::var("GATEHOUSE_OPERATOR_BIN") {
-        return PathBuf::from(path);
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let output = Command::new(cargo)
-        .args([
-            "build",
-            "-p",
-            "gatehouse-operator",
-            "--bin",
-            "gatehouse-operator",
-        ])
-        .args(["--message-format", "json-render-diagnostics"])
-        .current_dir(workspace())
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("cargo runs");
-    assert!(
-        output.status.success(),
-        "cargo build of the operator failed"
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|message| message["target"]["name"] == "gatehouse-operator")
-        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
-        .expect("cargo reports the operator executable")
+    gatehouse_tests::binaries::operator()
 }
 
 /// The workspace root.

@@ -42,25 +42,28 @@ fn binary(variable: &str, name: &str) -> PathBuf {
 }
 
 /// Builds the binaries once per test process (in one cargo call) and returns their paths.
+///
+/// The call asks for what `cargo test --workspace` builds (every package, with its tests), so
+/// that cargo resolves the same dependency features and finds everything built already: a call
+/// for the binaries alone resolves them without the dev-dependencies' features and builds a
+/// second copy of most dependencies. Nor does it inherit the variables cargo sets for this
+/// test process (`CARGO_MANIFEST_DIR`, `CARGO_PKG_NAME`…): build scripts (ring's) rerun when
+/// those change, which would rebuild everything above them.
 fn built() -> &'static BTreeMap<String, PathBuf> {
     static BUILT: OnceLock<BTreeMap<String, PathBuf>> = OnceLock::new();
     BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let mut command = Command::new(cargo);
         command
-            .args([
-                "build",
-                "--bins",
-                "-p",
-                "gatehouse-operator",
-                "-p",
-                "gatehouse-proxy",
-                "-p",
-                "gatehouse-demo",
-            ])
+            .args(["build", "--workspace", "--tests"])
             .args(["--message-format", "json-render-diagnostics"])
             .current_dir(workspace())
             .stderr(Stdio::inherit());
+        for (name, _) in std::env::vars_os() {
+            if name.to_str().is_some_and(set_for_this_test) {
+                command.env_remove(name);
+            }
+        }
         if built_in_release() {
             command.arg("--release");
         }
@@ -72,6 +75,12 @@ fn built() -> &'static BTreeMap<String, PathBuf> {
         String::from_utf8_lossy(&output.stdout)
             .lines()
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|message| {
+                message["profile"]["test"] == false
+                    && message["target"]["kind"]
+                        .as_array()
+                        .is_some_and(|kinds| kinds.iter().any(|k| k == "bin"))
+            })
             .filter_map(|message| {
                 let name = message["target"]["name"].as_str()?.to_owned();
                 let executable = message["executable"].as_str()?;
@@ -79,6 +88,19 @@ fn built() -> &'static BTreeMap<String, PathBuf> {
             })
             .collect()
     })
+}
+
+/// True for a variable cargo sets for a test process, not for cargo itself.
+fn set_for_this_test(name: &str) -> bool {
+    [
+        "CARGO_PKG_",
+        "CARGO_MANIFEST_",
+        "CARGO_CRATE_",
+        "CARGO_BIN_",
+    ]
+    .iter()
+    .any(|prefix| name.starts_with(prefix))
+        || ["OUT_DIR", "CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR"].contains(&name)
 }
 
 /// True when this test executable was built with `--release` (then so are the binaries).
