@@ -3,14 +3,14 @@
 use std::collections::BTreeMap;
 
 use crate::crd::{
-    Aggregation, Aggregator, BackendProtocol, BackendRef, Client, Contract, EdgeService, Gateway,
-    HeaderModifier, HttpMode, Listeners, MinTlsVersion, PathType, Route, RouteMatch, StringMap,
-    UnknownServerNamePolicy,
+    Access, Aggregation, Aggregator, BackendProtocol, BackendRef, Client, ClientAddress, Contract,
+    EdgeService, Gateway, HeaderModifier, HttpMode, Listeners, MinTlsVersion, PathType,
+    RequestLimits, Route, RouteMatch, SourceRanges, StringMap, UnknownServerNamePolicy,
 };
 use crate::naming::{Kind, proxy_name};
 use crate::route_table::*;
 use crate::validate::{self, Problem, routes_base_path};
-use crate::{duration, path};
+use crate::{duration, path, prepare};
 
 /// Upstream timeout of a route that sets none.
 pub const DEFAULT_ROUTE_TIMEOUT_MS: u64 = 30_000;
@@ -37,6 +37,8 @@ impl Default for CompileContext {
 struct Scope<'a> {
     namespace: &'a str,
     context: &'a CompileContext,
+    /// The resource's own body limit, for routes and contracts that set none.
+    max_body_bytes: Option<u64>,
 }
 
 impl Scope<'_> {
@@ -191,6 +193,16 @@ impl Scope<'_> {
             .and_then(|t| duration::parse_millis(t).ok());
         entry.request_headers = header_edits(route.request_headers.as_ref());
         entry.response_headers = header_edits(route.response_headers.as_ref());
+        entry.clients = allowed_clients(contract.access.as_ref(), route.access.as_ref());
+        entry.source_ranges = [&contract.access, &route.access]
+            .into_iter()
+            .flatten()
+            .filter_map(|access| access.source_ranges.as_ref())
+            .map(source_ranges_entry)
+            .collect();
+        entry.max_body_bytes = max_body_bytes(route.limits.as_ref())
+            .or_else(|| max_body_bytes(contract.limits.as_ref()))
+            .or(self.max_body_bytes);
         entry.retries = route.retries.as_ref().map(|r| Retries {
             attempts: u32::try_from(r.attempts).unwrap_or(0),
             statuses: sorted(
@@ -219,6 +231,59 @@ impl Scope<'_> {
         routes.sort_by(|a, b| a.id.cmp(&b.id));
         routes
     }
+}
+
+/// The clients a route lets in: its own list, within its contract's; `None`: every client.
+fn allowed_clients(contract: Option<&Access>, route: Option<&Access>) -> Option<Vec<String>> {
+    let listed = |access: Option<&Access>| {
+        access
+            .map(|a| a.clients.clone())
+            .filter(|clients| !clients.is_empty())
+    };
+    match (listed(contract), listed(route)) {
+        (None, None) => None,
+        (Some(only), None) | (None, Some(only)) => Some(sorted(only)),
+        (Some(outer), Some(inner)) => Some(sorted(
+            inner.into_iter().filter(|c| outer.contains(c)).collect(),
+        )),
+    }
+}
+
+/// Address ranges in normal form, sorted.
+fn normal_ranges(texts: &[String]) -> Vec<String> {
+    sorted(
+        texts
+            .iter()
+            .filter_map(|text| prepare::address_range(text).ok())
+            .map(|range| range.to_string())
+            .collect(),
+    )
+}
+
+fn source_ranges_entry(ranges: &SourceRanges) -> SourceRangesEntry {
+    SourceRangesEntry {
+        allow: normal_ranges(&ranges.allow),
+        deny: normal_ranges(&ranges.deny),
+    }
+}
+
+/// Where the caller's address comes from; `None`: the connection's peer.
+fn client_address_entry(address: Option<&ClientAddress>) -> Option<ClientAddressEntry> {
+    let address = address?;
+    if let Some(hops) = address.trusted_hops.and_then(|h| u32::try_from(h).ok()) {
+        return Some(ClientAddressEntry::TrustedHops(hops));
+    }
+    (!address.trusted_proxies.is_empty())
+        .then(|| ClientAddressEntry::TrustedProxies(normal_ranges(&address.trusted_proxies)))
+}
+
+/// The resource-wide source ranges, when it sets any.
+fn gateway_source_ranges(access: Option<&Access>) -> Option<SourceRangesEntry> {
+    access?.source_ranges.as_ref().map(source_ranges_entry)
+}
+
+fn max_body_bytes(limits: Option<&RequestLimits>) -> Option<u64> {
+    limits?.max_body_bytes.and_then(|b| u64::try_from(b).ok())
 }
 
 fn port(port: Option<i32>) -> u16 {
@@ -290,6 +355,9 @@ fn match_entry(
         timeout_ms,
         tunnel_timeout_ms: None,
         retries: None,
+        clients: None,
+        source_ranges: Vec::new(),
+        max_body_bytes: None,
     }
 }
 
@@ -358,6 +426,7 @@ pub fn compile_gateway(
         let scope = Scope {
             namespace: &source.namespace,
             context,
+            max_body_bytes: max_body_bytes(gateway.spec.limits.as_ref()),
         };
         let mut clients: Vec<ClientEntry> = gateway.spec.clients.iter().map(client_entry).collect();
         clients.sort_by(|a, b| a.name.cmp(&b.name));
@@ -369,6 +438,8 @@ pub fn compile_gateway(
             clients,
             routes: scope.contracts(&gateway.spec.contracts),
             source: source.clone(),
+            client_address: client_address_entry(gateway.spec.client_address.as_ref()),
+            source_ranges: gateway_source_ranges(gateway.spec.access.as_ref()),
         }
     })
 }
@@ -414,6 +485,7 @@ pub fn compile_edge_service(
         let scope = Scope {
             namespace: &source.namespace,
             context,
+            max_body_bytes: max_body_bytes(edge.spec.limits.as_ref()),
         };
         RouteTable {
             tls: tls_entry(edge.spec.listeners.as_ref()),
@@ -423,6 +495,8 @@ pub fn compile_edge_service(
             clients: vec![client_entry(&edge.spec.client)],
             routes: scope.contracts(&edge.spec.contracts),
             source: source.clone(),
+            client_address: client_address_entry(edge.spec.client_address.as_ref()),
+            source_ranges: gateway_source_ranges(edge.spec.access.as_ref()),
         }
     })
 }
@@ -437,6 +511,7 @@ pub fn compile_aggregator(
         let scope = Scope {
             namespace: &source.namespace,
             context,
+            max_body_bytes: None,
         };
         let mut routes: Vec<RouteEntry> = aggregator
             .spec
@@ -464,6 +539,8 @@ pub fn compile_aggregator(
             clients: Vec::new(),
             routes,
             source: source.clone(),
+            client_address: None,
+            source_ranges: None,
         }
     })
 }

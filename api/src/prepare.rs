@@ -9,6 +9,7 @@
 use std::sync::LazyLock;
 
 use http::{HeaderName, HeaderValue, Method};
+use ipnet::IpNet;
 use regex::Regex;
 
 use crate::crd::patterns::MEDIA_TYPE;
@@ -122,6 +123,27 @@ pub fn timeout_millis(millis: u64) -> Result<u64, String> {
     }
 }
 
+/// Parses an address range: `10.0.0.0/8`, `2001:db8::/32`, or a single address (`192.0.2.7`,
+/// `2001:db8::7`: a range of one). Bits below the prefix are dropped (`10.1.2.3/8` is
+/// `10.0.0.0/8`); an IPv4-mapped IPv6 range is refused, as it would never match (the proxy
+/// compares IPv4 callers as IPv4).
+pub fn address_range(text: &str) -> Result<IpNet, String> {
+    let range = match text.parse::<IpNet>() {
+        Ok(range) => range,
+        Err(_) => text.parse::<std::net::IpAddr>().map(IpNet::from).map_err(|_| {
+            format!("{text:?} is not an address range: write 10.0.0.0/8, 2001:db8::/32 or a single address")
+        })?,
+    };
+    if let IpNet::V6(v6) = range
+        && v6.addr().to_ipv4_mapped().is_some()
+    {
+        return Err(format!(
+            "{text:?} is an IPv4-mapped IPv6 range: write the IPv4 range itself"
+        ));
+    }
+    Ok(range.trunc())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,5 +228,29 @@ mod tests {
         assert!(method("get").is_err());
         assert!(timeout_millis(0).is_err());
         assert_eq!(timeout_millis(1), Ok(1));
+    }
+
+    #[test]
+    fn address_ranges_come_in_normal_form() {
+        for (text, normal) in [
+            ("10.1.2.3/8", "10.0.0.0/8"),
+            ("192.0.2.7", "192.0.2.7/32"),
+            ("2001:db8::7", "2001:db8::7/128"),
+            ("2001:db8:1::/32", "2001:db8::/32"),
+        ] {
+            assert_eq!(
+                address_range(text).map(|r| r.to_string()),
+                Ok(normal.to_owned())
+            );
+        }
+        for text in [
+            "10.0.0.0/33",
+            "10.0.0/8",
+            "office",
+            "::ffff:10.0.0.0/104",
+            "",
+        ] {
+            assert!(address_range(text).is_err(), "{text}");
+        }
     }
 }

@@ -45,6 +45,37 @@ pub struct RouteTable {
     /// and query over HTTPS on this port, instead of being served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub https_redirect_port: Option<u16>,
+    /// How a caller's address is found behind other proxies; absent: the connection's peer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_address: Option<ClientAddressEntry>,
+    /// Source addresses every route serves; absent: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ranges: Option<SourceRangesEntry>,
+}
+
+/// Where a caller's address comes from when proxies stand in front of the gateway.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum ClientAddressEntry {
+    /// This many proxies each append to `X-Forwarded-For`: the caller is the entry this many
+    /// places left of the peer (the leftmost when there are fewer).
+    TrustedHops(u32),
+    /// Proxies in these ranges (normal form, see [`crate::prepare::address_range`]) are
+    /// trusted: the caller is the first address, from the peer leftwards, outside them.
+    TrustedProxies(Vec<String>),
+}
+
+/// Address ranges in normal form ([`crate::prepare::address_range`]): `10.0.0.0/8`,
+/// `192.0.2.7/32`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SourceRangesEntry {
+    /// When not empty, only callers in one of these are served.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+    /// Callers in these are refused, whatever `allow` says.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<String>,
 }
 
 /// TLS termination: which certificate answers which server name, and what a handshake may
@@ -224,6 +255,16 @@ pub struct RouteEntry {
     pub tunnel_timeout_ms: Option<u64>,
     /// Retry policy for idempotent requests.
     pub retries: Option<Retries>,
+    /// The clients that may call, sorted (the contract's and the route's lists, intersected);
+    /// absent: every client.
+    pub clients: Option<Vec<String>>,
+    /// Source address rules of the contract and of the route, in that order; each must admit
+    /// the caller (the table's own `sourceRanges` apply too).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_ranges: Vec<SourceRangesEntry>,
+    /// Largest request body, in bytes (the route's, its contract's or its gateway's limit);
+    /// absent: no limit.
+    pub max_body_bytes: Option<u64>,
 }
 
 /// A header or query condition: present, or present with this exact value.

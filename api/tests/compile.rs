@@ -453,3 +453,108 @@ fn a_tunnel_timeout_compiles_to_milliseconds_and_is_absent_by_default() {
     );
     assert!(gatehouse_api::validate::check_table(&table).is_ok());
 }
+
+#[test]
+fn access_rules_compile_to_each_route_with_contract_and_route_levels_combined() {
+    use gatehouse_api::route_table::{ClientAddressEntry, SourceRangesEntry};
+    let table = compile_example("gateway/partners.yaml", &CompileContext::default());
+    assert_eq!(
+        table.client_address,
+        Some(ClientAddressEntry::TrustedHops(1))
+    );
+    assert_eq!(
+        table.source_ranges,
+        Some(SourceRangesEntry {
+            allow: vec![],
+            deny: vec!["203.0.113.0/24".to_owned()],
+        })
+    );
+    // The contract's list, and within it the route's own.
+    let orders = route(&table, "v1/orders");
+    assert_eq!(
+        orders.clients.as_deref(),
+        Some(&["acme".to_owned(), "globex".to_owned()][..])
+    );
+    assert!(orders.source_ranges.is_empty());
+    assert_eq!(
+        orders.max_body_bytes,
+        Some(1_048_576),
+        "the gateway's limit"
+    );
+    let settlements = route(&table, "v1/settlements");
+    assert_eq!(
+        settlements.clients.as_deref(),
+        Some(&["acme".to_owned()][..])
+    );
+    assert_eq!(
+        settlements.source_ranges,
+        [SourceRangesEntry {
+            allow: vec!["198.51.100.0/24".to_owned(), "2001:db8:ac::/48".to_owned()],
+            deny: vec![],
+        }]
+    );
+    assert_eq!(
+        settlements.max_body_bytes,
+        Some(10_485_760),
+        "the route's own"
+    );
+    // Contract v2 names no clients: every client.
+    assert_eq!(route(&table, "v2/orders").clients, None);
+    assert!(gatehouse_api::validate::check_table(&table).is_ok());
+
+    // Ranges reach the table in normal form; without rules, the table says nothing of them.
+    let text = std::fs::read_to_string(format!(
+        "{}/../examples/gateway/partners.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+    .replace("203.0.113.0/24", "203.0.113.9/24")
+    .replace(
+        "trustedHops: 1",
+        "trustedProxies: [\"10.1.2.3/8\", \"fd00::1\"]",
+    );
+    let table = Resource::from_yaml(&text).unwrap()[0]
+        .compile(&CompileContext::default())
+        .unwrap();
+    assert_eq!(
+        table.source_ranges.unwrap().deny,
+        ["203.0.113.0/24".to_owned()]
+    );
+    assert_eq!(
+        table.client_address,
+        Some(ClientAddressEntry::TrustedProxies(vec![
+            "10.0.0.0/8".to_owned(),
+            "fd00::1/128".to_owned()
+        ]))
+    );
+    let plain = compile_example("gateway/public.yaml", &CompileContext::default());
+    let bytes = String::from_utf8(plain.to_bytes()).unwrap();
+    for field in ["clientAddress", "sourceRanges", "maxBodyBytes"] {
+        assert!(!bytes.contains(field), "{field} in {bytes}");
+    }
+    assert!(plain.routes.iter().all(|r| r.clients.is_none()));
+}
+
+#[test]
+fn a_proxy_refuses_access_rules_it_could_not_apply() {
+    let mut table = table_json();
+    table["routes"][0]["clients"] = serde_json::json!(["nobody"]);
+    table["routes"][0]["sourceRanges"] = serde_json::json!([{"allow": ["10.0.0.0/33"]}]);
+    table["routes"][0]["maxBodyBytes"] = serde_json::json!(0);
+    table["clientAddress"] = serde_json::json!({"trustedProxies": ["proxy"]});
+    let Err(TableError::Invalid(problems)) = load(&table) else {
+        panic!("expected the table to be refused")
+    };
+    let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    for expected in [
+        "routes[0].clients: the table has no client named nobody",
+        "routes[0].sourceRanges[0].allow[0]",
+        "routes[0].maxBodyBytes: a body limit must be above 0",
+        "clientAddress.trustedProxies[0]",
+    ] {
+        assert!(
+            shown.iter().any(|p| p.contains(expected)),
+            "{expected} not in {shown:#?}"
+        );
+    }
+}

@@ -57,9 +57,9 @@ fn every_example_is_admitted_and_compiles_to_a_table_the_proxy_accepts() {
         }
     }
     assert_eq!(
-        compiled, 6,
-        "four Gateways (two over HTTPS, one for gRPC, one to TLS backends), one EdgeService, \
-         one Aggregator"
+        compiled, 7,
+        "five Gateways (two over HTTPS, one for gRPC, one to TLS backends, one limiting \
+         access), one EdgeService, one Aggregator"
     );
 }
 

@@ -8,6 +8,9 @@ use gatehouse_api::compile::CompileContext;
 use gatehouse_api::resource::{ReadError, Resource};
 use serde_json::{Value, json};
 
+#[path = "rules/access.rs"]
+mod access;
+
 fn gateway() -> Value {
     json!({
         "apiVersion": "gatehouse.dev/v1alpha1",

@@ -20,7 +20,9 @@ const MESSAGE_ESCAPES: &AsciiSet = &CONTROLS.add(b'%');
 pub enum GrpcCode {
     /// The gateway's deadline for the backend passed.
     DeadlineExceeded = 4,
-    /// A limit was hit: the client's rate, or the size of its metadata.
+    /// The caller may not call: its address or its client is not let in.
+    PermissionDenied = 7,
+    /// A limit was hit: the client's rate, or the size of its metadata or its message.
     ResourceExhausted = 8,
     /// No route serves the method.
     Unimplemented = 12,
@@ -43,10 +45,12 @@ impl GrpcCode {
             | ProblemKind::NoHealthyUpstream
             | ProblemKind::UpstreamFailed => Self::Unavailable,
             ProblemKind::UpstreamTimeout => Self::DeadlineExceeded,
-            ProblemKind::UriTooLong | ProblemKind::HeadersTooLarge | ProblemKind::RateLimited => {
-                Self::ResourceExhausted
-            }
+            ProblemKind::UriTooLong
+            | ProblemKind::HeadersTooLarge
+            | ProblemKind::PayloadTooLarge
+            | ProblemKind::RateLimited => Self::ResourceExhausted,
             ProblemKind::Unauthorized => Self::Unauthenticated,
+            ProblemKind::Forbidden => Self::PermissionDenied,
             ProblemKind::BadRequest | ProblemKind::Internal => Self::Internal,
         }
     }

@@ -7,6 +7,7 @@
 //! health); [`admin`] serves health, readiness, metrics and the loaded table's identity. See `proxy/README.md` for the user-facing contract.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod admin;
 pub mod aggregate;
 pub mod app;

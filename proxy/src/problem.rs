@@ -27,6 +27,11 @@ pub enum ProblemKind {
     HeadersTooLarge,
     /// The gateway's clients use API keys and the request carries none that is valid.
     Unauthorized,
+    /// The caller may not call: its address is outside the source ranges, or the route does
+    /// not let its client in.
+    Forbidden,
+    /// The request body is larger than the route accepts.
+    PayloadTooLarge,
     /// The client is over its rate limit.
     RateLimited,
     /// A fault in the proxy.
@@ -45,6 +50,8 @@ impl ProblemKind {
             Self::UriTooLong => 414,
             Self::HeadersTooLarge => 431,
             Self::Unauthorized => 401,
+            Self::Forbidden => 403,
+            Self::PayloadTooLarge => 413,
             Self::RateLimited => 429,
             Self::Internal => 500,
         }
@@ -62,6 +69,8 @@ impl ProblemKind {
             Self::UriTooLong => "URI too long",
             Self::HeadersTooLarge => "Request header fields too large",
             Self::Unauthorized => "Unauthorized",
+            Self::Forbidden => "Forbidden",
+            Self::PayloadTooLarge => "Content too large",
             Self::RateLimited => "Too many requests",
             Self::Internal => "Internal error",
         }
@@ -79,6 +88,8 @@ impl ProblemKind {
             Self::UriTooLong => "the request line is longer than this gateway accepts",
             Self::HeadersTooLarge => "the request headers are larger than this gateway accepts",
             Self::Unauthorized => "this gateway needs a valid API key in the client's key header",
+            Self::Forbidden => "the caller may not call this route",
+            Self::PayloadTooLarge => "the request body is larger than this route accepts",
             Self::RateLimited => {
                 "this client is over its rate limit; retry after the time in Retry-After"
             }

@@ -245,6 +245,8 @@ fn merge_tables(dir: &Path, tables: Vec<(String, RouteTable)>) -> Result<RouteTa
     let mut merged = RouteTable {
         tls: None,
         https_redirect_port: None,
+        client_address: None,
+        source_ranges: None,
         format: FORMAT.to_owned(),
         source: TableSource {
             kind: "Standalone".to_owned(),

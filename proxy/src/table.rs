@@ -4,6 +4,7 @@
 //! rate-limit buckets). Built off the request path and never changed afterwards; a reload
 //! builds a new one.
 
+use crate::access::{CallerAddress, SourceRules};
 use crate::clients::{Clients, SecretFiles};
 use crate::tls::origination::{self, OriginKey, Originations};
 use crate::tls::{Termination, TlsError};
@@ -55,6 +56,12 @@ pub struct LoadedTable {
     pub originations: Originations,
     /// Plain HTTP requests are redirected to HTTPS on this port instead of served.
     pub https_redirect_port: Option<u16>,
+    /// How the caller's address is found.
+    pub caller_address: CallerAddress,
+    /// Source ranges every request must be in.
+    pub source_rules: Option<SourceRules>,
+    /// True when a rule of the table or of a route looks at the caller's address.
+    pub checks_addresses: bool,
 }
 
 /// One route, prepared.
@@ -74,6 +81,8 @@ pub struct PreparedRoute {
     pub tunnel_timeout: Option<Duration>,
     /// Retry policy.
     pub retry: RetryPolicy,
+    /// Source ranges of the route's contract and of the route; each must admit the caller.
+    pub source_rules: Vec<SourceRules>,
 }
 
 /// When a proxied request is tried again.
@@ -141,6 +150,9 @@ pub enum BuildError {
     /// The TLS policy cannot be built.
     #[error("tls: {0}")]
     Tls(#[from] TlsError),
+    /// An address range does not parse.
+    #[error("{0}")]
+    Ranges(String),
     /// A content type is not a media type.
     #[error("route {route}: content type: {message}")]
     ContentType {
@@ -213,7 +225,19 @@ impl LoadedTable {
         for entry in &table.routes {
             routes.push(prepare_route(entry.clone(), &shared, warnings)?);
         }
+        let source_rules = table
+            .source_ranges
+            .as_ref()
+            .map(SourceRules::prepare)
+            .transpose()
+            .map_err(BuildError::Ranges)?;
+        let checks_addresses =
+            source_rules.is_some() || routes.iter().any(|r| !r.source_rules.is_empty());
         Ok(Self {
+            caller_address: CallerAddress::prepare(table.client_address.as_ref())
+                .map_err(BuildError::Ranges)?,
+            source_rules,
+            checks_addresses,
             digest,
             generation,
             source: table.source,
@@ -316,7 +340,14 @@ fn prepare_route(
             body: Bytes::from(respond.body.clone().unwrap_or_default()),
         },
     };
+    let source_rules = entry
+        .source_ranges
+        .iter()
+        .map(SourceRules::prepare)
+        .collect::<Result<_, _>>()
+        .map_err(|message| BuildError::Ranges(format!("route {}: {message}", entry.id)))?;
     Ok(PreparedRoute {
+        source_rules,
         request_edits: PreparedEdits::prepare(&entry.request_headers).map_err(edit_error)?,
         response_edits: PreparedEdits::prepare(&entry.response_headers).map_err(edit_error)?,
         timeout: Duration::from_millis(entry.timeout_ms),

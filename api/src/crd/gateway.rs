@@ -4,6 +4,7 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
+use super::access::{Access, ClientAddress, RequestLimits};
 use super::client::Client;
 use super::listeners::Listeners;
 use super::patterns::*;
@@ -27,6 +28,11 @@ pub struct Contract {
     #[schemars(length(min = 1, max = MAX_ROUTES))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub routes: Vec<Route>,
+    /// Who may call this contract's routes (clients, source addresses), on top of the
+    /// gateway's `access`.
+    pub access: Option<Access>,
+    /// Limits on this contract's requests; a route's own override them.
+    pub limits: Option<RequestLimits>,
 }
 
 /// The system-wide gateway: one contract-driven entry point for every client.
@@ -71,6 +77,15 @@ pub struct GatewaySpec {
     /// What the proxy listens on: HTTPS, plain HTTP, or both. Defaults to plain HTTP on
     /// `service.port`.
     pub listeners: Option<Listeners>,
+    /// Source addresses every route serves (`access.sourceRanges`); which clients may call
+    /// what is set on contracts and routes.
+    #[x_kube(validation = Rule::new("!has(self.clients) || size(self.clients) == 0").message("access.clients is set on contracts and routes; at the gateway, every client of spec.clients may call"))]
+    pub access: Option<Access>,
+    /// How the caller's address is found when proxies stand in front of the gateway. Unset:
+    /// the connection's peer.
+    pub client_address: Option<ClientAddress>,
+    /// Limits on every request; a contract's or a route's own override them.
+    pub limits: Option<RequestLimits>,
 }
 
 /// A gateway for one client (backend for frontend): its own contracts, isolated and scaled on
@@ -113,4 +128,13 @@ pub struct EdgeServiceSpec {
     /// What the proxy listens on: HTTPS, plain HTTP, or both. Defaults to plain HTTP on
     /// `service.port`.
     pub listeners: Option<Listeners>,
+    /// Source addresses every route serves (`access.sourceRanges`); which clients may call
+    /// what is set on contracts and routes.
+    #[x_kube(validation = Rule::new("!has(self.clients) || size(self.clients) == 0").message("access.clients is set on contracts and routes; at the gateway, every client of spec.clients may call"))]
+    pub access: Option<Access>,
+    /// How the caller's address is found when proxies stand in front of the gateway. Unset:
+    /// the connection's peer.
+    pub client_address: Option<ClientAddress>,
+    /// Limits on every request; a contract's or a route's own override them.
+    pub limits: Option<RequestLimits>,
 }

@@ -1,5 +1,6 @@
 //! The custom resources users write: Gateway, EdgeService and Aggregator (`gatehouse.dev/v1alpha1`).
 
+pub mod access;
 pub mod aggregation;
 pub mod aggregator;
 pub mod client;
@@ -11,6 +12,7 @@ pub mod runtime;
 pub mod status;
 pub mod string_map;
 
+pub use access::{Access, ClientAddress, RequestLimits, SourceRanges};
 pub use aggregation::{Aggregation, FailurePolicy, Step, StepCall};
 pub use aggregator::{Aggregator, AggregatorSpec, Endpoint};
 pub use client::{ApiKeyAuth, Client, ClientCertificateAuth, JwtAuth, RateLimit, SecretRef};

@@ -55,6 +55,10 @@ pub const HOSTNAME: &str =
 /// A host name without wildcard, lower case: `payments.example.com`.
 pub const DNS_NAME: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 
+/// An IPv4 or IPv6 address, optionally with a prefix length: `10.0.0.0/8`, `2001:db8::/32`,
+/// `192.0.2.7`. The schema refuses what is plainly not one; the operator checks the rest.
+pub const ADDRESS_RANGE: &str = r"^[0-9A-Fa-f:.]+(/[0-9]{1,3})?$";
+
 /// Most contracts one Gateway or EdgeService may publish.
 pub const MAX_CONTRACTS: usize = 16;
 /// Most routes in one contract.
@@ -73,6 +77,8 @@ pub const MAX_STEPS: usize = 16;
 pub const MAX_BACKENDS: usize = 16;
 /// Most header or query conditions in one match, and most entries in one header edit.
 pub const MAX_CONDITIONS: usize = 16;
+/// Most address ranges in one list.
+pub const MAX_RANGES: usize = 64;
 /// Longest name (route, client, step, Service).
 pub const MAX_NAME: usize = 63;
 /// Longest path or template.

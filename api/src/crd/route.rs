@@ -6,6 +6,7 @@ use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
+use super::access::{Access, RequestLimits};
 use super::aggregation::Aggregation;
 use super::patterns::*;
 
@@ -349,4 +350,9 @@ pub struct Route {
     pub tunnel_timeout: Option<String>,
     /// Retry policy for idempotent requests.
     pub retries: Option<RetryPolicy>,
+    /// Who may call this route (clients, source addresses), on top of its contract's and its
+    /// gateway's `access`.
+    pub access: Option<Access>,
+    /// Limits on this route's requests, overriding its contract's and its gateway's.
+    pub limits: Option<RequestLimits>,
 }

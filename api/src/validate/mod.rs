@@ -4,6 +4,7 @@
 //! Every function returns every problem at once, each with the field path a user would look
 //! at (`spec.contracts[0].routes[2].backend.path: …`), never just the first.
 
+mod access;
 mod aggregation;
 pub(crate) mod routes;
 mod table;
@@ -54,6 +55,16 @@ pub fn join(problems: &[Problem]) -> String {
 pub fn validate_gateway(spec: &GatewaySpec) -> Vec<Problem> {
     let mut problems = Vec::new();
     routes::check_contracts(&spec.contracts, &mut problems);
+    access::check_gateway_access(
+        spec.access.as_ref(),
+        spec.client_address.as_ref(),
+        &mut problems,
+    );
+    access::check_contracts_access(
+        &spec.contracts,
+        &access::KnownClients::Gateway(&spec.clients),
+        &mut problems,
+    );
     problems
 }
 
@@ -61,6 +72,16 @@ pub fn validate_gateway(spec: &GatewaySpec) -> Vec<Problem> {
 pub fn validate_edge_service(spec: &EdgeServiceSpec) -> Vec<Problem> {
     let mut problems = Vec::new();
     routes::check_contracts(&spec.contracts, &mut problems);
+    access::check_gateway_access(
+        spec.access.as_ref(),
+        spec.client_address.as_ref(),
+        &mut problems,
+    );
+    access::check_contracts_access(
+        &spec.contracts,
+        &access::KnownClients::Edge(&spec.client),
+        &mut problems,
+    );
     problems
 }
 

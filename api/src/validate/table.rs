@@ -7,11 +7,12 @@
 use std::collections::BTreeSet;
 
 use super::Problem;
+use super::access::{check_allow_deny, check_ranges};
 use super::aggregation::check_step_graph;
 use super::routes::check_path_syntax;
 use crate::expression::{Expression, RULE_VARIABLES};
 use crate::prepare;
-use crate::route_table::{Action, RouteTable};
+use crate::route_table::{Action, ClientAddressEntry, RouteTable, SourceRangesEntry};
 use crate::template::Template;
 
 /// Checks a parsed table; returns every problem.
@@ -49,6 +50,7 @@ pub fn check_table(table: &RouteTable) -> Result<(), Vec<Problem>> {
                 }
             }
         }
+        check_route_access(&at, route, table, &mut problems);
         match &route.action {
             Action::Proxy { upstreams } => {
                 if !upstreams.iter().any(|u| u.weight > 0) {
@@ -149,9 +151,47 @@ pub fn check_table(table: &RouteTable) -> Result<(), Vec<Problem>> {
             ));
         }
     }
+    if let Some(ranges) = &table.source_ranges {
+        check_source_ranges("sourceRanges", ranges, &mut problems);
+    }
+    if let Some(ClientAddressEntry::TrustedProxies(ranges)) = &table.client_address {
+        check_ranges("clientAddress.trustedProxies", ranges, &mut problems);
+    }
     if problems.is_empty() {
         Ok(())
     } else {
         Err(problems)
     }
+}
+
+/// A route's client list names the table's clients; its ranges parse; its body limit is not 0.
+fn check_route_access(
+    at: &str,
+    route: &crate::route_table::RouteEntry,
+    table: &RouteTable,
+    problems: &mut Vec<Problem>,
+) {
+    for name in route.clients.iter().flatten() {
+        let known = table.clients.iter().any(|c| &c.name == name)
+            || table.edge_client.as_ref() == Some(name);
+        if !known {
+            problems.push(Problem::new(
+                format!("{at}.clients"),
+                format!("the table has no client named {name}"),
+            ));
+        }
+    }
+    for (i, ranges) in route.source_ranges.iter().enumerate() {
+        check_source_ranges(&format!("{at}.sourceRanges[{i}]"), ranges, problems);
+    }
+    if route.max_body_bytes == Some(0) {
+        problems.push(Problem::new(
+            format!("{at}.maxBodyBytes"),
+            "a body limit must be above 0",
+        ));
+    }
+}
+
+fn check_source_ranges(at: &str, ranges: &SourceRangesEntry, problems: &mut Vec<Problem>) {
+    check_allow_deny(at, &ranges.allow, &ranges.deny, problems);
 }

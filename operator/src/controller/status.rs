@@ -507,6 +507,10 @@ mod tests {
             tls: None,
 
             https_redirect_port: None,
+
+            client_address: None,
+
+            source_ranges: None,
             format: gatehouse_api::route_table::FORMAT.to_owned(),
             source: gatehouse_api::route_table::TableSource {
                 kind: "Gateway".to_owned(),

@@ -192,6 +192,8 @@ mod tests {
         RouteTable {
             tls: None,
             https_redirect_port: None,
+            client_address: None,
+            source_ranges: None,
             format: FORMAT.to_owned(),
             source: TableSource {
                 kind: "Gateway".to_owned(),

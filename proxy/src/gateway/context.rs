@@ -53,6 +53,8 @@ pub struct RequestContext {
     pub retrying_status: bool,
     /// A problem decided before Pingora's error path runs.
     pub problem: Option<ProblemKind>,
+    /// Request body bytes passed on so far (counted when the route limits them).
+    pub body_bytes: u64,
     /// Keeps the in-flight count right.
     pub _in_flight: InFlight,
 }
@@ -71,6 +73,7 @@ impl RequestContext {
             retries_left: 0,
             retrying_status: false,
             problem: None,
+            body_bytes: 0,
             _in_flight: in_flight,
         }
     }

@@ -209,9 +209,39 @@ fn request_host(request: &RequestHeader) -> Option<&str> {
         .or_else(|| request.uri.authority().map(|a| a.as_str()))
 }
 
-/// Sets `ctx.client` to the caller the table's clients recognise and takes one request from
-/// its rate limit; the problem response instead when the request is refused (no valid API key:
-/// 401; over the limit: 429 with `Retry-After`).
+/// The 403 for a caller outside the source ranges of `what` (naming its address, which helps
+/// whoever sets `clientAddress` up, and tells the caller nothing it does not know).
+fn address_refused(
+    caller: Option<std::net::IpAddr>,
+    what: &str,
+    route: Option<&str>,
+    request_id: &str,
+) -> LocalResponse {
+    let detail = match caller {
+        Some(address) => format!("address {address} may not call {what}"),
+        None => format!(
+            "the caller's address could not be read from X-Forwarded-For, and {what} serves only some addresses"
+        ),
+    };
+    LocalResponse::problem_with_detail(ProblemKind::Forbidden, &detail, route, request_id)
+}
+
+/// The request's `Content-Length`, when it sends one that parses.
+fn declared_body_length(request: &RequestHeader) -> Option<u64> {
+    request
+        .headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Sets `ctx.client` to the caller the table's clients recognise, checks that the route lets
+/// it in and takes one request from its rate limit; the problem response instead when the
+/// request is refused (no valid credential: 401; a client the route does not let in: 403;
+/// over the limit: 429 with `Retry-After`).
 fn recognise_client(session: &Session, ctx: &mut RequestContext) -> Option<LocalResponse> {
     let table = ctx.table.clone()?;
     let certificate = table
@@ -230,7 +260,17 @@ fn recognise_client(session: &Session, ctx: &mut RequestContext) -> Option<Local
         certificate.as_deref(),
         table.edge_client.as_deref(),
     );
+    let allowed = ctx
+        .matched
+        .as_ref()
+        .and_then(|m| table.routes.get(m.route))
+        .and_then(|route| route.entry.clients.as_deref());
     let (kind, retry_after) = match recognised {
+        Ok(None) if allowed.is_some() => (ProblemKind::Unauthorized, None),
+        Ok(Some(client)) if allowed.is_some_and(|names| !names.iter().any(|n| n == client)) => {
+            ctx.client = Some(client.to_owned());
+            (ProblemKind::Forbidden, None)
+        }
         Ok(client) => {
             ctx.client = client.map(str::to_owned);
             match table.clients.admit(client) {
@@ -296,6 +336,7 @@ impl ProxyHttp for Gateway {
             let response = LocalResponse::problem_with_detail(
                 refusal.kind(),
                 &refusal.to_string(),
+                None,
                 &ctx.request_id,
             );
             write_local_response(session, response, &ctx.request_id, None).await?;
@@ -315,6 +356,21 @@ impl ProxyHttp for Gateway {
         }
         ctx.client = table.edge_client.clone();
         let request = session.req_header();
+        // The caller's address, when a rule looks at it (`None` inside: unknown).
+        let caller = table.checks_addresses.then(|| {
+            let peer = session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip());
+            table.caller_address.caller(peer, &request.headers)
+        });
+        if let (Some(caller), Some(rules)) = (caller, &table.source_rules)
+            && !rules.admits(caller)
+        {
+            let response = address_refused(caller, "this gateway", None, &ctx.request_id);
+            write_local_response(session, response, &ctx.request_id, None).await?;
+            return Ok(true);
+        }
         let facts = RequestFacts {
             method: request.method.as_str(),
             host: request_host(request),
@@ -330,12 +386,58 @@ impl ProxyHttp for Gateway {
             write_local_response(session, response, &ctx.request_id, None).await?;
             return Ok(true);
         };
+        if let Some(caller) = caller
+            && !route.source_rules.iter().all(|rules| rules.admits(caller))
+        {
+            let response =
+                address_refused(caller, "this route", Some(ctx.route_id()), &ctx.request_id);
+            write_local_response(session, response, &ctx.request_id, None).await?;
+            return Ok(true);
+        }
+        if let Some(limit) = route.entry.max_body_bytes
+            && declared_body_length(session.req_header()).is_some_and(|length| length > limit)
+        {
+            // The body is not read: the connection closes after the answer.
+            session.set_keepalive(None);
+            let response = LocalResponse::problem_with_detail(
+                ProblemKind::PayloadTooLarge,
+                &format!("the request body is larger than this route accepts ({limit} bytes)"),
+                Some(ctx.route_id()),
+                &ctx.request_id,
+            );
+            write_local_response(session, response, &ctx.request_id, None).await?;
+            return Ok(true);
+        }
         ctx.retries_left = if idempotent { route.retry.attempts } else { 0 };
         if let Some(refused) = recognise_client(session, ctx) {
             write_local_response(session, refused, &ctx.request_id, None).await?;
             return Ok(true);
         }
         self.serve_locally(session, ctx).await
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Self::CTX,
+    ) -> pingora::Result<()> {
+        let limit = ctx.route().and_then(|route| route.entry.max_body_bytes);
+        if let (Some(limit), Some(chunk)) = (limit, body.as_ref()) {
+            ctx.body_bytes = ctx.body_bytes.saturating_add(chunk.len() as u64);
+            if ctx.body_bytes > limit {
+                // A body without a `Content-Length` (or with a false one) that grew past the
+                // limit: the upstream request is cut off, the client told why.
+                ctx.problem = Some(ProblemKind::PayloadTooLarge);
+                *body = None;
+                return Err(Error::explain(
+                    ErrorType::HTTPStatus(413),
+                    "request body over the route's limit",
+                ));
+            }
+        }
+        Ok(())
     }
 
     async fn upstream_peer(

@@ -30,11 +30,16 @@ impl LocalResponse {
         Self::problem_body(kind, problem_body(kind, route, request_id))
     }
 
-    /// A problem response of no route, with a detail more specific than the kind's.
-    pub fn problem_with_detail(kind: ProblemKind, detail: &str, request_id: &str) -> Self {
+    /// A problem response with a detail more specific than the kind's.
+    pub fn problem_with_detail(
+        kind: ProblemKind,
+        detail: &str,
+        route: Option<&str>,
+        request_id: &str,
+    ) -> Self {
         Self::problem_body(
             kind,
-            problem_body_with_detail(kind, detail, None, request_id),
+            problem_body_with_detail(kind, detail, route, request_id),
         )
     }
 

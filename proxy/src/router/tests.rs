@@ -27,6 +27,9 @@ fn route(id: &str, kind: PathKind, path: &str) -> RouteEntry {
         response_headers: HeaderEdits::default(),
         timeout_ms: 1000,
         tunnel_timeout_ms: None,
+        clients: None,
+        source_ranges: Vec::new(),
+        max_body_bytes: None,
         retries: None,
     }
 }
@@ -35,6 +38,8 @@ fn table(routes: Vec<RouteEntry>) -> RouteTable {
     RouteTable {
         tls: None,
         https_redirect_port: None,
+        client_address: None,
+        source_ranges: None,
         format: FORMAT.to_owned(),
         source: TableSource {
             kind: "Gateway".to_owned(),

@@ -192,7 +192,29 @@ impl Reply {
 
 /// Sends one request over a new connection.
 pub async fn send(address: SocketAddr, request: Request<Full<Bytes>>) -> Result<Reply, String> {
-    let response = open(address, request).await?;
+    let stream = TcpStream::connect(address)
+        .await
+        .map_err(|e| e.to_string())?;
+    exchange(stream, request).await
+}
+
+/// Sends one request over a new connection from the loopback address `source` (any of
+/// 127.0.0.0/8), so that one test can be several callers.
+pub async fn send_from(
+    source: std::net::IpAddr,
+    address: SocketAddr,
+    request: Request<Full<Bytes>>,
+) -> Result<Reply, String> {
+    let socket = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
+    socket
+        .bind(SocketAddr::new(source, 0))
+        .map_err(|e| e.to_string())?;
+    let stream = socket.connect(address).await.map_err(|e| e.to_string())?;
+    exchange(stream, request).await
+}
+
+async fn exchange(stream: TcpStream, request: Request<Full<Bytes>>) -> Result<Reply, String> {
+    let response = request_over(stream, request).await?;
     let (parts, body) = response.into_parts();
     let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
     Ok(Reply {
@@ -210,6 +232,13 @@ pub async fn open(
     let stream = TcpStream::connect(address)
         .await
         .map_err(|e| e.to_string())?;
+    request_over(stream, request).await
+}
+
+async fn request_over(
+    stream: TcpStream,
+    request: Request<Full<Bytes>>,
+) -> Result<Response<Incoming>, String> {
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| e.to_string())?;

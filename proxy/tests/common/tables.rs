@@ -13,6 +13,8 @@ pub fn table(routes: Vec<RouteEntry>) -> RouteTable {
     RouteTable {
         tls: None,
         https_redirect_port: None,
+        client_address: None,
+        source_ranges: None,
         format: FORMAT.to_owned(),
         source: TableSource {
             kind: "Gateway".to_owned(),
@@ -47,6 +49,9 @@ fn entry(id: &str, kind: PathKind, path: &str, action: Action) -> RouteEntry {
         response_headers: HeaderEdits::default(),
         timeout_ms: 5_000,
         tunnel_timeout_ms: None,
+        clients: None,
+        source_ranges: Vec::new(),
+        max_body_bytes: None,
         retries: None,
     }
 }

@@ -1,0 +1,377 @@
+//! Limit access over real HTTP: source ranges of the gateway and of a route admit or refuse
+//! callers by address (several loopback addresses are several callers), `X-Forwarded-For` is
+//! believed only as far as the table trusts it (a spoofed entry changes nothing), a route lets
+//! in only its clients (403; unrecognised: 401), and bodies over a route's limit are refused —
+//! declared (413 before any backend call) or streamed (cut off, 413).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use common::tables::*;
+use common::*;
+use gatehouse_api::route_table::{
+    ApiKeyEntry, ClientAddressEntry, ClientEntry, PathKind, RouteEntry, RouteTable,
+    SourceRangesEntry,
+};
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+fn ranges(allow: &[&str], deny: &[&str]) -> SourceRangesEntry {
+    SourceRangesEntry {
+        allow: allow.iter().map(|s| s.to_string()).collect(),
+        deny: deny.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// A route proxying `path` to `backend`.
+fn to(backend: &Upstream, id: &str, path: &str) -> RouteEntry {
+    proxy(
+        id,
+        PathKind::Exact,
+        path,
+        vec![upstream("orders", backend.port(), None, 1)],
+    )
+}
+
+/// Starts the proxy on `table`, with the Secrets under `DIR/secrets`, and waits until ready.
+async fn serve_table(name: &str, table: &RouteTable, secrets: &[(&str, &str)]) -> Proxy {
+    let dir = temp_dir(name);
+    let file = dir.join("routes.json");
+    std::fs::write(&file, table.to_bytes()).unwrap();
+    let secrets_dir = dir.join("secrets");
+    for (secret, value) in secrets {
+        std::fs::create_dir_all(secrets_dir.join(secret)).unwrap();
+        std::fs::write(secrets_dir.join(secret).join("key"), value).unwrap();
+    }
+    let proxy = Proxy::start(
+        &[
+            "--routes",
+            file.to_str().unwrap(),
+            "--secrets-dir",
+            secrets_dir.to_str().unwrap(),
+        ],
+        &dir,
+    )
+    .await;
+    proxy.wait_admin("/readyz", 200).await;
+    proxy
+}
+
+fn forwarded_for(target: &str, value: &str) -> hyper::Request<http_body_util::Full<Bytes>> {
+    request("GET", target)
+        .header("x-forwarded-for", value)
+        .body(http_body_util::Full::new(Bytes::new()))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn source_ranges_of_the_gateway_and_of_a_route_refuse_callers_before_any_backend() {
+    let backend = Upstream::named("orders").await;
+    let mut table = table(vec![
+        to(&backend, "v1/open", "/v1/open"),
+        RouteEntry {
+            source_ranges: vec![ranges(&["127.0.0.2/32", "127.0.0.3/32"], &[])],
+            ..to(&backend, "v1/office", "/v1/office")
+        },
+        RouteEntry {
+            // The contract's rule and the route's own: both must admit.
+            source_ranges: vec![
+                ranges(&["127.0.0.0/29"], &[]),
+                ranges(&[], &["127.0.0.3/32"]),
+            ],
+            ..to(&backend, "v1/narrow", "/v1/narrow")
+        },
+    ]);
+    table.source_ranges = Some(ranges(&[], &["127.0.0.5/32"]));
+    let proxy = serve_table("source-ranges", &table, &[]).await;
+
+    let mut served = 0;
+    for (caller, path, status) in [
+        ("127.0.0.1", "/v1/open", 200),
+        ("127.0.0.1", "/v1/office", 403),
+        ("127.0.0.2", "/v1/office", 200),
+        ("127.0.0.3", "/v1/office", 200),
+        ("127.0.0.2", "/v1/narrow", 200),
+        ("127.0.0.3", "/v1/narrow", 403),
+        ("127.0.0.9", "/v1/narrow", 403),
+        // The gateway's deny list holds for every route, and for paths no route serves: a
+        // refused caller learns nothing of the routes.
+        ("127.0.0.5", "/v1/open", 403),
+        ("127.0.0.5", "/v1/nowhere", 403),
+        ("127.0.0.1", "/v1/nowhere", 404),
+    ] {
+        let reply = send_from(ip(caller), proxy.listen, get(path))
+            .await
+            .unwrap();
+        assert_eq!(reply.status, status, "{caller} {path}: {}", reply.text());
+        if status == 200 {
+            served += 1;
+        }
+        if status == 403 {
+            assert_eq!(
+                reply.header("content-type"),
+                Some("application/problem+json")
+            );
+            let body = reply.json();
+            assert_eq!(body["title"], "Forbidden");
+            assert!(
+                body["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("address {caller} may not call")),
+                "{body}"
+            );
+        }
+    }
+    assert_eq!(
+        backend.requests().len(),
+        served,
+        "refused requests never reach a backend"
+    );
+    // IPv6 ranges never admit an IPv4 caller.
+    let v6 = table_with_route_ranges(&backend, ranges(&["::1/128"], &[]));
+    let proxy = serve_table("source-ranges-v6", &v6, &[]).await;
+    let reply = send_from(ip("127.0.0.1"), proxy.listen, get("/v1/open"))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 403);
+}
+
+fn table_with_route_ranges(backend: &Upstream, rules: SourceRangesEntry) -> RouteTable {
+    table(vec![RouteEntry {
+        source_ranges: vec![rules],
+        ..to(backend, "v1/open", "/v1/open")
+    }])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn x_forwarded_for_is_believed_only_as_far_as_the_table_trusts_it() {
+    let backend = Upstream::named("orders").await;
+    let allow_partner = ranges(&["198.51.100.0/24"], &[]);
+
+    // No trust: the peer (127.0.0.1) is the caller, whatever the header claims.
+    let untrusting = table_with_route_ranges(&backend, allow_partner.clone());
+    let proxy = serve_table("xff-none", &untrusting, &[]).await;
+    let reply = proxy.send(forwarded_for("/v1/open", "198.51.100.7")).await;
+    assert_eq!(
+        reply.status, 403,
+        "a spoofed X-Forwarded-For is not believed"
+    );
+    drop(proxy);
+
+    // One trusted hop (a load balancer that appends the address it received from).
+    let mut one_hop = table_with_route_ranges(&backend, allow_partner.clone());
+    one_hop.client_address = Some(ClientAddressEntry::TrustedHops(1));
+    let proxy = serve_table("xff-hops", &one_hop, &[]).await;
+    for (header, status) in [
+        ("198.51.100.7", 200),
+        // The caller wrote the first entry; the load balancer appended its real address.
+        ("198.51.100.7, 192.0.2.1", 403),
+        ("192.0.2.1, 198.51.100.7", 200),
+        ("198.51.100.7:4711", 200),
+        ("unknown", 403),
+    ] {
+        let reply = proxy.send(forwarded_for("/v1/open", header)).await;
+        assert_eq!(
+            reply.status,
+            status,
+            "X-Forwarded-For: {header}: {}",
+            reply.text()
+        );
+    }
+    let unreadable = proxy.send(forwarded_for("/v1/open", "unknown")).await;
+    assert!(
+        unreadable.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("could not be read from X-Forwarded-For")
+    );
+    drop(proxy);
+
+    // Trusted proxy ranges: loopback is the proxy in front.
+    let mut trusted = table_with_route_ranges(&backend, allow_partner);
+    trusted.client_address = Some(ClientAddressEntry::TrustedProxies(vec![
+        "127.0.0.0/8".to_owned(),
+        "10.0.0.0/8".to_owned(),
+    ]));
+    let proxy = serve_table("xff-proxies", &trusted, &[]).await;
+    for (header, status) in [
+        ("192.0.2.1, 198.51.100.7, 10.1.1.1", 200),
+        ("198.51.100.7, 192.0.2.1", 403),
+    ] {
+        let reply = proxy.send(forwarded_for("/v1/open", header)).await;
+        assert_eq!(
+            reply.status,
+            status,
+            "X-Forwarded-For: {header}: {}",
+            reply.text()
+        );
+    }
+    // The backend still learns the whole chain, the peer appended.
+    let seen = backend.requests();
+    let last = seen.last().unwrap();
+    assert_eq!(
+        last.header("x-forwarded-for"),
+        Some("192.0.2.1, 198.51.100.7, 10.1.1.1, 127.0.0.1")
+    );
+}
+
+fn keyed(name: &str) -> ClientEntry {
+    ClientEntry {
+        name: name.to_owned(),
+        api_key: Some(ApiKeyEntry {
+            secret: format!("{name}-keys"),
+            header: "x-api-key".to_owned(),
+        }),
+        jwt: None,
+        certificate: None,
+        rate_limit: None,
+    }
+}
+
+fn with_key(path: &str, key: &str) -> hyper::Request<http_body_util::Full<Bytes>> {
+    request("GET", path)
+        .header("x-api-key", key)
+        .body(http_body_util::Full::new(Bytes::new()))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_route_lets_in_only_the_clients_it_names() {
+    let backend = Upstream::named("orders").await;
+    let mut table = table(vec![
+        to(&backend, "v1/open", "/v1/open"),
+        RouteEntry {
+            clients: Some(vec!["acme".to_owned()]),
+            ..to(&backend, "v1/settlements", "/v1/settlements")
+        },
+    ]);
+    table.clients = vec![keyed("acme"), keyed("globex")];
+    let proxy = serve_table(
+        "route-clients",
+        &table,
+        &[("acme-keys", "acme-1"), ("globex-keys", "globex-1")],
+    )
+    .await;
+    for (path, key, status) in [
+        ("/v1/settlements", Some("acme-1"), 200),
+        ("/v1/open", Some("acme-1"), 200),
+        ("/v1/settlements", Some("globex-1"), 403),
+        ("/v1/open", Some("globex-1"), 200),
+        ("/v1/settlements", Some("stolen"), 401),
+        ("/v1/settlements", None, 401),
+    ] {
+        let request = match key {
+            Some(key) => with_key(path, key),
+            None => get(path),
+        };
+        let reply = proxy.send(request).await;
+        assert_eq!(reply.status, status, "{path} {key:?}: {}", reply.text());
+        if status == 403 {
+            assert_eq!(reply.json()["route"], "v1/settlements");
+        }
+    }
+    assert_eq!(backend.requests().len(), 3);
+    // The refusal is counted under the client's name.
+    let metrics = proxy.metrics().await;
+    assert!(
+        metrics.contains(
+            "gatehouse_requests_total{route=\"v1/settlements\",status_class=\"4xx\",client=\"globex\"} 1"
+        ),
+        "{metrics}"
+    );
+}
+
+/// A backend that answers with the number of body bytes it received.
+async fn counting_backend() -> Upstream {
+    Upstream::start(std::sync::Arc::new(|seen: SeenRequest| {
+        Box::pin(async move { full(200, seen.body.len().to_string()) }) as UpFuture
+    }))
+    .await
+}
+
+fn chunked_request(path: &str, chunks: &[usize]) -> Vec<u8> {
+    let mut raw =
+        format!("POST {path} HTTP/1.1\r\nHost: gateway.test\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .into_bytes();
+    for size in chunks {
+        raw.extend_from_slice(format!("{size:x}\r\n").as_bytes());
+        raw.extend(std::iter::repeat_n(b'x', *size));
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"0\r\n\r\n");
+    raw
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bodies_over_the_limit_are_refused_whether_declared_or_streamed() {
+    let backend = counting_backend().await;
+    let limited = RouteEntry {
+        max_body_bytes: Some(1000),
+        ..to(&backend, "v1/upload", "/v1/upload")
+    };
+    let proxy = serve_table("body-limit", &table(vec![limited]), &[]).await;
+
+    // Declared: refused before anything reaches the backend, and the connection is closed.
+    let declared = format!(
+        "POST /v1/upload HTTP/1.1\r\nHost: gateway.test\r\nContent-Length: 1001\r\n\r\n{}",
+        "x".repeat(1001)
+    );
+    let raw = raw_exchange(proxy.listen, declared.as_bytes()).await;
+    assert_eq!(raw_status(&raw), 413, "{raw}");
+    assert!(raw.contains("application/problem+json"), "{raw}");
+    assert!(raw.contains("(1000 bytes)"), "{raw}");
+    assert!(backend.requests().is_empty());
+
+    // At the limit: served whole.
+    let reply = proxy
+        .send(
+            request("POST", "/v1/upload")
+                .body(http_body_util::Full::new(Bytes::from(vec![b'x'; 1000])))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!((reply.status, reply.text()), (200, "1000".to_owned()));
+
+    // Streamed without a length, under the limit: served whole.
+    let raw = raw_exchange(
+        proxy.listen,
+        &[
+            chunked_request("/v1/upload", &[400, 400, 200]).as_slice(),
+            b"GET /v1/none HTTP/1.1\r\nHost: gateway.test\r\nConnection: close\r\n\r\n",
+        ]
+        .concat(),
+    )
+    .await;
+    assert_eq!(raw_status(&raw), 200, "{raw}");
+    assert!(raw.contains("\r\n\r\n1000"), "{raw}");
+
+    // Streamed past the limit: cut off, answered 413; the backend never gets the body whole.
+    let raw = raw_exchange(
+        proxy.listen,
+        &chunked_request("/v1/upload", &[400, 400, 400]),
+    )
+    .await;
+    assert_eq!(raw_status(&raw), 413, "{raw}");
+    assert!(
+        backend
+            .requests()
+            .iter()
+            .all(|seen| seen.body.len() <= 1000),
+        "the backend received more than the limit"
+    );
+    // The proxy is unharmed.
+    let reply = proxy
+        .send(
+            request("POST", "/v1/upload")
+                .body(http_body_util::Full::new(Bytes::from_static(b"ok")))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!((reply.status, reply.text()), (200, "2".to_owned()));
+}
