@@ -43,9 +43,10 @@ fn binary(variable: &str, name: &str) -> PathBuf {
 
 /// Builds the binaries once per test process (in one cargo call) and returns their paths.
 ///
-/// The call asks for what `cargo test --workspace` builds (every package, with its tests), so
-/// that cargo resolves the same dependency features and finds everything built already: a call
-/// for the binaries alone resolves them without the dev-dependencies' features and builds a
+/// The call asks for what `cargo test --workspace` builds (every package, its binaries and its
+/// tests), so that cargo resolves the same dependency features and finds everything built
+/// already (but the demo's executable, which no test of its package needs): a call for the
+/// binaries alone resolves them without the dev-dependencies' features and builds a
 /// second copy of most dependencies. Nor does it inherit the variables cargo sets for this
 /// test process (`CARGO_MANIFEST_DIR`, `CARGO_PKG_NAME`…): build scripts (ring's) rerun when
 /// those change, which would rebuild everything above them.
@@ -55,7 +56,7 @@ fn built() -> &'static BTreeMap<String, PathBuf> {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let mut command = Command::new(cargo);
         command
-            .args(["build", "--workspace", "--tests"])
+            .args(["build", "--workspace", "--bins", "--tests"])
             .args(["--message-format", "json-render-diagnostics"])
             .current_dir(workspace())
             .stderr(Stdio::inherit());
