@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::crd::{
     Access, Aggregation, Aggregator, BackendProtocol, BackendRef, Client, ClientAddress, Contract,
-    EdgeService, Gateway, HeaderModifier, HttpMode, Listeners, MinTlsVersion, PathType,
+    Cors, EdgeService, Gateway, HeaderModifier, HttpMode, Listeners, MinTlsVersion, PathType,
     RequestLimits, Route, RouteMatch, SourceRanges, StringMap, UnknownServerNamePolicy,
 };
 use crate::naming::{Kind, proxy_name};
@@ -37,8 +37,8 @@ impl Default for CompileContext {
 struct Scope<'a> {
     namespace: &'a str,
     context: &'a CompileContext,
-    /// The resource's own body limit, for routes and contracts that set none.
-    max_body_bytes: Option<u64>,
+    /// The resource's own limits, for routes and contracts that set none.
+    limits: Option<&'a RequestLimits>,
 }
 
 impl Scope<'_> {
@@ -200,9 +200,14 @@ impl Scope<'_> {
             .filter_map(|access| access.source_ranges.as_ref())
             .map(source_ranges_entry)
             .collect();
-        entry.max_body_bytes = max_body_bytes(route.limits.as_ref())
-            .or_else(|| max_body_bytes(contract.limits.as_ref()))
-            .or(self.max_body_bytes);
+        entry.cors = route
+            .cors
+            .as_ref()
+            .or(contract.cors.as_ref())
+            .map(|cors| cors_entry(cors, &route.matches));
+        let levels = [route.limits.as_ref(), contract.limits.as_ref(), self.limits];
+        entry.max_body_bytes = most_specific(levels, |l| l.max_body_bytes);
+        entry.max_in_flight = most_specific(levels, |l| l.max_in_flight);
         entry.retries = route.retries.as_ref().map(|r| Retries {
             attempts: u32::try_from(r.attempts).unwrap_or(0),
             statuses: sorted(
@@ -282,8 +287,47 @@ fn gateway_source_ranges(access: Option<&Access>) -> Option<SourceRangesEntry> {
     access?.source_ranges.as_ref().map(source_ranges_entry)
 }
 
-fn max_body_bytes(limits: Option<&RequestLimits>) -> Option<u64> {
-    limits?.max_body_bytes.and_then(|b| u64::try_from(b).ok())
+/// Methods a CORS policy allows when it names none and its route matches every method.
+const CORS_DEFAULT_METHODS: [&str; 6] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
+
+fn cors_entry(cors: &Cors, m: &RouteMatch) -> CorsEntry {
+    let methods = if !cors.allow_methods.is_empty() {
+        &cors.allow_methods
+    } else {
+        &m.methods
+    };
+    let allow_methods = if methods.is_empty() {
+        CORS_DEFAULT_METHODS.map(str::to_owned).to_vec()
+    } else {
+        sorted(methods.iter().map(|m| m.as_str().to_owned()).collect())
+    };
+    let lower = |items: &[String]| -> Vec<String> {
+        sorted(items.iter().map(|i| i.to_ascii_lowercase()).collect())
+    };
+    CorsEntry {
+        allow_origins: lower(&cors.allow_origins),
+        allow_methods,
+        allow_headers: lower(&cors.allow_headers),
+        expose_headers: lower(&cors.expose_headers),
+        allow_credentials: cors.allow_credentials,
+        max_age_seconds: cors
+            .max_age
+            .as_deref()
+            .and_then(|age| duration::parse_millis(age).ok())
+            .map(|ms| ms / 1000),
+    }
+}
+
+/// A limit as the most specific level that sets it has it (levels from the most specific).
+fn most_specific<V, T: TryFrom<V>>(
+    levels: [Option<&RequestLimits>; 3],
+    field: impl Fn(&RequestLimits) -> Option<V>,
+) -> Option<T> {
+    levels
+        .into_iter()
+        .flatten()
+        .find_map(&field)
+        .and_then(|value| T::try_from(value).ok())
 }
 
 fn port(port: Option<i32>) -> u16 {
@@ -358,6 +402,8 @@ fn match_entry(
         clients: None,
         source_ranges: Vec::new(),
         max_body_bytes: None,
+        max_in_flight: None,
+        cors: None,
     }
 }
 
@@ -380,6 +426,7 @@ fn client_entry(client: &Client) -> ClientEntry {
                 ca_secret: c.ca_secret_ref.name.clone(),
                 names: c.names.clone(),
             }),
+        max_in_flight: client.max_in_flight.and_then(|m| u32::try_from(m).ok()),
         rate_limit: client.rate_limit.as_ref().map(|r| {
             let rps = u32::try_from(r.requests_per_second).unwrap_or(1);
             RateLimitEntry {
@@ -426,7 +473,7 @@ pub fn compile_gateway(
         let scope = Scope {
             namespace: &source.namespace,
             context,
-            max_body_bytes: max_body_bytes(gateway.spec.limits.as_ref()),
+            limits: gateway.spec.limits.as_ref(),
         };
         let mut clients: Vec<ClientEntry> = gateway.spec.clients.iter().map(client_entry).collect();
         clients.sort_by(|a, b| a.name.cmp(&b.name));
@@ -485,7 +532,7 @@ pub fn compile_edge_service(
         let scope = Scope {
             namespace: &source.namespace,
             context,
-            max_body_bytes: max_body_bytes(edge.spec.limits.as_ref()),
+            limits: edge.spec.limits.as_ref(),
         };
         RouteTable {
             tls: tls_entry(edge.spec.listeners.as_ref()),
@@ -511,7 +558,7 @@ pub fn compile_aggregator(
         let scope = Scope {
             namespace: &source.namespace,
             context,
-            max_body_bytes: None,
+            limits: None,
         };
         let mut routes: Vec<RouteEntry> = aggregator
             .spec

@@ -144,6 +144,29 @@ pub fn address_range(text: &str) -> Result<IpNet, String> {
     Ok(range.trunc())
 }
 
+/// Checks a CORS origin and returns it in the form it is compared in (ASCII lower case): `*`,
+/// `scheme://host[:port]`, or `scheme://*.domain[:port]` (any subdomain of `domain`).
+pub fn cors_origin(origin: &str) -> Result<String, String> {
+    let lower = origin.to_ascii_lowercase();
+    if lower == "*" {
+        return Ok(lower);
+    }
+    static SHAPE: LazyLock<Option<Regex>> =
+        LazyLock::new(|| Regex::new(crate::crd::patterns::CORS_ORIGIN).ok());
+    let shaped = SHAPE.as_ref().is_some_and(|shape| shape.is_match(&lower));
+    let port_fits = lower
+        .rsplit_once(':')
+        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+        .is_none_or(|(_, port)| port.parse::<u16>().is_ok_and(|p| p > 0));
+    if !shaped || !port_fits {
+        return Err(format!(
+            "{origin:?} is not an origin: write scheme://host[:port] (https://shop.example.com), \
+             scheme://*.domain for any subdomain, or *"
+        ));
+    }
+    Ok(lower)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +274,27 @@ mod tests {
             "",
         ] {
             assert!(address_range(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn cors_origins_are_compared_in_lower_case_and_ports_must_fit() {
+        assert_eq!(
+            cors_origin("HTTPS://Shop.Example.com:8443"),
+            Ok("https://shop.example.com:8443".to_owned())
+        );
+        for good in ["*", "http://localhost:3000", "https://*.example.com"] {
+            assert!(cors_origin(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "https://shop.example.com:70000",
+            "https://shop.example.com:0",
+            "shop.example.com",
+            "https://shop.example.com/",
+            "https://a.*.example.com",
+            "null",
+        ] {
+            assert!(cors_origin(bad).is_err(), "{bad}");
         }
     }
 }

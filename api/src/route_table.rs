@@ -154,6 +154,9 @@ pub struct ClientEntry {
     pub certificate: Option<ClientCertificateEntry>,
     /// Token-bucket limit.
     pub rate_limit: Option<RateLimitEntry>,
+    /// Most requests in flight at once from this client, per proxy; absent: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<u32>,
 }
 
 /// Where a client's API keys live.
@@ -265,6 +268,34 @@ pub struct RouteEntry {
     /// Largest request body, in bytes (the route's, its contract's or its gateway's limit);
     /// absent: no limit.
     pub max_body_bytes: Option<u64>,
+    /// Most requests in flight at once on this route, per proxy (the route's, its
+    /// contract's or its gateway's limit); absent: no limit.
+    pub max_in_flight: Option<u32>,
+    /// What browsers may do across origins (the route's policy, else its contract's).
+    pub cors: Option<CorsEntry>,
+}
+
+/// A route's CORS policy, ready to answer with.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CorsEntry {
+    /// Allowed origins, ASCII lower case: `scheme://host[:port]`, `scheme://*.domain[:port]`
+    /// (any subdomain), or `*`.
+    pub allow_origins: Vec<String>,
+    /// Methods allowed, upper case.
+    pub allow_methods: Vec<String>,
+    /// Request headers allowed beyond the safelisted ones, lower case; `*`: any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_headers: Vec<String>,
+    /// Response headers pages may read beyond the safelisted ones, lower case; `*`: any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expose_headers: Vec<String>,
+    /// `Access-Control-Allow-Credentials: true`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_credentials: bool,
+    /// `Access-Control-Max-Age`, in seconds.
+    pub max_age_seconds: Option<u64>,
 }
 
 /// A header or query condition: present, or present with this exact value.

@@ -541,6 +541,7 @@ fn a_proxy_refuses_access_rules_it_could_not_apply() {
     table["routes"][0]["clients"] = serde_json::json!(["nobody"]);
     table["routes"][0]["sourceRanges"] = serde_json::json!([{"allow": ["10.0.0.0/33"]}]);
     table["routes"][0]["maxBodyBytes"] = serde_json::json!(0);
+    table["routes"][0]["maxInFlight"] = serde_json::json!(0);
     table["clientAddress"] = serde_json::json!({"trustedProxies": ["proxy"]});
     let Err(TableError::Invalid(problems)) = load(&table) else {
         panic!("expected the table to be refused")
@@ -550,6 +551,7 @@ fn a_proxy_refuses_access_rules_it_could_not_apply() {
         "routes[0].clients: the table has no client named nobody",
         "routes[0].sourceRanges[0].allow[0]",
         "routes[0].maxBodyBytes: a body limit must be above 0",
+        "routes[0].maxInFlight: a concurrency limit must be above 0",
         "clientAddress.trustedProxies[0]",
     ] {
         assert!(
@@ -557,4 +559,46 @@ fn a_proxy_refuses_access_rules_it_could_not_apply() {
             "{expected} not in {shown:#?}"
         );
     }
+}
+
+#[test]
+fn a_cors_policy_compiles_to_each_route_of_its_contract_unless_the_route_has_its_own() {
+    let table = compile_example("gateway/storefront.yaml", &CompileContext::default());
+    let cors = route(&table, "v1/product").cors.as_ref().unwrap();
+    assert_eq!(
+        cors.allow_origins,
+        [
+            "https://*.preview.shop.example.com",
+            "https://shop.example.com"
+        ]
+    );
+    assert_eq!(cors.allow_methods, ["GET"], "the route's own methods");
+    assert_eq!(cors.allow_headers, ["authorization", "content-type"]);
+    assert_eq!(cors.expose_headers, ["x-request-id"]);
+    assert!(cors.allow_credentials);
+    assert_eq!(cors.max_age_seconds, Some(600));
+    assert!(gatehouse_api::validate::check_table(&table).is_ok());
+
+    let text = std::fs::read_to_string(format!(
+        "{}/../examples/gateway/storefront.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+    .replace(
+        "          timeout: 2s",
+        "          timeout: 2s\n          cors: {allowOrigins: [\"HTTPS://Admin.Example.com\"]}",
+    )
+    .replace("methods: [GET]", "methods: []");
+    let table = Resource::from_yaml(&text).unwrap()[0]
+        .compile(&CompileContext::default())
+        .unwrap();
+    let own = route(&table, "v1/product").cors.as_ref().unwrap();
+    assert_eq!(own.allow_origins, ["https://admin.example.com"]);
+    assert_eq!(
+        own.allow_methods,
+        ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+        "a route of every method allows the usual ones"
+    );
+    assert!(!own.allow_credentials);
+    assert_eq!(own.max_age_seconds, None);
 }

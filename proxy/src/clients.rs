@@ -27,7 +27,9 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use subtle::ConstantTimeEq;
 
-use crate::runtime::buckets::{Bucket, BucketBook, BucketKey};
+use crate::runtime::Runtime;
+use crate::runtime::buckets::{Bucket, BucketKey};
+use crate::runtime::in_flight::{ConcurrencyLimit, InFlightKey, Permit, Saturated};
 use crate::tls::peers::PeerCertificate;
 
 /// Mounted Secrets: Secret name → data key → value. In Kubernetes each Secret is a volume at
@@ -204,6 +206,7 @@ pub struct Clients {
     /// The distinct headers keys come in, in the order they are looked at.
     headers: Vec<HeaderName>,
     limits: BTreeMap<String, Arc<Bucket>>,
+    concurrency: BTreeMap<String, ConcurrencyLimit>,
 }
 
 impl std::fmt::Debug for Clients {
@@ -225,7 +228,8 @@ impl std::fmt::Debug for Clients {
 }
 
 impl Clients {
-    /// Prepares the clients of a table, taking each limited client's bucket from `buckets`.
+    /// Prepares the clients of a table, taking each limited client's bucket and count of
+    /// requests in flight from `runtime`.
     ///
     /// A client whose Secret does not exist, holds no key or no usable JWKS is recognised by
     /// nobody (its requests get 401) and said in `warnings`; the table still loads. Deleting or
@@ -235,7 +239,7 @@ impl Clients {
     pub fn build(
         entries: &[ClientEntry],
         secrets: &SecretFiles,
-        buckets: &BucketBook,
+        runtime: &Runtime,
         warnings: &mut Vec<String>,
     ) -> Result<Self, String> {
         let mut clients = Self::default();
@@ -293,7 +297,14 @@ impl Clients {
                 };
                 clients
                     .limits
-                    .insert(entry.name.clone(), buckets.bucket(&key));
+                    .insert(entry.name.clone(), runtime.buckets.bucket(&key));
+            }
+            if let Some(max) = entry.max_in_flight {
+                let key = InFlightKey::Client(entry.name.clone());
+                let max = usize::try_from(max).unwrap_or(usize::MAX);
+                clients
+                    .concurrency
+                    .insert(entry.name.clone(), runtime.in_flight.limit(&key, max));
             }
         }
         Ok(clients)
@@ -398,6 +409,15 @@ impl Clients {
         owner
     }
 
+    /// A permit for one more request of `client` (`Ok(None)`: no limit); `Err` when it has as
+    /// many in flight as it may.
+    pub fn enter(&self, client: Option<&str>) -> Result<Option<Permit>, Saturated> {
+        match client.and_then(|name| self.concurrency.get(name)) {
+            None => Ok(None),
+            Some(limit) => limit.try_acquire().map(Some).ok_or(Saturated),
+        }
+    }
+
     /// Takes one request from `client`'s bucket; when it is empty, the wait until it is not.
     pub fn admit(&self, client: Option<&str>) -> Result<(), Duration> {
         let Some(limiter) = client.and_then(|name| self.limits.get(name)) else {
@@ -425,6 +445,7 @@ mod tests {
             }),
             jwt: None,
             certificate: None,
+            max_in_flight: None,
             rate_limit: limit.map(|(rate, burst)| RateLimitEntry {
                 requests_per_second: rate,
                 burst,
@@ -434,7 +455,7 @@ mod tests {
 
     fn build(entries: &[ClientEntry], secrets: &SecretFiles) -> Result<Clients, String> {
         let mut warnings = Vec::new();
-        let clients = Clients::build(entries, secrets, &BucketBook::default(), &mut warnings)?;
+        let clients = Clients::build(entries, secrets, &Runtime::default(), &mut warnings)?;
         assert!(warnings.is_empty(), "{warnings:?}");
         Ok(clients)
     }
@@ -593,7 +614,7 @@ mod tests {
                 entry("web", Some("web-keys"), None),
             ],
             &files,
-            &BucketBook::default(),
+            &Runtime::default(),
             &mut warnings,
         )
         .unwrap();

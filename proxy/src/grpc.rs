@@ -48,7 +48,9 @@ impl GrpcCode {
             ProblemKind::UriTooLong
             | ProblemKind::HeadersTooLarge
             | ProblemKind::PayloadTooLarge
-            | ProblemKind::RateLimited => Self::ResourceExhausted,
+            | ProblemKind::RateLimited
+            | ProblemKind::ClientBusy => Self::ResourceExhausted,
+            ProblemKind::RouteBusy => Self::Unavailable,
             ProblemKind::Unauthorized => Self::Unauthenticated,
             ProblemKind::Forbidden => Self::PermissionDenied,
             ProblemKind::BadRequest | ProblemKind::Internal => Self::Internal,

@@ -14,6 +14,7 @@ pub mod app;
 pub mod cli;
 pub mod clients;
 pub mod cluster;
+pub mod cors;
 mod delegate;
 pub mod gateway;
 pub mod grpc;

@@ -34,6 +34,10 @@ pub enum ProblemKind {
     PayloadTooLarge,
     /// The client is over its rate limit.
     RateLimited,
+    /// The client has as many requests in flight as it may.
+    ClientBusy,
+    /// The route has as many requests in flight as it may.
+    RouteBusy,
     /// A fault in the proxy.
     Internal,
 }
@@ -52,7 +56,8 @@ impl ProblemKind {
             Self::Unauthorized => 401,
             Self::Forbidden => 403,
             Self::PayloadTooLarge => 413,
-            Self::RateLimited => 429,
+            Self::RateLimited | Self::ClientBusy => 429,
+            Self::RouteBusy => 503,
             Self::Internal => 500,
         }
     }
@@ -71,7 +76,8 @@ impl ProblemKind {
             Self::Unauthorized => "Unauthorized",
             Self::Forbidden => "Forbidden",
             Self::PayloadTooLarge => "Content too large",
-            Self::RateLimited => "Too many requests",
+            Self::RateLimited | Self::ClientBusy => "Too many requests",
+            Self::RouteBusy => "Route at capacity",
             Self::Internal => "Internal error",
         }
     }
@@ -92,6 +98,12 @@ impl ProblemKind {
             Self::PayloadTooLarge => "the request body is larger than this route accepts",
             Self::RateLimited => {
                 "this client is over its rate limit; retry after the time in Retry-After"
+            }
+            Self::ClientBusy => {
+                "this client has as many requests in flight as it may; retry after the time in Retry-After"
+            }
+            Self::RouteBusy => {
+                "this route has as many requests in flight as it may; retry after the time in Retry-After"
             }
             Self::Internal => "the gateway failed to handle the request",
         }

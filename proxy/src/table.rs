@@ -6,6 +6,7 @@
 
 use crate::access::{CallerAddress, SourceRules};
 use crate::clients::{Clients, SecretFiles};
+use crate::cors::CorsPolicy;
 use crate::tls::origination::{self, OriginKey, Originations};
 use crate::tls::{Termination, TlsError};
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use crate::rewrite::PathRewrite;
 use crate::router::Router;
 use crate::runtime::Runtime;
 use crate::runtime::addresses::{Lookup, ResolvedUpstream};
+use crate::runtime::in_flight::{ConcurrencyLimit, InFlightKey};
 use crate::upstream::PreparedUpstream;
 
 /// Methods a retry may repeat (RFC 9110 idempotent methods, as the CRD documents).
@@ -83,6 +85,10 @@ pub struct PreparedRoute {
     pub retry: RetryPolicy,
     /// Source ranges of the route's contract and of the route; each must admit the caller.
     pub source_rules: Vec<SourceRules>,
+    /// What browsers may do across origins.
+    pub cors: Option<CorsPolicy>,
+    /// The route's concurrency limit.
+    pub concurrency: Option<ConcurrencyLimit>,
 }
 
 /// When a proxied request is tried again.
@@ -150,9 +156,9 @@ pub enum BuildError {
     /// The TLS policy cannot be built.
     #[error("tls: {0}")]
     Tls(#[from] TlsError),
-    /// An address range does not parse.
+    /// An access rule (an address range, a CORS policy) cannot be used.
     #[error("{0}")]
-    Ranges(String),
+    Access(String),
     /// A content type is not a media type.
     #[error("route {route}: content type: {message}")]
     ContentType {
@@ -192,13 +198,8 @@ impl LoadedTable {
         warnings: &mut Vec<String>,
     ) -> Result<Self, BuildError> {
         let digest = table.digest();
-        let clients = Clients::build(
-            &table.clients,
-            context.secrets,
-            &context.runtime.buckets,
-            warnings,
-        )
-        .map_err(BuildError::Clients)?;
+        let clients = Clients::build(&table.clients, context.secrets, context.runtime, warnings)
+            .map_err(BuildError::Clients)?;
         let tls = table
             .tls
             .as_ref()
@@ -230,12 +231,12 @@ impl LoadedTable {
             .as_ref()
             .map(SourceRules::prepare)
             .transpose()
-            .map_err(BuildError::Ranges)?;
+            .map_err(BuildError::Access)?;
         let checks_addresses =
             source_rules.is_some() || routes.iter().any(|r| !r.source_rules.is_empty());
         Ok(Self {
             caller_address: CallerAddress::prepare(table.client_address.as_ref())
-                .map_err(BuildError::Ranges)?,
+                .map_err(BuildError::Access)?,
             source_rules,
             checks_addresses,
             digest,
@@ -345,9 +346,24 @@ fn prepare_route(
         .iter()
         .map(SourceRules::prepare)
         .collect::<Result<_, _>>()
-        .map_err(|message| BuildError::Ranges(format!("route {}: {message}", entry.id)))?;
+        .map_err(|message| BuildError::Access(format!("route {}: {message}", entry.id)))?;
+    let cors = entry
+        .cors
+        .as_ref()
+        .map(CorsPolicy::prepare)
+        .transpose()
+        .map_err(|message| BuildError::Access(format!("route {}: cors: {message}", entry.id)))?;
+    let concurrency = entry.max_in_flight.map(|max| {
+        let key = InFlightKey::Route(entry.id.clone());
+        shared
+            .runtime
+            .in_flight
+            .limit(&key, usize::try_from(max).unwrap_or(usize::MAX))
+    });
     Ok(PreparedRoute {
         source_rules,
+        cors,
+        concurrency,
         request_edits: PreparedEdits::prepare(&entry.request_headers).map_err(edit_error)?,
         response_edits: PreparedEdits::prepare(&entry.response_headers).map_err(edit_error)?,
         timeout: Duration::from_millis(entry.timeout_ms),

@@ -230,6 +230,7 @@ fn keyed(name: &str) -> ClientEntry {
         }),
         jwt: None,
         certificate: None,
+        max_in_flight: None,
         rate_limit: None,
     }
 }
@@ -374,4 +375,99 @@ async fn bodies_over_the_limit_are_refused_whether_declared_or_streamed() {
         )
         .await;
     assert_eq!((reply.status, reply.text()), (200, "2".to_owned()));
+}
+
+/// A backend that holds every request until the test lets it go (one permit per request).
+async fn holding_backend() -> (Upstream, std::sync::Arc<tokio::sync::Semaphore>) {
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let held = gate.clone();
+    let backend = Upstream::start(std::sync::Arc::new(move |_seen: SeenRequest| {
+        let held = held.clone();
+        Box::pin(async move {
+            held.acquire().await.unwrap().forget();
+            full(200, "done")
+        }) as UpFuture
+    }))
+    .await;
+    (backend, gate)
+}
+
+/// Waits until the backend has seen `count` requests (a hang guard, not a timing assertion).
+async fn until_seen(backend: &Upstream, count: usize) {
+    for _ in 0..3000 {
+        if backend.requests().len() >= count {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!(
+        "the backend saw {} requests, not {count}",
+        backend.requests().len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrency_limits_turn_away_one_too_many_per_route_and_per_client() {
+    let (backend, gate) = holding_backend().await;
+    let mut acme = keyed("acme");
+    acme.max_in_flight = Some(1);
+    acme.rate_limit = Some(gatehouse_api::route_table::RateLimitEntry {
+        requests_per_second: 1,
+        burst: 2,
+    });
+    let mut table = table(vec![
+        RouteEntry {
+            max_in_flight: Some(2),
+            ..to(&backend, "v1/reports", "/v1/reports")
+        },
+        to(&backend, "v1/orders", "/v1/orders"),
+    ]);
+    table.clients = vec![acme, keyed("globex")];
+    let proxy = serve_table(
+        "concurrency",
+        &table,
+        &[("acme-keys", "acme-1"), ("globex-keys", "globex-1")],
+    )
+    .await;
+    let listen = proxy.listen;
+    let start = |path: &'static str, key: &'static str| {
+        tokio::spawn(async move { send(listen, with_key(path, key)).await.unwrap() })
+    };
+
+    // The route: two in flight (different clients), the third turned away before the backend.
+    let first = start("/v1/reports", "acme-1");
+    let second = start("/v1/reports", "globex-1");
+    until_seen(&backend, 2).await;
+    let third = proxy.send(with_key("/v1/reports", "globex-1")).await;
+    assert_eq!(third.status, 503, "{}", third.text());
+    assert_eq!(third.header("retry-after"), Some("1"));
+    assert_eq!(third.json()["title"], "Route at capacity");
+    // Another route is not limited by it; the client acme is, on any route (its one place is
+    // taken) — and that refusal does not spend a rate-limit token.
+    let busy = proxy.send(with_key("/v1/orders", "acme-1")).await;
+    assert_eq!(busy.status, 429, "{}", busy.text());
+    assert_eq!(busy.header("retry-after"), Some("1"));
+    let other = start("/v1/orders", "globex-1");
+    until_seen(&backend, 3).await;
+    assert_eq!(
+        backend.requests().len(),
+        3,
+        "refused requests never reach the backend"
+    );
+    gate.add_permits(3);
+    for done in [first, second, other] {
+        assert_eq!(done.await.unwrap().status, 200);
+    }
+    // The places are free again; acme's second token is still there.
+    let again = start("/v1/reports", "acme-1");
+    until_seen(&backend, 4).await;
+    gate.add_permits(1);
+    assert_eq!(again.await.unwrap().status, 200);
+    let metrics = proxy.metrics().await;
+    assert!(
+        metrics.contains(
+            "gatehouse_requests_total{route=\"v1/reports\",status_class=\"5xx\",client=\"globex\"} 1"
+        ),
+        "{metrics}"
+    );
 }

@@ -22,6 +22,7 @@ fn keyed(name: &str, secret: &str, header: &str, limit: Option<(u32, u32)>) -> C
         }),
         jwt: None,
         certificate: None,
+        max_in_flight: None,
         rate_limit: limit.map(|(requests_per_second, burst)| RateLimitEntry {
             requests_per_second,
             burst,
@@ -289,6 +290,7 @@ async fn a_jwt_from_the_clients_issuer_names_it_and_every_other_token_is_refused
                     jwks_secret: "issuer-jwks".to_owned(),
                 }),
                 certificate: None,
+                max_in_flight: None,
                 rate_limit: None,
             },
             keyed("web", "web-keys", "x-api-key", None),

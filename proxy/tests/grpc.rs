@@ -463,6 +463,7 @@ async fn a_partner_is_recognised_by_its_certificate_others_are_unauthenticated_a
     let mut table = grpc_table(backend, 1_000);
     table.clients = vec![ClientEntry {
         // One call, then one a second.
+        max_in_flight: None,
         rate_limit: Some(RateLimitEntry {
             requests_per_second: 1,
             burst: 1,

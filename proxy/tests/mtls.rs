@@ -52,6 +52,7 @@ fn partner_table(backend: &Upstream) -> RouteTable {
             }),
             jwt: None,
             certificate: None,
+            max_in_flight: None,
             rate_limit: None,
         },
     ];

@@ -75,4 +75,11 @@ pub struct RequestLimits {
     /// gateway). Unset everywhere: no limit.
     #[schemars(range(min = 1, max = 1099511627776_i64))]
     pub max_body_bytes: Option<i64>,
+    /// Most requests the route may have in flight at once, per proxy replica; one more is
+    /// answered 503 with `Retry-After: 1`, before any backend call. An upgraded connection (a
+    /// WebSocket) counts while it is open. Each route counts its own requests; set on a
+    /// contract or a gateway, it is the limit of each of their routes. The most specific level
+    /// that sets it wins. Unset everywhere: no limit.
+    #[schemars(range(min = 1, max = 1000000))]
+    pub max_in_flight: Option<i32>,
 }

@@ -109,4 +109,9 @@ pub struct Client {
     /// Requests this client may make: a token bucket per proxy replica; over it, 429 with
     /// `Retry-After`.
     pub rate_limit: Option<RateLimit>,
+    /// Most requests this client may have in flight at once, per proxy replica, over all
+    /// routes; one more is answered 429 with `Retry-After: 1`, before any backend call (and
+    /// before its rate limit is charged).
+    #[schemars(range(min = 1, max = 1000000))]
+    pub max_in_flight: Option<i32>,
 }

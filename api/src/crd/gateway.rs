@@ -6,6 +6,7 @@ use serde_with::skip_serializing_none;
 
 use super::access::{Access, ClientAddress, RequestLimits};
 use super::client::Client;
+use super::cors::Cors;
 use super::listeners::Listeners;
 use super::patterns::*;
 use super::route::Route;
@@ -33,6 +34,9 @@ pub struct Contract {
     pub access: Option<Access>,
     /// Limits on this contract's requests; a route's own override them.
     pub limits: Option<RequestLimits>,
+    /// What browsers may do across origins on this contract's routes; a route's own `cors`
+    /// replaces it.
+    pub cors: Option<Cors>,
 }
 
 /// The system-wide gateway: one contract-driven entry point for every client.

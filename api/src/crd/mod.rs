@@ -4,6 +4,7 @@ pub mod access;
 pub mod aggregation;
 pub mod aggregator;
 pub mod client;
+pub mod cors;
 pub mod gateway;
 pub mod listeners;
 pub mod patterns;
@@ -16,6 +17,7 @@ pub use access::{Access, ClientAddress, RequestLimits, SourceRanges};
 pub use aggregation::{Aggregation, FailurePolicy, Step, StepCall};
 pub use aggregator::{Aggregator, AggregatorSpec, Endpoint};
 pub use client::{ApiKeyAuth, Client, ClientCertificateAuth, JwtAuth, RateLimit, SecretRef};
+pub use cors::Cors;
 pub use gateway::{Contract, EdgeService, EdgeServiceSpec, Gateway, GatewaySpec};
 pub use listeners::{
     Certificate, HttpListener, HttpMode, HttpsListener, Listeners, MinTlsVersion,

@@ -59,6 +59,15 @@ pub const DNS_NAME: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]
 /// `192.0.2.7`. The schema refuses what is plainly not one; the operator checks the rest.
 pub const ADDRESS_RANGE: &str = r"^[0-9A-Fa-f:.]+(/[0-9]{1,3})?$";
 
+/// A CORS origin: `*`, or `scheme://host[:port]` whose host may start with a `*.` label.
+pub const CORS_ORIGIN: &str = r"^(\*|[A-Za-z][A-Za-z0-9+.-]*://(\*\.)?[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*(:[0-9]{1,5})?)$";
+
+/// A header name in a CORS list, or `*`.
+pub const CORS_HEADER: &str = r"^(\*|[A-Za-z0-9][A-Za-z0-9_-]*)$";
+
+/// Most origins one CORS policy lists.
+pub const MAX_ORIGINS: usize = 32;
+
 /// Most contracts one Gateway or EdgeService may publish.
 pub const MAX_CONTRACTS: usize = 16;
 /// Most routes in one contract.

@@ -355,4 +355,6 @@ pub struct Route {
     pub access: Option<Access>,
     /// Limits on this route's requests, overriding its contract's and its gateway's.
     pub limits: Option<RequestLimits>,
+    /// What browsers may do across origins on this route, replacing its contract's `cors`.
+    pub cors: Option<super::cors::Cors>,
 }

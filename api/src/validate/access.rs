@@ -1,9 +1,9 @@
-//! Checks of the access rules: address ranges that parse, and client names that name a client
-//! who can be recognised and whom the enclosing contract lets in.
+//! Checks of the access rules: address ranges that parse, client names that name a client
+//! who can be recognised and whom the enclosing contract lets in, and CORS policies.
 
 use super::Problem;
-use crate::crd::{Access, Client, ClientAddress, Contract, SourceRanges};
-use crate::prepare;
+use crate::crd::{Access, Client, ClientAddress, Contract, Cors, SourceRanges};
+use crate::{duration, prepare};
 
 /// The clients access rules may name: a Gateway's `spec.clients`, or an EdgeService's one
 /// client.
@@ -95,7 +95,17 @@ pub(super) fn check_contracts_access(
         if let Some(access) = &contract.access {
             check_access(&contract_at, access, known, None, problems);
         }
+        if let Some(cors) = &contract.cors {
+            check_cors(&format!("spec.contracts[{c}].cors"), cors, problems);
+        }
         for (r, route) in contract.routes.iter().enumerate() {
+            if let Some(cors) = &route.cors {
+                check_cors(
+                    &format!("spec.contracts[{c}].routes[{r}].cors"),
+                    cors,
+                    problems,
+                );
+            }
             if let Some(access) = &route.access {
                 let parent = contract_clients
                     .filter(|clients| !clients.is_empty())
@@ -131,5 +141,17 @@ fn check_access(
                 format!("contract {version} lets only the clients of {parent_at}.clients call, and {name} is not one of them: a route can narrow its contract's access, not widen it"),
             ));
         }
+    }
+}
+
+/// Checks what the schema's patterns leave open: ports and the preflight cache duration.
+fn check_cors(at: &str, cors: &Cors, problems: &mut Vec<Problem>) {
+    for (i, origin) in cors.allow_origins.iter().enumerate() {
+        if let Err(message) = prepare::cors_origin(origin) {
+            problems.push(Problem::new(format!("{at}.allowOrigins[{i}]"), message));
+        }
+    }
+    if let Some(Err(message)) = cors.max_age.as_deref().map(duration::parse_millis) {
+        problems.push(Problem::new(format!("{at}.maxAge"), message));
     }
 }

@@ -144,6 +144,12 @@ pub fn check_table(table: &RouteTable) -> Result<(), Vec<Problem>> {
         }
     }
     for (c, client) in table.clients.iter().enumerate() {
+        if client.max_in_flight == Some(0) {
+            problems.push(Problem::new(
+                format!("clients[{c}].maxInFlight"),
+                "a concurrency limit must be above 0",
+            ));
+        }
         if client.certificate.is_some() && table.tls.is_none() {
             problems.push(Problem::new(
                 format!("clients[{c}].certificate"),
@@ -183,6 +189,34 @@ fn check_route_access(
     }
     for (i, ranges) in route.source_ranges.iter().enumerate() {
         check_source_ranges(&format!("{at}.sourceRanges[{i}]"), ranges, problems);
+    }
+    if let Some(cors) = &route.cors {
+        for origin in &cors.allow_origins {
+            if prepare::cors_origin(origin).as_ref() != Ok(origin) {
+                problems.push(Problem::new(
+                    format!("{at}.cors.allowOrigins"),
+                    format!("{origin:?} is not an origin in lower case"),
+                ));
+            }
+        }
+        for method in &cors.allow_methods {
+            if let Err(message) = prepare::method(method) {
+                problems.push(Problem::new(format!("{at}.cors.allowMethods"), message));
+            }
+        }
+        for name in cors.allow_headers.iter().chain(&cors.expose_headers) {
+            if name != "*"
+                && let Err(message) = prepare::header_name(name)
+            {
+                problems.push(Problem::new(format!("{at}.cors"), message));
+            }
+        }
+    }
+    if route.max_in_flight == Some(0) {
+        problems.push(Problem::new(
+            format!("{at}.maxInFlight"),
+            "a concurrency limit must be above 0",
+        ));
     }
     if route.max_body_bytes == Some(0) {
         problems.push(Problem::new(

@@ -186,16 +186,77 @@ fn the_trust_of_x_forwarded_for_is_one_of_hops_or_proxies() {
 }
 
 #[test]
-fn body_limits_are_above_zero() {
+fn body_and_concurrency_limits_are_above_zero() {
     for at in [
         "/spec/limits",
         "/spec/contracts/0/limits",
         "/spec/contracts/0/routes/0/limits",
     ] {
-        refused(
-            with(gateway(), at, json!({"maxBodyBytes": 0})),
-            "maxBodyBytes",
-        );
-        accepted(with(gateway(), at, json!({"maxBodyBytes": 1})));
+        for field in ["maxBodyBytes", "maxInFlight"] {
+            refused(with(gateway(), at, json!({field: 0})), field);
+            accepted(with(gateway(), at, json!({field: 1})));
+        }
     }
+    refused(
+        with(gateway(), "/spec/clients/0/maxInFlight", json!(0)),
+        "spec.clients[0].maxInFlight",
+    );
+    accepted(with(gateway(), "/spec/clients/0/maxInFlight", json!(10)));
+}
+
+const CONTRACT_CORS: &str = "/spec/contracts/0/cors";
+
+#[test]
+fn cors_origins_are_origins_and_credentials_never_go_with_a_wildcard() {
+    let policy = |extra: Value| {
+        let mut cors = json!({"allowOrigins": ["https://shop.example.com"]});
+        cors.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        with(gateway(), CONTRACT_CORS, cors)
+    };
+    accepted(policy(json!({})));
+    accepted(policy(json!({
+        "allowMethods": ["GET", "POST"], "allowHeaders": ["content-type", "*"],
+        "exposeHeaders": ["x-request-id"], "maxAge": "10m"
+    })));
+    accepted(with(
+        gateway(),
+        "/spec/contracts/0/routes/0/cors",
+        json!({"allowOrigins": ["*", "https://*.example.com", "http://localhost:3000"]}),
+    ));
+    for bad in [
+        "shop.example.com",
+        "https://shop.example.com/",
+        "https://a.*.example.com",
+        "null",
+    ] {
+        refused(
+            with(gateway(), CONTRACT_CORS, json!({"allowOrigins": [bad]})),
+            "spec.contracts[0].cors.allowOrigins[0]",
+        );
+    }
+    refused(
+        with(
+            gateway(),
+            CONTRACT_CORS,
+            json!({"allowOrigins": ["https://shop.example.com:99999"]}),
+        ),
+        "spec.contracts[0].cors.allowOrigins[0]: \"https://shop.example.com:99999\" is not an origin",
+    );
+    refused(
+        with(gateway(), CONTRACT_CORS, json!({"allowOrigins": []})),
+        "allowOrigins",
+    );
+    for wildcard in [
+        json!({"allowOrigins": ["*"], "allowCredentials": true}),
+        json!({"allowOrigins": ["https://a.example"], "allowHeaders": ["*"], "allowCredentials": true}),
+        json!({"allowOrigins": ["https://a.example"], "exposeHeaders": ["*"], "allowCredentials": true}),
+    ] {
+        refused(
+            with(gateway(), CONTRACT_CORS, wildcard),
+            "allowCredentials cannot go with '*'",
+        );
+    }
+    refused(policy(json!({"maxAge": "10 minutes"})), "maxAge");
 }

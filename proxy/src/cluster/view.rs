@@ -212,6 +212,7 @@ mod tests {
                     }),
                     jwt: None,
                     certificate: None,
+                    max_in_flight: None,
                     rate_limit: None,
                 })
                 .collect(),

@@ -6,6 +6,7 @@ use std::time::Instant;
 use crate::metrics::ProxyMetrics;
 use crate::problem::ProblemKind;
 use crate::router::RouteMatch;
+use crate::runtime::in_flight::Permit;
 use crate::table::{PreparedRoute, SharedTable};
 
 /// Counts a request as in flight from creation to drop, whatever path it takes.
@@ -55,6 +56,10 @@ pub struct RequestContext {
     pub problem: Option<ProblemKind>,
     /// Request body bytes passed on so far (counted when the route limits them).
     pub body_bytes: u64,
+    /// The request's place under its client's concurrency limit, if it has one.
+    pub client_permit: Option<Permit>,
+    /// The request's place under its route's concurrency limit, if it has one.
+    pub route_permit: Option<Permit>,
     /// Keeps the in-flight count right.
     pub _in_flight: InFlight,
 }
@@ -74,6 +79,8 @@ impl RequestContext {
             retrying_status: false,
             problem: None,
             body_bytes: 0,
+            client_permit: None,
+            route_permit: None,
             _in_flight: in_flight,
         }
     }

@@ -22,10 +22,11 @@ use crate::tunnel::{TUNNEL_GROUP, TunnelConnect};
 use pingora::{Error, ErrorType};
 
 pub use context::{InFlight, RequestContext};
-use respond::{LocalResponse, write_local_response};
+use respond::{Decorate, LocalResponse, write_local_response};
 
 use crate::aggregate::values::RequestValues;
 use crate::aggregate::{AggregateRuntime, serve_aggregate};
+use crate::cors;
 use crate::head_guard;
 use crate::headers::{
     ForwardedFacts, REQUEST_ID, accepts_trailers, new_request_id, remove_hop_by_hop,
@@ -37,7 +38,8 @@ use crate::reload::TableStore;
 use crate::request_head::HeadLimits;
 use crate::rewrite::{RedirectOrigin, TemplateVars, redirect_location};
 use crate::router::RequestFacts;
-use crate::table::{PreparedAction, is_idempotent};
+use crate::runtime::in_flight::{ConcurrencyLimit, Saturated};
+use crate::table::{PreparedAction, PreparedRoute, is_idempotent};
 use crate::tls::peers;
 use crate::upstream::{choose_upstream, now_millis};
 use gatehouse_api::route_table::UpstreamProtocol;
@@ -50,6 +52,8 @@ const UPSTREAM_H2_STREAMS: usize = 100;
 /// How often an HTTP/2 upstream connection is pinged, so that a dead one is noticed between
 /// requests (long gRPC streams included).
 const UPSTREAM_H2_PING_INTERVAL: Duration = Duration::from_secs(30);
+/// `Retry-After` of a request refused for one too many in flight: by then some have ended.
+const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Longest client-supplied `X-Request-Id` that is kept.
 const MAX_REQUEST_ID_LEN: usize = 128;
 
@@ -163,7 +167,13 @@ impl Gateway {
                 }
             }
         };
-        write_local_response(session, response, &ctx.request_id, Some((route, &vars))).await?;
+        write_local_response(
+            session,
+            response,
+            &ctx.request_id,
+            Decorate::Route(route, &vars),
+        )
+        .await?;
         Ok(true)
     }
 }
@@ -226,6 +236,33 @@ fn address_refused(
     LocalResponse::problem_with_detail(ProblemKind::Forbidden, &detail, route, request_id)
 }
 
+/// The answer to a preflight for a route with a CORS policy: 204 with the policy's headers,
+/// or, for an origin it does not allow, 403 without any.
+fn preflight_answer(
+    route: &PreparedRoute,
+    request: &RequestHeader,
+    request_id: &str,
+) -> LocalResponse {
+    let allowed = route
+        .cors
+        .as_ref()
+        .and_then(|cors| cors.preflight(&request.headers));
+    match allowed {
+        Some(headers) => LocalResponse {
+            status: 204,
+            headers,
+            body: bytes::Bytes::new(),
+            problem: None,
+        },
+        None => LocalResponse::problem_with_detail(
+            ProblemKind::Forbidden,
+            "the request's origin may not call this route from a browser (CORS)",
+            Some(&route.entry.id),
+            request_id,
+        ),
+    }
+}
+
 /// The request's `Content-Length`, when it sends one that parses.
 fn declared_body_length(request: &RequestHeader) -> Option<u64> {
     request
@@ -239,9 +276,11 @@ fn declared_body_length(request: &RequestHeader) -> Option<u64> {
 }
 
 /// Sets `ctx.client` to the caller the table's clients recognise, checks that the route lets
-/// it in and takes one request from its rate limit; the problem response instead when the
-/// request is refused (no valid credential: 401; a client the route does not let in: 403;
-/// over the limit: 429 with `Retry-After`).
+/// it in, takes a place under the client's and the route's concurrency limits and one request
+/// from its rate limit; the problem response instead when the request is refused (no valid
+/// credential: 401; a client the route does not let in: 403; the client at its concurrency
+/// limit: 429, the route at its: 503, both with `Retry-After: 1`; over the rate limit: 429
+/// with `Retry-After`).
 fn recognise_client(session: &Session, ctx: &mut RequestContext) -> Option<LocalResponse> {
     let table = ctx.table.clone()?;
     let certificate = table
@@ -260,11 +299,8 @@ fn recognise_client(session: &Session, ctx: &mut RequestContext) -> Option<Local
         certificate.as_deref(),
         table.edge_client.as_deref(),
     );
-    let allowed = ctx
-        .matched
-        .as_ref()
-        .and_then(|m| table.routes.get(m.route))
-        .and_then(|route| route.entry.clients.as_deref());
+    let route = ctx.matched.as_ref().and_then(|m| table.routes.get(m.route));
+    let allowed = route.and_then(|route| route.entry.clients.as_deref());
     let (kind, retry_after) = match recognised {
         Ok(None) if allowed.is_some() => (ProblemKind::Unauthorized, None),
         Ok(Some(client)) if allowed.is_some_and(|names| !names.iter().any(|n| n == client)) => {
@@ -273,9 +309,24 @@ fn recognise_client(session: &Session, ctx: &mut RequestContext) -> Option<Local
         }
         Ok(client) => {
             ctx.client = client.map(str::to_owned);
-            match table.clients.admit(client) {
-                Ok(()) => return None,
-                Err(wait) => (ProblemKind::RateLimited, Some(wait)),
+            // Concurrency before the rate limit: a request turned away for being one too many
+            // at once does not spend a token. The permits live as long as the request.
+            let route_limit = route.and_then(|route| route.concurrency.as_ref());
+            match table.clients.enter(client) {
+                Err(Saturated) => (ProblemKind::ClientBusy, Some(BUSY_RETRY_AFTER)),
+                Ok(permit) => {
+                    ctx.client_permit = permit;
+                    match route_limit.map(ConcurrencyLimit::try_acquire) {
+                        Some(None) => (ProblemKind::RouteBusy, Some(BUSY_RETRY_AFTER)),
+                        route_permit => {
+                            ctx.route_permit = route_permit.flatten();
+                            match table.clients.admit(client) {
+                                Ok(()) => return None,
+                                Err(wait) => (ProblemKind::RateLimited, Some(wait)),
+                            }
+                        }
+                    }
+                }
             }
         }
         Err(_) => (ProblemKind::Unauthorized, None),
@@ -339,19 +390,19 @@ impl ProxyHttp for Gateway {
                 None,
                 &ctx.request_id,
             );
-            write_local_response(session, response, &ctx.request_id, None).await?;
+            write_local_response(session, response, &ctx.request_id, Decorate::Nothing).await?;
             return Ok(true);
         }
         let Some(table) = self.store.current() else {
             let response = LocalResponse::problem(ProblemKind::NotReady, None, &ctx.request_id);
-            write_local_response(session, response, &ctx.request_id, None).await?;
+            write_local_response(session, response, &ctx.request_id, Decorate::Nothing).await?;
             return Ok(true);
         };
         if let Some(port) = table.https_redirect_port
             && !over_tls(session)
         {
             let response = https_redirect(session.req_header(), port);
-            write_local_response(session, response, &ctx.request_id, None).await?;
+            write_local_response(session, response, &ctx.request_id, Decorate::Nothing).await?;
             return Ok(true);
         }
         ctx.client = table.edge_client.clone();
@@ -368,49 +419,71 @@ impl ProxyHttp for Gateway {
             && !rules.admits(caller)
         {
             let response = address_refused(caller, "this gateway", None, &ctx.request_id);
-            write_local_response(session, response, &ctx.request_id, None).await?;
+            write_local_response(session, response, &ctx.request_id, Decorate::Nothing).await?;
             return Ok(true);
         }
-        let facts = RequestFacts {
-            method: request.method.as_str(),
+        // A preflight is routed by the method it asks about; when no route with a CORS
+        // policy serves that, it is an ordinary OPTIONS request.
+        let preflight = cors::preflight_method(&request.method, &request.headers);
+        let facts = |method| RequestFacts {
+            method,
             host: request_host(request),
             path: request.uri.path(),
             query: request.uri.query(),
             headers: &request.headers,
         };
-        ctx.matched = table.router.lookup(&facts);
+        ctx.matched = table
+            .router
+            .lookup(&facts(preflight.unwrap_or(request.method.as_str())));
+        let is_preflight = preflight.is_some()
+            && ctx
+                .matched
+                .as_ref()
+                .is_some_and(|m| table.routes.get(m.route).is_some_and(|r| r.cors.is_some()));
+        if preflight.is_some() && !is_preflight {
+            ctx.matched = table.router.lookup(&facts(request.method.as_str()));
+        }
         let idempotent = is_idempotent(request.method.as_str());
         ctx.table = Some(table);
         let Some(route) = ctx.route() else {
             let response = LocalResponse::problem(ProblemKind::NoRoute, None, &ctx.request_id);
-            write_local_response(session, response, &ctx.request_id, None).await?;
+            write_local_response(session, response, &ctx.request_id, Decorate::Nothing).await?;
             return Ok(true);
         };
-        if let Some(caller) = caller
+        let refused = if let Some(caller) = caller
             && !route.source_rules.iter().all(|rules| rules.admits(caller))
         {
-            let response =
-                address_refused(caller, "this route", Some(ctx.route_id()), &ctx.request_id);
-            write_local_response(session, response, &ctx.request_id, None).await?;
-            return Ok(true);
-        }
-        if let Some(limit) = route.entry.max_body_bytes
+            Some(address_refused(
+                caller,
+                "this route",
+                Some(ctx.route_id()),
+                &ctx.request_id,
+            ))
+        } else if is_preflight {
+            // Answered here, before credentials: browsers send none on a preflight.
+            Some(preflight_answer(
+                route,
+                session.req_header(),
+                &ctx.request_id,
+            ))
+        } else if let Some(limit) = route.entry.max_body_bytes
             && declared_body_length(session.req_header()).is_some_and(|length| length > limit)
         {
             // The body is not read: the connection closes after the answer.
             session.set_keepalive(None);
-            let response = LocalResponse::problem_with_detail(
+            Some(LocalResponse::problem_with_detail(
                 ProblemKind::PayloadTooLarge,
                 &format!("the request body is larger than this route accepts ({limit} bytes)"),
                 Some(ctx.route_id()),
                 &ctx.request_id,
-            );
-            write_local_response(session, response, &ctx.request_id, None).await?;
-            return Ok(true);
-        }
-        ctx.retries_left = if idempotent { route.retry.attempts } else { 0 };
-        if let Some(refused) = recognise_client(session, ctx) {
-            write_local_response(session, refused, &ctx.request_id, None).await?;
+            ))
+        } else {
+            ctx.retries_left = if idempotent { route.retry.attempts } else { 0 };
+            recognise_client(session, ctx)
+        };
+        if let Some(response) = refused {
+            let route = ctx.route().map_or(Decorate::Nothing, Decorate::Cors);
+            write_local_response(session, response, &ctx.request_id, route).await?;
             return Ok(true);
         }
         self.serve_locally(session, ctx).await
@@ -600,12 +673,27 @@ impl ProxyHttp for Gateway {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut Self::CTX,
     ) -> pingora::Result<()> {
         if let Ok(id) = HeaderValue::from_str(&ctx.request_id) {
             upstream_response.insert_header(REQUEST_ID, id)?;
+        }
+        if let Some(policy) = ctx.route().and_then(|route| route.cors.as_ref()) {
+            // The route's policy replaces whatever CORS headers the backend sent.
+            let theirs: Vec<_> = upstream_response
+                .headers
+                .keys()
+                .filter(|name| cors::is_cors_response_header(name))
+                .cloned()
+                .collect();
+            for name in theirs {
+                upstream_response.remove_header(&name);
+            }
+            for (name, value) in policy.response_headers(&session.req_header().headers) {
+                upstream_response.append_header(name, value)?;
+            }
         }
         if let Some(route) = ctx.route()
             && !route.response_edits.is_empty()
@@ -717,8 +805,9 @@ impl ProxyHttp for Gateway {
         if session.response_written().is_none() {
             let route = ctx.route().map(|r| r.entry.id.clone());
             let response = LocalResponse::problem(kind, route.as_deref(), &ctx.request_id);
+            let decorate = ctx.route().map_or(Decorate::Nothing, Decorate::Cors);
             if let Err(write_error) =
-                write_local_response(session, response, &ctx.request_id, None).await
+                write_local_response(session, response, &ctx.request_id, decorate).await
             {
                 tracing::debug!("could not write the error response: {write_error}");
             }

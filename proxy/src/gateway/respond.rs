@@ -68,12 +68,23 @@ impl LocalResponse {
     }
 }
 
-/// Writes `response`, with the route's response edits applied when there is a route.
+/// What a local response takes from its route.
+#[derive(Clone, Copy)]
+pub enum Decorate<'a> {
+    /// Nothing: no route matched, or the request was refused before routing.
+    Nothing,
+    /// The route's CORS headers only: the gateway refused or failed the request.
+    Cors(&'a PreparedRoute),
+    /// The route's CORS headers and response edits: the route's own answer.
+    Route(&'a PreparedRoute, &'a TemplateVars<'a>),
+}
+
+/// Writes `response`, decorated by its route as `route` says.
 pub async fn write_local_response(
     session: &mut Session,
     response: LocalResponse,
     request_id: &str,
-    route: Option<(&PreparedRoute, &TemplateVars<'_>)>,
+    route: Decorate<'_>,
 ) -> pingora::Result<()> {
     if let Some(kind) = response.problem
         && grpc::is_grpc(session.req_header())
@@ -92,7 +103,17 @@ pub async fn write_local_response(
     if let Ok(id) = HeaderValue::from_str(request_id) {
         header.insert_header(REQUEST_ID, id)?;
     }
-    if let Some((route, vars)) = route {
+    let (cors, edits) = match route {
+        Decorate::Nothing => (None, None),
+        Decorate::Cors(route) => (route.cors.as_ref(), None),
+        Decorate::Route(route, vars) => (route.cors.as_ref(), Some((route, vars))),
+    };
+    if let Some(cors) = cors {
+        for (name, value) in cors.response_headers(&session.req_header().headers) {
+            header.append_header(name, value)?;
+        }
+    }
+    if let Some((route, vars)) = edits {
         route.response_edits.apply(&mut header, vars);
     }
     let head_only = session.req_header().method == http::Method::HEAD || response.body.is_empty();

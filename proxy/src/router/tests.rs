@@ -30,6 +30,8 @@ fn route(id: &str, kind: PathKind, path: &str) -> RouteEntry {
         clients: None,
         source_ranges: Vec::new(),
         max_body_bytes: None,
+        max_in_flight: None,
+        cors: None,
         retries: None,
     }
 }

@@ -1,6 +1,6 @@
 //! Runtime state: what must outlive any one route table. A table is rebuilt on every reload
 //! (every Secret rotation, every new generation); the state requests build up — rate-limit
-//! buckets, upstream addresses and their passive health — belongs to the one [`Runtime`] the
+//! buckets, counts of requests in flight, upstream addresses and their passive health — belongs to the one [`Runtime`] the
 //! [`crate::reload::TableStore`] holds. Tables take shared handles to it, keyed by what
 //! identifies each piece (a client and its limit, an upstream, an address), so an unchanged
 //! client or upstream keeps its state across a reload, and state no table uses any more is
@@ -12,6 +12,7 @@
 pub mod addresses;
 pub mod buckets;
 pub mod hosts;
+pub mod in_flight;
 pub mod registry;
 pub mod resolver;
 
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 use addresses::{AddressBook, AddressEvent};
 use buckets::BucketBook;
+use in_flight::InFlightBook;
 use resolver::Resolver;
 
 /// The state shared by every table; see the module doc.
@@ -30,6 +32,8 @@ pub struct Runtime {
     pub addresses: AddressBook,
     /// Each client's rate-limit bucket.
     pub buckets: BucketBook,
+    /// Requests in flight per route and per client, for concurrency limits.
+    pub in_flight: InFlightBook,
 }
 
 impl Runtime {
@@ -39,6 +43,7 @@ impl Runtime {
             resolver,
             addresses: AddressBook::default(),
             buckets: BucketBook::default(),
+            in_flight: InFlightBook::default(),
         }
     }
 
@@ -60,6 +65,7 @@ impl Runtime {
     pub fn prune(&self) {
         self.addresses.prune();
         self.buckets.prune();
+        self.in_flight.prune();
     }
 
     /// Runs [`Runtime::refresh`] every `interval` on a thread of its own, logging each change

@@ -52,6 +52,8 @@ fn entry(id: &str, kind: PathKind, path: &str, action: Action) -> RouteEntry {
         clients: None,
         source_ranges: Vec::new(),
         max_body_bytes: None,
+        max_in_flight: None,
+        cors: None,
         retries: None,
     }
 }
@@ -126,6 +128,7 @@ pub fn certified_client(name: &str, ca_secret: &str, names: &[&str]) -> ClientEn
             ca_secret: ca_secret.to_owned(),
             names: names.iter().map(|n| (*n).to_owned()).collect(),
         }),
+        max_in_flight: None,
         rate_limit: None,
     }
 }
