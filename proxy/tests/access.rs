@@ -38,35 +38,17 @@ fn to(backend: &Upstream, id: &str, path: &str) -> RouteEntry {
     )
 }
 
-/// Starts the proxy on `table`, with the Secrets under `DIR/secrets`, and waits until ready.
+/// Starts the proxy on `table` with `secrets` (name, key), and waits until ready.
 async fn serve_table(name: &str, table: &RouteTable, secrets: &[(&str, &str)]) -> Proxy {
     let dir = temp_dir(name);
-    let file = dir.join("routes.json");
-    std::fs::write(&file, table.to_bytes()).unwrap();
-    let secrets_dir = dir.join("secrets");
     for (secret, value) in secrets {
-        std::fs::create_dir_all(secrets_dir.join(secret)).unwrap();
-        std::fs::write(secrets_dir.join(secret).join("key"), value).unwrap();
+        write_secret(&dir, secret, value);
     }
-    let proxy = Proxy::start(
-        &[
-            "--routes",
-            file.to_str().unwrap(),
-            "--secrets-dir",
-            secrets_dir.to_str().unwrap(),
-        ],
-        &dir,
-    )
-    .await;
-    proxy.wait_admin("/readyz", 200).await;
-    proxy
+    serve_with_secrets(&dir, &table.to_bytes()).await
 }
 
 fn forwarded_for(target: &str, value: &str) -> hyper::Request<http_body_util::Full<Bytes>> {
-    request("GET", target)
-        .header("x-forwarded-for", value)
-        .body(http_body_util::Full::new(Bytes::new()))
-        .unwrap()
+    get_with(target, "x-forwarded-for", value)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -236,10 +218,7 @@ fn keyed(name: &str) -> ClientEntry {
 }
 
 fn with_key(path: &str, key: &str) -> hyper::Request<http_body_util::Full<Bytes>> {
-    request("GET", path)
-        .header("x-api-key", key)
-        .body(http_body_util::Full::new(Bytes::new()))
-        .unwrap()
+    get_with(path, "x-api-key", key)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -43,9 +43,7 @@ async fn permissive_backend() -> Upstream {
 /// Starts the proxy with a keyed client `web` and the routes given.
 async fn serve(name: &str, routes: Vec<RouteEntry>) -> Proxy {
     let dir = temp_dir(name);
-    let secrets = dir.join("secrets/web-keys");
-    std::fs::create_dir_all(&secrets).unwrap();
-    std::fs::write(secrets.join("key"), "web-1").unwrap();
+    write_secret(&dir, "web-keys", "web-1");
     let mut table = table(routes);
     table.clients = vec![ClientEntry {
         name: "web".into(),
@@ -58,20 +56,7 @@ async fn serve(name: &str, routes: Vec<RouteEntry>) -> Proxy {
         max_in_flight: None,
         rate_limit: None,
     }];
-    let file = dir.join("routes.json");
-    std::fs::write(&file, table.to_bytes()).unwrap();
-    let proxy = Proxy::start(
-        &[
-            "--routes",
-            file.to_str().unwrap(),
-            "--secrets-dir",
-            dir.join("secrets").to_str().unwrap(),
-        ],
-        &dir,
-    )
-    .await;
-    proxy.wait_admin("/readyz", 200).await;
-    proxy
+    serve_with_secrets(&dir, &table.to_bytes()).await
 }
 
 fn orders(backend: &Upstream, cors: Option<CorsEntry>) -> RouteEntry {

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use common::https::SecretData;
 use common::tables::{proxy, upstream};
 use common::tls::{Leaf, TestCa};
-use common::{ConfigMapDir, Proxy, temp_dir};
+use common::{ConfigMapDir, Proxy, serve_with_secrets, temp_dir};
 use gatehouse_api::route_table::{PathKind, RouteEntry, UpstreamProtocol, UpstreamTls};
 use http_body_util::Full;
 use hyper::service::service_fn;
@@ -164,20 +164,7 @@ async fn start(
             mount
         })
         .collect();
-    let file = dir.join("routes.json");
-    std::fs::write(&file, common::tables::bytes(routes)).unwrap();
-    let secrets_dir = dir.join("secrets");
-    let proxy = Proxy::start(
-        &[
-            "--routes",
-            file.to_str().unwrap(),
-            "--secrets-dir",
-            secrets_dir.to_str().unwrap(),
-        ],
-        &dir,
-    )
-    .await;
-    proxy.wait_admin("/readyz", 200).await;
+    let proxy = serve_with_secrets(&dir, &common::tables::bytes(routes)).await;
     (proxy, mounted)
 }
 

@@ -15,7 +15,7 @@ pub use aggregation::check_step_graph;
 pub use routes::base_path as routes_base_path;
 pub use table::check_table;
 
-use crate::crd::{AggregatorSpec, EdgeServiceSpec, GatewaySpec};
+use crate::crd::{Access, AggregatorSpec, ClientAddress, Contract, EdgeServiceSpec, GatewaySpec};
 
 /// One thing wrong with a resource, and where.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -53,35 +53,35 @@ pub fn join(problems: &[Problem]) -> String {
 
 /// Validates a Gateway's spec.
 pub fn validate_gateway(spec: &GatewaySpec) -> Vec<Problem> {
-    let mut problems = Vec::new();
-    routes::check_contracts(&spec.contracts, &mut problems);
-    access::check_gateway_access(
+    validate_proxy(
+        &spec.contracts,
         spec.access.as_ref(),
         spec.client_address.as_ref(),
-        &mut problems,
-    );
-    access::check_contracts_access(
-        &spec.contracts,
         &access::KnownClients::Gateway(&spec.clients),
-        &mut problems,
-    );
-    problems
+    )
 }
 
 /// Validates an EdgeService's spec.
 pub fn validate_edge_service(spec: &EdgeServiceSpec) -> Vec<Problem> {
-    let mut problems = Vec::new();
-    routes::check_contracts(&spec.contracts, &mut problems);
-    access::check_gateway_access(
+    validate_proxy(
+        &spec.contracts,
         spec.access.as_ref(),
         spec.client_address.as_ref(),
-        &mut problems,
-    );
-    access::check_contracts_access(
-        &spec.contracts,
         &access::KnownClients::Edge(&spec.client),
-        &mut problems,
-    );
+    )
+}
+
+/// What a Gateway and an EdgeService share: contracts and their routes, and access rules.
+fn validate_proxy(
+    contracts: &[Contract],
+    gateway_access: Option<&Access>,
+    client_address: Option<&ClientAddress>,
+    known: &access::KnownClients<'_>,
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    routes::check_contracts(contracts, &mut problems);
+    access::check_gateway_access(gateway_access, client_address, &mut problems);
+    access::check_contracts_access(contracts, known, &mut problems);
     problems
 }
 

@@ -447,6 +447,42 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Starts the proxy on `table` (written to `dir/routes.json`) with the Secrets of
+/// `dir/secrets`, and waits until it is ready.
+pub async fn serve_with_secrets(dir: &Path, table: &[u8]) -> Proxy {
+    let file = dir.join("routes.json");
+    std::fs::write(&file, table).unwrap();
+    let secrets = dir.join("secrets");
+    let proxy = Proxy::start(
+        &[
+            "--routes",
+            file.to_str().unwrap(),
+            "--secrets-dir",
+            secrets.to_str().unwrap(),
+        ],
+        dir,
+    )
+    .await;
+    proxy.wait_admin("/readyz", 200).await;
+    proxy
+}
+
+/// Writes a Secret of one entry, `key`, under `dir/secrets` (plain files: the proxy reads a
+/// folder per Secret).
+pub fn write_secret(dir: &Path, secret: &str, value: &str) {
+    let folder = dir.join("secrets").join(secret);
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("key"), value).unwrap();
+}
+
+/// A GET with one header.
+pub fn get_with(target: &str, header: &str, value: &str) -> Request<Full<Bytes>> {
+    request("GET", target)
+        .header(header, value)
+        .body(Full::new(Bytes::new()))
+        .unwrap()
+}
+
 /// Starts the proxy on a table of `routes` (with extra `flags`) and waits until it is ready.
 pub async fn serve_routes(
     routes: Vec<gatehouse_api::route_table::RouteEntry>,
