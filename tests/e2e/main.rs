@@ -20,6 +20,7 @@
 
 mod cluster;
 mod invalid_examples;
+mod limit_access;
 mod live;
 mod live_tls;
 mod operator_process;

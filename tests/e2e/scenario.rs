@@ -32,7 +32,7 @@ const OPERATOR: &str = "gatehouse-operator";
 const DIGEST_ANNOTATION: &str = "gatehouse.dev/route-table-digest";
 
 /// A Gatehouse kind as the suite handles it.
-trait Proxy:
+pub(crate) trait Proxy:
     KubeResource<DynamicType = (), Scope = NamespaceResourceScope>
     + Clone
     + Debug
@@ -76,7 +76,7 @@ impl Proxy for Aggregator {
     }
 }
 
-fn example(path: &str, namespace: &str) -> Resource {
+pub(crate) fn example(path: &str, namespace: &str) -> Resource {
     let text = std::fs::read_to_string(workspace().join(path)).unwrap();
     let mut resource = Resource::from_yaml(&text).unwrap().remove(0);
     let metadata = match &mut resource {
@@ -125,7 +125,11 @@ fn sorted<const N: usize>(mut names: [&str; N]) -> [&str; N] {
 }
 
 /// Waits until the resource reports its current generation fully, then checks every child.
-async fn expect_reconciled<K: Proxy>(client: &Client, namespace: &str, resource: &K) -> String {
+pub(crate) async fn expect_reconciled<K: Proxy>(
+    client: &Client,
+    namespace: &str,
+    resource: &K,
+) -> String {
     let name = resource.name_any();
     let generation = resource.meta().generation;
     let what = format!("{} {name} to be accepted and programmed", K::kind(&()));
@@ -308,6 +312,7 @@ pub async fn run(client: &Client, namespace: &str, operator: &mut OperatorProces
     report_a_child_the_api_server_refuses(client, namespace).await;
     crate::live::run(client, namespace).await;
     crate::live_tls::run(client, namespace).await;
+    crate::limit_access::run(client, namespace).await;
     delete_and_collect(client, namespace, &gateway_uid).await;
 
     let metrics = operator.metrics().await;
