@@ -276,9 +276,14 @@ async fn counting_backend() -> Upstream {
 }
 
 fn chunked_request(path: &str, chunks: &[usize]) -> Vec<u8> {
-    let mut raw =
-        format!("POST {path} HTTP/1.1\r\nHost: gateway.test\r\nTransfer-Encoding: chunked\r\n\r\n")
-            .into_bytes();
+    chunked("POST", path, chunks)
+}
+
+fn chunked(method: &str, path: &str, chunks: &[usize]) -> Vec<u8> {
+    let mut raw = format!(
+        "{method} {path} HTTP/1.1\r\nHost: gateway.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    .into_bytes();
     for size in chunks {
         raw.extend_from_slice(format!("{size:x}\r\n").as_bytes());
         raw.extend(std::iter::repeat_n(b'x', *size));
@@ -354,6 +359,23 @@ async fn bodies_over_the_limit_are_refused_whether_declared_or_streamed() {
         )
         .await;
     assert_eq!((reply.status, reply.text()), (200, "2".to_owned()));
+
+    // An idempotent request past the limit, over a pooled upstream connection, is not tried
+    // again: one cut-off attempt reaches the backend, not two.
+    let before = backend.requests().len();
+    let raw = raw_exchange(
+        proxy.listen,
+        &chunked("PUT", "/v1/upload", &[400, 400, 400]),
+    )
+    .await;
+    assert_eq!(raw_status(&raw), 413, "{raw}");
+    until_seen(&backend, before + 1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        backend.requests().len(),
+        before + 1,
+        "a body over the limit was sent twice"
+    );
 }
 
 /// A backend that holds every request until the test lets it go (one permit per request).

@@ -761,6 +761,12 @@ impl ProxyHttp for Gateway {
         if std::mem::take(&mut ctx.retrying_status) {
             return e;
         }
+        if ctx.problem.is_some() {
+            // The gateway itself stopped the request (a body over the limit): never again.
+            let mut e = e;
+            e.set_retry(false);
+            return e;
+        }
         let kind = match e.etype() {
             ErrorType::ReadTimedout | ErrorType::WriteTimedout => "timeout",
             _ => "failed",
