@@ -565,3 +565,63 @@ async fn a_rapid_reset_client_is_cut_off_while_other_clients_are_served() {
     let reply = https.proxy.send(common::get("/v1/hello")).await;
     assert_eq!(reply.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http2_body_streamed_past_the_routes_limit_is_cut_off_with_413() {
+    let ca = TestCa::new();
+    let api = ca.leaf(&["api.shop.test"]);
+    let backend = Upstream::start(Arc::new(|seen: common::SeenRequest| {
+        Box::pin(async move { common::full(200, seen.body.len().to_string()) }) as common::UpFuture
+    }))
+    .await;
+    let mut table = proxied_table(&backend);
+    for route in &mut table.routes {
+        route.max_body_bytes = Some(1000);
+    }
+    let https = Https::start("tls-h2-body-limit", &table, &[("api", &api)]).await;
+    let stream = handshake(
+        &ca.client(rustls::ALL_VERSIONS, &[b"h2"], true),
+        https.tls,
+        "api.shop.test",
+    )
+    .await
+    .unwrap();
+    let (client, connection) = h2::client::handshake(stream).await.unwrap();
+    tokio::spawn(connection);
+    // DATA frames without a content-length: under the limit, then past it, on one connection.
+    for (chunks, status, body) in [(2, 200, Some("800")), (3, 413, None)] {
+        let mut client = client.clone().ready().await.unwrap();
+        let request = http::Request::post("https://api.shop.test/v1/orders/upload")
+            .body(())
+            .unwrap();
+        let (response, mut upload) = client.send_request(request, false).unwrap();
+        for n in 0..chunks {
+            upload.reserve_capacity(400);
+            upload
+                .send_data(Bytes::from(vec![b'x'; 400]), n + 1 == chunks)
+                .unwrap();
+        }
+        let response = tokio::time::timeout(Duration::from_secs(30), response)
+            .await
+            .expect("an answer")
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status);
+        let mut received = response.into_body();
+        let mut text = Vec::new();
+        while let Some(Ok(data)) = received.data().await {
+            text.extend_from_slice(&data);
+        }
+        if let Some(body) = body {
+            assert_eq!(String::from_utf8_lossy(&text), body);
+        } else {
+            assert!(String::from_utf8_lossy(&text).contains("Content too large"));
+        }
+    }
+    assert!(
+        backend
+            .requests()
+            .iter()
+            .all(|seen| seen.body.len() <= 1000),
+        "the backend received more than the limit"
+    );
+}
