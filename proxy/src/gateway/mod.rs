@@ -6,6 +6,7 @@
 mod admit;
 mod context;
 mod errors;
+mod refuse;
 mod respond;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use crate::tunnel::{TUNNEL_GROUP, TunnelConnect};
 use pingora::{Error, ErrorType};
 
 pub use context::{InFlight, RequestContext};
+use refuse::{address_refused, declared_body_length, preflight_answer, recognise_client};
 use respond::{Decorate, LocalResponse, write_local_response};
 
 use crate::aggregate::values::RequestValues;
@@ -38,9 +40,7 @@ use crate::reload::TableStore;
 use crate::request_head::HeadLimits;
 use crate::rewrite::{RedirectOrigin, TemplateVars, redirect_location};
 use crate::router::RequestFacts;
-use crate::runtime::in_flight::{ConcurrencyLimit, Saturated};
-use crate::table::{PreparedAction, PreparedRoute, is_idempotent};
-use crate::tls::peers;
+use crate::table::{PreparedAction, is_idempotent};
 use crate::upstream::{choose_upstream, now_millis};
 use gatehouse_api::route_table::UpstreamProtocol;
 
@@ -52,8 +52,6 @@ const UPSTREAM_H2_STREAMS: usize = 100;
 /// How often an HTTP/2 upstream connection is pinged, so that a dead one is noticed between
 /// requests (long gRPC streams included).
 const UPSTREAM_H2_PING_INTERVAL: Duration = Duration::from_secs(30);
-/// `Retry-After` of a request refused for one too many in flight: by then some have ended.
-const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Longest client-supplied `X-Request-Id` that is kept.
 const MAX_REQUEST_ID_LEN: usize = 128;
 
@@ -217,129 +215,6 @@ fn request_host(request: &RequestHeader) -> Option<&str> {
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
         .or_else(|| request.uri.authority().map(|a| a.as_str()))
-}
-
-/// The 403 for a caller outside the source ranges of `what` (naming its address, which helps
-/// whoever sets `clientAddress` up, and tells the caller nothing it does not know).
-fn address_refused(
-    caller: Option<std::net::IpAddr>,
-    what: &str,
-    route: Option<&str>,
-    request_id: &str,
-) -> LocalResponse {
-    let detail = match caller {
-        Some(address) => format!("address {address} may not call {what}"),
-        None => format!(
-            "the caller's address could not be read from X-Forwarded-For, and {what} serves only some addresses"
-        ),
-    };
-    LocalResponse::problem_with_detail(ProblemKind::Forbidden, &detail, route, request_id)
-}
-
-/// The answer to a preflight for a route with a CORS policy: 204 with the policy's headers,
-/// or, for an origin it does not allow, 403 without any.
-fn preflight_answer(
-    route: &PreparedRoute,
-    request: &RequestHeader,
-    request_id: &str,
-) -> LocalResponse {
-    let allowed = route
-        .cors
-        .as_ref()
-        .and_then(|cors| cors.preflight(&request.headers));
-    match allowed {
-        Some(headers) => LocalResponse {
-            status: 204,
-            headers,
-            body: bytes::Bytes::new(),
-            problem: None,
-        },
-        None => LocalResponse::problem_with_detail(
-            ProblemKind::Forbidden,
-            "the request's origin may not call this route from a browser (CORS)",
-            Some(&route.entry.id),
-            request_id,
-        ),
-    }
-}
-
-/// The request's `Content-Length`, when it sends one that parses.
-fn declared_body_length(request: &RequestHeader) -> Option<u64> {
-    request
-        .headers
-        .get(http::header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// Sets `ctx.client` to the caller the table's clients recognise, checks that the route lets
-/// it in, takes a place under the client's and the route's concurrency limits and one request
-/// from its rate limit; the problem response instead when the request is refused (no valid
-/// credential: 401; a client the route does not let in: 403; the client at its concurrency
-/// limit: 429, the route at its: 503, both with `Retry-After: 1`; over the rate limit: 429
-/// with `Retry-After`).
-fn recognise_client(session: &Session, ctx: &mut RequestContext) -> Option<LocalResponse> {
-    let table = ctx.table.clone()?;
-    let certificate = table
-        .clients
-        .by_certificate()
-        .then(|| {
-            session
-                .digest()?
-                .socket_digest
-                .as_deref()
-                .and_then(peers::of)
-        })
-        .flatten();
-    let recognised = table.clients.recognise(
-        &session.req_header().headers,
-        certificate.as_deref(),
-        table.edge_client.as_deref(),
-    );
-    let route = ctx.matched.as_ref().and_then(|m| table.routes.get(m.route));
-    let allowed = route.and_then(|route| route.entry.clients.as_deref());
-    let (kind, retry_after) = match recognised {
-        Ok(None) if allowed.is_some() => (ProblemKind::Unauthorized, None),
-        Ok(Some(client)) if allowed.is_some_and(|names| !names.iter().any(|n| n == client)) => {
-            ctx.client = Some(client.to_owned());
-            (ProblemKind::Forbidden, None)
-        }
-        Ok(client) => {
-            ctx.client = client.map(str::to_owned);
-            // Concurrency before the rate limit: a request turned away for being one too many
-            // at once does not spend a token. The permits live as long as the request.
-            let route_limit = route.and_then(|route| route.concurrency.as_ref());
-            match table.clients.enter(client) {
-                Err(Saturated) => (ProblemKind::ClientBusy, Some(BUSY_RETRY_AFTER)),
-                Ok(permit) => {
-                    ctx.client_permit = permit;
-                    match route_limit.map(ConcurrencyLimit::try_acquire) {
-                        Some(None) => (ProblemKind::RouteBusy, Some(BUSY_RETRY_AFTER)),
-                        route_permit => {
-                            ctx.route_permit = route_permit.flatten();
-                            match table.clients.admit(client) {
-                                Ok(()) => return None,
-                                Err(wait) => (ProblemKind::RateLimited, Some(wait)),
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        Err(_) => (ProblemKind::Unauthorized, None),
-    };
-    let mut response = LocalResponse::problem(kind, Some(ctx.route_id()), &ctx.request_id);
-    if let Some(wait) = retry_after {
-        // Whole seconds, rounded up: a client that waits this long finds a token.
-        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        response
-            .headers
-            .push((http::header::RETRY_AFTER, HeaderValue::from(seconds.max(1))));
-    }
-    Some(response)
 }
 
 fn client_request_id(request: &RequestHeader) -> Option<String> {
