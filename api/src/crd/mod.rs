@@ -38,7 +38,52 @@ use kube::CustomResourceExt;
 
 /// The three CustomResourceDefinitions, in a fixed order.
 pub fn definitions() -> [CustomResourceDefinition; 3] {
-    [Gateway::crd(), EdgeService::crd(), Aggregator::crd()]
+    [Gateway::crd(), EdgeService::crd(), Aggregator::crd()].map(readable_descriptions)
+}
+
+/// The CRD with every field description as `kubectl explain` reads best: the lines a doc
+/// comment wraps at 100 columns joined again (kubectl wraps to the terminal itself), blank
+/// lines between paragraphs and lines that start a list item kept.
+fn readable_descriptions(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    fn walk(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, inner) in map.iter_mut() {
+                    match inner {
+                        serde_json::Value::String(text) if key == "description" => {
+                            *text = unwrap_lines(text);
+                        }
+                        other => walk(other),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let Ok(mut value) = serde_json::to_value(&crd) else {
+        return crd;
+    };
+    walk(&mut value);
+    serde_json::from_value(value).unwrap_or(crd)
+}
+
+/// Joins wrapped lines with a space; keeps paragraph breaks and list items on their lines.
+fn unwrap_lines(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        out.push_str(line);
+        let Some(next) = lines.peek() else {
+            break;
+        };
+        let keeps_break = line.trim().is_empty()
+            || next.trim().is_empty()
+            || next.trim_start().starts_with("- ")
+            || next.trim_start().starts_with("* ");
+        out.push(if keeps_break { '\n' } else { ' ' });
+    }
+    out
 }
 
 /// The CustomResourceDefinitions as one multi-document YAML stream: what `crds/` holds and
@@ -52,4 +97,33 @@ pub fn definitions_yaml() -> Result<String, serde_saphyr::SerializeError> {
         out.push_str(&serde_saphyr::to_string(&crd)?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrapped_description_lines_are_joined_but_paragraphs_and_list_items_kept() {
+        assert_eq!(
+            unwrap_lines("One sentence\nwrapped twice\nhere.\n\nA paragraph:\n- one\n- two"),
+            "One sentence wrapped twice here.\n\nA paragraph:\n- one\n- two"
+        );
+        assert_eq!(unwrap_lines("single"), "single");
+    }
+
+    #[test]
+    fn generated_descriptions_are_unwrapped() {
+        let [gateway, ..] = definitions();
+        let schema = serde_json::to_value(&gateway.spec.versions[0].schema).unwrap_or_default();
+        let route = &schema["openAPIV3Schema"]["properties"]["spec"]["properties"]["contracts"]["items"]
+            ["properties"]["routes"]["items"]["properties"];
+        // A doc comment of several lines.
+        let timeout = route["timeout"]["description"].as_str().unwrap_or_default();
+        assert!(
+            timeout.contains("to connect, for the response head"),
+            "{timeout:?}"
+        );
+        assert!(!timeout.contains('\n'), "{timeout:?}");
+    }
 }
