@@ -39,6 +39,16 @@ pub struct UpstreamErrorLabels {
     pub kind: String,
 }
 
+/// Labels of a request the gateway refused before any backend call.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    /// Route id, or `none` when the request was refused before routing.
+    pub route: String,
+    /// `source_range`, `cors_origin`, `body_too_large`, `unauthorized`, `client_not_allowed`,
+    /// `client_busy`, `route_busy` or `rate_limited`.
+    pub reason: String,
+}
+
 /// Labels of a reload attempt.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReloadLabels {
@@ -98,6 +108,7 @@ pub struct ProxyMetrics {
     latency: Family<RouteLabels, Histogram>,
     upstream_errors: Family<UpstreamErrorLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
+    refusals: Family<RefusalLabels, Counter>,
     table_info: Family<TableLabels, Gauge>,
     table_generation: Gauge,
     table_routes: Gauge,
@@ -137,6 +148,12 @@ impl ProxyMetrics {
             "upstream_errors",
             "Upstream attempts that failed, by route, upstream and kind",
             upstream_errors.clone(),
+        );
+        let refusals = Family::<RefusalLabels, Counter>::default();
+        registry.register(
+            "refused_requests",
+            "Requests the gateway refused before any backend call, by route and reason",
+            refusals.clone(),
         );
         let reloads = Family::<ReloadLabels, Counter>::default();
         registry.register(
@@ -182,6 +199,7 @@ impl ProxyMetrics {
             latency,
             upstream_errors,
             reloads,
+            refusals,
             table_info,
             table_generation,
             table_routes,
@@ -222,6 +240,16 @@ impl ProxyMetrics {
                 route: route.to_owned(),
                 upstream: upstream.to_owned(),
                 kind: kind.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a request refused before any backend call.
+    pub fn refused(&self, route: &str, reason: &str) {
+        self.refusals
+            .get_or_create(&RefusalLabels {
+                route: route.to_owned(),
+                reason: reason.to_owned(),
             })
             .inc();
     }

@@ -115,6 +115,14 @@ async fn source_ranges_of_the_gateway_and_of_a_route_refuse_callers_before_any_b
         served,
         "refused requests never reach a backend"
     );
+    let metrics = proxy.metrics().await;
+    for counted in [
+        "gatehouse_refused_requests_total{route=\"none\",reason=\"source_range\"} 2",
+        "gatehouse_refused_requests_total{route=\"v1/office\",reason=\"source_range\"} 1",
+        "gatehouse_refused_requests_total{route=\"v1/narrow\",reason=\"source_range\"} 2",
+    ] {
+        assert!(metrics.contains(counted), "{counted} not in {metrics}");
+    }
     // IPv6 ranges never admit an IPv4 caller.
     let v6 = table_with_route_ranges(&backend, ranges(&["::1/128"], &[]));
     let proxy = serve_table("source-ranges-v6", &v6, &[]).await;
@@ -257,6 +265,13 @@ async fn a_route_lets_in_only_the_clients_it_names() {
         }
     }
     assert_eq!(backend.requests().len(), 3);
+    let metrics = proxy.metrics().await;
+    for counted in [
+        "gatehouse_refused_requests_total{route=\"v1/settlements\",reason=\"client_not_allowed\"} 1",
+        "gatehouse_refused_requests_total{route=\"v1/settlements\",reason=\"unauthorized\"} 2",
+    ] {
+        assert!(metrics.contains(counted), "{counted} not in {metrics}");
+    }
     // The refusal is counted under the client's name.
     let metrics = proxy.metrics().await;
     assert!(
@@ -376,6 +391,10 @@ async fn bodies_over_the_limit_are_refused_whether_declared_or_streamed() {
         before + 1,
         "a body over the limit was sent twice"
     );
+    let counted =
+        "gatehouse_refused_requests_total{route=\"v1/upload\",reason=\"body_too_large\"} 3";
+    let metrics = proxy.metrics().await;
+    assert!(metrics.contains(counted), "{counted} not in {metrics}");
 }
 
 /// A backend that holds every request until the test lets it go (one permit per request).
@@ -465,10 +484,11 @@ async fn concurrency_limits_turn_away_one_too_many_per_route_and_per_client() {
     gate.add_permits(1);
     assert_eq!(again.await.unwrap().status, 200);
     let metrics = proxy.metrics().await;
-    assert!(
-        metrics.contains(
-            "gatehouse_requests_total{route=\"v1/reports\",status_class=\"5xx\",client=\"globex\"} 1"
-        ),
-        "{metrics}"
-    );
+    for counted in [
+        "gatehouse_requests_total{route=\"v1/reports\",status_class=\"5xx\",client=\"globex\"} 1",
+        "gatehouse_refused_requests_total{route=\"v1/reports\",reason=\"route_busy\"} 1",
+        "gatehouse_refused_requests_total{route=\"v1/orders\",reason=\"client_busy\"} 1",
+    ] {
+        assert!(metrics.contains(counted), "{counted} not in {metrics}");
+    }
 }

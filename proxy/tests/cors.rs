@@ -149,6 +149,9 @@ async fn a_preflight_is_answered_by_the_gateway_with_the_policy_and_without_cred
         .await;
     assert_eq!(reply.status, 403, "{}", reply.text());
     assert_eq!(cors_headers(&reply), Vec::<String>::new());
+    let metrics = proxy.metrics().await;
+    let counted = "gatehouse_refused_requests_total{route=\"v1/orders\",reason=\"cors_origin\"} 1";
+    assert!(metrics.contains(counted), "{counted} not in {metrics}");
 
     // A preflight for a method no route with a policy serves is an ordinary OPTIONS request:
     // no route serves OPTIONS here.

@@ -6,7 +6,7 @@
 mod admit;
 mod context;
 mod errors;
-mod refuse;
+pub mod refuse;
 mod respond;
 
 use std::sync::Arc;
@@ -293,7 +293,8 @@ impl ProxyHttp for Gateway {
         if let (Some(caller), Some(rules)) = (caller, &table.source_rules)
             && !rules.admits(caller)
         {
-            let response = address_refused(caller, "this gateway", None, &ctx.request_id);
+            let (response, why) = address_refused(caller, "this gateway", None, &ctx.request_id);
+            self.metrics.refused("none", why);
             write_local_response(session, response, &ctx.request_id, Decorate::Nothing).await?;
             return Ok(true);
         }
@@ -328,12 +329,9 @@ impl ProxyHttp for Gateway {
         let refused = if let Some(caller) = caller
             && !route.source_rules.iter().all(|rules| rules.admits(caller))
         {
-            Some(address_refused(
-                caller,
-                "this route",
-                Some(ctx.route_id()),
-                &ctx.request_id,
-            ))
+            let (response, why) =
+                address_refused(caller, "this route", Some(ctx.route_id()), &ctx.request_id);
+            Some((response, Some(why)))
         } else if is_preflight {
             // Answered here, before credentials: browsers send none on a preflight.
             Some(preflight_answer(
@@ -346,17 +344,21 @@ impl ProxyHttp for Gateway {
         {
             // The body is not read: the connection closes after the answer.
             session.set_keepalive(None);
-            Some(LocalResponse::problem_with_detail(
+            let response = LocalResponse::problem_with_detail(
                 ProblemKind::PayloadTooLarge,
                 &format!("the request body is larger than this route accepts ({limit} bytes)"),
                 Some(ctx.route_id()),
                 &ctx.request_id,
-            ))
+            );
+            Some((response, Some(refuse::reason::BODY_TOO_LARGE)))
         } else {
             ctx.retries_left = if idempotent { route.retry.attempts } else { 0 };
-            recognise_client(session, ctx)
+            recognise_client(session, ctx).map(|(response, why)| (response, Some(why)))
         };
-        if let Some(response) = refused {
+        if let Some((response, why)) = refused {
+            if let Some(why) = why {
+                self.metrics.refused(ctx.route_id(), why);
+            }
             let route = ctx.route().map_or(Decorate::Nothing, Decorate::Cors);
             write_local_response(session, response, &ctx.request_id, route).await?;
             return Ok(true);
@@ -378,6 +380,8 @@ impl ProxyHttp for Gateway {
                 // A body without a `Content-Length` (or with a false one) that grew past the
                 // limit: the upstream request is cut off, the client told why.
                 ctx.problem = Some(ProblemKind::PayloadTooLarge);
+                self.metrics
+                    .refused(ctx.route_id(), refuse::reason::BODY_TOO_LARGE);
                 *body = None;
                 return Err(Error::explain(
                     ErrorType::HTTPStatus(413),

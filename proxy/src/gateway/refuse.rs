@@ -19,6 +19,29 @@ use crate::tls::peers;
 /// `Retry-After` of a request refused for one too many in flight: by then some have ended.
 const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// Why the gateway refused a request: the `reason` of `gatehouse_refused_requests_total`.
+pub mod reason {
+    /// The caller's address is outside the source ranges.
+    pub const SOURCE_RANGE: &str = "source_range";
+    /// A preflight from an origin the route's CORS policy does not allow.
+    pub const CORS_ORIGIN: &str = "cors_origin";
+    /// The body is larger than the route accepts.
+    pub const BODY_TOO_LARGE: &str = "body_too_large";
+    /// No valid credential.
+    pub const UNAUTHORIZED: &str = "unauthorized";
+    /// A recognised client the route does not let in.
+    pub const CLIENT_NOT_ALLOWED: &str = "client_not_allowed";
+    /// The client has as many requests in flight as it may.
+    pub const CLIENT_BUSY: &str = "client_busy";
+    /// The route has as many requests in flight as it may.
+    pub const ROUTE_BUSY: &str = "route_busy";
+    /// The client is over its rate limit.
+    pub const RATE_LIMITED: &str = "rate_limited";
+}
+
+/// A refusal: the response, and why (see [`reason`]).
+pub(super) type Refused = (LocalResponse, &'static str);
+
 /// The 403 for a caller outside the source ranges of `what` (naming its address, which helps
 /// whoever sets `clientAddress` up, and tells the caller nothing it does not know).
 pub(super) fn address_refused(
@@ -26,39 +49,47 @@ pub(super) fn address_refused(
     what: &str,
     route: Option<&str>,
     request_id: &str,
-) -> LocalResponse {
+) -> Refused {
     let detail = match caller {
         Some(address) => format!("address {address} may not call {what}"),
         None => format!(
             "the caller's address could not be read from X-Forwarded-For, and {what} serves only some addresses"
         ),
     };
-    LocalResponse::problem_with_detail(ProblemKind::Forbidden, &detail, route, request_id)
+    let response =
+        LocalResponse::problem_with_detail(ProblemKind::Forbidden, &detail, route, request_id);
+    (response, reason::SOURCE_RANGE)
 }
 
 /// The answer to a preflight for a route with a CORS policy: 204 with the policy's headers,
-/// or, for an origin it does not allow, 403 without any.
+/// or, for an origin it does not allow, 403 without any (and why).
 pub(super) fn preflight_answer(
     route: &PreparedRoute,
     request: &RequestHeader,
     request_id: &str,
-) -> LocalResponse {
+) -> (LocalResponse, Option<&'static str>) {
     let allowed = route
         .cors
         .as_ref()
         .and_then(|cors| cors.preflight(&request.headers));
     match allowed {
-        Some(headers) => LocalResponse {
-            status: 204,
-            headers,
-            body: bytes::Bytes::new(),
-            problem: None,
-        },
-        None => LocalResponse::problem_with_detail(
-            ProblemKind::Forbidden,
-            "the request's origin may not call this route from a browser (CORS)",
-            Some(&route.entry.id),
-            request_id,
+        Some(headers) => (
+            LocalResponse {
+                status: 204,
+                headers,
+                body: bytes::Bytes::new(),
+                problem: None,
+            },
+            None,
+        ),
+        None => (
+            LocalResponse::problem_with_detail(
+                ProblemKind::Forbidden,
+                "the request's origin may not call this route from a browser (CORS)",
+                Some(&route.entry.id),
+                request_id,
+            ),
+            Some(reason::CORS_ORIGIN),
         ),
     }
 }
@@ -81,10 +112,7 @@ pub(super) fn declared_body_length(request: &RequestHeader) -> Option<u64> {
 /// credential: 401; a client the route does not let in: 403; the client at its concurrency
 /// limit: 429, the route at its: 503, both with `Retry-After: 1`; over the rate limit: 429
 /// with `Retry-After`).
-pub(super) fn recognise_client(
-    session: &Session,
-    ctx: &mut RequestContext,
-) -> Option<LocalResponse> {
+pub(super) fn recognise_client(session: &Session, ctx: &mut RequestContext) -> Option<Refused> {
     let table = ctx.table.clone()?;
     let certificate = table
         .clients
@@ -104,11 +132,11 @@ pub(super) fn recognise_client(
     );
     let route = ctx.matched.as_ref().and_then(|m| table.routes.get(m.route));
     let allowed = route.and_then(|route| route.entry.clients.as_deref());
-    let (kind, retry_after) = match recognised {
-        Ok(None) if allowed.is_some() => (ProblemKind::Unauthorized, None),
+    let (kind, why, retry_after) = match recognised {
+        Ok(None) if allowed.is_some() => (ProblemKind::Unauthorized, reason::UNAUTHORIZED, None),
         Ok(Some(client)) if allowed.is_some_and(|names| !names.iter().any(|n| n == client)) => {
             ctx.client = Some(client.to_owned());
-            (ProblemKind::Forbidden, None)
+            (ProblemKind::Forbidden, reason::CLIENT_NOT_ALLOWED, None)
         }
         Ok(client) => {
             ctx.client = client.map(str::to_owned);
@@ -116,23 +144,33 @@ pub(super) fn recognise_client(
             // at once does not spend a token. The permits live as long as the request.
             let route_limit = route.and_then(|route| route.concurrency.as_ref());
             match table.clients.enter(client) {
-                Err(Saturated) => (ProblemKind::ClientBusy, Some(BUSY_RETRY_AFTER)),
+                Err(Saturated) => (
+                    ProblemKind::ClientBusy,
+                    reason::CLIENT_BUSY,
+                    Some(BUSY_RETRY_AFTER),
+                ),
                 Ok(permit) => {
                     ctx.client_permit = permit;
                     match route_limit.map(ConcurrencyLimit::try_acquire) {
-                        Some(None) => (ProblemKind::RouteBusy, Some(BUSY_RETRY_AFTER)),
+                        Some(None) => (
+                            ProblemKind::RouteBusy,
+                            reason::ROUTE_BUSY,
+                            Some(BUSY_RETRY_AFTER),
+                        ),
                         route_permit => {
                             ctx.route_permit = route_permit.flatten();
                             match table.clients.admit(client) {
                                 Ok(()) => return None,
-                                Err(wait) => (ProblemKind::RateLimited, Some(wait)),
+                                Err(wait) => {
+                                    (ProblemKind::RateLimited, reason::RATE_LIMITED, Some(wait))
+                                }
                             }
                         }
                     }
                 }
             }
         }
-        Err(_) => (ProblemKind::Unauthorized, None),
+        Err(_) => (ProblemKind::Unauthorized, reason::UNAUTHORIZED, None),
     };
     let mut response = LocalResponse::problem(kind, Some(ctx.route_id()), &ctx.request_id);
     if let Some(wait) = retry_after {
@@ -142,5 +180,5 @@ pub(super) fn recognise_client(
             .headers
             .push((http::header::RETRY_AFTER, HeaderValue::from(seconds.max(1))));
     }
-    Some(response)
+    Some((response, why))
 }
