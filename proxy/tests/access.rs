@@ -282,14 +282,6 @@ async fn a_route_lets_in_only_the_clients_it_names() {
     );
 }
 
-/// A backend that answers with the number of body bytes it received.
-async fn counting_backend() -> Upstream {
-    Upstream::start(std::sync::Arc::new(|seen: SeenRequest| {
-        Box::pin(async move { full(200, seen.body.len().to_string()) }) as UpFuture
-    }))
-    .await
-}
-
 fn chunked_request(path: &str, chunks: &[usize]) -> Vec<u8> {
     chunked("POST", path, chunks)
 }
@@ -310,7 +302,7 @@ fn chunked(method: &str, path: &str, chunks: &[usize]) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bodies_over_the_limit_are_refused_whether_declared_or_streamed() {
-    let backend = counting_backend().await;
+    let backend = Upstream::counting().await;
     let limited = RouteEntry {
         max_body_bytes: Some(1000),
         ..to(&backend, "v1/upload", "/v1/upload")
@@ -359,10 +351,7 @@ async fn bodies_over_the_limit_are_refused_whether_declared_or_streamed() {
     .await;
     assert_eq!(raw_status(&raw), 413, "{raw}");
     assert!(
-        backend
-            .requests()
-            .iter()
-            .all(|seen| seen.body.len() <= 1000),
+        backend.largest_body() <= 1000,
         "the backend received more than the limit"
     );
     // The proxy is unharmed.

@@ -152,6 +152,23 @@ impl Upstream {
         .await
     }
 
+    /// Answers 200 with the number of body bytes it received.
+    pub async fn counting() -> Self {
+        Self::start(Arc::new(|seen: SeenRequest| {
+            Box::pin(async move { full(200, seen.body.len().to_string()) }) as UpFuture
+        }))
+        .await
+    }
+
+    /// The largest body any request brought (0 when none came).
+    pub fn largest_body(&self) -> usize {
+        self.requests()
+            .iter()
+            .map(|seen| seen.body.len())
+            .max()
+            .unwrap_or(0)
+    }
+
     pub fn requests(&self) -> Vec<SeenRequest> {
         self.seen.lock().unwrap().clone()
     }
