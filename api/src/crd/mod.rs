@@ -28,7 +28,8 @@ pub use route::{
     HttpMethod, PathType, QueryCondition, Redirect, RetryPolicy, Route, RouteMatch, Scheme,
 };
 pub use runtime::{
-    Autoscaling, DeploymentSettings, DisruptionBudget, ServiceSettings, ServiceType,
+    Autoscaling, DeploymentSettings, DisruptionBudget, ExternalTrafficPolicy, ServiceSettings,
+    ServiceType,
 };
 pub use status::{ContractStatus, ProxiesStatus, ProxyStatus};
 pub use string_map::StringMap;

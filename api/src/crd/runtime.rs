@@ -119,9 +119,23 @@ pub enum ServiceType {
     LoadBalancer,
 }
 
+/// Where a NodePort or LoadBalancer Service sends outside traffic, and so which address the
+/// proxy sees as the peer.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum ExternalTrafficPolicy {
+    /// To any node's proxy pod: a hop through another node replaces the caller's address with
+    /// that node's (Kubernetes' default).
+    Cluster,
+    /// Only to proxy pods on the node the traffic reached: the caller's address is kept (the
+    /// load balancer sends traffic only to nodes that run a proxy pod).
+    Local,
+}
+
 /// The Service in front of the proxy pods.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.externalTrafficPolicy) || self.type != 'ClusterIP'").message("externalTrafficPolicy applies to NodePort and LoadBalancer Services"))]
 pub struct ServiceSettings {
     /// Service type. Defaults to `ClusterIP`.
     #[serde(default, rename = "type")]
@@ -134,6 +148,11 @@ pub struct ServiceSettings {
     /// Annotations for the Service, e.g. for a cloud load balancer.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// `Local` keeps callers' own addresses, which `access.sourceRanges` then sees; `Cluster`
+    /// (Kubernetes' default) may replace them with a node's. Behind a proxy that writes
+    /// `X-Forwarded-For` (an L7 load balancer, a CDN), `clientAddress` is the setting instead.
+    /// NodePort and LoadBalancer only.
+    pub external_traffic_policy: Option<ExternalTrafficPolicy>,
 }
 
 impl Default for ServiceSettings {
@@ -142,6 +161,7 @@ impl Default for ServiceSettings {
             service_type: ServiceType::default(),
             port: default_service_port(),
             annotations: BTreeMap::new(),
+            external_traffic_policy: None,
         }
     }
 }

@@ -260,3 +260,22 @@ fn cors_origins_are_origins_and_credentials_never_go_with_a_wildcard() {
     }
     refused(policy(json!({"maxAge": "10 minutes"})), "maxAge");
 }
+
+#[test]
+fn an_external_traffic_policy_needs_a_service_reachable_from_outside() {
+    for kind in ["LoadBalancer", "NodePort"] {
+        accepted(with(
+            gateway(),
+            "/spec/service",
+            json!({"type": kind, "externalTrafficPolicy": "Local"}),
+        ));
+    }
+    refused(
+        with(
+            gateway(),
+            "/spec/service",
+            json!({"externalTrafficPolicy": "Local"}),
+        ),
+        "externalTrafficPolicy applies to NodePort and LoadBalancer Services",
+    );
+}

@@ -1,11 +1,11 @@
-//! The proxy Service: type, ports and annotations from the spec; `http` to the proxy's plain
+//! The proxy Service: type, ports, annotations and external traffic policy from the spec; `http` to the proxy's plain
 //! port and `https` to its TLS port, as the listeners say.
 //!
 //! A ClusterIP Service also exposes the admin port (metrics, health) inside the cluster. A
 //! NodePort or LoadBalancer Service does not: `/metrics` and `/config` must never reach the
 //! outside world; Prometheus scrapes the pods directly (see the pod annotations).
 
-use gatehouse_api::crd::{ServiceSettings, ServiceType};
+use gatehouse_api::crd::{ExternalTrafficPolicy, ServiceSettings, ServiceType};
 use gatehouse_api::naming::{ADMIN_PORT, PROXY_PORT, TLS_PORT};
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -55,6 +55,13 @@ pub(super) fn render_service(
         metadata,
         spec: Some(ServiceSpec {
             type_: Some(service_type.to_owned()),
+            external_traffic_policy: settings.external_traffic_policy.map(|policy| {
+                match policy {
+                    ExternalTrafficPolicy::Cluster => "Cluster",
+                    ExternalTrafficPolicy::Local => "Local",
+                }
+                .to_owned()
+            }),
             selector: Some(scope.selector.clone()),
             ports: Some(ports),
             ..ServiceSpec::default()
