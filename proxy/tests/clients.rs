@@ -64,17 +64,7 @@ async fn serve(
 ) -> (Proxy, ConfigMapDir) {
     let mut mount = ConfigMapDir::new(&dir.join("routes"));
     mount.publish(&table.to_bytes());
-    let routes = mount.routes_path();
-    let proxy = Proxy::start(
-        &[
-            "--routes",
-            routes.to_str().unwrap(),
-            "--secrets-dir",
-            secrets.to_str().unwrap(),
-        ],
-        dir,
-    )
-    .await;
+    let proxy = Proxy::start_with_secrets(&mount.routes_path(), secrets, dir).await;
     (proxy, mount)
 }
 

@@ -326,6 +326,21 @@ impl Proxy {
         panic!("traffic listener never opened:\n{}", proxy.log_text());
     }
 
+    /// Starts the proxy on the table at `routes` (a file or a mounted folder) with the Secrets
+    /// under `secrets`.
+    pub async fn start_with_secrets(routes: &Path, secrets: &Path, log_dir: &Path) -> Self {
+        Self::start(
+            &[
+                "--routes",
+                routes.to_str().unwrap(),
+                "--secrets-dir",
+                secrets.to_str().unwrap(),
+            ],
+            log_dir,
+        )
+        .await
+    }
+
     /// Polls an admin path until it answers `status`.
     pub async fn wait_admin(&self, path: &str, status: u16) -> Reply {
         self.wait_for(path, |r| r.status == status).await
@@ -469,17 +484,7 @@ pub fn temp_dir(name: &str) -> PathBuf {
 pub async fn serve_with_secrets(dir: &Path, table: &[u8]) -> Proxy {
     let file = dir.join("routes.json");
     std::fs::write(&file, table).unwrap();
-    let secrets = dir.join("secrets");
-    let proxy = Proxy::start(
-        &[
-            "--routes",
-            file.to_str().unwrap(),
-            "--secrets-dir",
-            secrets.to_str().unwrap(),
-        ],
-        dir,
-    )
-    .await;
+    let proxy = Proxy::start_with_secrets(&file, &dir.join("secrets"), dir).await;
     proxy.wait_admin("/readyz", 200).await;
     proxy
 }
