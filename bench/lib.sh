@@ -65,6 +65,14 @@ write_fixed_upstream() { # DIR PORT
   }"
 }
 
+# Starts the fixed upstream (write_fixed_upstream) from WORK/upstream, pinned to CPU, and waits
+# until it answers.
+start_fixed_upstream() { # CPU PORT
+  write_fixed_upstream "$WORK/upstream" "$2"
+  start "$1" "$WORK/upstream.log" nginx -p "$WORK/upstream" -c "$WORK/upstream/nginx.conf" -g "daemon off;"
+  wait_http "http://127.0.0.1:$2/"
+}
+
 # Writes DIR/nginx.conf for nginx as the proxy under test: one worker, keepalive connections to
 # the upstream on 127.0.0.1:UPSTREAM_PORT, `/v1/X` proxied to `/X`; SERVER holds the `listen`
 # (and TLS) directives of its server block.

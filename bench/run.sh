@@ -34,9 +34,7 @@ build_release "$ROOT" gatehouse-proxy
 BIN="$TARGET_DIR/release/gatehouse-proxy"
 
 # --- the upstream: nginx answering a small fixed body ---
-write_fixed_upstream "$WORK/upstream" "$UPSTREAM_PORT"
-start "$LOAD_CPU" "$WORK/upstream.log" nginx -p "$WORK/upstream" -c "$WORK/upstream/nginx.conf" -g "daemon off;"
-wait_http "http://127.0.0.1:$UPSTREAM_PORT/"
+start_fixed_upstream "$LOAD_CPU" "$UPSTREAM_PORT"
 
 # --- nginx as the proxy ---
 write_nginx_proxy "$WORK/nginx" "$UPSTREAM_PORT" "listen 127.0.0.1:$NGINX_PORT;"
@@ -122,14 +120,12 @@ stop_last
 echo
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(uname -sr)"
 echo "wrk: 1 thread, $CONNECTIONS connections, ${DURATION}s x $REPEATS (median shown); proxy on CPU $PROXY_CPU, wrk + upstream on CPU $LOAD_CPU"
-python3 - "$RESULTS" <<'PY'
+PYTHONPATH="$HERE" python3 - "$RESULTS" <<'PY'
 import statistics, sys
-rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
-by = {}
-for name, rps, p50, p99, errors, cpu in rows:
-    by.setdefault(name, []).append((float(rps), float(p50), float(p99), int(errors), float(cpu)))
+from wrk_rows import median, runs
+by = runs(sys.argv[1])
 def med(name, i):
-    return statistics.median(r[i] for r in by[name])
+    return median(by, name, i)
 base_rps, base_p99 = med("nginx", 0), med("nginx", 2)
 base_cpu = med("nginx", 4)
 print(f"{'proxy':<16}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU us/req':>12}"

@@ -22,6 +22,8 @@ pub const PRIVATE_KEY_KEY: &str = "tls.key";
 
 /// Data key of the certificate authorities of a CA bundle Secret (PEM).
 pub const AUTHORITIES_KEY: &str = "ca.crt";
+/// The data key of a Redis password Secret.
+pub const PASSWORD_KEY: &str = "password";
 
 /// Why a Secret gives no certificate. Names the Secret, never carries key material.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, thiserror::Error)]
@@ -70,6 +72,14 @@ pub enum CertificateError {
         /// What was wrong.
         reason: String,
     },
+    /// A Redis password Secret does not exist, or holds no usable `password`.
+    #[error("Redis password Secret {secret:?} {reason}")]
+    Password {
+        /// Secret name.
+        secret: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// The private key is not the certificate's.
     #[error(
         "TLS Secret {secret:?}: the private key in tls.key does not match the certificate in tls.crt"
@@ -78,6 +88,25 @@ pub enum CertificateError {
         /// Secret name.
         secret: String,
     },
+}
+
+/// Checks that Secret `secret` (its data, `None` when it does not exist) holds a Redis password:
+/// a non-empty UTF-8 [`PASSWORD_KEY`].
+pub fn redis_password(
+    secret: &str,
+    data: Option<&BTreeMap<String, Vec<u8>>>,
+) -> Result<(), CertificateError> {
+    let problem = |reason| CertificateError::Password {
+        secret: secret.to_owned(),
+        reason,
+    };
+    let data = data.ok_or_else(|| problem("is missing"))?;
+    match data.get(PASSWORD_KEY).map(|p| std::str::from_utf8(p)) {
+        None => Err(problem("has no \"password\"")),
+        Some(Err(_)) => Err(problem("holds a \"password\" that is not UTF-8")),
+        Some(Ok("")) => Err(problem("holds an empty \"password\"")),
+        Some(Ok(_)) => Ok(()),
+    }
 }
 
 /// The crypto provider TLS uses (ring, as the Kubernetes client's).
@@ -174,4 +203,28 @@ pub fn certificate_authorities(
         return Err(problem("no CERTIFICATE block".to_owned()));
     }
     Ok(roots)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redis_password_secret_needs_a_non_empty_utf8_password() {
+        let data = |value: &[u8]| BTreeMap::from([(PASSWORD_KEY.to_owned(), value.to_vec())]);
+        assert!(redis_password("auth", Some(&data(b"s3cret"))).is_ok());
+        let message = |data: Option<&BTreeMap<String, Vec<u8>>>| {
+            redis_password("auth", data).unwrap_err().to_string()
+        };
+        assert_eq!(message(None), "Redis password Secret \"auth\" is missing");
+        assert_eq!(
+            message(Some(&BTreeMap::new())),
+            "Redis password Secret \"auth\" has no \"password\""
+        );
+        assert_eq!(
+            message(Some(&data(b""))),
+            "Redis password Secret \"auth\" holds an empty \"password\""
+        );
+        assert!(message(Some(&data(&[0xff]))).ends_with("that is not UTF-8"));
+    }
 }

@@ -9,6 +9,19 @@ pub enum Segment {
     Param(String),
 }
 
+/// What a pattern matches, whatever its parameters are called: `products/{}/reviews` for
+/// `/products/{id}/reviews` (`/a/{x}` and `/a/{y}` match the same paths).
+pub fn shape(pattern: &str) -> String {
+    let shape: Vec<String> = segments(pattern)
+        .into_iter()
+        .map(|s| match s {
+            Segment::Literal(text) => text,
+            Segment::Param(_) => "{}".to_owned(),
+        })
+        .collect();
+    shape.join("/")
+}
+
 /// Splits a pattern into segments. `/` has none; a trailing slash adds no segment.
 pub fn segments(pattern: &str) -> Vec<Segment> {
     pattern

@@ -51,6 +51,14 @@ pub struct RouteTable {
     /// Source addresses every route serves; absent: any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_ranges: Option<SourceRangesEntry>,
+    /// Where the clients' global rate limits keep their budgets; absent when no client has
+    /// one (a standalone proxy may then be given `--redis`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisEntry>,
+    /// The Contract resources whose routes the table serves, sorted by namespace and name;
+    /// absent when it serves inline contracts only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contracts: Vec<ContractSource>,
 }
 
 /// Where a caller's address comes from when proxies stand in front of the gateway.
@@ -139,6 +147,40 @@ pub struct TableSource {
     pub generation: Option<i64>,
 }
 
+/// A Contract resource whose routes a table serves: their ids are
+/// `NAMESPACE/NAME/VERSION/ROUTE`.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContractSource {
+    /// Namespace of the Contract.
+    pub namespace: String,
+    /// Name of the Contract.
+    pub name: String,
+    /// The `metadata.generation` whose routes are served, when it had one.
+    pub generation: Option<i64>,
+    /// The versions served.
+    pub versions: Vec<String>,
+}
+
+impl ContractSource {
+    /// What the ids of this contract's routes start with: `NAMESPACE/NAME/`.
+    pub fn id_prefix(&self) -> String {
+        format!("{}/{}/", self.namespace, self.name)
+    }
+}
+
+impl TableSource {
+    /// The resource as the owner of its clients' rate-limit budgets.
+    pub fn owner(&self) -> crate::rate_limits::Owner<'_> {
+        crate::rate_limits::Owner {
+            kind: &self.kind,
+            namespace: &self.namespace,
+            name: &self.name,
+        }
+    }
+}
+
 /// A client and how it is recognised. Secrets are referenced, never copied.
 #[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -192,7 +234,7 @@ pub struct JwtEntry {
     pub jwks_secret: String,
 }
 
-/// A token bucket.
+/// A rate limit (GCRA): `burst` at once, then `requests_per_second`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RateLimitEntry {
@@ -200,6 +242,57 @@ pub struct RateLimitEntry {
     pub requests_per_second: u32,
     /// Bucket size.
     pub burst: u32,
+    /// Shared by every replica through the table's Redis; absent: each replica on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global: Option<GlobalLimitEntry>,
+}
+
+/// A rate limit whose budget lives in Redis.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GlobalLimitEntry {
+    /// The budget's name, unique in the Redis server: `KIND/NAMESPACE/NAME/CLIENT` for a
+    /// resource's own, `NAMESPACE/BUDGET` for a named one. Its key is `gatehouse:rl:BUDGET`.
+    pub budget: String,
+    /// What a replica does when Redis cannot answer in time.
+    pub on_redis_failure: RedisFailure,
+}
+
+/// What a replica does with a globally limited request when Redis cannot answer.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub enum RedisFailure {
+    /// Enforce the replica's share of the limit locally.
+    LocalShare,
+    /// Refuse with 503.
+    Refuse,
+}
+
+/// The Redis server global rate limits draw from. Its password is referenced by Secret name
+/// (data key `password`), never copied.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RedisEntry {
+    /// `host:port`.
+    pub address: String,
+    /// ACL user; absent: the default user.
+    pub username: Option<String>,
+    /// Secret holding `password`.
+    pub password_secret: Option<String>,
+    /// TLS to the server; absent: plain TCP.
+    pub tls: Option<RedisTlsEntry>,
+    /// How long a request waits for the server's answer.
+    pub timeout_ms: u64,
+}
+
+/// TLS to the Redis server.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RedisTlsEntry {
+    /// Secret holding `ca.crt`; absent: the web PKI roots.
+    pub ca_secret: Option<String>,
 }
 
 /// How a route's path is compared.
@@ -219,8 +312,9 @@ pub enum PathKind {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouteEntry {
-    /// `CONTRACT/ROUTE` for gateways and edges (`v1/product`), the endpoint name for
-    /// Aggregators. Unique in the table.
+    /// `VERSION/ROUTE` for the inline contracts of gateways and edges (`v1/product`),
+    /// `NAMESPACE/CONTRACT/VERSION/ROUTE` for the Contract resources they expose
+    /// (`shop/catalog/v1/product`), the endpoint name for Aggregators. Unique in the table.
     pub id: String,
     /// Contract version, absent for Aggregator endpoints.
     pub contract: Option<String>,
@@ -426,9 +520,20 @@ pub struct AggregatePlan {
     /// Deadline for the whole call, in milliseconds.
     pub timeout_ms: u64,
     /// `allOrNothing` or `bestEffort`.
-    pub failure_policy: crate::crd::FailurePolicy,
+    pub failure_policy: StepFailurePolicy,
     /// Largest step response read, in bytes.
     pub max_step_response_bytes: u64,
+}
+
+/// What an aggregation does when a step fails: the table's own form of the resource's
+/// `failurePolicy`, so that renaming a CRD variant cannot change the wire format.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum StepFailurePolicy {
+    /// Any failed step answers 502 naming it.
+    AllOrNothing,
+    /// A failed required step answers 502; failed optional steps become `null`.
+    BestEffort,
 }
 
 /// A compiled aggregation step.
@@ -509,7 +614,25 @@ pub enum TableError {
 }
 
 impl RouteTable {
-    /// The Secrets the table reads — its clients' (API keys, JWKS) and its TLS certificates' —
+    /// A table of `source` with nothing in it: no clients, routes, listeners or limits.
+    pub fn empty(source: TableSource) -> Self {
+        Self {
+            format: FORMAT.to_owned(),
+            source,
+            edge_client: None,
+            clients: Vec::new(),
+            routes: Vec::new(),
+            tls: None,
+            https_redirect_port: None,
+            client_address: None,
+            source_ranges: None,
+            redis: None,
+            contracts: Vec::new(),
+        }
+    }
+
+    /// The Secrets the table reads — its clients' (API keys, JWKS), its TLS certificates',
+    /// its backends' and its Redis server's —
     /// sorted and unique: what the proxy mounts and watches, and what its Role lets it read.
     pub fn secrets(&self) -> BTreeSet<String> {
         let certificates = self.tls.iter().flat_map(|tls| &tls.certificates);
@@ -522,6 +645,10 @@ impl RouteTable {
                 keys.into_iter().chain(jwks).chain(authorities)
             })
             .chain(certificates.map(|c| c.secret.clone()))
+            .chain(self.redis.iter().flat_map(|redis| {
+                let authority = redis.tls.as_ref().and_then(|tls| tls.ca_secret.clone());
+                redis.password_secret.iter().cloned().chain(authority)
+            }))
             .chain(
                 self.proxied_upstreams()
                     .filter_map(|u| u.tls.as_ref())

@@ -28,6 +28,7 @@ fn gateway_routes_resolve_to_cluster_services_and_aggregators() {
     let context = CompileContext {
         cluster_domain: "corp.internal".into(),
         aggregator_ports: BTreeMap::from([("product-page".to_owned(), 8081)]),
+        ..CompileContext::default()
     };
     let table = compile_example("gateway/public.yaml", &context);
     assert_eq!(table.source.kind, "Gateway");

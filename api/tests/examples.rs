@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use gatehouse_api::compile::CompileContext;
-use gatehouse_api::resource::{ReadError, Resource};
+use gatehouse_api::resource::{Bundle, Document, ReadError, Resource};
 use gatehouse_api::route_table::RouteTable;
 
 fn examples_dir() -> PathBuf {
@@ -88,7 +88,7 @@ fn every_invalid_example_is_refused_at_admission_with_its_message() {
     for file in files {
         let text = fs::read_to_string(&file).unwrap();
         let expected = expected_message(&text, &file);
-        match Resource::from_yaml(&text) {
+        match Document::from_yaml(&text) {
             Err(ReadError::Rejected { problems, .. }) => {
                 let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
                 assert!(
@@ -109,11 +109,18 @@ fn every_not_accepted_example_passes_admission_and_fails_validation_with_its_mes
     for file in files {
         let text = fs::read_to_string(&file).unwrap();
         let expected = expected_message(&text, &file);
-        let resources = Resource::from_yaml(&text)
+        let documents = Document::from_yaml(&text)
             .unwrap_or_else(|e| panic!("{}: the API server would refuse it: {e}", file.display()));
-        let problems = resources[0]
-            .compile(&CompileContext::default())
-            .expect_err(&file.display().to_string());
+        let bundle = Bundle::new(documents, "default");
+        let mut problems = bundle.contract_problems();
+        let context = CompileContext {
+            catalog: bundle.catalog.clone(),
+            ..CompileContext::default()
+        };
+        for resource in &bundle.resources {
+            problems.extend(resource.compile(&context).err().unwrap_or_default());
+        }
+        assert!(!problems.is_empty(), "{} is accepted", file.display());
         let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
         assert!(
             shown.iter().any(|p| p.contains(&expected)),

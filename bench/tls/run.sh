@@ -43,9 +43,7 @@ CERT="$WORK/tls.crt" KEY="$WORK/tls.key"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
   -addext "subjectAltName=DNS:localhost" -keyout "$KEY" -out "$CERT" 2>/dev/null
 
-write_fixed_upstream "$WORK/upstream" "$UPSTREAM_PORT"
-start "$LOAD_CPU" "$WORK/upstream.log" nginx -p "$WORK/upstream" -c "$WORK/upstream/nginx.conf" -g "daemon off;"
-wait_http "http://127.0.0.1:$UPSTREAM_PORT/"
+start_fixed_upstream "$LOAD_CPU" "$UPSTREAM_PORT"
 
 # --- nginx ---
 write_nginx_proxy "$WORK/nginx" "$UPSTREAM_PORT" "listen 127.0.0.1:$NGINX_PORT ssl http2;

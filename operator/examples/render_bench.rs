@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use gatehouse_api::compile::CompileContext;
 use gatehouse_api::resource::Resource;
 use gatehouse_operator::objects;
-use gatehouse_operator::render::{input_files, read_resources, render_paths};
+use gatehouse_operator::render::{input_files, read_bundle, render_paths};
 use gatehouse_operator::settings::ProxySettings;
 
 const ROUTES_PER_RESOURCE: usize = 20;
@@ -99,7 +99,8 @@ fn phases(
     settings: &ProxySettings,
 ) -> anyhow::Result<(Duration, Duration, Duration, Duration)> {
     let started = Instant::now();
-    let resources = read_resources(&input_files(paths)?, NAMESPACE)?;
+    let bundle = read_bundle(&input_files(paths)?, NAMESPACE)?;
+    let resources = bundle.resources;
     let read = started.elapsed();
 
     // Every Aggregator is in the input (as `render` assumes), on the default port.
@@ -110,6 +111,8 @@ fn phases(
             .filter(|r| matches!(r, Resource::Aggregator(_)))
             .map(|r| (r.name().to_owned(), 80))
             .collect(),
+        catalog: bundle.catalog,
+        ..CompileContext::default()
     };
     let started = Instant::now();
     let tables = resources

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use gatehouse_api::crd::{RedisStore, RedisTls, SecretRef};
 use gatehouse_operator::settings::{DEFAULT_PROXY_IMAGE, NetworkPolicySettings, ProxySettings};
 
 /// Gatehouse operator.
@@ -40,6 +41,27 @@ struct ProxyArgs {
     /// A namespace allowed on the proxies' admin port to scrape metrics (repeatable).
     #[arg(long = "monitoring-namespace", value_parser = namespace_name)]
     monitoring_namespaces: Vec<String>,
+    /// The Redis server (`host:port`) of global rate limits for resources without
+    /// `spec.redis`.
+    #[arg(long, value_name = "HOST:PORT", value_parser = redis_address)]
+    redis_address: Option<String>,
+    /// ACL user of `--redis-address`.
+    #[arg(long, requires = "redis_address")]
+    redis_username: Option<String>,
+    /// Secret holding the password of `--redis-address` under `password`, looked up in each
+    /// resource's namespace.
+    #[arg(long, value_name = "NAME", requires = "redis_address", value_parser = namespace_name)]
+    redis_password_secret: Option<String>,
+    /// Speak TLS to `--redis-address`.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, requires = "redis_address")]
+    redis_tls: bool,
+    /// Secret holding `ca.crt`, the authorities of `--redis-address`'s certificate (in each
+    /// resource's namespace; default: the web PKI roots).
+    #[arg(long, value_name = "NAME", requires = "redis_tls", value_parser = namespace_name)]
+    redis_ca_secret: Option<String>,
+    /// How long a request waits for `--redis-address` (e.g. `5ms`).
+    #[arg(long, requires = "redis_address")]
+    redis_timeout: Option<String>,
 }
 
 /// A namespace name (a DNS label), refused at start rather than in every NetworkPolicy.
@@ -57,6 +79,21 @@ fn namespace_name(text: &str) -> Result<String, String> {
     }
 }
 
+/// A Redis address with a usable port, refused at start rather than in every resource.
+fn redis_address(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.contains(['/', '@', ' ']) {
+        return Err(format!("{text:?} is not host:port"));
+    }
+    match gatehouse_api::rate_limits::address_problem(text) {
+        Some(problem) => Err(problem),
+        None => Ok(text.to_owned()),
+    }
+}
+
+fn secret(name: String) -> SecretRef {
+    SecretRef { name }
+}
+
 impl ProxyArgs {
     fn settings(&self) -> ProxySettings {
         ProxySettings {
@@ -72,6 +109,15 @@ impl ProxyArgs {
                     .cloned()
                     .collect(),
             },
+            redis: self.redis_address.as_ref().map(|address| RedisStore {
+                address: address.clone(),
+                username: self.redis_username.clone(),
+                password_secret_ref: self.redis_password_secret.clone().map(secret),
+                tls: self.redis_tls.then(|| RedisTls {
+                    ca_secret_ref: self.redis_ca_secret.clone().map(secret),
+                }),
+                timeout: self.redis_timeout.clone(),
+            }),
         }
     }
 }

@@ -5,9 +5,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 use gatehouse_api::certificate::CertificateError;
 use gatehouse_api::compile::CompileContext;
+use gatehouse_api::exposure::Catalog;
 use gatehouse_api::resource::Resource;
 use gatehouse_api::route_table::{MAX_TABLE_BYTES, RouteTable};
 use gatehouse_api::validate::Problem;
@@ -17,7 +19,7 @@ use crate::references::{References, SecretUse};
 use crate::settings::ProxySettings;
 
 /// What exists in a resource's namespace, as far as its references go.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Found {
     /// Services that exist; `None` when unknown (offline): every Service reference resolves.
     pub services: Option<BTreeSet<String>>,
@@ -28,6 +30,8 @@ pub struct Found {
     pub aggregators_complete: bool,
     /// Secrets that give no certificate for their use, with why; empty when unknown (offline).
     pub certificate_problems: BTreeMap<(SecretUse, String), CertificateError>,
+    /// The Contracts and ContractGrants the resource may expose (of every namespace).
+    pub catalog: Arc<Catalog>,
 }
 
 /// A reference to something that does not exist.
@@ -86,6 +90,9 @@ impl Found {
         CompileContext {
             cluster_domain: settings.cluster_domain.clone(),
             aggregator_ports: self.aggregators.clone(),
+            redis: settings.redis.clone(),
+            redis_from_proxy: false,
+            catalog: self.catalog.clone(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! What a resource points at: the Services and Aggregators its routes and steps name, and the
 //! Secrets it reads certificates from ([`SecretUse`]): its HTTPS listener's, its certificate
-//! clients' authorities, its TLS backends' authorities and the certificate it presents to them.
+//! clients' authorities, its TLS backends' authorities and the certificate it presents to them,
+//! and its Redis server's password and authorities.
 //!
 //! Read from the spec (not from the compiled table, which only knows host names), so that the
 //! references are known before compiling — compile needs the referenced Aggregators' ports —
@@ -8,7 +9,8 @@
 
 use std::collections::BTreeSet;
 
-use gatehouse_api::crd::{Aggregation, BackendRef, Client, Contract, Listeners};
+use gatehouse_api::crd::{Aggregation, BackendRef, Client, ContractVersion, Listeners, RedisStore};
+use gatehouse_api::rate_limits;
 use gatehouse_api::resource::Resource;
 
 /// Names referenced by one resource, all in its own namespace.
@@ -33,6 +35,10 @@ pub enum SecretUse {
     BackendAuthorities,
     /// A `kubernetes.io/tls` certificate it presents to TLS backends that ask for one.
     BackendCertificate,
+    /// The password (`password`) of the Redis server of its global rate limits.
+    RedisPassword,
+    /// CA certificates (`ca.crt`) the Redis server's certificate is checked against.
+    RedisAuthorities,
 }
 
 impl SecretUse {
@@ -54,13 +60,19 @@ impl SecretUse {
                 "the proxies keep the TLS settings they had for its backends, if any; otherwise \
                  requests to them fail with 502 until it is fixed"
             }
+            Self::RedisPassword | Self::RedisAuthorities => {
+                "the proxies cannot use Redis: requests of clients with a global rate limit get \
+                 their onRedisFailure answer until it is fixed (and new proxy pods wait for the \
+                 Secret)"
+            }
         }
     }
 }
 
 impl References {
-    /// Every Service and Aggregator the resource names.
-    pub fn of(resource: &Resource) -> Self {
+    /// Every Service, Aggregator and Secret the resource names; `default_redis` is the
+    /// operator's Redis for resources whose global rate limits name none.
+    pub fn of(resource: &Resource, default_redis: Option<&RedisStore>) -> Self {
         let mut references = Self::default();
         match resource {
             Resource::Gateway(gateway) => {
@@ -71,11 +83,17 @@ impl References {
                     .clients
                     .iter()
                     .for_each(|c| references.client(c));
+                references.redis(
+                    &gateway.spec.clients,
+                    gateway.spec.redis.as_ref(),
+                    default_redis,
+                );
             }
             Resource::EdgeService(edge) => {
                 references.contracts(&edge.spec.contracts);
                 references.listeners(edge.spec.listeners.as_ref());
                 references.client(&edge.spec.client);
+                references.redis([&edge.spec.client], edge.spec.redis.as_ref(), default_redis);
             }
             Resource::Aggregator(aggregator) => {
                 for endpoint in &aggregator.spec.endpoints {
@@ -96,8 +114,9 @@ impl References {
         self.aggregators.contains(name)
     }
 
-    /// True when the resource reads certificates from the Secret `name`.
-    pub fn names_certificate(&self, name: &str) -> bool {
+    /// True when the resource reads the Secret `name` (certificates, authorities, a Redis
+    /// password).
+    pub fn names_secret(&self, name: &str) -> bool {
         self.secrets.iter().any(|(_, secret)| secret == name)
     }
 
@@ -114,6 +133,24 @@ impl References {
         }
     }
 
+    /// The Secrets of the Redis server the clients' global limits use (none without one).
+    fn redis<'a>(
+        &mut self,
+        clients: impl IntoIterator<Item = &'a Client>,
+        own: Option<&RedisStore>,
+        default: Option<&RedisStore>,
+    ) {
+        let Some(redis) = rate_limits::redis_entry(clients, own, default) else {
+            return;
+        };
+        if let Some(password) = &redis.password_secret {
+            self.secret(SecretUse::RedisPassword, password);
+        }
+        if let Some(authorities) = redis.tls.and_then(|tls| tls.ca_secret) {
+            self.secret(SecretUse::RedisAuthorities, &authorities);
+        }
+    }
+
     fn listeners(&mut self, listeners: Option<&Listeners>) {
         let certificates = listeners
             .and_then(|l| l.https.as_ref())
@@ -124,7 +161,7 @@ impl References {
         }
     }
 
-    fn contracts(&mut self, contracts: &[Contract]) {
+    fn contracts(&mut self, contracts: &[ContractVersion]) {
         for route in contracts.iter().flat_map(|c| &c.routes) {
             route.backend.iter().for_each(|b| self.backend(b));
             route
@@ -178,7 +215,7 @@ mod tests {
 
     #[test]
     fn gateway_references_services_of_backend_backends_and_an_aggregator() {
-        let references = References::of(&example("examples/gateway/public.yaml"));
+        let references = References::of(&example("examples/gateway/public.yaml"), None);
         assert_eq!(
             references.services,
             set(&["catalog", "orders", "orders-v2"])
@@ -188,21 +225,21 @@ mod tests {
 
     #[test]
     fn edge_references_inline_aggregation_steps() {
-        let references = References::of(&example("examples/edge/mobile.yaml"));
+        let references = References::of(&example("examples/edge/mobile.yaml"), None);
         assert_eq!(references.services, set(&["catalog", "orders"]));
         assert_eq!(references.aggregators, set(&["product-page"]));
     }
 
     #[test]
     fn aggregator_references_its_step_services_only() {
-        let references = References::of(&example("examples/aggregator/product-page.yaml"));
+        let references = References::of(&example("examples/aggregator/product-page.yaml"), None);
         assert_eq!(references.services, set(&["catalog", "reviews", "sellers"]));
         assert!(references.aggregators.is_empty());
     }
 
     #[test]
     fn tls_backends_reference_their_authorities_and_client_certificate() {
-        let references = References::of(&example("examples/gateway/payments.yaml"));
+        let references = References::of(&example("examples/gateway/payments.yaml"), None);
         assert_eq!(
             references.secrets,
             BTreeSet::from([
@@ -213,8 +250,47 @@ mod tests {
                 ),
             ])
         );
-        assert!(references.names_certificate("platform-ca"));
-        assert!(references.names_certificate("payments-gateway-tls"));
-        assert!(!references.names_certificate("ledger"));
+        assert!(references.names_secret("platform-ca"));
+        assert!(references.names_secret("payments-gateway-tls"));
+        assert!(!references.names_secret("ledger"));
+    }
+
+    #[test]
+    fn global_rate_limits_reference_their_redis_secrets_their_own_or_the_operators() {
+        let partners = example("examples/gateway/partners.yaml");
+        let references = References::of(&partners, None);
+        assert!(
+            references
+                .secrets
+                .contains(&(SecretUse::RedisPassword, "redis-auth".to_owned()))
+        );
+        // The operator's default Redis counts for a resource whose global limits name none.
+        let Resource::Gateway(mut gateway) = partners else {
+            panic!("a Gateway")
+        };
+        gateway.spec.redis = None;
+        let default: RedisStore = serde_json::from_value(serde_json::json!({
+            "address": "redis:6379", "passwordSecretRef": {"name": "shared-redis"},
+            "tls": {"caSecretRef": {"name": "redis-ca"}}
+        }))
+        .unwrap();
+        let gateway = Resource::Gateway(gateway);
+        assert_eq!(
+            References::of(&gateway, Some(&default))
+                .secrets
+                .into_iter()
+                .filter(|(used, _)| matches!(
+                    used,
+                    SecretUse::RedisPassword | SecretUse::RedisAuthorities
+                ))
+                .collect::<Vec<_>>(),
+            [
+                (SecretUse::RedisPassword, "shared-redis".to_owned()),
+                (SecretUse::RedisAuthorities, "redis-ca".to_owned()),
+            ]
+        );
+        // Without a global limit, no Redis at all.
+        let public = References::of(&example("examples/gateway/public.yaml"), Some(&default));
+        assert!(!public.names_secret("shared-redis"));
     }
 }

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use gatehouse_api::naming::Kind;
-use gatehouse_api::resource::Resource;
+use gatehouse_api::resource::{Bundle, Document, Resource};
 use rayon::prelude::*;
 
 use crate::objects::runtime_settings;
@@ -65,25 +65,26 @@ fn is_yaml(path: &Path) -> bool {
     )
 }
 
-/// Reads every resource of the files; resources without a namespace get `namespace`. Files are
-/// read and admitted in parallel; resources keep the order of the files.
-pub fn read_resources(files: &[PathBuf], namespace: &str) -> Result<Vec<Resource>, RenderError> {
-    let read: Vec<Result<Vec<Resource>, RenderError>> = files
+/// Reads every object of the files: the resources, and the Contracts and ContractGrants they
+/// expose; objects without a namespace get `namespace`. Files are read and admitted in
+/// parallel; resources keep the order of the files.
+pub fn read_bundle(files: &[PathBuf], namespace: &str) -> Result<Bundle, RenderError> {
+    let read: Vec<Result<Vec<Document>, RenderError>> = files
         .par_iter()
         .map(|file| {
             let text = std::fs::read_to_string(file).map_err(|source| RenderError::Read {
                 path: file.clone(),
                 source,
             })?;
-            Resource::from_yaml(&text)
+            Document::from_yaml(&text)
                 .map_err(|error| RenderError::Invalid(vec![format!("{}: {error}", file.display())]))
         })
         .collect();
-    let mut resources = Vec::new();
+    let mut documents = Vec::new();
     let mut problems = Vec::new();
     for result in read {
         match result {
-            Ok(read) => resources.extend(read),
+            Ok(read) => documents.extend(read),
             Err(RenderError::Invalid(found)) => problems.extend(found),
             Err(other) => return Err(other),
         }
@@ -91,21 +92,7 @@ pub fn read_resources(files: &[PathBuf], namespace: &str) -> Result<Vec<Resource
     if !problems.is_empty() {
         return Err(RenderError::Invalid(problems));
     }
-    for resource in &mut resources {
-        set_default_namespace(resource, namespace);
-    }
-    Ok(resources)
-}
-
-fn set_default_namespace(resource: &mut Resource, namespace: &str) {
-    let metadata = match resource {
-        Resource::Gateway(r) => &mut r.metadata,
-        Resource::EdgeService(r) => &mut r.metadata,
-        Resource::Aggregator(r) => &mut r.metadata,
-    };
-    metadata
-        .namespace
-        .get_or_insert_with(|| namespace.to_owned());
+    Ok(Bundle::new(documents, namespace))
 }
 
 /// Resources planned and printed together, then dropped.
@@ -153,6 +140,21 @@ pub fn render_resources(
     resources: Vec<Resource>,
     settings: &ProxySettings,
 ) -> Result<Rendered, RenderError> {
+    render_bundle(Bundle::of_resources(resources), settings)
+}
+
+/// Renders every resource of `bundle`, each exposing the bundle's Contracts (see
+/// [`render_resources`]). An invalid Contract fails the render, as it would be reported
+/// `Accepted=False` in a cluster, and so does a Contract a resource exposes but cannot serve.
+pub fn render_bundle(bundle: Bundle, settings: &ProxySettings) -> Result<Rendered, RenderError> {
+    let contract_problems: Vec<String> = bundle
+        .contract_problems()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let Bundle {
+        resources, catalog, ..
+    } = bundle;
     // What each namespace knows of its Aggregators, built once.
     let mut found: BTreeMap<String, Found> = BTreeMap::new();
     for resource in &resources {
@@ -163,6 +165,7 @@ pub fn render_resources(
                 aggregators: BTreeMap::new(),
                 aggregators_complete: false,
                 certificate_problems: BTreeMap::new(),
+                catalog: catalog.clone(),
             });
         if resource.kind() == Kind::Aggregator {
             let port = u16::try_from(runtime_settings(resource).1.port).unwrap_or(80);
@@ -170,7 +173,7 @@ pub fn render_resources(
         }
     }
     let mut pieces = Vec::with_capacity(resources.len());
-    let mut problems = Vec::new();
+    let mut problems = contract_problems;
     // In batches: a batch's resources are dropped once printed. One rayon pass over all of them
     // was not reliably faster and peaked higher (84–97 MiB against 73–81 for 1,000 resources).
     let mut resources = resources.into_iter();
@@ -240,6 +243,5 @@ pub fn render_paths(
     settings: &ProxySettings,
 ) -> Result<Rendered, RenderError> {
     let files = input_files(paths)?;
-    let resources = read_resources(&files, namespace)?;
-    render_resources(resources, settings)
+    render_bundle(read_bundle(&files, namespace)?, settings)
 }

@@ -1,10 +1,12 @@
-//! Operator-wide settings that shape every proxy: image, pull policy, cluster domain, and the
-//! NetworkPolicy that guards the proxy pods.
+//! Operator-wide settings that shape every proxy: image, pull policy, cluster domain, the
+//! NetworkPolicy that guards the proxy pods, and the default Redis of global rate limits.
 
 use std::collections::BTreeSet;
 
+use gatehouse_api::crd::RedisStore;
+
 /// How proxies are run, from the operator's flags (or Helm values).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ProxySettings {
     /// Proxy container image.
     pub image: String,
@@ -14,6 +16,9 @@ pub struct ProxySettings {
     pub cluster_domain: String,
     /// The NetworkPolicy of every proxy.
     pub network_policy: NetworkPolicySettings,
+    /// The Redis server of global rate limits for resources without `spec.redis` (its Secrets
+    /// are looked up in each resource's namespace).
+    pub redis: Option<RedisStore>,
 }
 
 /// Whether proxies get a NetworkPolicy, and who may reach their admin port besides the
@@ -45,6 +50,7 @@ impl Default for ProxySettings {
                 enabled: true,
                 admin_namespaces: BTreeSet::new(),
             },
+            redis: None,
         }
     }
 }

@@ -1070,6 +1070,61 @@ async fn certificate_secrets_are_read_by_name_and_a_broken_or_missing_one_is_nam
 }
 
 #[tokio::test]
+async fn the_redis_password_secret_of_global_limits_is_read_by_name_and_named_when_unusable() {
+    let fake = shop();
+    fake.edit(NS, "gateways", "public", |g| {
+        g["spec"]["redis"] = json!({"address": "redis:6379",
+            "passwordSecretRef": {"name": "redis-auth"}});
+        g["spec"]["clients"] = json!([
+            {"name": "acme", "apiKeys": {"secretRef": {"name": "acme-keys"}},
+             "rateLimit": {"requestsPerSecond": 10, "scope": "Global"}},
+        ]);
+    });
+    let ctx = context(&fake);
+    let resolved_refs = |log: &[Recorded]| condition(patched_status(log), "ResolvedRefs").clone();
+
+    reconcile_gateway(&fake, &ctx).await;
+    let log = fake.take_log();
+    assert_eq!(secret_requests(&log), reads_by_name(&["redis-auth"]));
+    let resolved = resolved_refs(&log);
+    assert_eq!(resolved["reason"], "InvalidRedisSecretRef");
+    assert_eq!(
+        resolved["message"],
+        "Redis password Secret \"redis-auth\" is missing; the proxies cannot use Redis: \
+         requests of clients with a global rate limit get their onRedisFailure answer until it \
+         is fixed (and new proxy pods wait for the Secret)"
+    );
+
+    fake.put(
+        NS,
+        "secrets",
+        secret_of("redis-auth", "Opaque", &[("password", "")]),
+    );
+    reconcile_gateway(&fake, &ctx).await;
+    let resolved = resolved_refs(&fake.take_log());
+    assert!(
+        resolved["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Redis password Secret \"redis-auth\" holds an empty \"password\""),
+        "{resolved}"
+    );
+
+    fake.put(
+        NS,
+        "secrets",
+        secret_of("redis-auth", "Opaque", &[("password", "s3cret")]),
+    );
+    reconcile_gateway(&fake, &ctx).await;
+    let log = fake.take_log();
+    assert_eq!(resolved_refs(&log)["status"], "True");
+    assert!(
+        !patched_status(&log).to_string().contains("s3cret"),
+        "the password never reaches the status"
+    );
+}
+
+#[tokio::test]
 async fn client_certificate_authorities_are_read_by_name_and_a_broken_or_missing_one_is_named() {
     let fake = shop();
     let (good_cert, good_key) = certificate("shop.example.com");

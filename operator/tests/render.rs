@@ -96,6 +96,82 @@ fn every_example_renders_as_its_golden_file() {
     );
 }
 
+/// The teams' Contracts of `examples/contracts`, rendered together with the Gateway and the
+/// EdgeService that expose them: the objects of both proxies, their tables holding the
+/// Contracts' routes.
+#[test]
+fn contracts_render_with_the_resources_that_expose_them() {
+    let folder = repo().join("examples/contracts");
+    let rendered = render_paths(
+        std::slice::from_ref(&folder),
+        "shop",
+        &ProxySettings::default(),
+    )
+    .unwrap()
+    .to_string();
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/contracts.yaml");
+    if std::env::var("GATEHOUSE_BLESS").is_ok_and(|v| v == "1") {
+        std::fs::write(&golden, &rendered).unwrap();
+    }
+    assert_eq!(
+        std::fs::read_to_string(&golden).unwrap(),
+        rendered,
+        "review and rerun with GATEHOUSE_BLESS=1"
+    );
+    for id in [
+        "shop/catalog/v2/product",
+        "shop/orders/v1/orders",
+        "payments/payments/v1/create-payment",
+    ] {
+        assert!(rendered.contains(id), "{id}");
+    }
+    // Without the grant, the payments Contract is not served: the render says so and prints
+    // nothing.
+    let dir =
+        std::env::temp_dir().join(format!("gatehouse-render-contracts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in ["catalog.yaml", "orders.yaml", "gateway.yaml"] {
+        std::fs::copy(folder.join(file), dir.join(file)).unwrap();
+    }
+    let payments = std::fs::read_to_string(folder.join("payments.yaml")).unwrap();
+    let contract_only = payments.split("\n---\n").next().unwrap();
+    std::fs::write(dir.join("payments.yaml"), contract_only).unwrap();
+    let error = render_paths(
+        std::slice::from_ref(&dir),
+        "shop",
+        &ProxySettings::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        error,
+        "Gateway shop/public-api: Contract payments/payments: RefNotPermitted: spec.expose[1]: \
+         Contract payments/payments is in another namespace, and no ContractGrant there lets \
+         Gateway shop/public-api expose it"
+    );
+    // An invalid Contract fails the render, naming the Contract and the field.
+    std::fs::write(
+        dir.join("broken.yaml"),
+        std::fs::read_to_string(repo().join("examples/not-accepted/contract-shadowed-route.yaml"))
+            .unwrap()
+            .replace("name: catalog", "name: broken"),
+    )
+    .unwrap();
+    let error = render_paths(
+        std::slice::from_ref(&dir),
+        "shop",
+        &ProxySettings::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error
+            .starts_with("Contract shop/broken spec.versions[1].routes[0].match: route v2/product"),
+        "{error}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn the_render_command_prints_the_golden_output_and_refuses_invalid_input() {
     let binary = env!("CARGO_BIN_EXE_gatehouse-operator");
@@ -131,6 +207,7 @@ fn the_render_command_prints_the_golden_output_and_refuses_invalid_input() {
             l.starts_with("Aggregator ")
                 || l.starts_with("Gateway ")
                 || l.starts_with("EdgeService ")
+                || l.starts_with("Contract ")
         })
         .count();
     assert!(
@@ -613,6 +690,77 @@ fn a_route_table_too_big_for_a_config_map_is_refused_with_the_reason() {
                  several resources"
             ),
         "{message}"
+    );
+}
+
+#[test]
+fn the_operators_redis_serves_global_limits_of_resources_that_name_none() {
+    let binary = env!("CARGO_BIN_EXE_gatehouse-operator");
+    let example = repo().join("examples/not-accepted/global-limit-without-redis.yaml");
+    let render = |flags: &[&str]| {
+        std::process::Command::new(binary)
+            .args(["render", "-n", "shop"])
+            .args(flags)
+            .arg("-f")
+            .arg(&example)
+            .env_remove("POD_NAMESPACE")
+            .output()
+            .unwrap()
+    };
+    let refused = render(&[]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains(
+            "spec.clients[0].rateLimit.scope: a Global rate limit keeps its budget in Redis"
+        ),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    let output = render(&[
+        "--redis-address",
+        "redis-master.cache.svc.cluster.local",
+        "--redis-password-secret",
+        "redis-auth",
+        "--redis-tls",
+        "true",
+        "--redis-timeout",
+        "10ms",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let objects: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(&String::from_utf8(output.stdout).unwrap()).unwrap();
+    let of_kind = |kind: &str| objects.iter().find(|o| o["kind"] == kind).unwrap();
+    let table: RouteTable =
+        serde_json::from_str(of_kind("ConfigMap")["data"][FILE_NAME].as_str().unwrap()).unwrap();
+    assert_eq!(
+        serde_json::to_value(table.redis).unwrap(),
+        serde_json::json!({
+            "address": "redis-master.cache.svc.cluster.local:6379",
+            "passwordSecret": "redis-auth",
+            "tls": {},
+            "timeoutMs": 10
+        })
+    );
+    assert_eq!(
+        table.clients[0]
+            .rate_limit
+            .as_ref()
+            .unwrap()
+            .global
+            .as_ref()
+            .unwrap()
+            .budget,
+        "gateway/shop/global-limit-without-redis/acme"
+    );
+    // The password Secret is the resource's namespace's, readable by its proxies by name.
+    assert_eq!(
+        of_kind("Role")["rules"][1]["resourceNames"],
+        serde_json::json!(["acme-keys", "redis-auth"])
     );
 }
 

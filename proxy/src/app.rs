@@ -12,10 +12,13 @@ use crate::aggregate::transport::PooledTransport;
 use crate::cli::{Cli, LogFormat};
 use crate::cluster::ClusterFeed;
 use crate::gateway::ClientPolicy;
+use crate::global_limit::store::RedisTarget;
+use crate::listen::{self, ListenAddress};
 use crate::metrics::ProxyMetrics;
 use crate::reload::{TableStore, Watcher};
 use crate::request_head::HeadLimits;
 use crate::runtime::Runtime;
+use crate::runtime::redis::RedisBook;
 use crate::runtime::resolver::Resolver;
 use crate::server::{ServerOptions, Shared, run};
 use crate::source::TableOrigin;
@@ -27,6 +30,10 @@ const STEP_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Runs the proxy until it is shut down (SIGTERM drains, SIGINT stops).
 pub fn run_proxy(cli: Cli) -> ExitCode {
     init_logging(cli.log_format);
+    if let Err(e) = listen::check(&listen_addresses(&cli)) {
+        tracing::error!("{e}");
+        return ExitCode::from(2);
+    }
     let resolver = match Resolver::from_overrides(cli.resolve.iter().map(String::as_str)) {
         Ok(r) => r.with_hosts_file(cli.hosts_file.clone()),
         Err(e) => {
@@ -39,8 +46,20 @@ pub fn run_proxy(cli: Cli) -> ExitCode {
         (None, Some(dir)) => Some(TableOrigin::Folder(dir.clone())),
         (None, None) => None,
     };
+    let redis = match cli
+        .redis
+        .as_deref()
+        .map(|url| RedisTarget::from_url(url, Duration::from_millis(cli.redis_timeout_ms)))
+    {
+        None => RedisBook::default(),
+        Some(Ok(target)) => RedisBook::new(Some(target)),
+        Some(Err(e)) => {
+            tracing::error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
     let metrics = Arc::new(ProxyMetrics::new());
-    let runtime = Arc::new(Runtime::new(resolver));
+    let runtime = Arc::new(Runtime::new(resolver).with_redis(redis));
     let store = Arc::new(TableStore::new(runtime.clone(), metrics.clone()));
     if let Some(origin) = origin {
         let mut watcher = Watcher::new(
@@ -99,6 +118,28 @@ pub fn run_proxy(cli: Cli) -> ExitCode {
         },
     );
     ExitCode::SUCCESS
+}
+
+/// The listeners the command line asks for, each with its flag.
+fn listen_addresses(cli: &Cli) -> Vec<ListenAddress<'_>> {
+    let tls = cli.listen_tls.as_deref().map(|address| ListenAddress {
+        flag: "--listen-tls",
+        address,
+    });
+    [
+        Some(ListenAddress {
+            flag: "--listen",
+            address: &cli.listen,
+        }),
+        tls,
+        Some(ListenAddress {
+            flag: "--admin",
+            address: &cli.admin,
+        }),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 fn init_logging(format: LogFormat) {

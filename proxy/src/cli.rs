@@ -102,6 +102,21 @@ pub struct Cli {
     #[arg(long, default_value_t = 75, value_name = "SECONDS",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub keepalive_idle_timeout: u64,
+    /// The Redis server of global rate limits for tables that name none (standalone):
+    /// `redis://[USER:PASSWORD@]HOST:PORT[/DB]` or `rediss://…` for TLS. Read from the
+    /// environment variable `GATEHOUSE_REDIS_URL` too, which keeps a password off the command
+    /// line.
+    #[arg(
+        long,
+        env = "GATEHOUSE_REDIS_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub redis: Option<String>,
+    /// How long a request waits for `--redis` before its client's `onRedisFailure` applies.
+    #[arg(long, default_value_t = 5, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub redis_timeout_ms: u64,
 }
 
 /// A count of at least one.

@@ -20,13 +20,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gatehouse_api::route_table::ClientEntry;
+use gatehouse_api::route_table::{ClientEntry, RedisEntry};
 use governor::clock::{Clock, DefaultClock};
 use http::{HeaderMap, HeaderName};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use subtle::ConstantTimeEq;
 
+use crate::global_limit::GlobalLimit;
 use crate::runtime::Runtime;
 use crate::runtime::buckets::{Bucket, BucketKey};
 use crate::runtime::in_flight::{ConcurrencyLimit, InFlightKey, Permit, Saturated};
@@ -197,6 +198,24 @@ struct VerifyingKey {
     key: DecodingKey,
 }
 
+/// A client's rate limit.
+enum Limit {
+    /// Enforced by this replica alone.
+    Local(Arc<Bucket>),
+    /// Shared by every replica through Redis.
+    Global(Arc<GlobalLimit>),
+}
+
+/// Whether a request may go on, as far as its client's rate limit is concerned.
+pub enum Admission {
+    /// It may.
+    Admitted,
+    /// Not before this wait.
+    Wait(Duration),
+    /// The global limit must be asked (an await on Redis).
+    Global(Arc<GlobalLimit>),
+}
+
 /// The table's clients, ready to recognise and limit requests.
 #[derive(Default)]
 pub struct Clients {
@@ -205,7 +224,7 @@ pub struct Clients {
     certified: Vec<CertifiedClient>,
     /// The distinct headers keys come in, in the order they are looked at.
     headers: Vec<HeaderName>,
-    limits: BTreeMap<String, Arc<Bucket>>,
+    limits: BTreeMap<String, Limit>,
     concurrency: BTreeMap<String, ConcurrencyLimit>,
 }
 
@@ -236,13 +255,31 @@ impl Clients {
     /// emptying a client's Secret is how a leaked key is revoked, so it must take effect: were
     /// the table refused instead, the previous table, and with it the revoked key, would keep
     /// serving.
+    ///
+    /// Global limits draw from `redis` (the table's server, else the proxy's `--redis`); with
+    /// neither, or with one that cannot be used, every such request takes its client's
+    /// `onRedisFailure` (and `warnings` say why).
     pub fn build(
         entries: &[ClientEntry],
         secrets: &SecretFiles,
+        redis: Option<&RedisEntry>,
         runtime: &Runtime,
         warnings: &mut Vec<String>,
     ) -> Result<Self, String> {
         let mut clients = Self::default();
+        let mut store = None;
+        if entries
+            .iter()
+            .any(|e| e.rate_limit.as_ref().is_some_and(|l| l.global.is_some()))
+        {
+            store = runtime.redis.store(redis, secrets).unwrap_or_else(|e| {
+                warnings.push(format!(
+                    "global rate limits cannot reach Redis, so every request takes its \
+                     client's onRedisFailure: {e}"
+                ));
+                None
+            });
+        }
         for entry in entries {
             if let Some(api_key) = &entry.api_key {
                 let header = HeaderName::from_bytes(api_key.header.as_bytes()).map_err(|_| {
@@ -290,14 +327,22 @@ impl Clients {
                 let rate = NonZeroU32::new(limit.requests_per_second).ok_or_else(|| {
                     format!("client {}: requestsPerSecond must be above 0", entry.name)
                 })?;
-                let key = BucketKey {
-                    client: entry.name.clone(),
-                    requests_per_second: rate,
-                    burst: NonZeroU32::new(limit.burst).unwrap_or(rate),
+                let burst = NonZeroU32::new(limit.burst).unwrap_or(rate);
+                let limit = match &limit.global {
+                    Some(global) => Limit::Global(Arc::new(GlobalLimit::new(
+                        store.clone(),
+                        &global.budget,
+                        rate.get(),
+                        burst.get(),
+                        global.on_redis_failure,
+                    ))),
+                    None => Limit::Local(runtime.buckets.bucket(&BucketKey {
+                        client: entry.name.clone(),
+                        requests_per_second: rate,
+                        burst,
+                    })),
                 };
-                clients
-                    .limits
-                    .insert(entry.name.clone(), runtime.buckets.bucket(&key));
+                clients.limits.insert(entry.name.clone(), limit);
             }
             if let Some(max) = entry.max_in_flight {
                 let key = InFlightKey::Client(entry.name.clone());
@@ -418,14 +463,19 @@ impl Clients {
         }
     }
 
-    /// Takes one request from `client`'s bucket; when it is empty, the wait until it is not.
-    pub fn admit(&self, client: Option<&str>) -> Result<(), Duration> {
-        let Some(limiter) = client.and_then(|name| self.limits.get(name)) else {
-            return Ok(());
-        };
-        limiter
-            .check()
-            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    /// Takes one request from `client`'s bucket (when it is empty, the wait until it is not),
+    /// or says that its global limit must be asked.
+    pub fn admit(&self, client: Option<&str>) -> Admission {
+        match client.and_then(|name| self.limits.get(name)) {
+            None => Admission::Admitted,
+            Some(Limit::Local(bucket)) => match bucket.check() {
+                Ok(()) => Admission::Admitted,
+                Err(not_until) => {
+                    Admission::Wait(not_until.wait_time_from(DefaultClock::default().now()))
+                }
+            },
+            Some(Limit::Global(limit)) => Admission::Global(limit.clone()),
+        }
     }
 }
 
@@ -449,13 +499,14 @@ mod tests {
             rate_limit: limit.map(|(rate, burst)| RateLimitEntry {
                 requests_per_second: rate,
                 burst,
+                global: None,
             }),
         }
     }
 
     fn build(entries: &[ClientEntry], secrets: &SecretFiles) -> Result<Clients, String> {
         let mut warnings = Vec::new();
-        let clients = Clients::build(entries, secrets, &Runtime::default(), &mut warnings)?;
+        let clients = Clients::build(entries, secrets, None, &Runtime::default(), &mut warnings)?;
         assert!(warnings.is_empty(), "{warnings:?}");
         Ok(clients)
     }
@@ -614,6 +665,7 @@ mod tests {
                 entry("web", Some("web-keys"), None),
             ],
             &files,
+            None,
             &Runtime::default(),
             &mut warnings,
         )
@@ -650,22 +702,21 @@ mod tests {
     fn the_bucket_admits_the_burst_then_refuses_with_a_wait() {
         let clients = build(&[entry("web", None, Some((1, 3)))], &secrets()).unwrap();
         for _ in 0..3 {
-            assert_eq!(clients.admit(Some("web")), Ok(()));
+            assert!(matches!(clients.admit(Some("web")), Admission::Admitted));
         }
         match clients.admit(Some("web")) {
-            Err(wait) => {
+            Admission::Wait(wait) => {
                 assert!(
                     wait > Duration::ZERO && wait <= Duration::from_secs(1),
                     "{wait:?}"
                 );
             }
-            other => panic!("expected a refusal, got {other:?}"),
+            _ => panic!("expected a refusal with a wait"),
         }
-        assert_eq!(
-            clients.admit(Some("other")),
-            Ok(()),
+        assert!(
+            matches!(clients.admit(Some("other")), Admission::Admitted),
             "unlimited clients pass"
         );
-        assert_eq!(clients.admit(None), Ok(()));
+        assert!(matches!(clients.admit(None), Admission::Admitted));
     }
 }

@@ -50,7 +50,7 @@ impl GrpcCode {
             | ProblemKind::PayloadTooLarge
             | ProblemKind::RateLimited
             | ProblemKind::ClientBusy => Self::ResourceExhausted,
-            ProblemKind::RouteBusy => Self::Unavailable,
+            ProblemKind::RouteBusy | ProblemKind::LimitUnavailable => Self::Unavailable,
             ProblemKind::Unauthorized => Self::Unauthenticated,
             ProblemKind::Forbidden => Self::PermissionDenied,
             ProblemKind::BadRequest | ProblemKind::Internal => Self::Internal,

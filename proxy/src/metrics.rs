@@ -45,8 +45,16 @@ pub struct RefusalLabels {
     /// Route id, or `none` when the request was refused before routing.
     pub route: String,
     /// `source_range`, `cors_origin`, `body_too_large`, `unauthorized`, `client_not_allowed`,
-    /// `client_busy`, `route_busy` or `rate_limited`.
+    /// `client_busy`, `route_busy`, `rate_limited` or `rate_limit_unavailable`.
     pub reason: String,
+}
+
+/// Labels of a global rate-limit decision Redis did not make.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FallbackLabels {
+    /// `timeout`, `error`, `down` (not asked: it failed less than a second ago) or
+    /// `unconfigured` (no Redis server).
+    pub reason: &'static str,
 }
 
 /// Labels of a reload attempt.
@@ -109,6 +117,7 @@ pub struct ProxyMetrics {
     upstream_errors: Family<UpstreamErrorLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
     refusals: Family<RefusalLabels, Counter>,
+    fallbacks: Family<FallbackLabels, Counter>,
     table_info: Family<TableLabels, Gauge>,
     table_generation: Gauge,
     table_routes: Gauge,
@@ -155,6 +164,13 @@ impl ProxyMetrics {
             "Requests the gateway refused before any backend call, by route and reason",
             refusals.clone(),
         );
+        let fallbacks = Family::<FallbackLabels, Counter>::default();
+        registry.register(
+            "rate_limit_fallbacks",
+            "Global rate-limit decisions Redis did not make, where the client's onRedisFailure \
+             answered instead, by reason",
+            fallbacks.clone(),
+        );
         let reloads = Family::<ReloadLabels, Counter>::default();
         registry.register(
             "route_table_reloads",
@@ -200,6 +216,7 @@ impl ProxyMetrics {
             upstream_errors,
             reloads,
             refusals,
+            fallbacks,
             table_info,
             table_generation,
             table_routes,
@@ -251,6 +268,13 @@ impl ProxyMetrics {
                 route: route.to_owned(),
                 reason: reason.to_owned(),
             })
+            .inc();
+    }
+
+    /// Counts a global rate-limit decision Redis did not make.
+    pub fn rate_limit_fallback(&self, reason: &'static str) {
+        self.fallbacks
+            .get_or_create(&FallbackLabels { reason })
             .inc();
     }
 

@@ -38,6 +38,9 @@ pub enum ProblemKind {
     ClientBusy,
     /// The route has as many requests in flight as it may.
     RouteBusy,
+    /// The client's global rate limit cannot be checked (Redis does not answer) and the
+    /// client is refused then.
+    LimitUnavailable,
     /// A fault in the proxy.
     Internal,
 }
@@ -57,7 +60,7 @@ impl ProblemKind {
             Self::Forbidden => 403,
             Self::PayloadTooLarge => 413,
             Self::RateLimited | Self::ClientBusy => 429,
-            Self::RouteBusy => 503,
+            Self::RouteBusy | Self::LimitUnavailable => 503,
             Self::Internal => 500,
         }
     }
@@ -78,6 +81,7 @@ impl ProblemKind {
             Self::PayloadTooLarge => "Content too large",
             Self::RateLimited | Self::ClientBusy => "Too many requests",
             Self::RouteBusy => "Route at capacity",
+            Self::LimitUnavailable => "Rate limit unavailable",
             Self::Internal => "Internal error",
         }
     }
@@ -104,6 +108,9 @@ impl ProblemKind {
             }
             Self::RouteBusy => {
                 "this route has as many requests in flight as it may; retry after the time in Retry-After"
+            }
+            Self::LimitUnavailable => {
+                "this client's rate limit cannot be checked right now; retry after the time in Retry-After"
             }
             Self::Internal => "the gateway failed to handle the request",
         }

@@ -365,10 +365,12 @@ mod tests {
 
     fn table(generation: i64) -> RouteTable {
         RouteTable {
+            contracts: Vec::new(),
             tls: None,
             https_redirect_port: None,
             client_address: None,
             source_ranges: None,
+            redis: None,
             format: FORMAT.to_owned(),
             source: TableSource {
                 kind: "Gateway".to_owned(),

@@ -1,6 +1,7 @@
 //! Where route tables come from: a RouteTable JSON file, plain or gzipped (`--routes FILE`), or
 //! in Kubernetes the mounted route ConfigMap (`--routes DIR`: its `routes.json.gz`, else its
-//! `routes.json`), or a folder of Gateway/EdgeService/Aggregator YAML compiled here (`--from`).
+//! `routes.json`), or a folder of Gateway/EdgeService/Aggregator YAML, with the Contracts and
+//! ContractGrants they expose, compiled here (`--from`).
 //!
 //! Files are always opened by path, so a kubelet update — which swaps the volume's `..data`
 //! symlink to a new timestamped directory — is seen as new content at the same path.
@@ -11,10 +12,8 @@ use std::path::{Path, PathBuf};
 
 use gatehouse_api::compile::CompileContext;
 use gatehouse_api::naming::proxy_name;
-use gatehouse_api::resource::{ReadError, Resource};
-use gatehouse_api::route_table::{
-    FILE_NAME, FORMAT, RouteTable, TableError, TableSource, digest_of,
-};
+use gatehouse_api::resource::{Bundle, Document, ReadError};
+use gatehouse_api::route_table::{FILE_NAME, RouteTable, TableError, TableSource, digest_of};
 use gatehouse_api::table_file::{COMPRESSED_FILE_NAME, UnpackError, unpack};
 use gatehouse_api::validate::{Problem, check_table, join};
 
@@ -210,22 +209,37 @@ fn table_file_in(path: &Path) -> PathBuf {
     }
 }
 
-/// Compiles every resource of the folder. One resource: its table as the operator would
-/// write it. Several: one table serving all their routes, each route id prefixed with the
-/// name of the proxy the operator would make for its resource (`public-gateway/v1/product`).
+/// Compiles every resource of the folder, each with the folder's Contracts and ContractGrants.
+/// One resource: its table as the operator would write it. Several: one table serving all
+/// their routes, each route id prefixed with the name of the proxy the operator would make for
+/// its resource (`public-gateway/v1/product`). A Contract that is invalid, or that a resource
+/// exposes but cannot serve, refuses the folder (the previous table keeps serving).
 fn compile_folder(dir: &Path, snapshot: &Snapshot) -> Result<RouteTable, LoadError> {
-    let mut resources = Vec::new();
+    let mut documents = Vec::new();
     for (path, bytes) in &snapshot.files {
         let text = String::from_utf8_lossy(bytes);
-        let read = Resource::from_yaml(&text).map_err(|source| LoadError::Resource {
+        let read = Document::from_yaml(&text).map_err(|source| LoadError::Resource {
             path: path.clone(),
             source,
         })?;
-        resources.extend(read);
+        documents.extend(read);
     }
-    let context = CompileContext::default();
+    let bundle = Bundle::new(documents, "default");
+    let problems = bundle.contract_problems();
+    if !problems.is_empty() {
+        return Err(LoadError::Compile {
+            resource: "a Contract".to_owned(),
+            problems,
+        });
+    }
+    // Global rate limits of standalone resources use the proxy's `--redis`.
+    let context = CompileContext {
+        redis_from_proxy: true,
+        catalog: bundle.catalog.clone(),
+        ..CompileContext::default()
+    };
     let mut tables = Vec::new();
-    for resource in &resources {
+    for resource in &bundle.resources {
         let table = resource
             .compile(&context)
             .map_err(|problems| LoadError::Compile {
@@ -242,30 +256,23 @@ fn compile_folder(dir: &Path, snapshot: &Snapshot) -> Result<RouteTable, LoadErr
 }
 
 fn merge_tables(dir: &Path, tables: Vec<(String, RouteTable)>) -> Result<RouteTable, LoadError> {
-    let mut merged = RouteTable {
-        tls: None,
-        https_redirect_port: None,
-        client_address: None,
-        source_ranges: None,
-        format: FORMAT.to_owned(),
-        source: TableSource {
-            kind: "Standalone".to_owned(),
-            namespace: tables
-                .first()
-                .map(|(_, t)| t.source.namespace.clone())
-                .unwrap_or_default(),
-            name: dir
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("standalone")
-                .to_owned(),
-            generation: None,
-        },
-        edge_client: None,
-        clients: Vec::new(),
-        routes: Vec::new(),
-    };
+    // Route ids carry their proxy's name too, so no `NAMESPACE/NAME/` prefix names a
+    // Contract's routes here: the merged table lists no `contracts`.
+    let mut merged = RouteTable::empty(TableSource {
+        kind: "Standalone".to_owned(),
+        namespace: tables
+            .first()
+            .map(|(_, t)| t.source.namespace.clone())
+            .unwrap_or_default(),
+        name: dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("standalone")
+            .to_owned(),
+        generation: None,
+    });
     for (prefix, table) in tables {
+        merged.redis = merged.redis.or(table.redis);
         for client in table.clients {
             if !merged.clients.iter().any(|c| c.name == client.name) {
                 merged.clients.push(client);

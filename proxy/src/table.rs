@@ -198,8 +198,14 @@ impl LoadedTable {
         warnings: &mut Vec<String>,
     ) -> Result<Self, BuildError> {
         let digest = table.digest();
-        let clients = Clients::build(&table.clients, context.secrets, context.runtime, warnings)
-            .map_err(BuildError::Clients)?;
+        let clients = Clients::build(
+            &table.clients,
+            context.secrets,
+            table.redis.as_ref(),
+            context.runtime,
+            warnings,
+        )
+        .map_err(BuildError::Clients)?;
         let tls = table
             .tls
             .as_ref()

@@ -13,8 +13,7 @@ use bytes::Bytes;
 use common::tables::*;
 use common::*;
 use gatehouse_api::route_table::{
-    ApiKeyEntry, ClientAddressEntry, ClientEntry, PathKind, RouteEntry, RouteTable,
-    SourceRangesEntry,
+    ClientAddressEntry, PathKind, RouteEntry, RouteTable, SourceRangesEntry,
 };
 
 fn ip(text: &str) -> IpAddr {
@@ -36,15 +35,6 @@ fn to(backend: &Upstream, id: &str, path: &str) -> RouteEntry {
         path,
         vec![upstream("orders", backend.port(), None, 1)],
     )
-}
-
-/// Starts the proxy on `table` with `secrets` (name, key), and waits until ready.
-async fn serve_table(name: &str, table: &RouteTable, secrets: &[(&str, &str)]) -> Proxy {
-    let dir = temp_dir(name);
-    for (secret, value) in secrets {
-        write_secret(&dir, secret, value);
-    }
-    serve_with_secrets(&dir, &table.to_bytes()).await
 }
 
 fn forwarded_for(target: &str, value: &str) -> hyper::Request<http_body_util::Full<Bytes>> {
@@ -211,24 +201,6 @@ async fn x_forwarded_for_is_believed_only_as_far_as_the_table_trusts_it() {
     );
 }
 
-fn keyed(name: &str) -> ClientEntry {
-    ClientEntry {
-        name: name.to_owned(),
-        api_key: Some(ApiKeyEntry {
-            secret: format!("{name}-keys"),
-            header: "x-api-key".to_owned(),
-        }),
-        jwt: None,
-        certificate: None,
-        max_in_flight: None,
-        rate_limit: None,
-    }
-}
-
-fn with_key(path: &str, key: &str) -> hyper::Request<http_body_util::Full<Bytes>> {
-    get_with(path, "x-api-key", key)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_route_lets_in_only_the_clients_it_names() {
     let backend = Upstream::named("orders").await;
@@ -239,7 +211,7 @@ async fn a_route_lets_in_only_the_clients_it_names() {
             ..to(&backend, "v1/settlements", "/v1/settlements")
         },
     ]);
-    table.clients = vec![keyed("acme"), keyed("globex")];
+    table.clients = vec![keyed_client("acme"), keyed_client("globex")];
     let proxy = serve_table(
         "route-clients",
         &table,
@@ -418,11 +390,12 @@ async fn until_seen(backend: &Upstream, count: usize) {
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrency_limits_turn_away_one_too_many_per_route_and_per_client() {
     let (backend, gate) = holding_backend().await;
-    let mut acme = keyed("acme");
+    let mut acme = keyed_client("acme");
     acme.max_in_flight = Some(1);
     acme.rate_limit = Some(gatehouse_api::route_table::RateLimitEntry {
         requests_per_second: 1,
         burst: 2,
+        global: None,
     });
     let mut table = table(vec![
         RouteEntry {
@@ -431,7 +404,7 @@ async fn concurrency_limits_turn_away_one_too_many_per_route_and_per_client() {
         },
         to(&backend, "v1/orders", "/v1/orders"),
     ]);
-    table.clients = vec![acme, keyed("globex")];
+    table.clients = vec![acme, keyed_client("globex")];
     let proxy = serve_table(
         "concurrency",
         &table,

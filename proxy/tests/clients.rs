@@ -26,6 +26,7 @@ fn keyed(name: &str, secret: &str, header: &str, limit: Option<(u32, u32)>) -> C
         rate_limit: limit.map(|(requests_per_second, burst)| RateLimitEntry {
             requests_per_second,
             burst,
+            global: None,
         }),
     }
 }

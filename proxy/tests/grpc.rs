@@ -467,6 +467,7 @@ async fn a_partner_is_recognised_by_its_certificate_others_are_unauthenticated_a
         rate_limit: Some(RateLimitEntry {
             requests_per_second: 1,
             burst: 1,
+            global: None,
         }),
         ..certified_client("acme", "partners-ca", &["gateway.acme.test"])
     }];

@@ -351,3 +351,173 @@ async fn standalone_serves_resource_folders() {
         .await;
     assert_eq!(proxy.send(keyed("/v1/status")).await.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn standalone_serves_the_contracts_a_folder_s_gateway_exposes() {
+    let (catalog, payments) = (
+        Upstream::named("catalog").await,
+        Upstream::named("payments").await,
+    );
+    let dir = temp_dir("standalone-contracts");
+    let resources = dir.join("resources");
+    std::fs::create_dir_all(&resources).unwrap();
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/contracts");
+    for file in [
+        "catalog.yaml",
+        "orders.yaml",
+        "payments.yaml",
+        "gateway.yaml",
+    ] {
+        std::fs::copy(examples.join(file), resources.join(file)).unwrap();
+    }
+    let secrets = dir.join("secrets");
+    for secret in ["web-api-keys", "partner-api-keys"] {
+        std::fs::create_dir_all(secrets.join(secret)).unwrap();
+        std::fs::write(secrets.join(secret).join("key"), format!("{secret}-1")).unwrap();
+    }
+    let keyed = |method: &str, path: &str| {
+        request(method, path)
+            .header("x-api-key", "web-api-keys-1")
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap()
+    };
+    let resolve_catalog = format!("catalog=127.0.0.1:{}", catalog.port());
+    let resolve_payments = format!("payments=127.0.0.1:{}", payments.port());
+    let proxy = Proxy::start(
+        &[
+            "--from",
+            resources.to_str().unwrap(),
+            "--resolve",
+            &resolve_catalog,
+            "--resolve",
+            &resolve_payments,
+            "--secrets-dir",
+            secrets.to_str().unwrap(),
+        ],
+        &dir,
+    )
+    .await;
+    proxy.wait_admin("/readyz", 200).await;
+    let reply = proxy.send(keyed("GET", "/catalog/v2/products/7")).await;
+    assert_eq!((reply.status, reply.text().as_str()), (200, "catalog"));
+    assert_eq!(reply.header("cache-control"), Some("public, max-age=60"));
+    assert_eq!(catalog.requests().pop().unwrap().target, "/v2/items/7");
+    let reply = proxy.send(keyed("POST", "/payments/v1/payments")).await;
+    assert_eq!((reply.status, reply.text().as_str()), (200, "payments"));
+    let config = send(proxy.admin, get("/config")).await.unwrap().json();
+    assert_eq!(config["source"]["name"], "public-api");
+    assert_eq!(config["routes"], 6, "{config}");
+
+    // A Contract that breaks refuses the folder: the table that serves keeps serving.
+    let broken = std::fs::read_to_string(examples.join("catalog.yaml"))
+        .unwrap()
+        .replace("basePath: /catalog/v2", "basePath: /catalog/v1");
+    std::fs::write(resources.join("catalog.yaml"), broken).unwrap();
+    proxy
+        .wait_for("/metrics", |r| {
+            r.text()
+                .contains(r#"gatehouse_route_table_reloads_total{result="failed"}"#)
+        })
+        .await;
+    assert_eq!(
+        proxy
+            .send(keyed("GET", "/catalog/v2/products/7"))
+            .await
+            .status,
+        200
+    );
+    let log = proxy.log_text();
+    assert!(
+        log.contains(
+            "a Contract is not accepted: Contract shop/catalog spec.versions[1].routes[0].match"
+        ),
+        "{log}"
+    );
+    // So does a grant taken away: the Gateway may no longer serve the payments Contract.
+    std::fs::copy(
+        examples.join("catalog.yaml"),
+        resources.join("catalog.yaml"),
+    )
+    .unwrap();
+    proxy.wait_generation(2).await;
+    let contract_only = std::fs::read_to_string(examples.join("payments.yaml")).unwrap();
+    std::fs::write(
+        resources.join("payments.yaml"),
+        contract_only.split("\n---\n").next().unwrap(),
+    )
+    .unwrap();
+    proxy
+        .wait_for("/metrics", |r| {
+            r.text()
+                .contains(r#"gatehouse_route_table_reloads_total{result="failed"} 2"#)
+        })
+        .await;
+    assert!(
+        proxy.log_text().contains("RefNotPermitted"),
+        "{}",
+        proxy.log_text()
+    );
+    assert_eq!(
+        proxy
+            .send(keyed("POST", "/payments/v1/payments"))
+            .await
+            .status,
+        200
+    );
+}
+
+#[test]
+fn listeners_that_would_share_a_socket_are_refused_before_anything_binds() {
+    let dir = temp_dir("overlapping-listeners");
+    let routes = dir.join("table.json");
+    std::fs::write(&routes, tables::table(Vec::new()).to_bytes()).unwrap();
+    let port = free_port();
+    let exact = format!("127.0.0.1:{port}");
+    let wildcard = format!("0.0.0.0:{port}");
+    let other = format!("127.0.0.1:{}", free_port());
+    for (args, error) in [
+        (
+            [
+                "--listen",
+                &exact,
+                "--listen-tls",
+                &exact,
+                "--admin",
+                &other,
+            ],
+            format!("--listen-tls {exact} overlaps --listen {exact}"),
+        ),
+        (
+            [
+                "--listen",
+                &wildcard,
+                "--listen-tls",
+                &other,
+                "--admin",
+                &exact,
+            ],
+            format!("--admin {exact} overlaps --listen {wildcard}"),
+        ),
+        (
+            [
+                "--listen",
+                &exact,
+                "--listen-tls",
+                &other,
+                "--admin",
+                "127.0.0.1",
+            ],
+            "--admin 127.0.0.1: ".to_owned(),
+        ),
+    ] {
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse-proxy"))
+            .args(["--routes", routes.to_str().unwrap(), "--log-format", "text"])
+            .args(args)
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {log}");
+        assert!(log.contains(&error), "{args:?}: {log}");
+        assert!(!log.contains("Server starting"), "{args:?}: {log}");
+    }
+}

@@ -128,6 +128,21 @@ pub fn write_kubeconfig(path: &Path, token: &str, address: Option<&str>, namespa
     std::fs::write(path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
 }
 
+/// Writes `dir/kubeconfig` for a local proxy of `child`: its own ServiceAccount's token only,
+/// reaching the API server (or `address`, a relay to it). Returns the file.
+pub async fn proxy_kubeconfig(
+    client: &Client,
+    namespace: &str,
+    child: &str,
+    dir: &Path,
+    address: Option<&str>,
+) -> std::path::PathBuf {
+    let kubeconfig = dir.join("kubeconfig");
+    let token = service_account_token(client, namespace, child).await;
+    write_kubeconfig(&kubeconfig, &token, address, namespace);
+    kubeconfig
+}
+
 /// True when the route ConfigMap holds the table of `generation` and `Programmed` says what the
 /// replicas serve: `True` once every ready replica serves it, or — with no ready replica, as on a
 /// cluster without kubelets — `False`/`Pending`, "no ready replica serves it yet".

@@ -23,11 +23,13 @@ fn expected(text: &str) -> (String, Option<String>) {
 }
 
 fn api_resource(kind: &str) -> ApiResource {
-    use gatehouse_api::crd::{Aggregator, EdgeService, Gateway};
+    use gatehouse_api::crd::{Aggregator, Contract, ContractGrant, EdgeService, Gateway};
     match kind {
         "Gateway" => ApiResource::erase::<Gateway>(&()),
         "EdgeService" => ApiResource::erase::<EdgeService>(&()),
         "Aggregator" => ApiResource::erase::<Aggregator>(&()),
+        "Contract" => ApiResource::erase::<Contract>(&()),
+        "ContractGrant" => ApiResource::erase::<ContractGrant>(&()),
         other => panic!("not a Gatehouse kind: {other}"),
     }
 }

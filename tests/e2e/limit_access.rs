@@ -42,6 +42,9 @@ pub async fn run(client: &Client, namespace: &str) {
         );
         apply(client, namespace, &keys).await;
     }
+    // The password of the Redis its global rate limits use.
+    let redis_auth = secret(namespace, "redis-auth", None, json!({"password": "e2e"}));
+    apply(client, namespace, &redis_auth).await;
     let Resource::Gateway(partners) = example("examples/gateway/partners.yaml", namespace) else {
         panic!("partners is a Gateway")
     };

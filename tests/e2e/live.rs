@@ -25,14 +25,12 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::cluster::{
-    apply, condition, reports, secret, service_account_token, wait_for, within, write_kubeconfig,
-};
+use crate::cluster::{apply, condition, proxy_kubeconfig, reports, secret, wait_for, within};
 use crate::scenario::not_programmed;
 
 const GATEWAY: &str = "live";
 const SECRET: &str = "live-keys";
-const BACKEND: &str = "live-backend";
+pub(crate) const BACKEND: &str = "live-backend";
 
 /// Every step of the live configuration scenario.
 pub async fn run(client: &Client, namespace: &str) {
@@ -64,9 +62,7 @@ pub async fn run(client: &Client, namespace: &str) {
 
     let relay = Relay::start(&api_server()).await;
     let dir = scratch_dir(namespace);
-    let kubeconfig = dir.join("kubeconfig");
-    let token = service_account_token(client, namespace, &child).await;
-    write_kubeconfig(&kubeconfig, &token, Some(&relay.address), namespace);
+    let kubeconfig = proxy_kubeconfig(client, namespace, &child, &dir, Some(&relay.address)).await;
     assert_least_privilege(&kubeconfig, namespace, &child).await;
 
     let proxy = LocalProxy::start(
@@ -540,13 +536,7 @@ pub(crate) async fn http(address: &str, path: &str, headers: &str) -> Option<(u1
     Some((status, body))
 }
 
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub(crate) use gatehouse_tests::ports::free_port;
 
 /// A loopback upstream answering every request with 200 and its path.
 pub(crate) struct Backend {

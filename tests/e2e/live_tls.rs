@@ -19,9 +19,7 @@ use kube::api::DeleteParams;
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
-use crate::cluster::{
-    WAIT, apply, condition, secret, service_account_token, wait_for, write_kubeconfig,
-};
+use crate::cluster::{WAIT, apply, condition, proxy_kubeconfig, secret, wait_for};
 use crate::live::{Backend, LocalProxy, free_port, http, scratch_dir, table_of};
 #[allow(dead_code)]
 #[path = "../../proxy/tests/common/tls.rs"]
@@ -91,9 +89,7 @@ pub async fn run(client: &Client, namespace: &str) {
 
     let dir = scratch_dir(namespace).join("tls");
     std::fs::create_dir_all(&dir).unwrap();
-    let kubeconfig = dir.join("kubeconfig");
-    let token = service_account_token(client, namespace, &child).await;
-    write_kubeconfig(&kubeconfig, &token, None, namespace);
+    let kubeconfig = proxy_kubeconfig(client, namespace, &child, &dir, None).await;
     let backend = Backend::start().await;
     let ledger_ca = TestCa::new();
     let ledger_name = format!("{LEDGER}.{namespace}.svc.cluster.local");

@@ -1,7 +1,6 @@
 //! The operator under test: built with cargo, run as a child process, stopped with SIGTERM.
 
 use std::fs::File;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
@@ -35,10 +34,7 @@ impl OperatorProcess {
     /// that namespace, reaching the API with `kubeconfig`.
     pub fn start(binary: &Path, namespace: &str, kubeconfig: &Path) -> Self {
         // A free loopback port for the admin server.
-        let admin = {
-            let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
-            listener.local_addr().expect("bound").to_string()
-        };
+        let admin = gatehouse_tests::ports::free_address().to_string();
         let log = std::env::temp_dir().join(format!("gatehouse-e2e-{namespace}.log"));
         let log_file = File::create(&log).expect("log file");
         let child = Command::new(binary)

@@ -6,7 +6,7 @@
 use gatehouse_tests::binaries;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -21,12 +21,7 @@ impl Drop for Demo {
     }
 }
 
-fn free_address() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
+use gatehouse_tests::ports::free_address;
 
 /// Status, lower-case headers and body of a response.
 type Answer<B> = (u16, Vec<(String, String)>, B);

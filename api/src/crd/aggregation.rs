@@ -6,8 +6,8 @@ use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
+use super::method::HttpMethod;
 use super::patterns::*;
-use super::route::HttpMethod;
 
 /// What happens when a step fails or times out.
 #[derive(

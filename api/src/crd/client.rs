@@ -74,12 +74,17 @@ pub struct ClientCertificateAuth {
     pub names: Vec<String>,
 }
 
-/// A token-bucket rate limit: over it, a request is refused with 429 and `Retry-After`. Each proxy
-/// replica enforces it on its own (N replicas admit up to N times the rate).
+/// A rate limit (GCRA, the token bucket's exact form): `burst` requests at once, then one every
+/// `1/requestsPerSecond` seconds; over it, a request is refused with 429 and `Retry-After`.
+/// `scope: Replica` (the default): each proxy replica enforces it on its own, so N replicas
+/// admit up to N times the rate. `scope: Global`: all replicas draw from one budget in Redis
+/// (`spec.redis`, or the operator's default), and every request is charged there before it is
+/// admitted (one script call per request near the limit, per up to 16 far from it).
 #[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.burst) || self.burst >= self.requestsPerSecond").message("rateLimit.burst must be at least requestsPerSecond"))]
+#[x_kube(validation = Rule::new("(has(self.scope) && self.scope == 'Global') || (!has(self.budget) && !has(self.onRedisFailure))").message("rateLimit.budget and rateLimit.onRedisFailure apply to scope: Global"))]
 pub struct RateLimit {
     /// Sustained requests per second.
     #[schemars(range(min = 1, max = 1000000))]
@@ -87,6 +92,43 @@ pub struct RateLimit {
     /// Requests allowed in a burst above the sustained rate. Defaults to `requestsPerSecond`.
     #[schemars(range(min = 1, max = 1000000))]
     pub burst: Option<i32>,
+    /// Who shares the limit: `Replica` (default), each proxy replica on its own; `Global`, all
+    /// replicas of the resource through Redis, whatever the autoscaler does.
+    pub scope: Option<RateLimitScope>,
+    /// `Global` only: the name of the budget in Redis. Resources of one namespace that name the
+    /// same budget (and the same Redis) share it. Unset: the resource's own budget for this
+    /// client.
+    #[schemars(length(max = MAX_NAME), pattern(DNS_LABEL))]
+    pub budget: Option<String>,
+    /// `Global` only: what a replica does when Redis does not answer within its timeout or
+    /// cannot be reached. `LocalShare` (default): it enforces its share of the limit on its
+    /// own (the rate divided by the replicas seen in the last seconds), so the whole stays
+    /// near the limit. `Refuse`: 503 with `Retry-After: 1` until Redis answers again.
+    pub on_redis_failure: Option<RedisFailurePolicy>,
+}
+
+/// Who shares a rate limit.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema,
+)]
+pub enum RateLimitScope {
+    /// Each proxy replica enforces the limit on its own.
+    #[default]
+    Replica,
+    /// All replicas share one budget in Redis.
+    Global,
+}
+
+/// What a replica does with a globally limited request when Redis cannot answer.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema,
+)]
+pub enum RedisFailurePolicy {
+    /// Enforce this replica's share of the limit locally (fail open, with a bound).
+    #[default]
+    LocalShare,
+    /// Refuse with 503 (fail closed).
+    Refuse,
 }
 
 /// A client of a gateway: a mobile app, a web front end, a partner.
@@ -106,8 +148,8 @@ pub struct Client {
     /// Recognise this client by the certificate it presents in the TLS handshake (mutual TLS
     /// on `listeners.https`).
     pub client_certificate: Option<ClientCertificateAuth>,
-    /// Requests this client may make: a token bucket per proxy replica; over it, 429 with
-    /// `Retry-After`.
+    /// Requests this client may make, per proxy replica or (`scope: Global`) over all
+    /// replicas; over it, 429 with `Retry-After`.
     pub rate_limit: Option<RateLimit>,
     /// Most requests this client may have in flight at once, per proxy replica, over all
     /// routes; one more is answered 429 with `Retry-After: 1`, before any backend call (and

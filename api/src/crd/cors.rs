@@ -4,8 +4,8 @@ use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
+use super::method::HttpMethod;
 use super::patterns::*;
-use super::route::HttpMethod;
 
 /// What browsers may do across origins (CORS, as the Fetch standard defines it). The gateway
 /// answers preflight requests (`OPTIONS` with `Origin` and `Access-Control-Request-Method`)

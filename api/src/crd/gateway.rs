@@ -6,38 +6,12 @@ use serde_with::skip_serializing_none;
 
 use super::access::{Access, ClientAddress, RequestLimits};
 use super::client::Client;
-use super::cors::Cors;
+use super::contract::{ContractExposure, ContractVersion};
 use super::listeners::Listeners;
 use super::patterns::*;
-use super::route::Route;
+use super::redis::RedisStore;
 use super::runtime::{DeploymentSettings, ServiceSettings};
 use super::status::ProxyStatus;
-
-/// A published, versioned set of routes. Clients call `BASEPATH/ROUTEPATH`.
-#[skip_serializing_none]
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Contract {
-    /// Contract version: `v1`, `v2`, `v2beta1`…
-    #[schemars(length(max = 32), pattern(CONTRACT_VERSION))]
-    pub version: String,
-    /// Path prefix of every route in this contract. Defaults to `/VERSION` (e.g. `/v1`); `/`
-    /// serves the routes unprefixed.
-    #[schemars(length(min = 1, max = 256), pattern(PATH_TEMPLATE))]
-    pub base_path: Option<String>,
-    /// The routes; names are unique within the contract (the list is keyed by name).
-    #[schemars(length(min = 1, max = MAX_ROUTES))]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
-    pub routes: Vec<Route>,
-    /// Who may call this contract's routes (clients, source addresses), on top of the
-    /// gateway's `access`.
-    pub access: Option<Access>,
-    /// Limits on this contract's requests; a route's own override them.
-    pub limits: Option<RequestLimits>,
-    /// What browsers may do across origins on this contract's routes; a route's own `cors`
-    /// replaces it.
-    pub cors: Option<Cors>,
-}
 
 /// The system-wide gateway: one contract-driven entry point for every client.
 #[skip_serializing_none]
@@ -60,6 +34,7 @@ pub struct Contract {
     validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 52").message("metadata.name must be a DNS label of at most 52 characters starting with a letter: it names the proxy's Service and Deployment")
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.contracts) || has(self.expose)").message("publish contracts inline (contracts), expose Contract resources (expose), or both"))]
 #[x_kube(validation = Rule::new("!has(self.clients) || !self.clients.exists(c, has(c.clientCertificate)) || (has(self.listeners) && has(self.listeners.https))").message("a client recognised by clientCertificate needs listeners.https"))]
 pub struct GatewaySpec {
     /// The clients this gateway serves and how each is recognised; names are unique (the list
@@ -68,10 +43,18 @@ pub struct GatewaySpec {
     #[schemars(length(max = MAX_CLIENTS))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub clients: Vec<Client>,
-    /// Published contracts, one per version (the list is keyed by version).
+    /// Contracts published inline, one per version (the list is keyed by version). They are
+    /// the resource's own: an exposed Contract never replaces their routes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(min = 1, max = MAX_CONTRACTS))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["version"]))]
-    pub contracts: Vec<Contract>,
+    pub contracts: Vec<ContractVersion>,
+    /// Contract resources served here, by name or by labels. Where two contracts claim the
+    /// same requests, the older one (by creation, then namespace/name) is served and the newer
+    /// one is not, in both statuses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(min = 1, max = MAX_EXPOSURES))]
+    pub expose: Vec<ContractExposure>,
     /// The proxy Deployment.
     #[serde(default)]
     pub deployment: DeploymentSettings,
@@ -90,6 +73,9 @@ pub struct GatewaySpec {
     pub client_address: Option<ClientAddress>,
     /// Limits on every request; a contract's or a route's own override them.
     pub limits: Option<RequestLimits>,
+    /// The Redis server of the clients' `scope: Global` rate limits. Unset: the operator's
+    /// default (the chart's `redis` values); a global limit with neither is not accepted.
+    pub redis: Option<RedisStore>,
 }
 
 /// A gateway for one client (backend for frontend): its own contracts, isolated and scaled on
@@ -115,14 +101,23 @@ pub struct GatewaySpec {
     validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 52").message("metadata.name must be a DNS label of at most 52 characters starting with a letter: it names the proxy's Service and Deployment")
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.contracts) || has(self.expose)").message("publish contracts inline (contracts), expose Contract resources (expose), or both"))]
 #[x_kube(validation = Rule::new("!has(self.client.clientCertificate) || (has(self.listeners) && has(self.listeners.https))").message("a client recognised by clientCertificate needs listeners.https"))]
 pub struct EdgeServiceSpec {
     /// The one client this edge serves.
     pub client: Client,
-    /// Published contracts, one per version (the list is keyed by version).
+    /// Contracts published inline, one per version (the list is keyed by version). They are
+    /// the resource's own: an exposed Contract never replaces their routes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(min = 1, max = MAX_CONTRACTS))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["version"]))]
-    pub contracts: Vec<Contract>,
+    pub contracts: Vec<ContractVersion>,
+    /// Contract resources served here, by name or by labels. Where two contracts claim the
+    /// same requests, the older one (by creation, then namespace/name) is served and the newer
+    /// one is not, in both statuses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(min = 1, max = MAX_EXPOSURES))]
+    pub expose: Vec<ContractExposure>,
     /// The proxy Deployment.
     #[serde(default)]
     pub deployment: DeploymentSettings,
@@ -141,4 +136,7 @@ pub struct EdgeServiceSpec {
     pub client_address: Option<ClientAddress>,
     /// Limits on every request; a contract's or a route's own override them.
     pub limits: Option<RequestLimits>,
+    /// The Redis server of the clients' `scope: Global` rate limits. Unset: the operator's
+    /// default (the chart's `redis` values); a global limit with neither is not accepted.
+    pub redis: Option<RedisStore>,
 }

@@ -1,13 +1,17 @@
-//! The custom resources users write: Gateway, EdgeService and Aggregator (`gatehouse.dev/v1alpha1`).
+//! The custom resources users write (`gatehouse.dev/v1alpha1`): Gateway, EdgeService and
+//! Aggregator, which run proxies, and Contract and ContractGrant, which publish APIs for them.
 
 pub mod access;
 pub mod aggregation;
 pub mod aggregator;
 pub mod client;
+pub mod contract;
 pub mod cors;
 pub mod gateway;
 pub mod listeners;
+pub mod method;
 pub mod patterns;
+pub mod redis;
 pub mod route;
 pub mod runtime;
 pub mod status;
@@ -16,30 +20,103 @@ pub mod string_map;
 pub use access::{Access, ClientAddress, RequestLimits, SourceRanges};
 pub use aggregation::{Aggregation, FailurePolicy, Step, StepCall};
 pub use aggregator::{Aggregator, AggregatorSpec, Endpoint};
-pub use client::{ApiKeyAuth, Client, ClientCertificateAuth, JwtAuth, RateLimit, SecretRef};
+pub use client::{
+    ApiKeyAuth, Client, ClientCertificateAuth, JwtAuth, RateLimit, RateLimitScope,
+    RedisFailurePolicy, SecretRef,
+};
+pub use contract::{
+    Contract, ContractExposer, ContractExposure, ContractGrant, ContractGrantSpec, ContractSpec,
+    ContractStatus, ContractVersion, ExposingKind, ExposureState, GrantFrom,
+};
 pub use cors::Cors;
-pub use gateway::{Contract, EdgeService, EdgeServiceSpec, Gateway, GatewaySpec};
+pub use gateway::{EdgeService, EdgeServiceSpec, Gateway, GatewaySpec};
 pub use listeners::{
     Certificate, HttpListener, HttpMode, HttpsListener, Listeners, MinTlsVersion,
     UnknownServerNamePolicy,
 };
+pub use method::HttpMethod;
+pub use redis::{RedisStore, RedisTls};
 pub use route::{
     BackendProtocol, BackendRef, BackendTls, DirectResponse, HeaderCondition, HeaderModifier,
-    HttpMethod, PathType, QueryCondition, Redirect, RetryPolicy, Route, RouteMatch, Scheme,
+    PathType, QueryCondition, Redirect, RetryPolicy, Route, RouteMatch, Scheme,
 };
 pub use runtime::{
     Autoscaling, DeploymentSettings, DisruptionBudget, ExternalTrafficPolicy, ServiceSettings,
     ServiceType,
 };
-pub use status::{ContractStatus, ProxiesStatus, ProxyStatus};
+pub use status::{ExposedContract, ProxiesStatus, ProxyStatus, ServedContract};
 pub use string_map::StringMap;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-/// The three CustomResourceDefinitions, in a fixed order.
-pub fn definitions() -> [CustomResourceDefinition; 3] {
-    [Gateway::crd(), EdgeService::crd(), Aggregator::crd()].map(readable_descriptions)
+/// The CustomResourceDefinitions, in a fixed order (that of [`CrdKind`]).
+pub fn definitions() -> [CustomResourceDefinition; 5] {
+    [
+        Gateway::crd(),
+        EdgeService::crd(),
+        Aggregator::crd(),
+        Contract::crd(),
+        ContractGrant::crd(),
+    ]
+    .map(readable_descriptions)
+}
+
+/// The kind of a Gatehouse object, as its CRD defines it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CrdKind {
+    /// `Gateway`.
+    Gateway,
+    /// `EdgeService`.
+    EdgeService,
+    /// `Aggregator`.
+    Aggregator,
+    /// `Contract`.
+    Contract,
+    /// `ContractGrant`.
+    ContractGrant,
+}
+
+impl CrdKind {
+    /// Every kind, in the order of [`definitions`].
+    pub const ALL: [Self; 5] = [
+        Self::Gateway,
+        Self::EdgeService,
+        Self::Aggregator,
+        Self::Contract,
+        Self::ContractGrant,
+    ];
+
+    /// The kind as written in `kind:`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Gateway => "Gateway",
+            Self::EdgeService => "EdgeService",
+            Self::Aggregator => "Aggregator",
+            Self::Contract => "Contract",
+            Self::ContractGrant => "ContractGrant",
+        }
+    }
+
+    /// The kind written `kind`, if it is one.
+    pub fn parse(kind: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == kind)
+    }
+
+    /// Position of its CRD in [`definitions`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl From<crate::naming::Kind> for CrdKind {
+    fn from(kind: crate::naming::Kind) -> Self {
+        match kind {
+            crate::naming::Kind::Gateway => Self::Gateway,
+            crate::naming::Kind::EdgeService => Self::EdgeService,
+            crate::naming::Kind::Aggregator => Self::Aggregator,
+        }
+    }
 }
 
 /// The CRD with every field description as `kubectl explain` reads best: the lines a doc

@@ -70,6 +70,8 @@ pub const MAX_ORIGINS: usize = 32;
 
 /// Most contracts one Gateway or EdgeService may publish.
 pub const MAX_CONTRACTS: usize = 16;
+/// Most entries in one resource's `expose`.
+pub const MAX_EXPOSURES: usize = 256;
 /// Most routes in one contract.
 pub const MAX_ROUTES: usize = 128;
 /// Most certificates on one HTTPS listener.
@@ -102,3 +104,7 @@ pub const MAX_BODY: usize = 16384;
 pub fn header_values_schema() -> serde_json::Value {
     serde_json::json!({"type": "string", "maxLength": MAX_PATH, "pattern": HEADER_VALUE})
 }
+
+/// A Redis server's `host` or `host:port`: a DNS name or an IPv4 address, or a bracketed IPv6
+/// address with a port.
+pub const REDIS_ADDRESS: &str = r"^([A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\]:[0-9]{1,5})$";

@@ -4,16 +4,41 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
+use super::contract::ExposureState;
+
 /// A published contract as it is being served.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ContractStatus {
+pub struct ServedContract {
     /// Contract version.
     pub version: String,
     /// Digest of the contract's compiled routes.
     pub digest: String,
     /// Number of routes.
     pub routes: i32,
+}
+
+/// A Contract resource a Gateway or EdgeService exposes, and whether it serves it.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExposedContract {
+    /// Namespace of the Contract.
+    pub namespace: String,
+    /// Name of the Contract.
+    pub name: String,
+    /// The versions served (or, when nothing is, the versions exposed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<String>,
+    /// Whether its routes are served: this generation's, the last good generation's, or none.
+    pub state: ExposureState,
+    /// Why not this generation, in one CamelCase word: `Invalid`, `UnknownClient`, `Conflict`,
+    /// `RefNotPermitted`, `VersionNotFound`.
+    pub reason: Option<String>,
+    /// The details, with the field path.
+    pub message: Option<String>,
+    /// The Contract generation whose routes are served.
+    pub served_generation: Option<i64>,
 }
 
 /// What the ready proxy pods answered when the operator asked each one (its admin `/config`)
@@ -67,7 +92,10 @@ pub struct ProxyStatus {
     pub route_table_digest: Option<String>,
     /// Contracts being served.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub contracts: Vec<ContractStatus>,
+    pub contracts: Vec<ServedContract>,
+    /// The Contract resources exposed (`spec.expose`), and whether each is served.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exposed_contracts: Vec<ExposedContract>,
     /// Which route table the ready proxy pods serve, by count.
     pub proxies: Option<ProxiesStatus>,
 }

@@ -2,7 +2,7 @@
 //! who can be recognised and whom the enclosing contract lets in, and CORS policies.
 
 use super::Problem;
-use crate::crd::{Access, Client, ClientAddress, Contract, Cors, SourceRanges};
+use crate::crd::{Access, Client, ClientAddress, ContractVersion, Cors, SourceRanges};
 use crate::{duration, prepare};
 
 /// The clients access rules may name: a Gateway's `spec.clients`, or an EdgeService's one
@@ -12,6 +12,8 @@ pub(super) enum KnownClients<'a> {
     Gateway(&'a [Client]),
     /// An EdgeService's client: every request is its.
     Edge(&'a Client),
+    /// Not known yet (a Contract checked on its own): every name may be one.
+    Any,
 }
 
 impl KnownClients<'_> {
@@ -37,6 +39,7 @@ impl KnownClients<'_> {
                     client.name
                 )
             }),
+            Self::Any => None,
         }
     }
 }
@@ -83,34 +86,32 @@ pub(super) fn check_gateway_access(
     }
 }
 
-/// Checks the `access` of every contract and route.
+/// Checks the `access` of every contract and route; `field` is the contracts' list
+/// (`spec.contracts`, or a Contract's `spec.versions`).
 pub(super) fn check_contracts_access(
-    contracts: &[Contract],
+    field: &str,
+    contracts: &[ContractVersion],
     known: &KnownClients<'_>,
     problems: &mut Vec<Problem>,
 ) {
     for (c, contract) in contracts.iter().enumerate() {
-        let contract_at = format!("spec.contracts[{c}].access");
+        let contract_at = format!("{field}[{c}].access");
         let contract_clients = contract.access.as_ref().map(|a| a.clients.as_slice());
         if let Some(access) = &contract.access {
             check_access(&contract_at, access, known, None, problems);
         }
         if let Some(cors) = &contract.cors {
-            check_cors(&format!("spec.contracts[{c}].cors"), cors, problems);
+            check_cors(&format!("{field}[{c}].cors"), cors, problems);
         }
         for (r, route) in contract.routes.iter().enumerate() {
             if let Some(cors) = &route.cors {
-                check_cors(
-                    &format!("spec.contracts[{c}].routes[{r}].cors"),
-                    cors,
-                    problems,
-                );
+                check_cors(&format!("{field}[{c}].routes[{r}].cors"), cors, problems);
             }
             if let Some(access) = &route.access {
                 let parent = contract_clients
                     .filter(|clients| !clients.is_empty())
                     .map(|clients| (contract_at.as_str(), clients, contract.version.as_str()));
-                let at = format!("spec.contracts[{c}].routes[{r}].access");
+                let at = format!("{field}[{c}].routes[{r}].access");
                 check_access(&at, access, known, parent, problems);
             }
         }

@@ -15,7 +15,10 @@ pub use aggregation::check_step_graph;
 pub use routes::base_path as routes_base_path;
 pub use table::check_table;
 
-use crate::crd::{Access, AggregatorSpec, ClientAddress, Contract, EdgeServiceSpec, GatewaySpec};
+use crate::crd::{
+    Access, AggregatorSpec, Client, ClientAddress, ContractSpec, ContractVersion, EdgeServiceSpec,
+    GatewaySpec,
+};
 
 /// One thing wrong with a resource, and where.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -73,16 +76,57 @@ pub fn validate_edge_service(spec: &EdgeServiceSpec) -> Vec<Problem> {
 
 /// What a Gateway and an EdgeService share: contracts and their routes, and access rules.
 fn validate_proxy(
-    contracts: &[Contract],
+    contracts: &[ContractVersion],
     gateway_access: Option<&Access>,
     client_address: Option<&ClientAddress>,
     known: &access::KnownClients<'_>,
 ) -> Vec<Problem> {
     let mut problems = Vec::new();
-    routes::check_contracts(contracts, &mut problems);
+    routes::check_contracts(INLINE, contracts, &mut problems);
     access::check_gateway_access(gateway_access, client_address, &mut problems);
-    access::check_contracts_access(contracts, known, &mut problems);
+    access::check_contracts_access(INLINE, contracts, known, &mut problems);
     problems
+}
+
+/// Field of a Gateway's or EdgeService's inline contracts.
+const INLINE: &str = "spec.contracts";
+/// Field of a Contract's versions.
+const VERSIONS: &str = "spec.versions";
+
+/// Validates a Contract on its own: what the schema cannot check of its versions and routes.
+/// The clients its access rules name are checked where it is exposed
+/// ([`validate_exposed_versions`]).
+pub fn validate_contract(spec: &ContractSpec) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    routes::check_contracts(VERSIONS, &spec.versions, &mut problems);
+    access::check_contracts_access(
+        VERSIONS,
+        &spec.versions,
+        &access::KnownClients::Any,
+        &mut problems,
+    );
+    problems
+}
+
+/// The clients a Contract's access rules name that the exposing Gateway (its `clients`) or
+/// EdgeService (its `client`) does not have; paths are the Contract's (`spec.versions[…]`).
+pub fn validate_exposed_versions(spec: &ContractSpec, exposer: ExposerClients<'_>) -> Vec<Problem> {
+    let known = match exposer {
+        ExposerClients::Gateway(clients) => access::KnownClients::Gateway(clients),
+        ExposerClients::Edge(client) => access::KnownClients::Edge(client),
+    };
+    let mut problems = Vec::new();
+    access::check_contracts_access(VERSIONS, &spec.versions, &known, &mut problems);
+    problems
+}
+
+/// The clients of a resource that exposes contracts.
+#[derive(Clone, Copy, Debug)]
+pub enum ExposerClients<'a> {
+    /// A Gateway's `spec.clients`.
+    Gateway(&'a [Client]),
+    /// An EdgeService's `spec.client`.
+    Edge(&'a Client),
 }
 
 /// Validates an Aggregator's spec.

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::Problem;
 use super::aggregation::check_aggregation;
-use crate::crd::{Contract, Endpoint, HeaderModifier, PathType, Route, RouteMatch};
+use crate::crd::{ContractVersion, Endpoint, HeaderModifier, PathType, Route, RouteMatch};
 use crate::prepare::{self, HeaderValueTemplate};
 use crate::{duration, normalize, path};
 
@@ -12,7 +12,7 @@ use crate::{duration, normalize, path};
 const HEADER_VARIABLES: [&str; 2] = ["client", "requestId"];
 
 /// The effective base path of a contract: `basePath`, or `/VERSION`.
-pub fn base_path(contract: &Contract) -> String {
+pub fn base_path(contract: &ContractVersion) -> String {
     contract
         .base_path
         .clone()
@@ -36,17 +36,10 @@ fn match_key(full_path: &str, m: &RouteMatch) -> String {
         .collect();
     query.sort();
     // Parameter names do not change what a path matches: `/a/{x}` and `/a/{y}` collide.
-    let shape: Vec<String> = path::segments(full_path)
-        .into_iter()
-        .map(|s| match s {
-            path::Segment::Literal(text) => text,
-            path::Segment::Param(_) => "{}".to_owned(),
-        })
-        .collect();
     format!(
         "{:?} {} {:?} {:?} {:?} {:?} {:?}",
         m.path_type,
-        shape.join("/"),
+        path::shape(full_path),
         m.host,
         methods,
         headers,
@@ -55,13 +48,19 @@ fn match_key(full_path: &str, m: &RouteMatch) -> String {
     )
 }
 
-pub(super) fn check_contracts(contracts: &[Contract], problems: &mut Vec<Problem>) {
+/// Checks every contract's base path and routes, and that no two routes match the same
+/// requests; `field` is the contracts' list (`spec.contracts`, or a Contract's `spec.versions`).
+pub(super) fn check_contracts(
+    field: &str,
+    contracts: &[ContractVersion],
+    problems: &mut Vec<Problem>,
+) {
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     for (c, contract) in contracts.iter().enumerate() {
         let base = base_path(contract);
-        check_path_syntax(&format!("spec.contracts[{c}].basePath"), &base, problems);
+        check_path_syntax(&format!("{field}[{c}].basePath"), &base, problems);
         for (r, route) in contract.routes.iter().enumerate() {
-            let at = format!("spec.contracts[{c}].routes[{r}]");
+            let at = format!("{field}[{c}].routes[{r}]");
             let full = path::join(&base, &route.matches.path);
             check_route(&at, &full, route, problems);
             let key = match_key(&full, &route.matches);

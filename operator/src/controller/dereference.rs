@@ -6,14 +6,14 @@
 
 use std::collections::BTreeMap;
 
-use gatehouse_api::certificate::{certificate_authorities, certified_key};
+use gatehouse_api::certificate::{certificate_authorities, certified_key, redis_password};
 use gatehouse_api::crd::Aggregator;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 
 use crate::plan::Found;
-use crate::references::References;
+use crate::references::{References, SecretUse};
 
 /// Why the references could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +57,7 @@ pub async fn dereference(
         aggregators: BTreeMap::new(),
         aggregators_complete: true,
         certificate_problems: BTreeMap::new(),
+        catalog: Default::default(),
     };
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     for (used, name) in &references.secrets {
@@ -74,10 +75,10 @@ pub async fn dereference(
                 .map(|(key, value)| (key, value.0))
                 .collect::<BTreeMap<_, _>>()
         });
-        let problem = if used.is_certificate() {
-            certified_key(name, data.as_ref()).err()
-        } else {
-            certificate_authorities(name, data.as_ref()).err()
+        let problem = match used {
+            SecretUse::RedisPassword => redis_password(name, data.as_ref()).err(),
+            used if used.is_certificate() => certified_key(name, data.as_ref()).err(),
+            _ => certificate_authorities(name, data.as_ref()).err(),
         };
         if let Some(problem) = problem {
             found

@@ -128,7 +128,7 @@ fn concerned<K: ProxyResource>(
 /// True when the resource routes to the Service `name`, or its own Service would be called
 /// `name` (a user's Service of that name blocks it until it goes away).
 fn concerns_service(resource: &Resource, name: &str) -> bool {
-    References::of(resource).names_service(name)
+    References::of(resource, None).names_service(name)
         || proxy_name(resource.kind(), resource.name()) == name
 }
 
@@ -198,14 +198,14 @@ pub async fn run_controller<K: ProxyResource>(
             move |aggregator: Aggregator| {
                 let name = aggregator.name_any();
                 concerned(&store, aggregator.namespace(), |r| {
-                    References::of(r).names_aggregator(&name)
+                    References::of(r, None).names_aggregator(&name)
                 })
             },
         )
     } else {
         controller
     };
-    // A certificate Secret created, renewed or broken: check it again for the status. Metadata
+    // A certificate or Redis Secret created, renewed or broken: check it again for the status. Metadata
     // only: Secret contents are read by name, in the reconcile, and never cached.
     let controller = if K::TERMINATES_TLS {
         let store = controller.store();
@@ -215,10 +215,11 @@ pub async fn run_controller<K: ProxyResource>(
         )
         .default_backoff()
         .touched_objects();
+        let default_redis = ctx.settings.redis.clone();
         controller.watches_stream(secrets, move |secret: PartialObjectMeta<Secret>| {
             let name = secret.name_any();
             concerned(&store, secret.namespace(), |r| {
-                References::of(r).names_certificate(&name)
+                References::of(r, default_redis.as_ref()).names_secret(&name)
             })
         })
     } else {

@@ -155,7 +155,7 @@ pub async fn reconcile<K: ProxyResource>(
     let mut steps = Steps::start();
     let resource = object.to_resource();
     let namespace = resource.namespace().to_owned();
-    let references = References::of(&resource);
+    let references = References::of(&resource, ctx.settings.redis.as_ref());
     let found = dereference(&ctx.client, &namespace, &references).await?;
     let missing = found.missing(&references);
     steps.done("dereference");

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use gatehouse_api::crd::{ContractStatus, ProxyStatus};
+use gatehouse_api::crd::{ProxyStatus, ServedContract};
 use gatehouse_api::route_table::{RouteTable, digest_of};
 use gatehouse_api::validate::{Problem, join};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -16,6 +16,7 @@ use k8s_openapi::jiff::Timestamp;
 use super::agreement::{Agreement, Verdict, summarize};
 use super::apply::Blocked;
 use crate::plan::MissingRef;
+use crate::references::SecretUse;
 
 /// Condition types, in the order they are reported.
 pub const ACCEPTED: &str = "Accepted";
@@ -105,7 +106,7 @@ fn resolved_refs(seen: &Observation<'_>) -> Condition {
             RESOLVED_REFS,
             true,
             "ResolvedRefs",
-            "every referenced Service, Aggregator, TLS and CA Secret resolves".to_owned(),
+            "every referenced Service, Aggregator, TLS, CA and Redis Secret resolves".to_owned(),
             seen.generation,
         )
     } else {
@@ -137,9 +138,18 @@ fn resolved_refs(seen: &Observation<'_>) -> Condition {
         for (consequence, problems) in by_consequence {
             parts.push(format!("{}; {consequence}", problems.join("; ")));
         }
-        // Gateway API's reasons; a broken certificate is the more urgent to name.
+        // Gateway API's reasons (and ours for the Redis Secrets); a broken certificate is the
+        // more urgent to name.
+        let redis_only = certificates.iter().all(|m| {
+            matches!(
+                m,
+                MissingRef::Certificate(SecretUse::RedisPassword | SecretUse::RedisAuthorities, _)
+            )
+        });
         let reason = if certificates.is_empty() {
             "BackendNotFound"
+        } else if redis_only {
+            "InvalidRedisSecretRef"
         } else {
             "InvalidCertificateRef"
         };
@@ -258,7 +268,7 @@ fn ready(seen: &Observation<'_>) -> Condition {
 }
 
 /// Per-contract digest and route count of a table.
-pub fn contract_statuses(table: &RouteTable) -> Vec<ContractStatus> {
+pub fn contract_statuses(table: &RouteTable) -> Vec<ServedContract> {
     let mut contracts: BTreeMap<&str, Vec<&gatehouse_api::route_table::RouteEntry>> =
         BTreeMap::new();
     for route in &table.routes {
@@ -268,7 +278,7 @@ pub fn contract_statuses(table: &RouteTable) -> Vec<ContractStatus> {
     }
     contracts
         .into_iter()
-        .map(|(version, routes)| ContractStatus {
+        .map(|(version, routes)| ServedContract {
             version: version.to_owned(),
             digest: digest_of(&serde_json::to_vec(&routes).unwrap_or_default()),
             routes: i32::try_from(routes.len()).unwrap_or(i32::MAX),
@@ -318,6 +328,7 @@ pub fn compute_status(
         routes,
         route_table_digest,
         contracts,
+        exposed_contracts: Vec::new(),
         proxies: seen.serving.map(|serving| serving.counts),
     }
 }
@@ -505,12 +516,11 @@ mod tests {
 
         let table = RouteTable {
             tls: None,
-
             https_redirect_port: None,
-
             client_address: None,
-
             source_ranges: None,
+            redis: None,
+            contracts: Vec::new(),
             format: gatehouse_api::route_table::FORMAT.to_owned(),
             source: gatehouse_api::route_table::TableSource {
                 kind: "Gateway".to_owned(),

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use gatehouse_api::crd::FailurePolicy;
 use gatehouse_api::expression::Expression;
+use gatehouse_api::route_table::StepFailurePolicy;
 use gatehouse_api::template::Template;
 use serde_json::{Map, Value, json};
 
@@ -252,7 +252,7 @@ impl<'a> Execution<'a> {
 
     /// The outcome that ends the call now, if a failure is fatal under the policy.
     fn fatal(&self, ended: &[Option<Ended>]) -> Option<Outcome> {
-        let strict = self.program.failure_policy == FailurePolicy::AllOrNothing;
+        let strict = self.program.failure_policy == StepFailurePolicy::AllOrNothing;
         let (error, step) = self
             .program
             .steps

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gatehouse_api::crd::FailurePolicy;
 use gatehouse_api::expression::{Expression, RULE_VARIABLES};
 use gatehouse_api::prepare;
+use gatehouse_api::route_table::StepFailurePolicy;
 use gatehouse_api::route_table::{AggregatePlan, Upstream};
 use gatehouse_api::template::Template;
 
@@ -51,7 +51,7 @@ pub struct AggregationProgram {
     /// Deadline for the whole call.
     pub timeout: Duration,
     /// What failed steps do to the call.
-    pub failure_policy: FailurePolicy,
+    pub failure_policy: StepFailurePolicy,
     /// Largest step response read.
     pub max_step_response_bytes: usize,
 }

@@ -23,7 +23,10 @@ use crate::tunnel::{TUNNEL_GROUP, TunnelConnect};
 use pingora::{Error, ErrorType};
 
 pub use context::{InFlight, RequestContext};
-use refuse::{address_refused, declared_body_length, preflight_answer, recognise_client};
+use refuse::{
+    Recognised, address_refused, declared_body_length, global_admission, preflight_answer,
+    recognise_client,
+};
 use respond::{Decorate, LocalResponse, write_local_response};
 
 use crate::aggregate::values::RequestValues;
@@ -353,7 +356,15 @@ impl ProxyHttp for Gateway {
             Some((response, Some(refuse::reason::BODY_TOO_LARGE)))
         } else {
             ctx.retries_left = if idempotent { route.retry.attempts } else { 0 };
-            recognise_client(session, ctx).map(|(response, why)| (response, Some(why)))
+            match recognise_client(session, ctx) {
+                Recognised::Admitted => None,
+                Recognised::Refused(refused) => Some(refused),
+                // Boxed: the Redis call's state stays out of every other request's future.
+                Recognised::Global(limit) => {
+                    Box::pin(global_admission(&limit, ctx, &self.metrics)).await
+                }
+            }
+            .map(|(response, why)| (response, Some(why)))
         };
         if let Some((response, why)) = refused {
             if let Some(why) = why {

@@ -1,8 +1,10 @@
 //! Why a routed request is answered by the gateway before any backend call: its address
 //! outside the route's source ranges, a CORS preflight, a body over the limit, a caller the
-//! route does not let in, one request too many in flight, or over its rate limit. Each
+//! route does not let in, one request too many in flight, or over its rate limit (or its
+//! global rate limit undecidable, when the client refuses then). Each
 //! decision is a problem response (or the preflight's answer) for `request_filter` to write.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderValue;
@@ -11,6 +13,9 @@ use pingora::proxy::Session;
 
 use super::RequestContext;
 use super::respond::LocalResponse;
+use crate::clients::Admission;
+use crate::global_limit::{GlobalLimit, Verdict};
+use crate::metrics::ProxyMetrics;
 use crate::problem::ProblemKind;
 use crate::runtime::in_flight::{ConcurrencyLimit, Saturated};
 use crate::table::PreparedRoute;
@@ -37,6 +42,8 @@ pub mod reason {
     pub const ROUTE_BUSY: &str = "route_busy";
     /// The client is over its rate limit.
     pub const RATE_LIMITED: &str = "rate_limited";
+    /// Redis could not decide a global rate limit and the client refuses then.
+    pub const RATE_LIMIT_UNAVAILABLE: &str = "rate_limit_unavailable";
 }
 
 /// A refusal: the response, and why (see [`reason`]).
@@ -111,9 +118,11 @@ pub(super) fn declared_body_length(request: &RequestHeader) -> Option<u64> {
 /// from its rate limit; the problem response instead when the request is refused (no valid
 /// credential: 401; a client the route does not let in: 403; the client at its concurrency
 /// limit: 429, the route at its: 503, both with `Retry-After: 1`; over the rate limit: 429
-/// with `Retry-After`).
-pub(super) fn recognise_client(session: &Session, ctx: &mut RequestContext) -> Option<Refused> {
-    let table = ctx.table.clone()?;
+/// with `Retry-After`). A global rate limit is left to [`global_admission`].
+pub(super) fn recognise_client(session: &Session, ctx: &mut RequestContext) -> Recognised {
+    let Some(table) = ctx.table.clone() else {
+        return Recognised::Admitted;
+    };
     let certificate = table
         .clients
         .by_certificate()
@@ -160,8 +169,9 @@ pub(super) fn recognise_client(session: &Session, ctx: &mut RequestContext) -> O
                         route_permit => {
                             ctx.route_permit = route_permit.flatten();
                             match table.clients.admit(client) {
-                                Ok(()) => return None,
-                                Err(wait) => {
+                                Admission::Admitted => return Recognised::Admitted,
+                                Admission::Global(limit) => return Recognised::Global(limit),
+                                Admission::Wait(wait) => {
                                     (ProblemKind::RateLimited, reason::RATE_LIMITED, Some(wait))
                                 }
                             }
@@ -172,6 +182,55 @@ pub(super) fn recognise_client(session: &Session, ctx: &mut RequestContext) -> O
         }
         Err(_) => (ProblemKind::Unauthorized, reason::UNAUTHORIZED, None),
     };
+    Recognised::Refused(refusal(ctx, kind, why, retry_after))
+}
+
+/// What [`recognise_client`] found.
+pub(super) enum Recognised {
+    /// The request goes on.
+    Admitted,
+    /// It is answered here.
+    Refused(Refused),
+    /// It goes on if its client's global limit admits it (see [`global_admission`]).
+    Global(Arc<GlobalLimit>),
+}
+
+/// Asks `limit` (Redis) for the request: `None` when it goes on, else its answer: 429 with
+/// `Retry-After` over the limit, 503 with `Retry-After: 1` when Redis cannot decide and the
+/// client refuses then. A fallback is counted in `metrics`.
+pub(super) async fn global_admission(
+    limit: &GlobalLimit,
+    ctx: &RequestContext,
+    metrics: &ProxyMetrics,
+) -> Option<Refused> {
+    let (verdict, failure) = limit.admit().await;
+    if let Some(failure) = failure {
+        metrics.rate_limit_fallback(failure.label());
+    }
+    match verdict {
+        Verdict::Admitted => None,
+        Verdict::Wait(wait) => Some(refusal(
+            ctx,
+            ProblemKind::RateLimited,
+            reason::RATE_LIMITED,
+            Some(wait),
+        )),
+        Verdict::Unavailable => Some(refusal(
+            ctx,
+            ProblemKind::LimitUnavailable,
+            reason::RATE_LIMIT_UNAVAILABLE,
+            Some(BUSY_RETRY_AFTER),
+        )),
+    }
+}
+
+/// The problem response of a refusal, with `Retry-After` when the caller should come back.
+fn refusal(
+    ctx: &RequestContext,
+    kind: ProblemKind,
+    why: &'static str,
+    retry_after: Option<Duration>,
+) -> Refused {
     let mut response = LocalResponse::problem(kind, Some(ctx.route_id()), &ctx.request_id);
     if let Some(wait) = retry_after {
         // Whole seconds, rounded up: a client that waits this long finds a token.
@@ -180,5 +239,5 @@ pub(super) fn recognise_client(session: &Session, ctx: &mut RequestContext) -> O
             .headers
             .push((http::header::RETRY_AFTER, HeaderValue::from(seconds.max(1))));
     }
-    Some((response, why))
+    (response, why)
 }

@@ -38,10 +38,12 @@ fn route(id: &str, kind: PathKind, path: &str) -> RouteEntry {
 
 fn table(routes: Vec<RouteEntry>) -> RouteTable {
     RouteTable {
+        contracts: Vec::new(),
         tls: None,
         https_redirect_port: None,
         client_address: None,
         source_ranges: None,
+        redis: None,
         format: FORMAT.to_owned(),
         source: TableSource {
             kind: "Gateway".to_owned(),

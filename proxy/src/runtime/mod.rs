@@ -1,6 +1,7 @@
 //! Runtime state: what must outlive any one route table. A table is rebuilt on every reload
 //! (every Secret rotation, every new generation); the state requests build up — rate-limit
-//! buckets, counts of requests in flight, upstream addresses and their passive health — belongs to the one [`Runtime`] the
+//! buckets, counts of requests in flight, upstream addresses and their passive health, Redis
+//! connections — belongs to the one [`Runtime`] the
 //! [`crate::reload::TableStore`] holds. Tables take shared handles to it, keyed by what
 //! identifies each piece (a client and its limit, an upstream, an address), so an unchanged
 //! client or upstream keeps its state across a reload, and state no table uses any more is
@@ -13,6 +14,7 @@ pub mod addresses;
 pub mod buckets;
 pub mod hosts;
 pub mod in_flight;
+pub mod redis;
 pub mod registry;
 pub mod resolver;
 
@@ -22,6 +24,7 @@ use std::time::Duration;
 use addresses::{AddressBook, AddressEvent};
 use buckets::BucketBook;
 use in_flight::InFlightBook;
+use redis::RedisBook;
 use resolver::Resolver;
 
 /// The state shared by every table; see the module doc.
@@ -34,6 +37,8 @@ pub struct Runtime {
     pub buckets: BucketBook,
     /// Requests in flight per route and per client, for concurrency limits.
     pub in_flight: InFlightBook,
+    /// The Redis servers of global rate limits.
+    pub redis: RedisBook,
 }
 
 impl Runtime {
@@ -44,7 +49,14 @@ impl Runtime {
             addresses: AddressBook::default(),
             buckets: BucketBook::default(),
             in_flight: InFlightBook::default(),
+            redis: RedisBook::default(),
         }
+    }
+
+    /// The same, with `redis` (`--redis`) for tables that name no Redis server.
+    pub fn with_redis(mut self, redis: RedisBook) -> Self {
+        self.redis = redis;
+        self
     }
 
     /// How upstreams are looked up.
@@ -66,6 +78,7 @@ impl Runtime {
         self.addresses.prune();
         self.buckets.prune();
         self.in_flight.prune();
+        self.redis.prune();
     }
 
     /// Runs [`Runtime::refresh`] every `interval` on a thread of its own, logging each change

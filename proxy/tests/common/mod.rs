@@ -3,13 +3,14 @@
 #![allow(dead_code, missing_docs)]
 
 pub mod https;
+pub mod redis;
 pub mod tables;
 pub mod tls;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::{SocketAddr, TcpListener as StdListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
@@ -178,14 +179,9 @@ impl Upstream {
     }
 }
 
-/// A loopback port nothing listens on (bound, then released).
-pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[path = "../../../tests/src/ports.rs"]
+mod ports;
+pub use ports::free_port;
 
 /// A response as a client saw it.
 #[derive(Debug)]
@@ -495,6 +491,25 @@ pub fn write_secret(dir: &Path, secret: &str, value: &str) {
     let folder = dir.join("secrets").join(secret);
     std::fs::create_dir_all(&folder).unwrap();
     std::fs::write(folder.join("key"), value).unwrap();
+}
+
+/// Starts the proxy on `table` with `secrets` (Secret name, its one key), and waits until
+/// ready.
+pub async fn serve_table(
+    name: &str,
+    table: &gatehouse_api::route_table::RouteTable,
+    secrets: &[(&str, &str)],
+) -> Proxy {
+    let dir = temp_dir(name);
+    for (secret, value) in secrets {
+        write_secret(&dir, secret, value);
+    }
+    serve_with_secrets(&dir, &table.to_bytes()).await
+}
+
+/// A GET with the API key `key` in `x-api-key`.
+pub fn with_key(path: &str, key: &str) -> Request<Full<Bytes>> {
+    get_with(path, "x-api-key", key)
 }
 
 /// A GET with one header.

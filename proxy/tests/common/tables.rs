@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use gatehouse_api::route_table::{
-    Action, ClientCertificateEntry, ClientEntry, FORMAT, HeaderEdits, PathKind, RespondAction,
-    Retries, RouteEntry, RouteTable, TableSource, Upstream, UpstreamProtocol,
+    Action, ApiKeyEntry, ClientCertificateEntry, ClientEntry, FORMAT, HeaderEdits, PathKind,
+    RespondAction, Retries, RouteEntry, RouteTable, TableSource, Upstream, UpstreamProtocol,
 };
 
 pub fn table(routes: Vec<RouteEntry>) -> RouteTable {
@@ -15,6 +15,7 @@ pub fn table(routes: Vec<RouteEntry>) -> RouteTable {
         https_redirect_port: None,
         client_address: None,
         source_ranges: None,
+        redis: None,
         format: FORMAT.to_owned(),
         source: TableSource {
             kind: "Gateway".to_owned(),
@@ -25,6 +26,22 @@ pub fn table(routes: Vec<RouteEntry>) -> RouteTable {
         edge_client: None,
         clients: Vec::new(),
         routes,
+        contracts: Vec::new(),
+    }
+}
+
+/// A client recognised by an API key in `x-api-key`, from Secret `NAME-keys`.
+pub fn keyed_client(name: &str) -> ClientEntry {
+    ClientEntry {
+        name: name.to_owned(),
+        api_key: Some(ApiKeyEntry {
+            secret: format!("{name}-keys"),
+            header: "x-api-key".to_owned(),
+        }),
+        jwt: None,
+        certificate: None,
+        max_in_flight: None,
+        rate_limit: None,
     }
 }
 

@@ -1,7 +1,7 @@
 //! A real `gatehouse-proxy` child process serving one rendered `routes.json`, and an HTTP/1.1
 //! client to talk to it over loopback.
 
-use std::net::{SocketAddr, TcpListener as StdListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -40,11 +40,7 @@ impl Drop for TempDir {
     }
 }
 
-fn free_address() -> SocketAddr {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-}
+use gatehouse_tests::ports::free_address;
 
 /// A running proxy; killed when dropped.
 pub struct Proxy {

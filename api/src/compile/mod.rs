@@ -1,15 +1,21 @@
 //! compile: validated resources → RouteTable. Pure and deterministic.
 
+mod exposed;
+
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::crd::{
-    Access, Aggregation, Aggregator, BackendProtocol, BackendRef, Client, ClientAddress, Contract,
-    Cors, EdgeService, Gateway, HeaderModifier, HttpMode, Listeners, MinTlsVersion, PathType,
-    RequestLimits, Route, RouteMatch, SourceRanges, StringMap, UnknownServerNamePolicy,
+    Access, Aggregation, Aggregator, BackendProtocol, BackendRef, Client, ClientAddress,
+    ContractVersion, Cors, EdgeService, ExposedContract, ExposingKind, FailurePolicy, Gateway,
+    HeaderModifier, HttpMode, Listeners, MinTlsVersion, PathType, RedisStore, RequestLimits, Route,
+    RouteMatch, SourceRanges, StringMap, UnknownServerNamePolicy,
 };
+use crate::exposure::{self, Catalog, Exposer, Unresolved};
 use crate::naming::{Kind, proxy_name};
+use crate::rate_limits::{self, Owner};
 use crate::route_table::*;
-use crate::validate::{self, Problem, routes_base_path};
+use crate::validate::{self, ExposerClients, Problem, routes_base_path};
 use crate::{duration, path, prepare};
 
 /// Upstream timeout of a route that sets none.
@@ -23,6 +29,14 @@ pub struct CompileContext {
     /// Service port of each known Aggregator in the namespace, by name. An Aggregator missing
     /// here is assumed to listen on 80 (the default).
     pub aggregator_ports: BTreeMap<String, u16>,
+    /// The Redis server of global rate limits for resources that name none (the operator's
+    /// `--redis-address`).
+    pub redis: Option<RedisStore>,
+    /// The proxy is given its Redis server on its command line (`--redis`, standalone), so a
+    /// global limit needs no `spec.redis`.
+    pub redis_from_proxy: bool,
+    /// The Contracts and ContractGrants there are, for the resources that expose Contracts.
+    pub catalog: Arc<Catalog>,
 }
 
 impl Default for CompileContext {
@@ -30,6 +44,9 @@ impl Default for CompileContext {
         Self {
             cluster_domain: "cluster.local".to_owned(),
             aggregator_ports: BTreeMap::new(),
+            redis: None,
+            redis_from_proxy: false,
+            catalog: Arc::default(),
         }
     }
 }
@@ -123,13 +140,16 @@ impl Scope<'_> {
             response: aggregation.response.clone(),
             timeout_ms: duration::parse_millis(&aggregation.timeout)
                 .unwrap_or(DEFAULT_ROUTE_TIMEOUT_MS),
-            failure_policy: aggregation.failure_policy,
+            failure_policy: match aggregation.failure_policy {
+                FailurePolicy::AllOrNothing => StepFailurePolicy::AllOrNothing,
+                FailurePolicy::BestEffort => StepFailurePolicy::BestEffort,
+            },
             max_step_response_bytes: u64::try_from(aggregation.max_step_response_bytes)
                 .unwrap_or(0),
         }
     }
 
-    fn route(&self, id: String, contract: &Contract, route: &Route) -> RouteEntry {
+    fn route(&self, id: String, contract: &ContractVersion, route: &Route) -> RouteEntry {
         let base_path = routes_base_path(contract);
         let full_path = path::join(&base_path, &route.matches.path);
         let action = if let Some(backend) = &route.backend {
@@ -220,21 +240,30 @@ impl Scope<'_> {
         entry
     }
 
-    fn contracts(&self, contracts: &[Contract]) -> Vec<RouteEntry> {
-        let mut routes: Vec<RouteEntry> = contracts
-            .iter()
+    /// The routes of inline contracts: ids `VERSION/ROUTE`, sorted.
+    fn contracts(&self, contracts: &[ContractVersion]) -> Vec<RouteEntry> {
+        let mut routes = self.contract_routes("", contracts.iter());
+        routes.sort_by(|a, b| a.id.cmp(&b.id));
+        routes
+    }
+
+    /// The routes of these contract versions, ids `PREFIXVERSION/ROUTE`.
+    fn contract_routes<'c>(
+        &self,
+        prefix: &str,
+        versions: impl Iterator<Item = &'c ContractVersion>,
+    ) -> Vec<RouteEntry> {
+        versions
             .flat_map(|contract| {
                 contract.routes.iter().map(move |route| {
                     self.route(
-                        format!("{}/{}", contract.version, route.name),
+                        format!("{prefix}{}/{}", contract.version, route.name),
                         contract,
                         route,
                     )
                 })
             })
-            .collect();
-        routes.sort_by(|a, b| a.id.cmp(&b.id));
-        routes
+            .collect()
     }
 }
 
@@ -407,7 +436,7 @@ fn match_entry(
     }
 }
 
-fn client_entry(client: &Client) -> ClientEntry {
+fn client_entry(client: &Client, owner: &Owner<'_>) -> ClientEntry {
     ClientEntry {
         name: client.name.clone(),
         api_key: client.api_keys.as_ref().map(|k| ApiKeyEntry {
@@ -427,13 +456,7 @@ fn client_entry(client: &Client) -> ClientEntry {
                 names: c.names.clone(),
             }),
         max_in_flight: client.max_in_flight.and_then(|m| u32::try_from(m).ok()),
-        rate_limit: client.rate_limit.as_ref().map(|r| {
-            let rps = u32::try_from(r.requests_per_second).unwrap_or(1);
-            RateLimitEntry {
-                requests_per_second: rps,
-                burst: r.burst.and_then(|b| u32::try_from(b).ok()).unwrap_or(rps),
-            }
-        }),
+        rate_limit: rate_limits::rate_limit_entry(client, owner),
     }
 }
 
@@ -452,10 +475,7 @@ fn source(
     }
 }
 
-fn finish(
-    problems: Vec<Problem>,
-    table: impl FnOnce() -> RouteTable,
-) -> Result<RouteTable, Vec<Problem>> {
+fn finish<T>(problems: Vec<Problem>, table: impl FnOnce() -> T) -> Result<T, Vec<Problem>> {
     if problems.is_empty() {
         Ok(table())
     } else {
@@ -463,32 +483,163 @@ fn finish(
     }
 }
 
-/// Compiles a Gateway; refuses it, with every problem, when it is invalid.
+/// A Gateway or EdgeService compiled: its table, and how each Contract it exposes fared.
+#[derive(Clone, Debug)]
+pub struct Compiled {
+    /// The route table.
+    pub table: RouteTable,
+    /// Each Contract its `expose` picked, and whether it is served, by namespace and name.
+    pub exposed: Vec<ExposedContract>,
+    /// `expose` entries that resolve to nothing.
+    pub unresolved: Vec<Unresolved>,
+}
+
+impl Compiled {
+    /// The table when every `expose` entry resolves and every exposed Contract is served as
+    /// it is now; else every reason why not. What `render` and standalone mode serve, where
+    /// nothing of an older table can be kept.
+    pub fn strict(self) -> Result<RouteTable, Vec<Problem>> {
+        let mut problems: Vec<Problem> = self
+            .unresolved
+            .into_iter()
+            .map(|u| Problem::new(u.at, u.message))
+            .collect();
+        problems.extend(self.exposed.into_iter().filter_map(|e| {
+            let reason = e.reason?;
+            Some(Problem::new(
+                format!("Contract {}/{}", e.namespace, e.name),
+                format!("{reason}: {}", e.message.unwrap_or_default()),
+            ))
+        }));
+        finish(problems, || self.table)
+    }
+}
+
+/// The Contracts of `expose` served after the inline routes: the table's routes and contracts.
+fn with_exposed(
+    mut table: RouteTable,
+    exposer: exposed::ExposerScope<'_>,
+    expose: &[crate::crd::ContractExposure],
+) -> Compiled {
+    let resolution = exposure::resolve(&exposer.exposer, expose, &exposer.context.catalog);
+    let served = exposed::serve(&exposer, &resolution, &table.routes);
+    table.routes.extend(served.routes);
+    table.routes.sort_by(|a, b| a.id.cmp(&b.id));
+    table.contracts = served.sources;
+    Compiled {
+        table,
+        exposed: served.outcomes,
+        unresolved: resolution.unresolved,
+    }
+}
+
+/// Compiles a Gateway; refuses it, with every problem, when it is invalid. Every Contract it
+/// exposes must be served as it is now (see [`Compiled::strict`]).
 pub fn compile_gateway(
     gateway: &Gateway,
     context: &CompileContext,
 ) -> Result<RouteTable, Vec<Problem>> {
+    compile_gateway_over(gateway, context, None)?.strict()
+}
+
+/// Compiles a Gateway that replaces the table `previous`: a Contract it exposes that cannot
+/// be served as it is now keeps the routes `previous` serves of it. Refuses the Gateway, with
+/// every problem, when its own spec is invalid.
+pub fn compile_gateway_over(
+    gateway: &Gateway,
+    context: &CompileContext,
+    previous: Option<&RouteTable>,
+) -> Result<Compiled, Vec<Problem>> {
     let source = source(Kind::Gateway, &gateway.metadata);
-    finish(validate::validate_gateway(&gateway.spec), || {
-        let scope = Scope {
-            namespace: &source.namespace,
-            context,
-            limits: gateway.spec.limits.as_ref(),
-        };
-        let mut clients: Vec<ClientEntry> = gateway.spec.clients.iter().map(client_entry).collect();
+    let spec = &gateway.spec;
+    let mut problems = validate::validate_gateway(spec);
+    problems.extend(rate_limits::check_redis(
+        (spec.clients.iter().enumerate()).map(|(i, c)| (format!("spec.clients[{i}]"), c)),
+        spec.redis.as_ref(),
+        context,
+    ));
+    finish(problems, || {
+        let owner = source.owner();
+        let mut clients: Vec<ClientEntry> = spec
+            .clients
+            .iter()
+            .map(|c| client_entry(c, &owner))
+            .collect();
         clients.sort_by(|a, b| a.name.cmp(&b.name));
-        RouteTable {
-            tls: tls_entry(gateway.spec.listeners.as_ref()),
-            https_redirect_port: https_redirect_port(gateway.spec.listeners.as_ref()),
-            format: FORMAT.to_owned(),
-            edge_client: None,
-            clients,
-            routes: scope.contracts(&gateway.spec.contracts),
-            source: source.clone(),
-            client_address: client_address_entry(gateway.spec.client_address.as_ref()),
-            source_ranges: gateway_source_ranges(gateway.spec.access.as_ref()),
-        }
+        proxy_table(
+            ProxyParts {
+                source: &source,
+                kind: ExposingKind::Gateway,
+                contracts: &spec.contracts,
+                expose: &spec.expose,
+                listeners: spec.listeners.as_ref(),
+                access: spec.access.as_ref(),
+                client_address: spec.client_address.as_ref(),
+                limits: spec.limits.as_ref(),
+                known: ExposerClients::Gateway(&spec.clients),
+            },
+            RouteTable {
+                redis: rate_limits::redis_entry(
+                    &spec.clients,
+                    spec.redis.as_ref(),
+                    context.redis.as_ref(),
+                ),
+                edge_client: None,
+                clients,
+                ..RouteTable::empty(source.clone())
+            },
+            context,
+            previous,
+        )
     })
+}
+
+/// What a Gateway and an EdgeService compile the same way.
+struct ProxyParts<'a> {
+    source: &'a TableSource,
+    kind: ExposingKind,
+    contracts: &'a [ContractVersion],
+    expose: &'a [crate::crd::ContractExposure],
+    listeners: Option<&'a Listeners>,
+    access: Option<&'a Access>,
+    client_address: Option<&'a ClientAddress>,
+    limits: Option<&'a RequestLimits>,
+    known: ExposerClients<'a>,
+}
+
+/// The table of a Gateway or EdgeService: `table` (its clients and Redis) with its listeners,
+/// access rules, inline contracts and the Contracts it exposes.
+fn proxy_table(
+    parts: ProxyParts<'_>,
+    table: RouteTable,
+    context: &CompileContext,
+    previous: Option<&RouteTable>,
+) -> Compiled {
+    let scope = Scope {
+        namespace: &parts.source.namespace,
+        context,
+        limits: parts.limits,
+    };
+    let table = RouteTable {
+        tls: tls_entry(parts.listeners),
+        https_redirect_port: https_redirect_port(parts.listeners),
+        routes: scope.contracts(parts.contracts),
+        client_address: client_address_entry(parts.client_address),
+        source_ranges: gateway_source_ranges(parts.access),
+        ..table
+    };
+    let exposer = exposed::ExposerScope {
+        exposer: Exposer {
+            kind: parts.kind,
+            namespace: &parts.source.namespace,
+            name: &parts.source.name,
+        },
+        clients: parts.known,
+        context,
+        limits: parts.limits,
+        previous,
+    };
+    with_exposed(table, exposer, parts.expose)
 }
 
 /// The HTTPS listener's certificates and policy, in the table's own terms.
@@ -522,29 +673,55 @@ fn https_redirect_port(listeners: Option<&Listeners>) -> Option<u16> {
     redirects.then(|| u16::try_from(port).ok()).flatten()
 }
 
-/// Compiles an EdgeService; refuses it, with every problem, when it is invalid.
+/// Compiles an EdgeService; refuses it, with every problem, when it is invalid. Every Contract
+/// it exposes must be served as it is now (see [`Compiled::strict`]).
 pub fn compile_edge_service(
     edge: &EdgeService,
     context: &CompileContext,
 ) -> Result<RouteTable, Vec<Problem>> {
+    compile_edge_service_over(edge, context, None)?.strict()
+}
+
+/// Compiles an EdgeService that replaces the table `previous` (see [`compile_gateway_over`]).
+pub fn compile_edge_service_over(
+    edge: &EdgeService,
+    context: &CompileContext,
+    previous: Option<&RouteTable>,
+) -> Result<Compiled, Vec<Problem>> {
     let source = source(Kind::EdgeService, &edge.metadata);
-    finish(validate::validate_edge_service(&edge.spec), || {
-        let scope = Scope {
-            namespace: &source.namespace,
+    let spec = &edge.spec;
+    let mut problems = validate::validate_edge_service(spec);
+    problems.extend(rate_limits::check_redis(
+        [("spec.client".to_owned(), &spec.client)],
+        spec.redis.as_ref(),
+        context,
+    ));
+    finish(problems, || {
+        proxy_table(
+            ProxyParts {
+                source: &source,
+                kind: ExposingKind::EdgeService,
+                contracts: &spec.contracts,
+                expose: &spec.expose,
+                listeners: spec.listeners.as_ref(),
+                access: spec.access.as_ref(),
+                client_address: spec.client_address.as_ref(),
+                limits: spec.limits.as_ref(),
+                known: ExposerClients::Edge(&spec.client),
+            },
+            RouteTable {
+                redis: rate_limits::redis_entry(
+                    [&spec.client],
+                    spec.redis.as_ref(),
+                    context.redis.as_ref(),
+                ),
+                edge_client: Some(spec.client.name.clone()),
+                clients: vec![client_entry(&spec.client, &source.owner())],
+                ..RouteTable::empty(source.clone())
+            },
             context,
-            limits: edge.spec.limits.as_ref(),
-        };
-        RouteTable {
-            tls: tls_entry(edge.spec.listeners.as_ref()),
-            https_redirect_port: https_redirect_port(edge.spec.listeners.as_ref()),
-            format: FORMAT.to_owned(),
-            edge_client: Some(edge.spec.client.name.clone()),
-            clients: vec![client_entry(&edge.spec.client)],
-            routes: scope.contracts(&edge.spec.contracts),
-            source: source.clone(),
-            client_address: client_address_entry(edge.spec.client_address.as_ref()),
-            source_ranges: gateway_source_ranges(edge.spec.access.as_ref()),
-        }
+            previous,
+        )
     })
 }
 
@@ -579,15 +756,8 @@ pub fn compile_aggregator(
             .collect();
         routes.sort_by(|a, b| a.id.cmp(&b.id));
         RouteTable {
-            tls: None,
-            https_redirect_port: None,
-            format: FORMAT.to_owned(),
-            edge_client: None,
-            clients: Vec::new(),
             routes,
-            source: source.clone(),
-            client_address: None,
-            source_ranges: None,
+            ..RouteTable::empty(source.clone())
         }
     })
 }

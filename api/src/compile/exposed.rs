@@ -1,0 +1,357 @@
+//! The routes of the Contract resources a Gateway or EdgeService exposes, and how each fared.
+//!
+//! Contracts claim requests in order: the resource's inline contracts first, then the exposed
+//! Contracts oldest first. A Contract whose routes claim requests an earlier one serves is not
+//! served (`Conflict`). A Contract that cannot be served as it is now (invalid, naming clients
+//! the resource lacks, or in conflict) keeps the routes of its last good generation, taken
+//! from the table being replaced, so one team's mistake never takes another team's routes or
+//! its own working ones away.
+
+use std::collections::BTreeMap;
+
+use super::{CompileContext, Scope};
+use crate::crd::{ContractVersion, ExposedContract, ExposureState, RequestLimits};
+use crate::exposure::{Exposer, Picked, Resolution};
+use crate::path;
+use crate::route_table::{ContractSource, RouteEntry, RouteTable};
+use crate::validate::{self, ExposerClients, Problem};
+
+/// Most problems one outcome message lists.
+const MAX_LISTED_PROBLEMS: usize = 5;
+
+/// The exposed Contracts' routes, what the table records of them, and each one's outcome.
+#[derive(Default)]
+pub(super) struct Served {
+    /// Their routes.
+    pub routes: Vec<RouteEntry>,
+    /// The Contracts served, sorted by namespace and name.
+    pub sources: Vec<ContractSource>,
+    /// How each picked Contract fared, sorted by namespace and name.
+    pub outcomes: Vec<ExposedContract>,
+}
+
+/// What one exposer brings to the compile of its Contracts.
+pub(super) struct ExposerScope<'a> {
+    /// The exposer.
+    pub exposer: Exposer<'a>,
+    /// Its clients, which Contracts' access rules may name.
+    pub clients: ExposerClients<'a>,
+    /// What the compile knows beyond the resources.
+    pub context: &'a CompileContext,
+    /// The exposer's own limits, for routes and contracts that set none.
+    pub limits: Option<&'a RequestLimits>,
+    /// The table being replaced, for last good generations.
+    pub previous: Option<&'a RouteTable>,
+}
+
+/// Serves the picked Contracts after the inline routes `inline`.
+pub(super) fn serve(
+    exposer: &ExposerScope<'_>,
+    resolution: &Resolution,
+    inline: &[RouteEntry],
+) -> Served {
+    let mut claims = Claims::default();
+    claims.add("its inline contracts", inline);
+    let mut served = Served::default();
+    for pick in &resolution.picked {
+        let outcome = serve_one(exposer, pick, &mut claims, &mut served);
+        served.outcomes.push(outcome);
+    }
+    served.routes.sort_by(|a, b| a.id.cmp(&b.id));
+    served
+        .sources
+        .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    served
+        .outcomes
+        .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    served
+}
+
+/// A contract's routes and the generation and versions they are of.
+struct Candidate {
+    routes: Vec<RouteEntry>,
+    generation: Option<i64>,
+    versions: Vec<String>,
+}
+
+fn serve_one(
+    exposer: &ExposerScope<'_>,
+    pick: &Picked,
+    claims: &mut Claims,
+    served: &mut Served,
+) -> ExposedContract {
+    let owner = format!("Contract {}/{}", pick.namespace(), pick.name());
+    let mut outcome = ExposedContract {
+        namespace: pick.namespace().to_owned(),
+        name: pick.name().to_owned(),
+        versions: pick.versions.clone(),
+        state: ExposureState::NotServed,
+        reason: None,
+        message: None,
+        served_generation: None,
+    };
+    let refuse = |outcome: &mut ExposedContract, reason: &str, message: String| {
+        outcome.reason = Some(reason.to_owned());
+        outcome.message = Some(message);
+    };
+    if !pick.permitted {
+        refuse(
+            &mut outcome,
+            "RefNotPermitted",
+            format!(
+                "{}: {owner} is in another namespace, and no ContractGrant there lets {} expose it",
+                pick.at,
+                exposer.exposer.describe()
+            ),
+        );
+        return outcome;
+    }
+    if pick.versions.is_empty() {
+        refuse(
+            &mut outcome,
+            "VersionNotFound",
+            format!(
+                "{}.versions: {owner} publishes none of {}",
+                pick.at,
+                pick.missing_versions.join(", ")
+            ),
+        );
+        return outcome;
+    }
+    let last_good = || last_good(exposer.previous, pick);
+    // Why this generation cannot be served, if it cannot.
+    let refused = refusal(exposer, pick);
+    let (candidate, state) = match &refused {
+        None => (current(exposer, pick), ExposureState::Served),
+        Some(_) => match last_good() {
+            Some(kept) => (kept, ExposureState::LastGoodServed),
+            None => {
+                if let Some((reason, message)) = refused {
+                    refuse(&mut outcome, reason, message);
+                }
+                return outcome;
+            }
+        },
+    };
+    let (candidate, state) = match claims.conflict(&candidate.routes) {
+        None => (candidate, state),
+        Some(conflict) => {
+            let message = format!("{}: {conflict}", pick.at);
+            // This generation conflicts: its last good one may not.
+            let kept = (state == ExposureState::Served)
+                .then(last_good)
+                .flatten()
+                .filter(|kept| claims.conflict(&kept.routes).is_none());
+            match kept {
+                Some(kept) => {
+                    refuse(&mut outcome, "Conflict", message);
+                    (kept, ExposureState::LastGoodServed)
+                }
+                None => {
+                    let (reason, message) = refused.unwrap_or(("Conflict", message));
+                    refuse(&mut outcome, reason, message);
+                    return outcome;
+                }
+            }
+        }
+    };
+    if let Some((reason, message)) = refused {
+        refuse(&mut outcome, reason, message);
+    } else if !pick.missing_versions.is_empty() && state == ExposureState::Served {
+        refuse(
+            &mut outcome,
+            "VersionNotFound",
+            format!(
+                "{}.versions: {owner} publishes no {}; {} served",
+                pick.at,
+                pick.missing_versions.join(", "),
+                pick.versions.join(", ")
+            ),
+        );
+    }
+    claims.add(&owner, &candidate.routes);
+    outcome.state = state;
+    outcome.versions = candidate.versions.clone();
+    outcome.served_generation = candidate.generation;
+    served.sources.push(ContractSource {
+        namespace: outcome.namespace.clone(),
+        name: outcome.name.clone(),
+        generation: candidate.generation,
+        versions: candidate.versions,
+    });
+    served.routes.extend(candidate.routes);
+    outcome
+}
+
+/// Why the Contract as it is now cannot be served by this exposer: its own problems
+/// (`Invalid`), or clients its exposed versions name that the exposer lacks (`UnknownClient`).
+fn refusal(exposer: &ExposerScope<'_>, pick: &Picked) -> Option<(&'static str, String)> {
+    let spec = &pick.contract.spec;
+    let own = validate::validate_contract(spec);
+    if !own.is_empty() {
+        return Some(("Invalid", listed(&own)));
+    }
+    // Only the versions exposed here: a version this exposer leaves out may name clients it
+    // does not have.
+    let exposed: Vec<String> = spec
+        .versions
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| pick.versions.contains(&v.version))
+        .map(|(i, _)| format!("spec.versions[{i}]"))
+        .collect();
+    let unknown: Vec<Problem> = validate::validate_exposed_versions(spec, exposer.clients)
+        .into_iter()
+        .filter(|p| {
+            exposed.iter().any(|at| {
+                p.path
+                    .strip_prefix(at.as_str())
+                    .is_some_and(|rest| rest.starts_with('.'))
+            })
+        })
+        .collect();
+    (!unknown.is_empty()).then(|| {
+        (
+            "UnknownClient",
+            format!(
+                "as exposed by {}: {}",
+                exposer.exposer.describe(),
+                listed(&unknown)
+            ),
+        )
+    })
+}
+
+/// The first problems, joined, and how many more there are.
+fn listed(problems: &[Problem]) -> String {
+    let shown = validate::join(&problems[..problems.len().min(MAX_LISTED_PROBLEMS)]);
+    match problems.len().saturating_sub(MAX_LISTED_PROBLEMS) {
+        0 => shown,
+        more => format!("{shown}; and {more} more"),
+    }
+}
+
+/// The routes of the Contract's exposed versions as it is now.
+fn current(exposer: &ExposerScope<'_>, pick: &Picked) -> Candidate {
+    // Service names are the Contract's namespace's: its team's Services.
+    let scope = Scope {
+        namespace: pick.namespace(),
+        context: exposer.context,
+        limits: exposer.limits,
+    };
+    let versions: Vec<&ContractVersion> = pick
+        .contract
+        .spec
+        .versions
+        .iter()
+        .filter(|v| pick.versions.contains(&v.version))
+        .collect();
+    let prefix = format!("{}/{}/", pick.namespace(), pick.name());
+    Candidate {
+        routes: scope.contract_routes(&prefix, versions.into_iter()),
+        generation: pick.contract.metadata.generation,
+        versions: pick.versions.clone(),
+    }
+}
+
+/// The routes the table being replaced serves for the Contract, of the versions still exposed.
+fn last_good(previous: Option<&RouteTable>, pick: &Picked) -> Option<Candidate> {
+    let previous = previous?;
+    let source = previous
+        .contracts
+        .iter()
+        .find(|c| c.namespace == pick.namespace() && c.name == pick.name())?;
+    let prefix = source.id_prefix();
+    let version_of = |id: &str| {
+        id.strip_prefix(prefix.as_str())?
+            .split('/')
+            .next()
+            .map(str::to_owned)
+    };
+    let routes: Vec<RouteEntry> = previous
+        .routes
+        .iter()
+        .filter(|r| version_of(&r.id).is_some_and(|v| pick.versions.contains(&v)))
+        .cloned()
+        .collect();
+    let versions: Vec<String> = source
+        .versions
+        .iter()
+        .filter(|v| pick.versions.contains(v))
+        .cloned()
+        .collect();
+    (!routes.is_empty()).then_some(Candidate {
+        routes,
+        generation: source.generation,
+        versions,
+    })
+}
+
+/// The requests claimed so far, by what tells requests apart other than the method.
+#[derive(Default)]
+struct Claims {
+    by_key: BTreeMap<String, Vec<Claim>>,
+}
+
+/// One route's claim.
+struct Claim {
+    /// Its methods; empty: every method.
+    methods: Vec<String>,
+    /// Who claimed it: `Contract NAMESPACE/NAME` or `its inline contracts`.
+    owner: String,
+}
+
+impl Claims {
+    fn add(&mut self, owner: &str, routes: &[RouteEntry]) {
+        for route in routes {
+            self.by_key
+                .entry(claim_key(route))
+                .or_default()
+                .push(Claim {
+                    methods: route.methods.clone(),
+                    owner: owner.to_owned(),
+                });
+        }
+    }
+
+    /// The first of `routes` that claims requests an earlier claim holds, described.
+    fn conflict(&self, routes: &[RouteEntry]) -> Option<String> {
+        routes.iter().find_map(|route| {
+            let claims = self.by_key.get(&claim_key(route))?;
+            let claim = claims.iter().find(|c| methods_overlap(&c.methods, &route.methods))?;
+            let methods = if route.methods.is_empty() {
+                "every method".to_owned()
+            } else {
+                route.methods.join(", ")
+            };
+            let host = route
+                .host
+                .as_deref()
+                .map(|h| format!(" on host {h}"))
+                .unwrap_or_default();
+            Some(format!(
+                "route {} claims {methods} {}{host}, which {} already serve here (the older claim wins)",
+                route.id, route.path, claim.owner
+            ))
+        })
+    }
+}
+
+/// What two routes must share to claim the same requests, their methods aside: the path's
+/// kind and shape (parameter names do not matter), the host, header and query conditions.
+fn claim_key(route: &RouteEntry) -> String {
+    format!(
+        "{:?} /{} {} {:?} {:?} {:?}",
+        route.path_kind,
+        path::shape(&route.path),
+        route.path.ends_with('/') && route.path != "/",
+        route.host,
+        route.headers,
+        route.query
+    )
+}
+
+/// Whether two method lists (empty: every method) share one.
+fn methods_overlap(a: &[String], b: &[String]) -> bool {
+    a.is_empty() || b.is_empty() || a.iter().any(|m| b.contains(m))
+}
