@@ -11,6 +11,7 @@ pub mod access;
 pub mod admin;
 pub mod aggregate;
 pub mod app;
+pub mod bound;
 pub mod cli;
 pub mod clients;
 pub mod cluster;

@@ -16,6 +16,7 @@ use pingora::services::listening::Service;
 
 use crate::admin::AdminApp;
 use crate::aggregate::AggregateRuntime;
+use crate::bound::ReadyWhenBound;
 use crate::gateway::{ClientPolicy, Gateway};
 use crate::head_guard::{HeadBounds, HeadGuardApp};
 use crate::metrics::ProxyMetrics;
@@ -111,14 +112,14 @@ pub fn run(options: &ServerOptions, shared: Shared) {
     if let Some(listen_tls) = &options.listen_tls {
         proxy.add_tcp(listen_tls);
     }
-    let proxy_handle = server.add_service(proxy);
+    let proxy_handle = server.add_service(ReadyWhenBound::new(proxy));
 
     let admin = AdminApp::new(shared.store, shared.metrics, draining.clone());
     let mut admin_service = Service::new("gatehouse admin".to_owned(), HttpServer::new_app(admin));
     admin_service.threads = Some(1);
     admin_service.add_tcp(&options.admin);
-    // The admin listener (and so /readyz) starts only once the traffic listener is up: a pod
-    // is never reported ready before it can take traffic.
+    // The admin listener (and so /readyz) starts only once the traffic listeners accept
+    // connections (`bound`): a pod is never reported ready before it can take traffic.
     let admin_handle = server.add_service(admin_service);
     admin_handle.add_dependency(&proxy_handle);
 

@@ -521,3 +521,73 @@ fn listeners_that_would_share_a_socket_are_refused_before_anything_binds() {
         assert!(!log.contains("Server starting"), "{args:?}: {log}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn not_ready_while_another_process_holds_the_traffic_port() {
+    let dir = temp_dir("traffic-port-in-use");
+    let routes = dir.join("table.json");
+    std::fs::write(
+        &routes,
+        bytes(vec![respond("v1/status", PathKind::Exact, "/v1/status")]),
+    )
+    .unwrap();
+    let (listen, admin) = (free_address(), free_address());
+    let squatter = std::net::TcpListener::bind(listen).unwrap();
+    let log = dir.join("proxy.log");
+    /// Kills the proxy however the test ends.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _proxy = Killed(
+        std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse-proxy"))
+            .args(["--routes", routes.to_str().unwrap(), "--log-format", "text"])
+            .args([
+                "--listen",
+                &listen.to_string(),
+                "--admin",
+                &admin.to_string(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    // The proxy found the port taken twice (Pingora tries again each second).
+    let mut retried = false;
+    for _ in 0..3000 {
+        if log_text().matches("is in use, will try again").count() >= 2 {
+            retried = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(retried, "{}", log_text());
+    // All that time nothing said it was ready: the admin listener waits for the traffic one.
+    assert!(
+        send(admin, get("/readyz")).await.is_err(),
+        "admin answered while the traffic port was another's:\n{}",
+        log_text()
+    );
+
+    drop(squatter);
+    let mut ready = false;
+    for _ in 0..3000 {
+        if send(admin, get("/readyz"))
+            .await
+            .is_ok_and(|r| r.status == 200)
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(ready, "{}", log_text());
+    // Ready means serving.
+    let reply = send(listen, get("/v1/status")).await.unwrap();
+    assert_eq!((reply.status, reply.text().as_str()), (200, "v1/status"));
+}

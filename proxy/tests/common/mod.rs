@@ -181,7 +181,7 @@ impl Upstream {
 
 #[path = "../../../tests/src/ports.rs"]
 mod ports;
-pub use ports::free_port;
+pub use ports::{free_address, free_port};
 
 /// A response as a client saw it.
 #[derive(Debug)]
@@ -288,8 +288,7 @@ pub struct Proxy {
 impl Proxy {
     /// Starts `gatehouse-proxy ARGS --listen … --admin …` and waits until `/healthz` answers.
     pub async fn start(args: &[&str], log_dir: &Path) -> Self {
-        let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let (listen, admin) = (free_address(), free_address());
         let log = log_dir.join("proxy.log");
         let child = Command::new(env!("CARGO_BIN_EXE_gatehouse-proxy"))
             .args(args)
@@ -312,14 +311,13 @@ impl Proxy {
             log,
         };
         proxy.wait_admin("/healthz", 200).await;
-        // The admin listener may start before the traffic listener: wait for both.
-        for _ in 0..3000 {
-            if TcpStream::connect(proxy.listen).await.is_ok() {
-                return proxy;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("traffic listener never opened:\n{}", proxy.log_text());
+        // The admin listener starts only once the traffic listener accepts.
+        assert!(
+            TcpStream::connect(proxy.listen).await.is_ok(),
+            "the admin listener answered before the traffic listener:\n{}",
+            proxy.log_text()
+        );
+        proxy
     }
 
     /// Starts the proxy on the table at `routes` (a file or a mounted folder) with the Secrets
