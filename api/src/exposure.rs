@@ -79,6 +79,40 @@ fn namespace_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMet
     meta.namespace.as_deref().unwrap_or("default")
 }
 
+/// Whether an exposer in `exposer_namespace` with these `expose` entries picks, or would pick,
+/// the Contract whose metadata is `contract`: an entry of its namespace names it or has a
+/// selector its labels match (a selector that cannot be read matches nothing). For watches:
+/// which exposers a changed Contract concerns.
+pub fn picks(
+    expose: &[ContractExposure],
+    exposer_namespace: &str,
+    contract: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> bool {
+    let name = contract.name.as_deref().unwrap_or_default();
+    let no_labels = BTreeMap::new();
+    let labels = contract.labels.as_ref().unwrap_or(&no_labels);
+    expose.iter().any(|entry| {
+        entry.namespace.as_deref().unwrap_or(exposer_namespace) == namespace_of(contract)
+            && match (&entry.contract, &entry.selector) {
+                (Some(wanted), _) => wanted == name,
+                (None, Some(selector)) => {
+                    Selector::try_from(selector.clone()).is_ok_and(|s| s.matches(labels))
+                }
+                (None, None) => false,
+            }
+    })
+}
+
+/// Whether these `expose` entries of an exposer in `exposer_namespace` reach into `namespace`,
+/// another namespace, where ContractGrants decide. For watches: which exposers a changed grant
+/// concerns.
+pub fn reaches_into(expose: &[ContractExposure], exposer_namespace: &str, namespace: &str) -> bool {
+    namespace != exposer_namespace
+        && expose
+            .iter()
+            .any(|entry| entry.namespace.as_deref() == Some(namespace))
+}
+
 /// The Gateway or EdgeService that exposes contracts.
 #[derive(Clone, Copy, Debug)]
 pub struct Exposer<'a> {

@@ -655,3 +655,43 @@ fn a_catalog_sees_contracts_and_grants_of_every_namespace() {
         .is_err()
     );
 }
+
+#[test]
+fn a_contract_concerns_the_exposers_whose_entries_pick_it_by_name_or_labels() {
+    use gatehouse_api::crd::ContractExposure;
+    use gatehouse_api::exposure::{picks, reaches_into};
+    let entries = |yaml: &str| -> Vec<ContractExposure> { serde_saphyr::from_str(yaml).unwrap() };
+    let contract = |namespace: &str, name: &str, team: &str| {
+        let mut meta = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(namespace.to_owned()),
+            ..Default::default()
+        };
+        meta.labels = Some([("team".to_owned(), team.to_owned())].into());
+        meta
+    };
+    let by_name = entries("- contract: orders\n");
+    assert!(picks(&by_name, "shop", &contract("shop", "orders", "a")));
+    assert!(!picks(&by_name, "shop", &contract("shop", "payments", "a")));
+    // Another namespace's Contract of the same name is not the one named.
+    assert!(!picks(
+        &by_name,
+        "shop",
+        &contract("billing", "orders", "a")
+    ));
+
+    let by_labels = entries("- selector: {matchLabels: {team: a}}\n  namespace: billing\n");
+    assert!(picks(&by_labels, "shop", &contract("billing", "x", "a")));
+    assert!(!picks(&by_labels, "shop", &contract("billing", "x", "b")));
+    assert!(!picks(&by_labels, "shop", &contract("shop", "x", "a")));
+    let everything = entries("- selector: {}\n");
+    assert!(picks(&everything, "shop", &contract("shop", "any", "z")));
+    let unreadable = entries("- selector: {matchExpressions: [{key: team, operator: In}]}\n");
+    assert!(!picks(&unreadable, "shop", &contract("shop", "any", "z")));
+
+    // Grants of a namespace matter to the exposers that reach into it, never to its own.
+    assert!(reaches_into(&by_labels, "shop", "billing"));
+    assert!(!reaches_into(&by_labels, "shop", "shop"));
+    assert!(!reaches_into(&by_name, "shop", "billing"));
+    assert!(!reaches_into(&by_labels, "billing", "billing"));
+}

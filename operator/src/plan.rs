@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use gatehouse_api::certificate::CertificateError;
 use gatehouse_api::compile::CompileContext;
-use gatehouse_api::exposure::Catalog;
+use gatehouse_api::crd::ExposedContract;
+use gatehouse_api::exposure::{Catalog, Unresolved};
 use gatehouse_api::resource::Resource;
 use gatehouse_api::route_table::{MAX_TABLE_BYTES, RouteTable};
 use gatehouse_api::validate::Problem;
@@ -62,6 +63,10 @@ pub struct Plan {
     pub table: RouteTable,
     /// The objects to apply.
     pub objects: ProxyObjects,
+    /// How each Contract resource it exposes fared, by namespace and name.
+    pub exposed: Vec<ExposedContract>,
+    /// Its `expose` entries that resolve to no Contract.
+    pub unresolved: Vec<Unresolved>,
 }
 
 impl Found {
@@ -98,14 +103,50 @@ impl Found {
 }
 
 /// Compiles the resource and builds its objects; refuses an invalid spec with every problem,
-/// and a spec whose route table is too big for its ConfigMap.
+/// and a spec whose route table is too big for its ConfigMap. Every Contract it exposes must
+/// resolve and be served as it is now ([`gatehouse_api::compile::Compiled::strict`]): what `render` asks, where no
+/// older table exists to keep a Contract's last good routes from.
 /// Missing references do not stop it: those routes compile to Services that do not answer yet.
 pub fn plan(
     resource: &Resource,
     found: &Found,
     settings: &ProxySettings,
 ) -> Result<Plan, Vec<Problem>> {
-    let table = resource.compile(&found.compile_context(settings))?;
+    let table = resource
+        .compile_over(&found.compile_context(settings), None)?
+        .strict()?;
+    build(resource, table, Vec::new(), Vec::new(), settings)
+}
+
+/// [`plan`] for the table that replaces `previous` (what the route ConfigMap holds): an exposed
+/// Contract that cannot be served as it is now keeps the routes `previous` serves of it, and
+/// one that resolves to nothing leaves the rest served. Only the resource's own spec, or a
+/// table too big, refuses it; how each Contract fared is in [`Plan::exposed`] and
+/// [`Plan::unresolved`]. What the controllers apply.
+pub fn plan_over(
+    resource: &Resource,
+    found: &Found,
+    settings: &ProxySettings,
+    previous: Option<&RouteTable>,
+) -> Result<Plan, Vec<Problem>> {
+    let compiled = resource.compile_over(&found.compile_context(settings), previous)?;
+    build(
+        resource,
+        compiled.table,
+        compiled.exposed,
+        compiled.unresolved,
+        settings,
+    )
+}
+
+/// The objects of a compiled table; refuses a table too big for its ConfigMap.
+fn build(
+    resource: &Resource,
+    table: RouteTable,
+    exposed: Vec<ExposedContract>,
+    unresolved: Vec<Unresolved>,
+    settings: &ProxySettings,
+) -> Result<Plan, Vec<Problem>> {
     let objects = objects::render(resource, &table, settings);
     let config_map = &objects.config_map;
     let plain = config_map.data.iter().flatten().map(|(_, v)| v.len());
@@ -130,7 +171,12 @@ pub fn plan(
             ),
         )]);
     }
-    Ok(Plan { table, objects })
+    Ok(Plan {
+        table,
+        objects,
+        exposed,
+        unresolved,
+    })
 }
 
 /// `NAME-gateway.NS.svc.DOMAIN:PORT`: where clients in the cluster reach the proxy.

@@ -7,9 +7,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use futures::future;
 use gatehouse_api::crd::{Aggregator, EdgeService, Gateway};
 use gatehouse_operator::admin::{self, AdminState};
 use gatehouse_operator::controller::context::{Clock, Context};
+use gatehouse_operator::controller::contracts::watch_contracts;
 use gatehouse_operator::controller::replicas::watch_endpoint_slices;
 use gatehouse_operator::controller::run_controller;
 use gatehouse_operator::leader::{ElectionSettings, LeaderElector};
@@ -20,7 +22,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
-/// How long the controllers wait for the first list of EndpointSlices.
+/// How long the controllers wait for the first lists of EndpointSlices, Contracts and grants.
 const ENDPOINTS_WAIT: Duration = Duration::from_secs(30);
 /// How long a stopping operator waits for the statuses it has not written yet.
 const STATUS_FLUSH: Duration = Duration::from_secs(5);
@@ -155,23 +157,35 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
             .try_into()
             .unwrap_or_else(|_| unreachable!("a shared store gives every subscriber asked for"));
         let watch = tokio::spawn(watch);
+        // Contracts too: a Gateway compiled before they are listed would drop the routes it
+        // exposes until they are.
+        let (contracts, subscriptions, contract_watch) =
+            watch_contracts(&client, options.namespace.as_deref(), 2);
+        let [gateway_contracts, edge_contracts]: [_; 2] = subscriptions
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("a shared store gives every subscriber asked for"));
+        let contract_watch = tokio::spawn(contract_watch);
         tokio::select! {
-            _ = endpoints.wait_until_ready() => {}
+            _ = future::join(endpoints.wait_until_ready(), contracts.wait_until_ready()) => {}
             () = tokio::time::sleep(ENDPOINTS_WAIT) => warn!(
                 waited_seconds = ENDPOINTS_WAIT.as_secs(),
-                "EndpointSlices are not listed yet (can the operator list and watch \
-                 endpointslices.discovery.k8s.io?); starting without them"
+                "EndpointSlices, Contracts or ContractGrants are not listed yet (can the \
+                 operator list and watch endpointslices.discovery.k8s.io, contracts and \
+                 contractgrants.gatehouse.dev?); starting without them"
             ),
             () = becomes(shutdown.clone(), true) => {}
             () = becomes(leading.clone(), false) => {}
         }
-        let ctx = Arc::new(Context::new(
-            client.clone(),
-            options.settings.clone(),
-            Clock::System,
-            metrics.clone(),
-            endpoints,
-        ));
+        let ctx = Arc::new(
+            Context::new(
+                client.clone(),
+                options.settings.clone(),
+                Clock::System,
+                metrics.clone(),
+                endpoints,
+            )
+            .with_contracts(contracts),
+        );
         let stop = || {
             let (shutdown, leading) = (shutdown.clone(), leading.clone());
             async move {
@@ -188,6 +202,7 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
                 namespace.clone(),
                 ctx.clone(),
                 gateway_slices,
+                Some(gateway_contracts),
                 stop()
             ),
             run_controller::<EdgeService>(
@@ -195,6 +210,7 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
                 namespace.clone(),
                 ctx.clone(),
                 edge_slices,
+                Some(edge_contracts),
                 stop()
             ),
             run_controller::<Aggregator>(
@@ -202,6 +218,7 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
                 namespace,
                 ctx.clone(),
                 aggregator_slices,
+                None,
                 stop()
             ),
         );
@@ -219,6 +236,7 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
             );
         }
         watch.abort();
+        contract_watch.abort();
         metrics.set_leader(false);
     }
     let lost = match election {

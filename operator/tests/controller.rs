@@ -9,6 +9,10 @@ mod support;
 #[path = "controller/programmed.rs"]
 mod programmed;
 
+/// Gateways that expose Contract resources.
+#[path = "controller/contracts.rs"]
+mod contracts;
+
 /// Statuses written in the background.
 #[path = "controller/status_writes.rs"]
 mod status_writes;

@@ -19,6 +19,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failing step should fail loudly
 
 mod cluster;
+mod contracts;
 mod global_limits;
 mod invalid_examples;
 mod limit_access;

@@ -314,6 +314,7 @@ pub async fn run(client: &Client, namespace: &str, operator: &mut OperatorProces
     crate::live_tls::run(client, namespace).await;
     crate::limit_access::run(client, namespace).await;
     crate::global_limits::run(client, namespace).await;
+    crate::contracts::run(client, namespace).await;
     delete_and_collect(client, namespace, &gateway_uid).await;
 
     let metrics = operator.metrics().await;

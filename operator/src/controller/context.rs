@@ -1,6 +1,6 @@
 //! What every reconcile shares: the client, the settings, the clock, metrics, backoff, the
-//! proxies' EndpointSlices with the client that asks their replicas, and the status writer
-//! (which publishes the events).
+//! proxies' EndpointSlices with the client that asks their replicas, the Contracts and grants
+//! that resources expose, and the status writer (which publishes the events).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +12,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 
 use super::backoff::RetryBackoff;
+use super::contracts::ContractStores;
 use super::own_writes::OwnWrites;
 use super::replicas::ReplicaClient;
 use super::status_writer::StatusWriter;
@@ -52,6 +53,9 @@ pub struct Context {
     /// The proxies' EndpointSlices, kept current by a watch (see
     /// [`super::replicas::watch_endpoint_slices`]).
     pub endpoints: Store<EndpointSlice>,
+    /// The Contracts and ContractGrants, kept current by a watch (see
+    /// [`super::contracts::watch_contracts`]); empty until [`Context::with_contracts`].
+    pub contracts: ContractStores,
     /// Asks proxy replicas which table they serve.
     pub replicas: ReplicaClient,
     /// Per-object delays before asking replicas again while they do not all serve the current
@@ -87,9 +91,15 @@ impl Context {
             metrics,
             backoff: RetryBackoff::default(),
             endpoints,
+            contracts: ContractStores::default(),
             replicas: ReplicaClient::default(),
             own_writes: OwnWrites::default(),
             poll: RetryBackoff::new(Duration::from_millis(200), Duration::from_secs(300)),
         }
+    }
+
+    /// The context, resolving `expose` against the Contracts and ContractGrants of `contracts`.
+    pub fn with_contracts(self, contracts: ContractStores) -> Self {
+        Self { contracts, ..self }
     }
 }

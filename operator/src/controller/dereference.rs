@@ -8,9 +8,12 @@ use std::collections::BTreeMap;
 
 use gatehouse_api::certificate::{certificate_authorities, certified_key, redis_password};
 use gatehouse_api::crd::Aggregator;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use gatehouse_api::route_table::RouteTable;
+use gatehouse_api::table_file;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
+use tracing::warn;
 
 use crate::plan::Found;
 use crate::references::{References, SecretUse};
@@ -32,6 +35,16 @@ pub enum DereferenceError {
         /// The namespace.
         namespace: String,
         /// The Secret.
+        name: String,
+        /// The API error.
+        source: kube::Error,
+    },
+    /// Reading the route ConfigMap failed (not: it does not exist).
+    #[error("cannot read ConfigMap {namespace}/{name}: {source}")]
+    ConfigMap {
+        /// The namespace.
+        namespace: String,
+        /// The ConfigMap.
         name: String,
         /// The API error.
         source: kube::Error,
@@ -116,4 +129,50 @@ pub async fn dereference(
             .collect();
     }
     Ok(found)
+}
+
+/// The route table that the ConfigMap `name` of `namespace` holds, when the resource with UID
+/// `owner_uid` controls it: what its proxies serve (or are about to), which a new compile
+/// keeps the last good routes of its exposed Contracts from. `None` when there is no such
+/// ConfigMap, another owner's, or one whose table cannot be read (logged: the Contracts that
+/// cannot be served as they are now then lose their routes).
+pub async fn served_table(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    owner_uid: Option<&str>,
+) -> Result<Option<RouteTable>, DereferenceError> {
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let config_map =
+        config_maps
+            .get_opt(name)
+            .await
+            .map_err(|source| DereferenceError::ConfigMap {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                source,
+            })?;
+    let Some(config_map) = config_map else {
+        return Ok(None);
+    };
+    let controlled = config_map
+        .owner_references()
+        .iter()
+        .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == owner_uid);
+    if !controlled {
+        return Ok(None);
+    }
+    let read = table_file::from_config_map(&config_map).map(|bytes| {
+        bytes
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| RouteTable::from_bytes(&bytes).map_err(|e| e.to_string()))
+    });
+    match read {
+        Some(Ok(table)) => Ok(Some(table)),
+        Some(Err(error)) => {
+            warn!(%namespace, %name, %error, "the route ConfigMap's table cannot be read");
+            Ok(None)
+        }
+        None => Ok(None),
+    }
 }

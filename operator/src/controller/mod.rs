@@ -6,6 +6,7 @@ pub mod agreement;
 pub mod apply;
 pub mod backoff;
 pub mod context;
+pub mod contracts;
 pub mod dereference;
 pub mod events;
 pub mod own_writes;
@@ -20,7 +21,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt, future};
-use gatehouse_api::crd::{Aggregator, EdgeService, Gateway, ProxyStatus};
+use gatehouse_api::crd::{Aggregator, Contract, ContractGrant, EdgeService, Gateway, ProxyStatus};
 use gatehouse_api::resource::Resource;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -44,6 +45,7 @@ use gatehouse_api::naming::proxy_name;
 use crate::objects::MANAGED_BY_SELECTOR;
 use crate::references::References;
 use context::Context;
+use contracts::ContractSubscription;
 
 /// What the generic controller needs from a Gatehouse kind.
 pub trait ProxyResource:
@@ -60,6 +62,8 @@ pub trait ProxyResource:
     const ROUTES_TO_AGGREGATORS: bool;
     /// True when resources of this kind may declare an HTTPS listener (certificate Secrets).
     const TERMINATES_TLS: bool;
+    /// True when resources of this kind may expose Contract resources.
+    const EXPOSES_CONTRACTS: bool;
     /// The resource as the API crate's [`Resource`].
     fn to_resource(&self) -> Resource;
     /// The current status.
@@ -69,6 +73,7 @@ pub trait ProxyResource:
 impl ProxyResource for Gateway {
     const ROUTES_TO_AGGREGATORS: bool = true;
     const TERMINATES_TLS: bool = true;
+    const EXPOSES_CONTRACTS: bool = true;
     fn to_resource(&self) -> Resource {
         Resource::Gateway(self.clone())
     }
@@ -80,6 +85,7 @@ impl ProxyResource for Gateway {
 impl ProxyResource for EdgeService {
     const ROUTES_TO_AGGREGATORS: bool = true;
     const TERMINATES_TLS: bool = true;
+    const EXPOSES_CONTRACTS: bool = true;
     fn to_resource(&self) -> Resource {
         Resource::EdgeService(self.clone())
     }
@@ -91,6 +97,7 @@ impl ProxyResource for EdgeService {
 impl ProxyResource for Aggregator {
     const ROUTES_TO_AGGREGATORS: bool = false;
     const TERMINATES_TLS: bool = false;
+    const EXPOSES_CONTRACTS: bool = false;
     fn to_resource(&self) -> Resource {
         Resource::Aggregator(self.clone())
     }
@@ -125,6 +132,19 @@ fn concerned<K: ProxyResource>(
         .collect()
 }
 
+/// The resources in `store`, of any namespace, for which `concerns` holds.
+fn concerned_anywhere<K: ProxyResource>(
+    store: &Store<K>,
+    concerns: impl Fn(&K) -> bool,
+) -> Vec<ObjectRef<K>> {
+    store
+        .state()
+        .iter()
+        .filter(|object| concerns(object))
+        .map(|object| ObjectRef::from_obj(object.as_ref()))
+        .collect()
+}
+
 /// True when the resource routes to the Service `name`, or its own Service would be called
 /// `name` (a user's Service of that name blocks it until it goes away).
 fn concerns_service(resource: &Resource, name: &str) -> bool {
@@ -133,12 +153,15 @@ fn concerns_service(resource: &Resource, name: &str) -> bool {
 }
 
 /// Runs the controller of kind `K` until `shutdown` resolves. `slices` yields each EndpointSlice
-/// once the store in `ctx` holds it ([`replicas::watch_endpoint_slices`]).
+/// once the store in `ctx` holds it ([`replicas::watch_endpoint_slices`]); `exposing`, for kinds
+/// that expose contracts, each Contract and ContractGrant once `ctx.contracts` holds it
+/// ([`contracts::watch_contracts`]).
 pub async fn run_controller<K: ProxyResource>(
     client: Client,
     namespace: Option<String>,
     ctx: Arc<Context>,
     slices: ReflectHandle<EndpointSlice>,
+    exposing: Option<ContractSubscription>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let ns = namespace.as_deref();
@@ -204,6 +227,26 @@ pub async fn run_controller<K: ProxyResource>(
         )
     } else {
         controller
+    };
+    // A Contract or a grant changed: the exposers it concerns compile again, wherever they are.
+    let controller = match exposing.filter(|_| K::EXPOSES_CONTRACTS) {
+        Some(ContractSubscription { contracts, grants }) => {
+            let store = controller.store();
+            let controller =
+                controller.watches_stream(contracts.map(Ok), move |contract: Contract| {
+                    concerned_anywhere(&store, |r| {
+                        contracts::concerns_contract(&r.to_resource(), r.proxy_status(), &contract)
+                    })
+                });
+            let store = controller.store();
+            controller.watches_stream(grants.map(Ok), move |grant: ContractGrant| {
+                let namespace = grant.namespace().unwrap_or_default();
+                concerned_anywhere(&store, |r| {
+                    contracts::concerns_grant(&r.to_resource(), &namespace)
+                })
+            })
+        }
+        None => controller,
     };
     // A certificate or Redis Secret created, renewed or broken: check it again for the status. Metadata
     // only: Secret contents are read by name, in the reconcile, and never cached.

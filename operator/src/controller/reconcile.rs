@@ -1,5 +1,9 @@
 //! reconcile: dereference → validate/compile → build → apply → status, for any of the kinds.
 //!
+//! A resource that exposes Contracts compiles against the Contract and grant stores in the
+//! context, over the table its route ConfigMap holds: a Contract that cannot be served as it is
+//! now keeps the routes that table serves of it.
+//!
 //! Only dereference, apply and status touch the client; the middle is [`crate::plan::plan`].
 //! The status is handed to the [`super::status_writer`], which writes it in the background:
 //! the next change of the resource does not wait for it.
@@ -29,12 +33,12 @@ use super::ProxyResource;
 use super::agreement::{Agreement, Verdict, summarize};
 use super::apply::{ApplyError, Blocked, apply_objects, read_deployment};
 use super::context::Context;
-use super::dereference::{DereferenceError, dereference};
+use super::dereference::{DereferenceError, dereference, served_table};
 use super::events::transition_events;
 use super::replicas::{Replica, ready_replicas};
-use super::status::{Observation, compute_status};
+use super::status::{Exposure, Observation, compute_status};
 use super::status_writer::Target;
-use crate::plan::{plan, service_address};
+use crate::plan::{plan_over, service_address};
 use crate::references::References;
 
 /// A valid resource is reconciled again after this long even if nothing happened.
@@ -156,14 +160,21 @@ pub async fn reconcile<K: ProxyResource>(
     let resource = object.to_resource();
     let namespace = resource.namespace().to_owned();
     let references = References::of(&resource, ctx.settings.redis.as_ref());
-    let found = dereference(&ctx.client, &namespace, &references).await?;
+    let mut found = dereference(&ctx.client, &namespace, &references).await?;
     let missing = found.missing(&references);
-    steps.done("dereference");
-
     let owner_uid = object.meta().uid.as_deref();
     let name = proxy_name(resource.kind(), resource.name());
-    let (problems, table, deployment, table_written, blocked) =
-        match plan(&resource, &found, &ctx.settings) {
+    // Only a resource that exposes Contracts keeps anything of the table it replaces.
+    let previous = if resource.expose().is_empty() {
+        None
+    } else {
+        found.catalog = ctx.contracts.catalog();
+        served_table(&ctx.client, &namespace, &name, owner_uid).await?
+    };
+    steps.done("dereference");
+
+    let (problems, table, deployment, table_written, blocked, exposure) =
+        match plan_over(&resource, &found, &ctx.settings, previous.as_ref()) {
             Ok(plan) => {
                 steps.done("plan");
                 let applied =
@@ -172,17 +183,22 @@ pub async fn reconcile<K: ProxyResource>(
                 if let Some(version) = &applied.table_version {
                     ctx.own_writes.record(&namespace, &name, version.clone());
                 }
+                let exposure = applied.table_in_place.then_some(Exposure {
+                    exposed: plan.exposed,
+                    unresolved: plan.unresolved,
+                });
                 (
                     Vec::new(),
                     applied.table_in_place.then_some(plan.table),
                     applied.deployment,
                     applied.table_written,
                     applied.blocked,
+                    exposure,
                 )
             }
             Err(problems) => {
                 let deployment = read_deployment(&ctx.client, &namespace, &name, owner_uid).await?;
-                (problems, None, deployment, false, None)
+                (problems, None, deployment, false, None, None)
             }
         };
 
@@ -208,6 +224,7 @@ pub async fn reconcile<K: ProxyResource>(
         missing: &missing,
         table: table.as_ref(),
         blocked: blocked.as_ref(),
+        exposure: exposure.as_ref(),
         serving: serving.as_ref(),
         deployment: deployment.as_ref(),
         address: &address,

@@ -6,7 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use gatehouse_api::crd::{ProxyStatus, ServedContract};
+use gatehouse_api::crd::{ExposedContract, ExposureState, ProxyStatus, ServedContract};
+use gatehouse_api::exposure::Unresolved;
 use gatehouse_api::route_table::{RouteTable, digest_of};
 use gatehouse_api::validate::{Problem, join};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -20,7 +21,7 @@ use crate::references::SecretUse;
 
 /// Condition types, in the order they are reported.
 pub const ACCEPTED: &str = "Accepted";
-/// Every referenced Service and Aggregator exists.
+/// Every referenced Service, Aggregator, Secret and Contract exists (and may be used).
 pub const RESOLVED_REFS: &str = "ResolvedRefs";
 /// Every ready proxy replica serves this generation's route table.
 pub const PROGRAMMED: &str = "Programmed";
@@ -29,6 +30,61 @@ pub const READY: &str = "Ready";
 
 /// Conditions' messages are capped by the API at 32768 bytes.
 const MAX_MESSAGE: usize = 32 * 1024;
+
+/// How the Contract resources a resource exposes fared in the table that was applied.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Exposure {
+    /// Each Contract picked, by namespace and name.
+    pub exposed: Vec<ExposedContract>,
+    /// `expose` entries that resolve to no Contract.
+    pub unresolved: Vec<Unresolved>,
+}
+
+impl Exposure {
+    /// What does not resolve or is not served as it is now, one sentence each, and the most
+    /// urgent reason among them: `RefNotPermitted`, `ContractNotFound`, then `InvalidContract`
+    /// (invalid, naming clients the resource lacks, conflicting, or a version it lacks).
+    fn problems(&self) -> Option<(&'static str, Vec<String>)> {
+        let mut reason = None;
+        let mut worse = |candidate: &'static str| {
+            const ORDER: [&str; 3] = ["RefNotPermitted", "ContractNotFound", "InvalidContract"];
+            let rank = |r: &str| ORDER.iter().position(|o| *o == r);
+            if reason.is_none_or(|r| rank(candidate) < rank(r)) {
+                reason = Some(candidate);
+            }
+        };
+        let mut sentences = Vec::new();
+        for unresolved in &self.unresolved {
+            worse("ContractNotFound");
+            sentences.push(format!("{}: {}", unresolved.at, unresolved.message));
+        }
+        for exposed in &self.exposed {
+            let Some(why) = &exposed.reason else { continue };
+            worse(if why == "RefNotPermitted" {
+                "RefNotPermitted"
+            } else {
+                "InvalidContract"
+            });
+            let consequence = match (exposed.state, exposed.served_generation) {
+                (ExposureState::Served, _) => "the rest of it is served".to_owned(),
+                (ExposureState::LastGoodServed, Some(generation)) => {
+                    format!("its routes of generation {generation} keep serving")
+                }
+                (ExposureState::LastGoodServed, None) => {
+                    "the routes it had keep serving".to_owned()
+                }
+                (ExposureState::NotServed, _) => "its routes are not served".to_owned(),
+            };
+            sentences.push(format!(
+                "Contract {}/{} ({why}): {}; {consequence}",
+                exposed.namespace,
+                exposed.name,
+                exposed.message.as_deref().unwrap_or_default()
+            ));
+        }
+        reason.map(|reason| (reason, sentences))
+    }
+}
 
 /// What reconcile learnt, the input of [`compute_status`].
 #[derive(Clone, Copy, Debug)]
@@ -43,6 +99,8 @@ pub struct Observation<'a> {
     pub table: Option<&'a RouteTable>,
     /// Why not every object of a valid spec could be applied.
     pub blocked: Option<&'a Blocked>,
+    /// How the exposed Contracts fared, when this generation's table was applied.
+    pub exposure: Option<&'a Exposure>,
     /// What the ready proxy replicas serve, against the digest the status reports (this
     /// generation's table, or the last accepted one); `None` when there is no digest to ask
     /// about.
@@ -101,66 +159,73 @@ fn accepted(seen: &Observation<'_>) -> Condition {
 }
 
 fn resolved_refs(seen: &Observation<'_>) -> Condition {
-    if seen.missing.is_empty() {
-        condition(
+    let contracts = seen.exposure.and_then(Exposure::problems);
+    if seen.missing.is_empty() && contracts.is_none() {
+        let exposes = seen.exposure.is_some_and(|e| !e.exposed.is_empty());
+        let contract = if exposes { " Contract," } else { "" };
+        return condition(
             RESOLVED_REFS,
             true,
             "ResolvedRefs",
-            "every referenced Service, Aggregator, TLS, CA and Redis Secret resolves".to_owned(),
+            format!(
+                "every referenced Service, Aggregator,{contract} TLS, CA and Redis Secret resolves"
+            ),
             seen.generation,
-        )
-    } else {
-        let (certificates, backends): (Vec<&MissingRef>, Vec<&MissingRef>) = seen
-            .missing
-            .iter()
-            .partition(|m| matches!(m, MissingRef::Certificate(..)));
-        let mut parts = Vec::new();
-        if !backends.is_empty() {
-            let names: Vec<String> = backends.iter().map(ToString::to_string).collect();
-            parts.push(format!(
-                "{}; requests to these backends fail until they exist",
-                names.join("; ")
-            ));
-        }
-        // One sentence per consequence, in the order of the uses (missing is sorted by use).
-        let mut by_consequence: Vec<(&str, Vec<String>)> = Vec::new();
-        for missing in &certificates {
-            if let MissingRef::Certificate(used, problem) = missing {
-                let consequence = used.consequence();
-                match by_consequence.last_mut() {
-                    Some((last, problems)) if *last == consequence => {
-                        problems.push(problem.to_string());
-                    }
-                    _ => by_consequence.push((consequence, vec![problem.to_string()])),
+        );
+    }
+    let (certificates, backends): (Vec<&MissingRef>, Vec<&MissingRef>) = seen
+        .missing
+        .iter()
+        .partition(|m| matches!(m, MissingRef::Certificate(..)));
+    let mut parts = Vec::new();
+    if !backends.is_empty() {
+        let names: Vec<String> = backends.iter().map(ToString::to_string).collect();
+        parts.push(format!(
+            "{}; requests to these backends fail until they exist",
+            names.join("; ")
+        ));
+    }
+    // One sentence per consequence, in the order of the uses (missing is sorted by use).
+    let mut by_consequence: Vec<(&str, Vec<String>)> = Vec::new();
+    for missing in &certificates {
+        if let MissingRef::Certificate(used, problem) = missing {
+            let consequence = used.consequence();
+            match by_consequence.last_mut() {
+                Some((last, problems)) if *last == consequence => {
+                    problems.push(problem.to_string());
                 }
+                _ => by_consequence.push((consequence, vec![problem.to_string()])),
             }
         }
-        for (consequence, problems) in by_consequence {
-            parts.push(format!("{}; {consequence}", problems.join("; ")));
-        }
-        // Gateway API's reasons (and ours for the Redis Secrets); a broken certificate is the
-        // more urgent to name.
-        let redis_only = certificates.iter().all(|m| {
-            matches!(
-                m,
-                MissingRef::Certificate(SecretUse::RedisPassword | SecretUse::RedisAuthorities, _)
-            )
-        });
-        let reason = if certificates.is_empty() {
-            "BackendNotFound"
-        } else if redis_only {
-            "InvalidRedisSecretRef"
-        } else {
-            "InvalidCertificateRef"
-        };
-        condition(
-            RESOLVED_REFS,
-            false,
-            reason,
-            parts.join("; "),
-            seen.generation,
-        )
     }
+    for (consequence, problems) in by_consequence {
+        parts.push(format!("{}; {consequence}", problems.join("; ")));
+    }
+    let contract_reason = contracts.map(|(reason, sentences)| {
+        parts.extend(sentences);
+        reason
+    });
+    // Gateway API's reasons (and ours for the Redis Secrets and Contracts); a broken
+    // certificate is the most urgent to name, then a Contract, then a backend.
+    let redis_only = certificates.iter().all(|m| {
+        matches!(
+            m,
+            MissingRef::Certificate(SecretUse::RedisPassword | SecretUse::RedisAuthorities, _)
+        )
+    });
+    let reason = match (certificates.is_empty(), contract_reason) {
+        (false, _) if !redis_only => "InvalidCertificateRef",
+        (_, Some(reason)) => reason,
+        (true, None) => "BackendNotFound",
+        (false, None) => "InvalidRedisSecretRef",
+    };
+    condition(
+        RESOLVED_REFS,
+        false,
+        reason,
+        parts.join("; "),
+        seen.generation,
+    )
 }
 
 /// Where the route table stands, for a message that explains a `Programmed=False`.
@@ -315,6 +380,13 @@ pub fn compute_status(
             previous.map(|p| p.contracts.clone()).unwrap_or_default(),
         ),
     };
+    // Like the routes: those of the table being served.
+    let exposed_contracts = match seen.exposure {
+        Some(exposure) => exposure.exposed.clone(),
+        None => previous
+            .map(|p| p.exposed_contracts.clone())
+            .unwrap_or_default(),
+    };
     ProxyStatus {
         observed_generation: seen.generation,
         conditions,
@@ -328,7 +400,7 @@ pub fn compute_status(
         routes,
         route_table_digest,
         contracts,
-        exposed_contracts: Vec::new(),
+        exposed_contracts,
         proxies: seen.serving.map(|serving| serving.counts),
     }
 }
@@ -358,6 +430,7 @@ mod tests {
             missing,
             table: None,
             blocked: None,
+            exposure: None,
             serving: None,
             deployment: None,
             address: "public-gateway.shop.svc.cluster.local:80",

@@ -1,0 +1,204 @@
+//! Contract resources on the real API server: a Gateway that exposes its namespace's Contracts
+//! by label serves their routes; a Contract changed is served without the Gateway changing (the
+//! operator watches Contracts); one broken keeps its last good routes and the Gateway says
+//! why; one relabelled or deleted leaves the table.
+//!
+//! The operator under test watches one namespace, so grants across namespaces are not tried
+//! here (the controller tests do).
+
+use gatehouse_api::crd::{Contract, ExposureState, Gateway};
+use gatehouse_api::naming::{Kind, proxy_name};
+use gatehouse_api::route_table::RouteTable;
+use gatehouse_api::table_file::from_config_map;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::DeleteParams;
+use kube::{Api, Client};
+use serde_json::{Value, json};
+
+use crate::cluster::{apply, condition, secret, wait_for};
+use crate::scenario::{backend_service, expect_reconciled};
+
+const GATEWAY: &str = "team-apis";
+
+/// Contract `name` labelled `audience`, version v1 with one route per entry of `routes`
+/// (name, path), to Service `name`; callable by `clients` (empty: any client).
+fn contract(name: &str, audience: &str, routes: &[(&str, &str)], clients: &[&str]) -> Contract {
+    let routes: Vec<Value> = routes
+        .iter()
+        .map(|(route, path)| {
+            json!({"name": route, "match": {"path": path, "methods": ["GET"]},
+                   "backend": {"service": name, "port": 8080}})
+        })
+        .collect();
+    let mut version = json!({"version": "v1", "basePath": format!("/{name}/v1"), "routes": routes});
+    if !clients.is_empty() {
+        version["access"] = json!({"clients": clients});
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "Contract",
+        "metadata": {"name": name, "labels": {"audience": audience}},
+        "spec": {"versions": [version]}
+    }))
+    .unwrap()
+}
+
+async fn served_table(client: &Client, namespace: &str) -> RouteTable {
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let config_map = config_maps
+        .get(&proxy_name(Kind::Gateway, GATEWAY))
+        .await
+        .expect("the route ConfigMap");
+    let json = from_config_map(&config_map)
+        .expect("a table")
+        .expect("it unpacks");
+    RouteTable::from_bytes(&json).expect("a valid table")
+}
+
+fn ids(table: &RouteTable) -> Vec<&str> {
+    table.routes.iter().map(|r| r.id.as_str()).collect()
+}
+
+/// Waits until the Gateway's status says of Contract `name`: `state` at `generation` (`None`:
+/// the Gateway exposes no such Contract any more).
+async fn wait_exposed(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    expected: Option<(ExposureState, Option<i64>)>,
+) -> Gateway {
+    let what = format!("Gateway {GATEWAY} to report Contract {name} as {expected:?}");
+    wait_for(client, namespace, GATEWAY, &what, |g: Option<&Gateway>| {
+        let exposed = g
+            .and_then(|g| g.status.as_ref())
+            .map(|s| s.exposed_contracts.as_slice())
+            .unwrap_or_default();
+        let found = exposed
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| (e.state, e.served_generation));
+        found == expected
+    })
+    .await
+    .expect("the Gateway")
+}
+
+/// Runs the step in `namespace`.
+pub async fn run(client: &Client, namespace: &str) {
+    for name in ["catalog", "orders"] {
+        apply(client, namespace, &backend_service(name)).await;
+    }
+    let keys = secret(namespace, "web-keys", None, json!({"key": "web-e2e-key"}));
+    apply(client, namespace, &keys).await;
+    apply(
+        client,
+        namespace,
+        &contract("catalog", "public", &[("items", "/items")], &[]),
+    )
+    .await;
+    apply(
+        client,
+        namespace,
+        &contract("orders", "public", &[("list", "/orders")], &["web"]),
+    )
+    .await;
+    let gateway: Gateway = serde_json::from_value(json!({
+        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "Gateway",
+        "metadata": {"name": GATEWAY},
+        "spec": {
+            "clients": [{"name": "web", "apiKeys": {"secretRef": {"name": "web-keys"}}}],
+            "expose": [{"selector": {"matchLabels": {"audience": "public"}}}]
+        }
+    }))
+    .unwrap();
+    let applied = apply(client, namespace, &gateway).await;
+    expect_reconciled(client, namespace, &applied).await;
+    let table = served_table(client, namespace).await;
+    let catalog_id = format!("{namespace}/catalog/v1/items");
+    let orders_id = format!("{namespace}/orders/v1/list");
+    assert_eq!(ids(&table), [catalog_id.as_str(), orders_id.as_str()]);
+    wait_exposed(
+        client,
+        namespace,
+        "orders",
+        Some((ExposureState::Served, Some(1))),
+    )
+    .await;
+    println!("a Gateway serves the Contracts its selector picks");
+
+    // The orders team adds a route: served, though the Gateway did not change.
+    apply(
+        client,
+        namespace,
+        &contract(
+            "orders",
+            "public",
+            &[("list", "/orders"), ("one", "/orders/{id}")],
+            &["web"],
+        ),
+    )
+    .await;
+    wait_exposed(
+        client,
+        namespace,
+        "orders",
+        Some((ExposureState::Served, Some(2))),
+    )
+    .await;
+    let table = served_table(client, namespace).await;
+    assert!(ids(&table).contains(&format!("{namespace}/orders/v1/one").as_str()));
+    println!("a changed Contract is served without the Gateway changing");
+
+    // Then names a client the Gateway lacks: its generation 2 keeps serving, the Gateway says
+    // why, and the catalog is untouched.
+    apply(
+        client,
+        namespace,
+        &contract("orders", "public", &[("list", "/orders")], &["nobody"]),
+    )
+    .await;
+    let live = wait_exposed(
+        client,
+        namespace,
+        "orders",
+        Some((ExposureState::LastGoodServed, Some(2))),
+    )
+    .await;
+    let status = live.status.as_ref();
+    let resolved = condition(status, "ResolvedRefs").expect("ResolvedRefs");
+    assert_eq!(
+        (resolved.status.as_str(), resolved.reason.as_str()),
+        ("False", "InvalidContract")
+    );
+    assert!(
+        resolved
+            .message
+            .contains("spec.versions[0].access.clients[0]")
+            && resolved
+                .message
+                .contains("its routes of generation 2 keep serving"),
+        "{}",
+        resolved.message
+    );
+    assert_eq!(
+        condition(status, "Accepted").map(|c| c.status.as_str()),
+        Some("True")
+    );
+    let table = served_table(client, namespace).await;
+    assert!(ids(&table).contains(&format!("{namespace}/orders/v1/one").as_str()));
+    assert!(ids(&table).contains(&catalog_id.as_str()));
+    println!("a broken Contract keeps its last good routes, the Gateway names the field");
+
+    // The catalog leaves the audience, orders is deleted: both leave the table.
+    let relabelled = contract("catalog", "internal", &[("items", "/items")], &[]);
+    apply(client, namespace, &relabelled).await;
+    wait_exposed(client, namespace, "catalog", None).await;
+    let contracts: Api<Contract> = Api::namespaced(client.clone(), namespace);
+    contracts
+        .delete("orders", &DeleteParams::default())
+        .await
+        .expect("deleting Contract orders");
+    let live = wait_exposed(client, namespace, "orders", None).await;
+    assert!(served_table(client, namespace).await.routes.is_empty());
+    assert_eq!(live.status.as_ref().and_then(|s| s.routes), Some(0));
+    println!("a relabelled or deleted Contract leaves the table");
+}
