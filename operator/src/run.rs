@@ -7,10 +7,12 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use futures::channel::mpsc;
 use futures::future;
 use gatehouse_api::crd::{Aggregator, EdgeService, Gateway};
 use gatehouse_operator::admin::{self, AdminState};
 use gatehouse_operator::controller::context::{Clock, Context};
+use gatehouse_operator::controller::contract_status::{ContractStatusContext, run_contract_status};
 use gatehouse_operator::controller::contracts::watch_contracts;
 use gatehouse_operator::controller::replicas::watch_endpoint_slices;
 use gatehouse_operator::controller::run_controller;
@@ -18,6 +20,7 @@ use gatehouse_operator::leader::{ElectionSettings, LeaderElector};
 use gatehouse_operator::metrics::Metrics;
 use gatehouse_operator::settings::ProxySettings;
 use kube::Client;
+use kube::runtime::reflector;
 use tokio::sync::watch;
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
@@ -159,7 +162,7 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
         let watch = tokio::spawn(watch);
         // Contracts too: a Gateway compiled before they are listed would drop the routes it
         // exposes until they are.
-        let (contracts, subscriptions, contract_watch) =
+        let (contracts, subscriptions, contract_changes, contract_watch) =
             watch_contracts(&client, options.namespace.as_deref(), 2);
         let [gateway_contracts, edge_contracts]: [_; 2] = subscriptions
             .try_into()
@@ -176,6 +179,7 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
             () = becomes(shutdown.clone(), true) => {}
             () = becomes(leading.clone(), false) => {}
         }
+        let (nudge_sender, nudges) = mpsc::unbounded();
         let ctx = Arc::new(
             Context::new(
                 client.clone(),
@@ -184,7 +188,7 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
                 metrics.clone(),
                 endpoints,
             )
-            .with_contracts(contracts),
+            .with_contracts(contracts.clone(), Some(nudge_sender)),
         );
         let stop = || {
             let (shutdown, leading) = (shutdown.clone(), leading.clone());
@@ -196,11 +200,27 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
             }
         };
         let namespace = options.namespace.clone();
+        let (gateways, gateway_writer) = reflector::store();
+        let (edges, edge_writer) = reflector::store();
+        let status_ctx = Arc::new(ContractStatusContext {
+            client: client.clone(),
+            clock: Clock::System,
+            gateways: gateways.clone(),
+            edges: edges.clone(),
+        });
         tokio::join!(
+            run_contract_status(
+                contracts.contracts.clone(),
+                contract_changes,
+                nudges,
+                status_ctx,
+                stop()
+            ),
             run_controller::<Gateway>(
                 client.clone(),
                 namespace.clone(),
                 ctx.clone(),
+                (gateways, gateway_writer),
                 gateway_slices,
                 Some(gateway_contracts),
                 stop()
@@ -209,6 +229,7 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
                 client.clone(),
                 namespace.clone(),
                 ctx.clone(),
+                (edges, edge_writer),
                 edge_slices,
                 Some(edge_contracts),
                 stop()
@@ -217,6 +238,7 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
                 client.clone(),
                 namespace,
                 ctx.clone(),
+                reflector::store(),
                 aggregator_slices,
                 None,
                 stop()

@@ -1,12 +1,13 @@
 //! Contract resources on the real API server: a Gateway that exposes its namespace's Contracts
 //! by label serves their routes; a Contract changed is served without the Gateway changing (the
 //! operator watches Contracts); one broken keeps its last good routes and the Gateway says
-//! why; one relabelled or deleted leaves the table.
+//! why; one relabelled or deleted leaves the table. Each Contract's status names the Gateway
+//! and how it serves it, and an invalid one says why.
 //!
 //! The operator under test watches one namespace, so grants across namespaces are not tried
 //! here (the controller tests do).
 
-use gatehouse_api::crd::{Contract, ExposureState, Gateway};
+use gatehouse_api::crd::{Contract, ContractStatus, ExposureState, Gateway};
 use gatehouse_api::naming::{Kind, proxy_name};
 use gatehouse_api::route_table::RouteTable;
 use gatehouse_api::table_file::from_config_map;
@@ -82,6 +83,31 @@ async fn wait_exposed(
     .expect("the Gateway")
 }
 
+/// Waits until Contract `name`'s status satisfies `done`; returns it.
+async fn wait_contract(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    done: impl Fn(&ContractStatus) -> bool,
+) -> Contract {
+    let what = format!("Contract {name}'s status");
+    wait_for(client, namespace, name, &what, |c: Option<&Contract>| {
+        c.and_then(|c| c.status.as_ref()).is_some_and(&done)
+    })
+    .await
+    .expect("the Contract")
+}
+
+/// `(status, reason)` of the Contract's `Accepted` condition.
+fn accepted(status: &ContractStatus) -> (&str, &str) {
+    let c = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Accepted")
+        .expect("an Accepted condition");
+    (c.status.as_str(), c.reason.as_str())
+}
+
 /// Runs the step in `namespace`.
 pub async fn run(client: &Client, namespace: &str) {
     for name in ["catalog", "orders"] {
@@ -123,7 +149,16 @@ pub async fn run(client: &Client, namespace: &str) {
         Some((ExposureState::Served, Some(1))),
     )
     .await;
-    println!("a Gateway serves the Contracts its selector picks");
+    // The Contract says so too.
+    let orders = wait_contract(client, namespace, "orders", |s| s.exposed_count == Some(1)).await;
+    let status = orders.status.as_ref().unwrap();
+    let exposer = &status.exposed_by[0];
+    assert_eq!(
+        (exposer.kind.as_str(), exposer.name.as_str(), exposer.state),
+        ("Gateway", GATEWAY, ExposureState::Served)
+    );
+    assert_eq!(accepted(status), ("True", "Accepted"));
+    println!("a Gateway serves the Contracts its selector picks, and each Contract names it");
 
     // The orders team adds a route: served, though the Gateway did not change.
     apply(
@@ -186,7 +221,46 @@ pub async fn run(client: &Client, namespace: &str) {
     let table = served_table(client, namespace).await;
     assert!(ids(&table).contains(&format!("{namespace}/orders/v1/one").as_str()));
     assert!(ids(&table).contains(&catalog_id.as_str()));
+    let orders = wait_contract(client, namespace, "orders", |s| {
+        s.exposed_by
+            .first()
+            .is_some_and(|e| e.state == ExposureState::LastGoodServed)
+    })
+    .await;
+    let status = orders.status.as_ref().unwrap();
+    assert_eq!(status.exposed_count, Some(0));
+    assert_eq!(
+        status.exposed_by[0].reason.as_deref(),
+        Some("UnknownClient")
+    );
+    // Valid on its own: only this Gateway lacks the client.
+    assert_eq!(accepted(status), ("True", "Accepted"));
     println!("a broken Contract keeps its last good routes, the Gateway names the field");
+
+    // A Contract invalid on its own says so in its status, exposed or not.
+    let text = std::fs::read_to_string(
+        crate::operator_process::workspace()
+            .join("examples/not-accepted/contract-shadowed-route.yaml"),
+    )
+    .unwrap();
+    let mut shadowed: Contract = serde_saphyr::from_str(&text).unwrap();
+    shadowed.metadata.name = Some("catalog-shadowed".to_owned());
+    apply(client, namespace, &shadowed).await;
+    let shadowed = wait_contract(client, namespace, "catalog-shadowed", |s| {
+        !s.conditions.is_empty()
+    })
+    .await;
+    let status = shadowed.status.as_ref().unwrap();
+    assert_eq!(accepted(status).0, "False");
+    assert!(
+        status.conditions[0].message.contains(
+            "spec.versions[1].routes[0].match: route v2/product matches exactly the same \
+             requests as route v1/product"
+        ),
+        "{:?}",
+        status.conditions
+    );
+    println!("an invalid Contract is reported in its own status");
 
     // The catalog leaves the audience, orders is deleted: both leave the table.
     let relabelled = contract("catalog", "internal", &[("items", "/items")], &[]);

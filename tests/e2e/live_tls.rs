@@ -48,10 +48,16 @@ pub async fn run(client: &Client, namespace: &str) {
     let applied = apply(client, namespace, &gateway(namespace, Step::Https)).await;
     table_of(client, namespace, &child, applied.metadata.generation).await;
 
-    let service: Service = Api::namespaced(client.clone(), namespace)
-        .get(&child)
-        .await
-        .unwrap();
+    // The table comes first; the Service and Deployment are applied after it.
+    let service: Service = wait_for(
+        client,
+        namespace,
+        &child,
+        "the proxy Service",
+        |s: Option<&Service>| s.is_some(),
+    )
+    .await
+    .unwrap();
     let ports: Vec<Value> = service
         .spec
         .unwrap()
@@ -69,10 +75,15 @@ pub async fn run(client: &Client, namespace: &str) {
         ],
         "the Service exposes both listeners"
     );
-    let deployment: Deployment = Api::namespaced(client.clone(), namespace)
-        .get(&child)
-        .await
-        .unwrap();
+    let deployment: Deployment = wait_for(
+        client,
+        namespace,
+        &child,
+        "the proxy Deployment",
+        |d: Option<&Deployment>| d.is_some(),
+    )
+    .await
+    .unwrap();
     let args = serde_json::to_value(&deployment).unwrap()["spec"]["template"]["spec"]["containers"]
         [0]["args"]
         .clone();

@@ -310,11 +310,12 @@ pub async fn run(client: &Client, namespace: &str, operator: &mut OperatorProces
     resolve_a_late_service(client, namespace).await;
     never_take_over_a_users_service(client, namespace).await;
     report_a_child_the_api_server_refuses(client, namespace).await;
-    crate::live::run(client, namespace).await;
-    crate::live_tls::run(client, namespace).await;
-    crate::limit_access::run(client, namespace).await;
-    crate::global_limits::run(client, namespace).await;
-    crate::contracts::run(client, namespace).await;
+    // Each step's future is boxed: together they would not fit the test thread's stack.
+    Box::pin(crate::live::run(client, namespace)).await;
+    Box::pin(crate::live_tls::run(client, namespace)).await;
+    Box::pin(crate::limit_access::run(client, namespace)).await;
+    Box::pin(crate::global_limits::run(client, namespace)).await;
+    Box::pin(crate::contracts::run(client, namespace)).await;
     delete_and_collect(client, namespace, &gateway_uid).await;
 
     let metrics = operator.metrics().await;

@@ -5,11 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::channel::mpsc;
+use gatehouse_api::crd::Contract;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::backoff::RetryBackoff;
 use super::contracts::ContractStores;
@@ -56,6 +58,9 @@ pub struct Context {
     /// The Contracts and ContractGrants, kept current by a watch (see
     /// [`super::contracts::watch_contracts`]); empty until [`Context::with_contracts`].
     pub contracts: ContractStores,
+    /// Where the exposers' watches send the Contracts whose status an exposer's change may
+    /// change (see [`super::contract_status::nudges_for`]); none until [`Context::with_contracts`].
+    pub contract_nudges: Option<mpsc::UnboundedSender<ObjectRef<Contract>>>,
     /// Asks proxy replicas which table they serve.
     pub replicas: ReplicaClient,
     /// Per-object delays before asking replicas again while they do not all serve the current
@@ -92,14 +97,25 @@ impl Context {
             backoff: RetryBackoff::default(),
             endpoints,
             contracts: ContractStores::default(),
+            contract_nudges: None,
             replicas: ReplicaClient::default(),
             own_writes: OwnWrites::default(),
             poll: RetryBackoff::new(Duration::from_millis(200), Duration::from_secs(300)),
         }
     }
 
-    /// The context, resolving `expose` against the Contracts and ContractGrants of `contracts`.
-    pub fn with_contracts(self, contracts: ContractStores) -> Self {
-        Self { contracts, ..self }
+    /// The context, resolving `expose` against the Contracts and ContractGrants of `contracts`,
+    /// and telling the Contract status controller through `nudges` (when given) which Contracts
+    /// an exposer's change concerns.
+    pub fn with_contracts(
+        self,
+        contracts: ContractStores,
+        nudges: Option<mpsc::UnboundedSender<ObjectRef<Contract>>>,
+    ) -> Self {
+        Self {
+            contracts,
+            contract_nudges: nudges,
+            ..self
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! Each watch hands an object to its subscribers after its store holds the change, so a
 //! reconcile that a change triggers compiles against the catalog with that change in it.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use futures::{SinkExt, StreamExt, future};
 use gatehouse_api::crd::{Contract, ContractGrant, ProxyStatus};
 use gatehouse_api::exposure::{self, Catalog};
 use gatehouse_api::resource::Resource;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use tracing::{debug, warn};
@@ -70,8 +71,9 @@ pub struct ContractSubscription {
     pub grants: mpsc::Receiver<ContractGrant>,
 }
 
-/// The stores, `subscribers` subscriptions to them, and the task that keeps them current (run
-/// it while the controllers run). Managed fields are dropped: nothing reads them.
+/// The stores, `subscribers` subscriptions to them, the Contract status controller's stream of
+/// Contracts, and the task that keeps them current (run it while the controllers run). Managed
+/// fields are dropped: nothing reads them.
 ///
 /// Not kube's shared reflector: its subscribers never see a deletion, and a deleted Contract
 /// must leave the tables that serve it.
@@ -82,11 +84,14 @@ pub fn watch_contracts(
 ) -> (
     ContractStores,
     Vec<ContractSubscription>,
+    mpsc::Receiver<Contract>,
     impl Future<Output = ()> + Send + 'static,
 ) {
     let (contracts, contract_writer) = reflector::store();
     let (grants, grant_writer) = reflector::store();
-    let (mut contract_senders, mut grant_senders) = (Vec::new(), Vec::new());
+    // The Contract status controller's: Contracts only.
+    let (status_sender, status_changes) = mpsc::channel(SUBSCRIBER_BUFFER);
+    let (mut contract_senders, mut grant_senders) = (vec![status_sender], Vec::new());
     let mut handles = Vec::new();
     for _ in 0..subscribers {
         let (contract_sender, contracts) = mpsc::channel(SUBSCRIBER_BUFFER);
@@ -113,7 +118,12 @@ pub fn watch_contracts(
     let task = async move {
         future::join(contract_events, grant_events).await;
     };
-    (ContractStores { contracts, grants }, handles, task)
+    (
+        ContractStores { contracts, grants },
+        handles,
+        status_changes,
+        task,
+    )
 }
 
 /// Keeps `writer`'s store current from `events`, then hands each object touched to every
@@ -132,11 +142,23 @@ async fn fan_out<K>(
         .reflect(writer);
     futures::pin_mut!(events);
     let mut senders = senders;
+    // What each object's last change handed over was: a change of its status alone (the
+    // Contract status controller's own writes) concerns nobody.
+    let mut seen: HashMap<ObjectRef<K>, Shape> = HashMap::new();
     while let Some(event) = events.next().await {
         let object = match event {
-            Ok(watcher::Event::Apply(object) | watcher::Event::Delete(object)) => object,
-            // A new list: whatever it changed may concern anyone.
-            Ok(watcher::Event::InitApply(object)) => object,
+            Ok(watcher::Event::Delete(object)) => {
+                seen.remove(&ObjectRef::from_obj(&object));
+                object
+            }
+            // A new list, too: whatever it changed may concern anyone.
+            Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => {
+                let shape = Shape::of(object.meta());
+                match seen.insert(ObjectRef::from_obj(&object), shape.clone()) {
+                    Some(before) if before == shape => continue,
+                    _ => object,
+                }
+            }
             Ok(watcher::Event::Init | watcher::Event::InitDone) => continue,
             Err(error) => {
                 warn!(%error, "{kind} watch");
@@ -147,6 +169,22 @@ async fn fan_out<K>(
             if sender.send(object.clone()).await.is_err() {
                 debug!("a controller stopped taking {kind} changes");
             }
+        }
+    }
+}
+
+/// What a change must touch to concern anyone: the spec (its generation) or the labels.
+#[derive(Clone, PartialEq)]
+struct Shape {
+    generation: Option<i64>,
+    labels: Option<std::collections::BTreeMap<String, String>>,
+}
+
+impl Shape {
+    fn of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Self {
+        Self {
+            generation: meta.generation,
+            labels: meta.labels.clone(),
         }
     }
 }

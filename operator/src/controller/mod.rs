@@ -6,6 +6,7 @@ pub mod agreement;
 pub mod apply;
 pub mod backoff;
 pub mod context;
+pub mod contract_status;
 pub mod contracts;
 pub mod dereference;
 pub mod events;
@@ -32,7 +33,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::PartialObjectMeta;
-use kube::runtime::reflector::{self, ObjectRef, ReflectHandle, Store};
+use kube::runtime::reflector::{ObjectRef, ReflectHandle, Store, store::Writer};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::runtime::{Predicate, predicates};
 use kube::{Api, Client, ResourceExt};
@@ -152,14 +153,17 @@ fn concerns_service(resource: &Resource, name: &str) -> bool {
         || proxy_name(resource.kind(), resource.name()) == name
 }
 
-/// Runs the controller of kind `K` until `shutdown` resolves. `slices` yields each EndpointSlice
+/// Runs the controller of kind `K` until `shutdown` resolves, keeping the store of
+/// `(reader, writer)` (which the Contract status controller reads too). `slices` yields each EndpointSlice
 /// once the store in `ctx` holds it ([`replicas::watch_endpoint_slices`]); `exposing`, for kinds
 /// that expose contracts, each Contract and ContractGrant once `ctx.contracts` holds it
 /// ([`contracts::watch_contracts`]).
+#[allow(clippy::too_many_arguments)]
 pub async fn run_controller<K: ProxyResource>(
     client: Client,
     namespace: Option<String>,
     ctx: Arc<Context>,
+    (reader, writer): (Store<K>, Writer<K>),
     slices: ReflectHandle<EndpointSlice>,
     exposing: Option<ContractSubscription>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
@@ -167,12 +171,35 @@ pub async fn run_controller<K: ProxyResource>(
     let ns = namespace.as_deref();
     let owned = || watcher::Config::default().labels(MANAGED_BY_SELECTOR);
     let echoes = ctx.own_writes.clone();
+    // Every change of an exposer, its status too and its deletion, may change what the
+    // Contracts it names say (once the store holds it).
+    let nudges = ctx
+        .contract_nudges
+        .clone()
+        .filter(|_| K::EXPOSES_CONTRACTS)
+        .map(|sender| (sender, ctx.contracts.contracts.clone()));
     // A resource's own status writes do not bring it back: only a new generation (its spec),
     // labels or annotations do, besides its children, references and replicas below.
-    let (reader, writer) = reflector::store();
     let resources = watcher(scoped::<K>(&client, ns), watcher::Config::default())
         .default_backoff()
         .reflect(writer)
+        .inspect(move |event| {
+            let Some((sender, contracts)) = &nudges else {
+                return;
+            };
+            if let Ok(watcher::Event::Apply(object) | watcher::Event::Delete(object)) = event {
+                let kind = K::kind(&());
+                for contract in contract_status::nudges_for(
+                    &kind,
+                    object.meta(),
+                    object.proxy_status(),
+                    contracts,
+                ) {
+                    // Unbounded: the status controller takes them as fast as they come.
+                    let _ = sender.unbounded_send(contract);
+                }
+            }
+        })
         .applied_objects()
         .predicate_filter(
             predicates::generation

@@ -112,7 +112,7 @@ pub struct Observation<'a> {
 }
 
 /// A condition with no transition time yet (see [`compute_status`]).
-fn condition(
+pub(crate) fn condition(
     type_: &str,
     ok: bool,
     reason: &str,
@@ -365,7 +365,12 @@ pub fn compute_status(
         ready(seen),
     ]
     .into_iter()
-    .map(|c| with_transition_time(c, previous, now))
+    .map(|c| {
+        let before = previous
+            .map(|p| p.conditions.as_slice())
+            .unwrap_or_default();
+        with_transition_time(c, before, now)
+    })
     .collect();
     let deployment_status = seen.deployment.and_then(|d| d.status.as_ref());
     let (routes, route_table_digest, contracts) = match seen.table {
@@ -406,12 +411,12 @@ pub fn compute_status(
 }
 
 /// Keeps the previous `lastTransitionTime` when the status did not flip; `now` otherwise.
-fn with_transition_time(
+pub(crate) fn with_transition_time(
     mut condition: Condition,
-    previous: Option<&ProxyStatus>,
+    previous: &[Condition],
     now: Timestamp,
 ) -> Condition {
-    let before = previous.and_then(|p| p.conditions.iter().find(|c| c.type_ == condition.type_));
+    let before = previous.iter().find(|c| c.type_ == condition.type_);
     condition.last_transition_time = match before {
         Some(before) if before.status == condition.status => before.last_transition_time.clone(),
         _ => Time(now),

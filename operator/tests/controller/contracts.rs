@@ -4,17 +4,18 @@
 
 use std::sync::Arc;
 
-use gatehouse_api::crd::{Contract, ContractGrant};
+use gatehouse_api::crd::{Contract, ContractGrant, Gateway};
 use gatehouse_api::route_table::RouteTable;
 use gatehouse_api::table_file;
-use gatehouse_operator::controller::context::Context;
+use gatehouse_operator::controller::context::{Clock, Context};
+use gatehouse_operator::controller::contract_status::{ContractStatusContext, reconcile_contract};
 use gatehouse_operator::controller::contracts::ContractStores;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::reflector::{self, store::Writer};
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 
-use super::support::FakeApi;
+use super::support::{FakeApi, collection};
 use super::{
     APPLY, NS, body, condition, context, lines, object, patched_status, reconcile_gateway,
 };
@@ -88,7 +89,7 @@ impl Catalog {
         let (grants, grant_writer) = reflector::store();
         let ctx = Arc::into_inner(context(fake))
             .unwrap()
-            .with_contracts(ContractStores { contracts, grants });
+            .with_contracts(ContractStores { contracts, grants }, None);
         Self {
             ctx: Arc::new(ctx),
             contracts: contract_writer,
@@ -307,4 +308,53 @@ async fn a_contract_broken_later_keeps_the_routes_its_config_map_serves_and_othe
             Value::Null
         )
     );
+}
+
+#[tokio::test]
+async fn a_contract_s_status_names_its_exposers_and_is_written_only_when_it_changes() {
+    let fake = FakeApi::default();
+    fake.put(NS, "gateways", exposing_gateway());
+    let mut catalog = Catalog::new(&fake);
+    let orders = contract(NS, "orders", 1, "orders", &["web"]);
+    fake.put(NS, "contracts", serde_json::to_value(&orders).unwrap());
+    catalog.put(orders.clone());
+    reconcile_gateway(&fake, &catalog.ctx).await;
+    // The Gateway as the operator's watch now holds it, with its status.
+    let gateway: Gateway =
+        serde_json::from_value(fake.get(NS, "gateways", "public").unwrap()).unwrap();
+    let (gateways, mut writer) = reflector::store();
+    writer.apply_watcher_event(&watcher::Event::Apply(gateway));
+    let ctx = Arc::new(ContractStatusContext {
+        client: fake.client(),
+        clock: Clock::Fixed(super::now()),
+        gateways,
+        edges: reflector::store().0,
+    });
+    fake.take_log();
+
+    reconcile_contract(Arc::new(orders), ctx.clone())
+        .await
+        .unwrap();
+    let log = fake.take_log();
+    let patch = format!("PATCH {}/orders/status{APPLY}", collection(NS, "contracts"));
+    assert_eq!(lines(&log), [patch.clone()]);
+    let status = &body(&log, &patch)["status"];
+    assert_eq!(
+        status["exposedBy"],
+        json!([{"kind": "Gateway", "namespace": NS, "name": "public", "versions": ["v1"],
+                "state": "Served", "servedGeneration": 1}])
+    );
+    assert_eq!(status["exposedCount"], 1);
+    assert_eq!(status["observedGeneration"], 1);
+    let accepted = condition(status, "Accepted");
+    assert_eq!(
+        (&accepted["status"], &accepted["reason"]),
+        (&json!("True"), &json!("Accepted"))
+    );
+
+    // Reconciled again as it now is: nothing to write.
+    let written: Contract =
+        serde_json::from_value(fake.get(NS, "contracts", "orders").unwrap()).unwrap();
+    reconcile_contract(Arc::new(written), ctx).await.unwrap();
+    assert!(fake.take_log().is_empty());
 }

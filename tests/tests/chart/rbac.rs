@@ -11,7 +11,7 @@ pub type Rules = BTreeMap<(String, String), BTreeSet<String>>;
 pub fn operator_rules() -> Rules {
     let owned = ["get", "list", "watch", "create", "patch", "delete"].as_slice();
     let read = ["get", "list", "watch"].as_slice();
-    let table: [(&str, &[&str], &[&str]); 13] = [
+    let table: [(&str, &[&str], &[&str]); 14] = [
         (
             "gatehouse.dev",
             &["gateways", "edgeservices", "aggregators"],
@@ -28,6 +28,8 @@ pub fn operator_rules() -> Rules {
         ),
         // What Gateways and EdgeServices expose: read only, by one watch of each.
         ("gatehouse.dev", &["contracts", "contractgrants"], read),
+        // A Contract's status: which gateways expose it (server-side apply).
+        ("gatehouse.dev", &["contracts/status"], &["patch"]),
         ("", &["configmaps", "services", "serviceaccounts"], owned),
         ("apps", &["deployments"], owned),
         ("autoscaling", &["horizontalpodautoscalers"], owned),
