@@ -49,3 +49,21 @@ done
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "=== median of $REPEATS: render_paths ${RESOURCES} resources: $(median "${walls[@]}") ms wall, $(median "${cpus[@]}") ms CPU, peak RSS $(median "${peaks[@]}") MiB (goal < 1000 ms, < 100 MiB)"
+
+# Issue 16's scale: one Gateway exposing CONTRACTS Contract resources of CONTRACT_ROUTES routes
+# each (operator/examples/render_bench/contracts.rs). Goals: <= 200 ms to plan again after one
+# Contract changed, the stored table within the 1 MiB an object holds, <= 100 MiB.
+CONTRACTS="${CONTRACTS:-200}"
+CONTRACT_ROUTES="${CONTRACT_ROUTES:-50}"
+changes=() peaks=()
+for run in $(seq 1 "$REPEATS"); do
+  log="$(mktemp)"
+  "$BIN" contracts "$CONTRACTS" "$CONTRACT_ROUTES" >"$log"
+  echo "--- contracts run $run"
+  grep -v '^RESULT' "$log"
+  result="$(grep '^RESULT' "$log")"
+  changes+=("$(sed -E 's/.*change_ms=([0-9.]+).*/\1/' <<<"$result")")
+  peaks+=("$(sed -E 's/.*peak_mib=([0-9.]+).*/\1/' <<<"$result")")
+  rm -f "$log"
+done
+echo "=== median of $REPEATS: $CONTRACTS Contracts x $CONTRACT_ROUTES routes: plan after one change $(median "${changes[@]}") ms, peak RSS $(median "${peaks[@]}") MiB (goal <= 200 ms, <= 100 MiB)"

@@ -10,7 +10,10 @@
 //!
 //! ```text
 //! cargo run --release -p gatehouse-operator --example render_bench [-- RESOURCES]
+//! cargo run --release -p gatehouse-operator --example render_bench -- contracts [CONTRACTS [ROUTES]]
 //! ```
+//! The second form measures one Gateway exposing CONTRACTS Contract resources (default 200) of
+//! ROUTES routes each (default 50): see [`contracts`].
 //! `bench/render/run.sh` runs it three times in fresh processes.
 #![forbid(unsafe_code)]
 #![allow(missing_docs)]
@@ -26,16 +29,23 @@ use gatehouse_operator::render::{input_files, read_bundle, render_paths};
 use gatehouse_operator::settings::ProxySettings;
 
 const ROUTES_PER_RESOURCE: usize = 20;
+
+#[path = "render_bench/contracts.rs"]
+mod contracts;
 const NAMESPACE: &str = "bench";
 
 fn main() -> anyhow::Result<()> {
-    let resources: usize = match std::env::args().nth(1) {
-        Some(count) => count.parse()?,
-        None => 1000,
-    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
     let dir = std::env::temp_dir().join(format!("gatehouse-render-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let result = run(&dir, resources);
+    let result = match args.first().map(String::as_str) {
+        Some("contracts") => {
+            let count = |i: usize, default| args.get(i).map_or(Ok(default), |a| a.parse());
+            contracts::run(&dir, count(1, 200)?, count(2, 50)?)
+        }
+        Some(resources) => run(&dir, resources.parse()?),
+        None => run(&dir, 1000),
+    };
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
@@ -229,7 +239,12 @@ fn edge_service(i: usize, aggregators: usize) -> String {
 
 /// 20 routes of five kinds, four each, on disjoint paths.
 fn routes(yaml: &mut String, i: usize, aggregators: usize) {
-    for r in 0..ROUTES_PER_RESOURCE {
+    routes_of(yaml, i, aggregators, ROUTES_PER_RESOURCE);
+}
+
+/// `count` routes of five kinds, on disjoint paths (see [`routes`]).
+fn routes_of(yaml: &mut String, i: usize, aggregators: usize, count: usize) {
+    for r in 0..count {
         let service = format!("svc-{}", (i + r) % 40);
         let _ = match r % 5 {
             // A templated proxy route with header edits and retries.
