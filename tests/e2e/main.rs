@@ -20,6 +20,7 @@
 
 mod cluster;
 mod contracts;
+mod contracts_scale;
 mod global_limits;
 mod invalid_examples;
 mod limit_access;
