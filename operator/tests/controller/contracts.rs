@@ -337,7 +337,7 @@ async fn a_contract_s_status_names_its_exposers_and_is_written_only_when_it_chan
         .unwrap();
     let log = fake.take_log();
     let patch = format!("PATCH {}/orders/status{APPLY}", collection(NS, "contracts"));
-    assert_eq!(lines(&log), [patch.clone()]);
+    assert_eq!(lines(&log), std::slice::from_ref(&patch));
     let status = &body(&log, &patch)["status"];
     assert_eq!(
         status["exposedBy"],
