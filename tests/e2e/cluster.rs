@@ -167,3 +167,25 @@ pub fn secret(
     }))
     .unwrap()
 }
+
+/// The route ConfigMap `name` (a proxy's, e.g. `public-gateway`) and the table it holds.
+pub async fn stored_table(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> (
+    k8s_openapi::api::core::v1::ConfigMap,
+    gatehouse_api::route_table::RouteTable,
+) {
+    let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), namespace);
+    let config_map = config_maps
+        .get(name)
+        .await
+        .unwrap_or_else(|e| panic!("the route ConfigMap {name}: {e}"));
+    let json = gatehouse_api::table_file::from_config_map(&config_map)
+        .expect("a table")
+        .expect("it unpacks");
+    let table = gatehouse_api::route_table::RouteTable::from_bytes(&json).expect("a valid table");
+    (config_map, table)
+}

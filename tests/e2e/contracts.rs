@@ -10,13 +10,11 @@
 use gatehouse_api::crd::{Contract, ContractStatus, ExposureState, Gateway};
 use gatehouse_api::naming::{Kind, proxy_name};
 use gatehouse_api::route_table::RouteTable;
-use gatehouse_api::table_file::from_config_map;
-use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::DeleteParams;
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
-use crate::cluster::{apply, condition, secret, wait_for};
+use crate::cluster::{apply, condition, secret, stored_table, wait_for};
 use crate::scenario::{backend_service, expect_reconciled};
 
 const GATEWAY: &str = "team-apis";
@@ -44,15 +42,9 @@ fn contract(name: &str, audience: &str, routes: &[(&str, &str)], clients: &[&str
 }
 
 async fn served_table(client: &Client, namespace: &str) -> RouteTable {
-    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-    let config_map = config_maps
-        .get(&proxy_name(Kind::Gateway, GATEWAY))
+    stored_table(client, namespace, &proxy_name(Kind::Gateway, GATEWAY))
         .await
-        .expect("the route ConfigMap");
-    let json = from_config_map(&config_map)
-        .expect("a table")
-        .expect("it unpacks");
-    RouteTable::from_bytes(&json).expect("a valid table")
+        .1
 }
 
 fn ids(table: &RouteTable) -> Vec<&str> {

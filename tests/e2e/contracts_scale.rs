@@ -18,7 +18,7 @@ use kube::api::ListParams;
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
-use crate::cluster::{apply, wait_for};
+use crate::cluster::{apply, stored_table, wait_for};
 use crate::scenario::backend_service;
 
 const GATEWAY: &str = "platform";
@@ -45,16 +45,7 @@ fn contract(c: usize, routes: usize) -> Contract {
 }
 
 async fn stored(client: &Client, namespace: &str) -> (ConfigMap, RouteTable) {
-    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-    let config_map = config_maps
-        .get(&proxy_name(Kind::Gateway, GATEWAY))
-        .await
-        .expect("the route ConfigMap");
-    let json = from_config_map(&config_map)
-        .expect("a table")
-        .expect("it unpacks");
-    let table = RouteTable::from_bytes(&json).expect("a valid table");
-    (config_map, table)
+    stored_table(client, namespace, &proxy_name(Kind::Gateway, GATEWAY)).await
 }
 
 /// Runs the step in `namespace`.

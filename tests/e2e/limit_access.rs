@@ -7,27 +7,17 @@ use gatehouse_api::crd::Gateway;
 use gatehouse_api::naming::{Kind, proxy_name};
 use gatehouse_api::resource::Resource;
 use gatehouse_api::route_table::{ClientAddressEntry, RouteTable};
-use gatehouse_api::table_file::from_config_map;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::{Api, Client};
+use kube::Client;
 use serde_json::json;
 
-use crate::cluster::{apply, condition, reports, secret, wait_for};
+use crate::cluster::{apply, condition, reports, secret, stored_table, wait_for};
 use crate::scenario::{backend_service, example, expect_reconciled};
 
 const PARTNERS: &str = "partners";
 
 async fn served_table(client: &Client, namespace: &str) -> (ConfigMap, RouteTable) {
-    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-    let config_map = config_maps
-        .get(&proxy_name(Kind::Gateway, PARTNERS))
-        .await
-        .expect("the route ConfigMap");
-    let json = from_config_map(&config_map)
-        .expect("a table")
-        .expect("it unpacks");
-    let table = RouteTable::from_bytes(&json).expect("a valid table");
-    (config_map, table)
+    stored_table(client, namespace, &proxy_name(Kind::Gateway, PARTNERS)).await
 }
 
 /// Runs the step in `namespace`.
