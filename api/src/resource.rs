@@ -137,6 +137,7 @@ impl Resource {
                 table,
                 exposed: Vec::new(),
                 unresolved: Vec::new(),
+                contracts: Default::default(),
             }),
         }
     }

@@ -695,3 +695,53 @@ fn a_contract_concerns_the_exposers_whose_entries_pick_it_by_name_or_labels() {
     assert!(!reaches_into(&by_name, "shop", "billing"));
     assert!(!reaches_into(&by_labels, "billing", "billing"));
 }
+
+#[test]
+fn a_compile_reuses_what_the_last_one_made_of_unchanged_contracts_and_nothing_else() {
+    let orders = |path: &str, generation: i64| {
+        contract(
+            "platform",
+            "orders",
+            "2026-01-02T00:00:00Z",
+            generation,
+            &version("v1", "/orders/v1", "list", path, "orders"),
+        )
+    };
+    let exposer = gateway("    - selector: {}");
+    let limited = exposer.replace("spec:\n", "spec:\n  limits: {maxBodyBytes: 1024}\n");
+    let compile = |contract: &str, exposer: &str, last: Option<&Compiled>| -> Compiled {
+        let bundle = Bundle::new(documents(&[contract, "---\n", exposer].concat()), "default");
+        let context = CompileContext {
+            catalog: bundle.catalog.clone(),
+            compiled: last.map(|c| Arc::new(c.contracts.clone())),
+            ..CompileContext::default()
+        };
+        bundle.resources[0]
+            .compile_over(&context, None)
+            .unwrap_or_else(|p| panic!("{p:?}"))
+    };
+    let path = |compiled: &Compiled| compiled.table.routes[0].path.clone();
+    let first = compile(&orders("/orders", 1), &exposer, None);
+    assert_eq!(first.contracts.len(), 1);
+    assert_eq!(path(&first), "/orders/v1/orders");
+
+    // One generation is one spec (the API server moves it on with every change), so a spec
+    // changed under the same generation shows where the routes came from: the last compile.
+    let reused = compile(&orders("/elsewhere", 1), &exposer, Some(&first));
+    assert_eq!(reused.table, first.table);
+    // A new generation is compiled again, and gives what a compile from nothing gives.
+    let next = compile(&orders("/elsewhere", 2), &exposer, Some(&first));
+    assert_eq!(path(&next), "/orders/v1/elsewhere");
+    assert_eq!(
+        next.table,
+        compile(&orders("/elsewhere", 2), &exposer, None).table
+    );
+    // So is every Contract once the exposer changes what their compile depends on (its limits).
+    let relimited = compile(&orders("/elsewhere", 1), &limited, Some(&first));
+    assert_eq!(path(&relimited), "/orders/v1/elsewhere");
+    assert_eq!(relimited.table.routes[0].max_body_bytes, Some(1024));
+    // A Contract without a generation (read from a file) is never taken from the cache.
+    let unversioned = orders("/orders", 1).replace("  generation: 1\n", "");
+    let from_file = compile(&unversioned, &exposer, None);
+    assert!(from_file.contracts.is_empty());
+}

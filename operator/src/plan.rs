@@ -8,7 +8,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use gatehouse_api::certificate::CertificateError;
-use gatehouse_api::compile::CompileContext;
+use gatehouse_api::compile::{CompileContext, ContractCache};
 use gatehouse_api::crd::ExposedContract;
 use gatehouse_api::exposure::{Catalog, Unresolved};
 use gatehouse_api::resource::Resource;
@@ -33,6 +33,8 @@ pub struct Found {
     pub certificate_problems: BTreeMap<(SecretUse, String), CertificateError>,
     /// The Contracts and ContractGrants the resource may expose (of every namespace).
     pub catalog: Arc<Catalog>,
+    /// What the last plan of this resource made of its Contracts ([`Plan::contracts`]).
+    pub compiled: Option<Arc<ContractCache>>,
 }
 
 /// A reference to something that does not exist.
@@ -67,6 +69,8 @@ pub struct Plan {
     pub exposed: Vec<ExposedContract>,
     /// Its `expose` entries that resolve to no Contract.
     pub unresolved: Vec<Unresolved>,
+    /// What it made of each exposed Contract, for the next plan ([`Found::compiled`]).
+    pub contracts: ContractCache,
 }
 
 impl Found {
@@ -98,6 +102,7 @@ impl Found {
             redis: settings.redis.clone(),
             redis_from_proxy: false,
             catalog: self.catalog.clone(),
+            compiled: self.compiled.clone(),
         }
     }
 }
@@ -115,7 +120,7 @@ pub fn plan(
     let table = resource
         .compile_over(&found.compile_context(settings), None)?
         .strict()?;
-    build(resource, table, Vec::new(), Vec::new(), settings)
+    build(resource, table, Outcome::default(), settings)
 }
 
 /// [`plan`] for the table that replaces `previous` (what the route ConfigMap holds): an exposed
@@ -130,21 +135,41 @@ pub fn plan_over(
     previous: Option<&RouteTable>,
 ) -> Result<Plan, Vec<Problem>> {
     let compiled = resource.compile_over(&found.compile_context(settings), previous)?;
+    let gatehouse_api::compile::Compiled {
+        table,
+        exposed,
+        unresolved,
+        contracts,
+    } = compiled;
     build(
         resource,
-        compiled.table,
-        compiled.exposed,
-        compiled.unresolved,
+        table,
+        Outcome {
+            exposed,
+            unresolved,
+            contracts,
+        },
         settings,
     )
+}
+
+/// How a plan's Contracts fared: [`Plan`]'s fields of the same names.
+#[derive(Default)]
+struct Outcome {
+    exposed: Vec<ExposedContract>,
+    unresolved: Vec<Unresolved>,
+    contracts: ContractCache,
 }
 
 /// The objects of a compiled table; refuses a table too big for its ConfigMap.
 fn build(
     resource: &Resource,
     table: RouteTable,
-    exposed: Vec<ExposedContract>,
-    unresolved: Vec<Unresolved>,
+    Outcome {
+        exposed,
+        unresolved,
+        contracts,
+    }: Outcome,
     settings: &ProxySettings,
 ) -> Result<Plan, Vec<Problem>> {
     let objects = objects::render(resource, &table, settings);
@@ -176,6 +201,7 @@ fn build(
         objects,
         exposed,
         unresolved,
+        contracts,
     })
 }
 

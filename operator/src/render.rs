@@ -166,6 +166,7 @@ pub fn render_bundle(bundle: Bundle, settings: &ProxySettings) -> Result<Rendere
                 aggregators_complete: false,
                 certificate_problems: BTreeMap::new(),
                 catalog: catalog.clone(),
+                compiled: None,
             });
         if resource.kind() == Kind::Aggregator {
             let port = u16::try_from(runtime_settings(resource).1.port).unwrap_or(80);

@@ -28,6 +28,42 @@ pub(super) struct Served {
     pub sources: Vec<ContractSource>,
     /// How each picked Contract fared, sorted by namespace and name.
     pub outcomes: Vec<ExposedContract>,
+    /// What this compile made of each picked Contract, for the next compile to reuse.
+    pub cache: ContractCache,
+}
+
+/// What compiling one exposer's Contracts made of each, with the inputs it came from, so that
+/// the next compile of that exposer (one Contract changed, say) reuses instead of validating
+/// and compiling every Contract again. Held by the caller between compiles (the operator, per
+/// resource, in memory); compiles stay pure.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ContractCache {
+    /// By Contract namespace and name.
+    entries: BTreeMap<(String, String), Cached>,
+}
+
+impl ContractCache {
+    /// How many Contracts it holds.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// One Contract as a compile left it.
+#[derive(Clone, Debug, PartialEq)]
+struct Cached {
+    /// The inputs: the Contract's uid and generation, the versions exposed and the exposer's
+    /// fingerprint ([`ExposerScope::fingerprint`]).
+    key: String,
+    /// Why it could not be served as it was, if it could not.
+    refusal: Option<(&'static str, String)>,
+    /// Its routes, when it could.
+    current: Option<Candidate>,
 }
 
 /// What one exposer brings to the compile of its Contracts.
@@ -42,6 +78,47 @@ pub(super) struct ExposerScope<'a> {
     pub limits: Option<&'a RequestLimits>,
     /// The table being replaced, for last good generations.
     pub previous: Option<&'a RouteTable>,
+    /// What an earlier compile of this exposer made of its Contracts.
+    pub cache: Option<&'a ContractCache>,
+    /// A digest of everything besides a Contract that its compile depends on: the exposer,
+    /// its clients and limits, the compile context (see [`fingerprint`]).
+    pub fingerprint: String,
+}
+
+/// The [`ExposerScope::fingerprint`] of an exposer.
+pub(super) fn fingerprint(
+    exposer: &Exposer<'_>,
+    clients: ExposerClients<'_>,
+    context: &CompileContext,
+    limits: Option<&RequestLimits>,
+) -> String {
+    let clients = match clients {
+        ExposerClients::Gateway(clients) => serde_json::to_value(clients),
+        ExposerClients::Edge(client) => serde_json::to_value(client),
+    };
+    let inputs = serde_json::json!({
+        "exposer": exposer.describe(),
+        "clients": clients.ok(),
+        "limits": limits,
+        "clusterDomain": context.cluster_domain,
+        "aggregatorPorts": context.aggregator_ports,
+        "redis": context.redis,
+        "redisFromProxy": context.redis_from_proxy,
+    });
+    crate::route_table::digest_of(inputs.to_string().as_bytes())
+}
+
+/// The cache key of `pick` for this exposer; `None` when the Contract has no generation (files),
+/// which nothing could tell apart from another version of it.
+fn cache_key(exposer: &ExposerScope<'_>, pick: &Picked) -> Option<String> {
+    let meta = &pick.contract.metadata;
+    let generation = meta.generation?;
+    Some(format!(
+        "{}@{generation}:{}:{}",
+        meta.uid.as_deref().unwrap_or_default(),
+        pick.versions.join(","),
+        exposer.fingerprint
+    ))
 }
 
 /// Serves the picked Contracts after the inline routes `inline`.
@@ -57,6 +134,7 @@ pub(super) fn serve(
         let outcome = serve_one(exposer, pick, &mut claims, &mut served);
         served.outcomes.push(outcome);
     }
+    // Only the picked Contracts: a Contract no longer exposed leaves the cache.
     served.routes.sort_by(|a, b| a.id.cmp(&b.id));
     served
         .sources
@@ -68,6 +146,7 @@ pub(super) fn serve(
 }
 
 /// A contract's routes and the generation and versions they are of.
+#[derive(Clone, Debug, PartialEq)]
 struct Candidate {
     routes: Vec<RouteEntry>,
     generation: Option<i64>,
@@ -119,11 +198,38 @@ fn serve_one(
         return outcome;
     }
     let last_good = || last_good(exposer.previous, pick);
-    // Why this generation cannot be served, if it cannot.
-    let refused = refusal(exposer, pick);
-    let (candidate, state) = match &refused {
-        None => (current(exposer, pick), ExposureState::Served),
-        Some(_) => match last_good() {
+    // Why this generation cannot be served, if it cannot; and its routes, if it can: from the
+    // cache when the inputs are the same, else validated and compiled.
+    let key = cache_key(exposer, pick);
+    let hit = key.as_ref().and_then(|key| {
+        let cached = exposer
+            .cache?
+            .entries
+            .get(&(pick.namespace().to_owned(), pick.name().to_owned()))?;
+        (cached.key == *key).then(|| cached.clone())
+    });
+    let (refused, compiled) = match hit {
+        Some(cached) => (cached.refusal, cached.current),
+        None => {
+            let refused = refusal(exposer, pick);
+            let compiled = refused.is_none().then(|| current(exposer, pick));
+            (refused, compiled)
+        }
+    };
+    if let Some(key) = key {
+        served.cache.entries.insert(
+            (pick.namespace().to_owned(), pick.name().to_owned()),
+            Cached {
+                key,
+                refusal: refused.clone(),
+                current: compiled.clone(),
+            },
+        );
+    }
+    let (candidate, state) = match (&refused, compiled) {
+        (None, Some(current)) => (current, ExposureState::Served),
+        (None, None) => (current(exposer, pick), ExposureState::Served),
+        (Some(_), _) => match last_good() {
             Some(kept) => (kept, ExposureState::LastGoodServed),
             None => {
                 if let Some((reason, message)) = refused {

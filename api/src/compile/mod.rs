@@ -2,6 +2,8 @@
 
 mod exposed;
 
+pub use exposed::ContractCache;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -37,6 +39,10 @@ pub struct CompileContext {
     pub redis_from_proxy: bool,
     /// The Contracts and ContractGrants there are, for the resources that expose Contracts.
     pub catalog: Arc<Catalog>,
+    /// What the last compile of the same resource made of its Contracts
+    /// ([`Compiled::contracts`]): a Contract whose inputs did not change is taken from it
+    /// instead of validated and compiled again. The table is the same either way.
+    pub compiled: Option<Arc<ContractCache>>,
 }
 
 impl Default for CompileContext {
@@ -47,6 +53,7 @@ impl Default for CompileContext {
             redis: None,
             redis_from_proxy: false,
             catalog: Arc::default(),
+            compiled: None,
         }
     }
 }
@@ -492,6 +499,9 @@ pub struct Compiled {
     pub exposed: Vec<ExposedContract>,
     /// `expose` entries that resolve to nothing.
     pub unresolved: Vec<Unresolved>,
+    /// What this compile made of each exposed Contract, for the next compile of the same
+    /// resource ([`CompileContext::compiled`]).
+    pub contracts: ContractCache,
 }
 
 impl Compiled {
@@ -530,6 +540,7 @@ fn with_exposed(
         table,
         exposed: served.outcomes,
         unresolved: resolution.unresolved,
+        contracts: served.cache,
     }
 }
 
@@ -628,16 +639,24 @@ fn proxy_table(
         source_ranges: gateway_source_ranges(parts.access),
         ..table
     };
+    let who = Exposer {
+        kind: parts.kind,
+        namespace: &parts.source.namespace,
+        name: &parts.source.name,
+    };
     let exposer = exposed::ExposerScope {
-        exposer: Exposer {
-            kind: parts.kind,
-            namespace: &parts.source.namespace,
-            name: &parts.source.name,
+        // Only what exposes Contracts needs one.
+        fingerprint: if parts.expose.is_empty() {
+            String::new()
+        } else {
+            exposed::fingerprint(&who, parts.known, context, parts.limits)
         },
+        exposer: who,
         clients: parts.known,
         context,
         limits: parts.limits,
         previous,
+        cache: context.compiled.as_deref(),
     };
     with_exposed(table, exposer, parts.expose)
 }

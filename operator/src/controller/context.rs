@@ -14,7 +14,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::backoff::RetryBackoff;
-use super::contracts::ContractStores;
+use super::contracts::{ContractStores, LastCompiles};
 use super::own_writes::OwnWrites;
 use super::replicas::ReplicaClient;
 use super::status_writer::StatusWriter;
@@ -61,6 +61,8 @@ pub struct Context {
     /// Where the exposers' watches send the Contracts whose status an exposer's change may
     /// change (see [`super::contract_status::nudges_for`]); none until [`Context::with_contracts`].
     pub contract_nudges: Option<mpsc::UnboundedSender<ObjectRef<Contract>>>,
+    /// What the last compile of each exposing resource made of its Contracts.
+    pub last_compiles: LastCompiles,
     /// Asks proxy replicas which table they serve.
     pub replicas: ReplicaClient,
     /// Per-object delays before asking replicas again while they do not all serve the current
@@ -98,6 +100,7 @@ impl Context {
             endpoints,
             contracts: ContractStores::default(),
             contract_nudges: None,
+            last_compiles: LastCompiles::default(),
             replicas: ReplicaClient::default(),
             own_writes: OwnWrites::default(),
             poll: RetryBackoff::new(Duration::from_millis(200), Duration::from_secs(300)),

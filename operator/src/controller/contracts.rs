@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt, future};
+use gatehouse_api::compile::ContractCache;
 use gatehouse_api::crd::{Contract, ContractGrant, ProxyStatus};
 use gatehouse_api::exposure::{self, Catalog};
 use gatehouse_api::resource::Resource;
@@ -186,6 +187,33 @@ impl Shape {
             generation: meta.generation,
             labels: meta.labels.clone(),
         }
+    }
+}
+
+/// What the last compile of each exposing resource made of its Contracts, by resource key, so
+/// that the next compile takes the unchanged ones from it ([`gatehouse_api::compile::ContractCache`]).
+/// Memory only: after a restart the first compile of each resource does all the work.
+#[derive(Default)]
+pub struct LastCompiles {
+    by_resource: std::sync::Mutex<HashMap<String, Arc<ContractCache>>>,
+}
+
+impl LastCompiles {
+    /// What the last compile of `key` left, if any.
+    pub fn contracts(&self, key: &str) -> Option<Arc<ContractCache>> {
+        self.lock().get(key).cloned()
+    }
+
+    /// Keeps what the compile of `key` whose table was applied made of its Contracts.
+    pub fn remember(&self, key: &str, contracts: ContractCache) {
+        self.lock().insert(key.to_owned(), Arc::new(contracts));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<ContractCache>>> {
+        // A poisoned map is still a cache: a stale entry only costs a compile.
+        self.by_resource
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

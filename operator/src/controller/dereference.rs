@@ -71,6 +71,7 @@ pub async fn dereference(
         aggregators_complete: true,
         certificate_problems: BTreeMap::new(),
         catalog: Default::default(),
+        compiled: None,
     };
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     for (used, name) in &references.secrets {

@@ -165,10 +165,12 @@ pub async fn reconcile<K: ProxyResource>(
     let owner_uid = object.meta().uid.as_deref();
     let name = proxy_name(resource.kind(), resource.name());
     // Only a resource that exposes Contracts keeps anything of the table it replaces.
+    let key = object_key(object.as_ref());
     let previous = if resource.expose().is_empty() {
         None
     } else {
         found.catalog = ctx.contracts.catalog();
+        found.compiled = ctx.last_compiles.contracts(&key);
         served_table(&ctx.client, &namespace, &name, owner_uid).await?
     };
     steps.done("dereference");
@@ -182,6 +184,9 @@ pub async fn reconcile<K: ProxyResource>(
                 steps.done("apply");
                 if let Some(version) = &applied.table_version {
                     ctx.own_writes.record(&namespace, &name, version.clone());
+                }
+                if applied.table_in_place && !resource.expose().is_empty() {
+                    ctx.last_compiles.remember(&key, plan.contracts);
                 }
                 let exposure = applied.table_in_place.then_some(Exposure {
                     exposed: plan.exposed,
@@ -202,7 +207,6 @@ pub async fn reconcile<K: ProxyResource>(
             }
         };
 
-    let key = object_key(object.as_ref());
     let previous = ctx.status.previous(&key, object.proxy_status());
     let digest = match &table {
         Some(table) => Some(table.digest()),
