@@ -592,24 +592,12 @@ mod tests {
     fn programmed_is_what_the_ready_replicas_serve() {
         use crate::controller::agreement::{Answer, ConfigReport};
 
-        let table = RouteTable {
-            tls: None,
-            https_redirect_port: None,
-            client_address: None,
-            source_ranges: None,
-            redis: None,
-            contracts: Vec::new(),
-            format: gatehouse_api::route_table::FORMAT.to_owned(),
-            source: gatehouse_api::route_table::TableSource {
-                kind: "Gateway".to_owned(),
-                namespace: "shop".to_owned(),
-                name: "public".to_owned(),
-                generation: Some(3),
-            },
-            edge_client: None,
-            clients: Vec::new(),
-            routes: Vec::new(),
-        };
+        let table = RouteTable::empty(gatehouse_api::route_table::TableSource {
+            kind: "Gateway".to_owned(),
+            namespace: "shop".to_owned(),
+            name: "public".to_owned(),
+            generation: Some(3),
+        });
         let digest = table.digest();
         let answer = |replica: &str, serves: &str| Answer {
             replica: replica.to_owned(),
