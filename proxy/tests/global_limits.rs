@@ -42,6 +42,11 @@ fn orders(backend: &Upstream, clients: Vec<ClientEntry>) -> RouteTable {
     table
 }
 
+/// The Redis timeout of the tests about budgets rather than timeouts: a loaded machine (CI on
+/// two cores) can take longer than the default 5 ms for a request thread's first call, which
+/// also connects.
+const BUDGET_TESTS_TIMEOUT_MS: &str = "250";
+
 /// `count` proxies on `table` given `redis` (`--redis URL` and further flags).
 async fn proxies(name: &str, table: &RouteTable, count: usize, redis: &[&str]) -> Vec<Proxy> {
     let mut started = Vec::new();
@@ -116,7 +121,18 @@ async fn three_proxies_draw_from_one_budget_in_redis() {
     let backend = Upstream::named("orders").await;
     let table = orders(&backend, vec![limited("acme", 1, 6, RedisFailure::Refuse)]);
     let url = redis.url();
-    let proxies = proxies("shared", &table, 3, &["--redis", &url]).await;
+    let proxies = proxies(
+        "shared",
+        &table,
+        3,
+        &[
+            "--redis",
+            &url,
+            "--redis-timeout-ms",
+            BUDGET_TESTS_TIMEOUT_MS,
+        ],
+    )
+    .await;
 
     let started = Instant::now();
     let seen = statuses(&proxies, "acme", 18).await;
@@ -170,7 +186,18 @@ async fn far_from_the_limit_one_call_admits_several_requests_all_charged_in_redi
         vec![limited("acme", 1, 400, RedisFailure::Refuse)],
     );
     let url = redis.url();
-    let proxies = proxies("lease", &table, 1, &["--redis", &url]).await;
+    let proxies = proxies(
+        "lease",
+        &table,
+        1,
+        &[
+            "--redis",
+            &url,
+            "--redis-timeout-ms",
+            BUDGET_TESTS_TIMEOUT_MS,
+        ],
+    )
+    .await;
 
     let before = evalsha_calls(&redis);
     assert_eq!(statuses(&proxies, "acme", 40).await, [200; 40]);
@@ -191,7 +218,18 @@ async fn an_empty_budget_is_refused_without_asking_redis_until_it_refills() {
     let backend = Upstream::named("orders").await;
     let table = orders(&backend, vec![limited("acme", 1, 2, RedisFailure::Refuse)]);
     let url = redis.url();
-    let proxies = proxies("refused", &table, 1, &["--redis", &url]).await;
+    let proxies = proxies(
+        "refused",
+        &table,
+        1,
+        &[
+            "--redis",
+            &url,
+            "--redis-timeout-ms",
+            BUDGET_TESTS_TIMEOUT_MS,
+        ],
+    )
+    .await;
 
     let before = evalsha_calls(&redis);
     let started = Instant::now();
@@ -256,7 +294,18 @@ async fn a_budget_key_expires_once_the_budget_is_full_again() {
     let backend = Upstream::named("orders").await;
     let table = orders(&backend, vec![limited("acme", 20, 2, RedisFailure::Refuse)]);
     let url = redis.url();
-    let proxies = proxies("expiry", &table, 1, &["--redis", &url]).await;
+    let proxies = proxies(
+        "expiry",
+        &table,
+        1,
+        &[
+            "--redis",
+            &url,
+            "--redis-timeout-ms",
+            BUDGET_TESTS_TIMEOUT_MS,
+        ],
+    )
+    .await;
 
     assert_eq!(statuses(&proxies, "acme", 2).await, [200, 200]);
     // Two requests at 20/s: the budget is full again 100 ms after the last one.
@@ -293,7 +342,18 @@ async fn when_redis_dies_each_client_falls_back_as_it_says_until_redis_is_back()
         ],
     );
     let url = redis.url();
-    let proxies = proxies("dies", &table, 3, &["--redis", &url]).await;
+    let proxies = proxies(
+        "dies",
+        &table,
+        3,
+        &[
+            "--redis",
+            &url,
+            "--redis-timeout-ms",
+            BUDGET_TESTS_TIMEOUT_MS,
+        ],
+    )
+    .await;
     assert_eq!(statuses(&proxies, "strict", 3).await, [200; 3]);
     until(
         || redis.query::<i64>(&["ZCARD", "gatehouse:rl:test/share:replicas"]),

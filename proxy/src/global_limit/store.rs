@@ -155,6 +155,9 @@ pub enum Failure {
     Error,
     /// The server failed a call less than [`DOWN_FOR`] ago and was not asked.
     Down,
+    /// No answer within the timeout to a connection's first call (which also connects): this
+    /// request falls back, the server is not marked down.
+    Connecting,
     /// No Redis server is configured.
     Unconfigured,
 }
@@ -166,6 +169,7 @@ impl Failure {
             Self::Timeout => "timeout",
             Self::Error => "error",
             Self::Down => "down",
+            Self::Connecting => "connecting",
             Self::Unconfigured => "unconfigured",
         }
     }
@@ -325,8 +329,19 @@ thread_local! {
     /// Each request thread's own connection to each store (store id → connection): a request
     /// sends its script on a connection its own thread drives, and its answer wakes it there,
     /// with no hop to another thread and back (which cost a third more CPU per request).
-    static THREAD_CONNECTIONS: std::cell::RefCell<Vec<(u64, Weak<()>, ConnectionManager)>> =
+    static THREAD_CONNECTIONS: std::cell::RefCell<Vec<ThreadConnection>> =
         const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// One request thread's connection to one store's server.
+struct ThreadConnection {
+    /// The store's id.
+    store: u64,
+    /// Gone with the store.
+    alive: Weak<()>,
+    connection: ConnectionManager,
+    /// Whether a call was made on it yet.
+    tried: Arc<AtomicBool>,
 }
 
 /// Store ids, unique in the process.
@@ -418,7 +433,8 @@ impl RedisStore {
         if self.down_until.load(Ordering::Relaxed) > self.now_ms() {
             return Err(self.failed(Failure::Down));
         }
-        let mut connection = self.thread_connection();
+        let (mut connection, tried) = self.thread_connection();
+        let first_call = !tried.swap(true, Ordering::Relaxed);
         // EVALSHA written directly (one command, no script invocation to build first); after a
         // Redis restart its script cache is empty, and the first call loads the script again.
         let mut evalsha = redis::Cmd::with_capacity(7, 96);
@@ -464,29 +480,40 @@ impl RedisStore {
                 tracing::debug!("Redis {}: {e}", self.target.shown_address());
                 Err(self.failed(Failure::Error))
             }
+            // A connection's first call also connects: missing there says little about the
+            // server (a later call, or the heartbeats, will tell).
+            Err(_) if first_call => Err(self.failed(Failure::Connecting)),
             Err(_) => Err(self.failed(Failure::Timeout)),
         }
     }
 
     /// This thread's connection to the server, made (lazily connecting, driven by this thread's
-    /// runtime) on its first request; the Redis thread's outside a runtime.
-    fn thread_connection(&self) -> ConnectionManager {
+    /// runtime) on its first request, and whether a call was made on it yet; the Redis
+    /// thread's outside a runtime.
+    fn thread_connection(&self) -> (ConnectionManager, Arc<AtomicBool>) {
+        let shared = || (self.connection.clone(), Arc::new(AtomicBool::new(true)));
         if tokio::runtime::Handle::try_current().is_err() {
-            return self.connection.clone();
+            return shared();
         }
         THREAD_CONNECTIONS.with_borrow_mut(|connections| {
-            if let Some((_, _, connection)) = connections.iter().find(|(id, ..)| *id == self.id) {
-                return connection.clone();
+            if let Some(found) = connections.iter().find(|c| c.store == self.id) {
+                return (found.connection.clone(), found.tried.clone());
             }
             // Connections of stores no table holds any more are closed here.
-            connections.retain(|(_, alive, _)| alive.strong_count() > 0);
+            connections.retain(|c| c.alive.strong_count() > 0);
             match ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
             {
                 Ok(connection) => {
-                    connections.push((self.id, Arc::downgrade(&self.alive), connection.clone()));
-                    connection
+                    let tried = Arc::new(AtomicBool::new(false));
+                    connections.push(ThreadConnection {
+                        store: self.id,
+                        alive: Arc::downgrade(&self.alive),
+                        connection: connection.clone(),
+                        tried: tried.clone(),
+                    });
+                    (connection, tried)
                 }
-                Err(_) => self.connection.clone(),
+                Err(_) => shared(),
             }
         })
     }
@@ -495,7 +522,7 @@ impl RedisStore {
     /// per [`LOG_EVERY`].
     fn failed(&self, failure: Failure) -> Failure {
         let now = self.now_ms();
-        if failure != Failure::Down {
+        if !matches!(failure, Failure::Down | Failure::Connecting) {
             let until = now + u64::try_from(DOWN_FOR.as_millis()).unwrap_or(u64::MAX);
             self.down_until.store(until, Ordering::Relaxed);
         }
@@ -555,6 +582,13 @@ impl RedisStore {
 /// Heartbeats every [`HEARTBEAT_EVERY`] while `store` is held; a server marked down that
 /// answers them all is up again.
 async fn heartbeats(store: Weak<RedisStore>) {
+    // The GCRA script loaded at once: a request thread's first call then needs no second
+    // round trip to load it.
+    if let Some(live) = store.upgrade() {
+        let mut connection = live.connection.clone();
+        let _ =
+            tokio::time::timeout(HEARTBEAT_TIMEOUT, live.gcra.load_async(&mut connection)).await;
+    }
     loop {
         let Some(live) = store.upgrade() else { return };
         if live.beat().await && live.down_until.load(Ordering::Relaxed) != 0 {
