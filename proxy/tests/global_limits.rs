@@ -47,6 +47,19 @@ fn orders(backend: &Upstream, clients: Vec<ClientEntry>) -> RouteTable {
 /// also connects.
 const BUDGET_TESTS_TIMEOUT_MS: &str = "250";
 
+/// `count` proxies on `table` using `redis`, for the tests about budgets (timeout
+/// [`BUDGET_TESTS_TIMEOUT_MS`]).
+async fn budget_proxies(name: &str, table: &RouteTable, count: usize, redis: &Redis) -> Vec<Proxy> {
+    let url = redis.url();
+    let flags = [
+        "--redis",
+        &url,
+        "--redis-timeout-ms",
+        BUDGET_TESTS_TIMEOUT_MS,
+    ];
+    proxies(name, table, count, &flags).await
+}
+
 /// `count` proxies on `table` given `redis` (`--redis URL` and further flags).
 async fn proxies(name: &str, table: &RouteTable, count: usize, redis: &[&str]) -> Vec<Proxy> {
     let mut started = Vec::new();
@@ -120,19 +133,7 @@ async fn three_proxies_draw_from_one_budget_in_redis() {
     let redis = Redis::start(&temp_dir("redis-shared"));
     let backend = Upstream::named("orders").await;
     let table = orders(&backend, vec![limited("acme", 1, 6, RedisFailure::Refuse)]);
-    let url = redis.url();
-    let proxies = proxies(
-        "shared",
-        &table,
-        3,
-        &[
-            "--redis",
-            &url,
-            "--redis-timeout-ms",
-            BUDGET_TESTS_TIMEOUT_MS,
-        ],
-    )
-    .await;
+    let proxies = budget_proxies("shared", &table, 3, &redis).await;
 
     let started = Instant::now();
     let seen = statuses(&proxies, "acme", 18).await;
@@ -185,19 +186,7 @@ async fn far_from_the_limit_one_call_admits_several_requests_all_charged_in_redi
         &backend,
         vec![limited("acme", 1, 400, RedisFailure::Refuse)],
     );
-    let url = redis.url();
-    let proxies = proxies(
-        "lease",
-        &table,
-        1,
-        &[
-            "--redis",
-            &url,
-            "--redis-timeout-ms",
-            BUDGET_TESTS_TIMEOUT_MS,
-        ],
-    )
-    .await;
+    let proxies = budget_proxies("lease", &table, 1, &redis).await;
 
     let before = evalsha_calls(&redis);
     assert_eq!(statuses(&proxies, "acme", 40).await, [200; 40]);
@@ -217,19 +206,7 @@ async fn an_empty_budget_is_refused_without_asking_redis_until_it_refills() {
     let redis = Redis::start(&temp_dir("redis-refused"));
     let backend = Upstream::named("orders").await;
     let table = orders(&backend, vec![limited("acme", 1, 2, RedisFailure::Refuse)]);
-    let url = redis.url();
-    let proxies = proxies(
-        "refused",
-        &table,
-        1,
-        &[
-            "--redis",
-            &url,
-            "--redis-timeout-ms",
-            BUDGET_TESTS_TIMEOUT_MS,
-        ],
-    )
-    .await;
+    let proxies = budget_proxies("refused", &table, 1, &redis).await;
 
     let before = evalsha_calls(&redis);
     let started = Instant::now();
@@ -293,19 +270,7 @@ async fn a_budget_key_expires_once_the_budget_is_full_again() {
     let redis = Redis::start(&temp_dir("redis-expiry"));
     let backend = Upstream::named("orders").await;
     let table = orders(&backend, vec![limited("acme", 20, 2, RedisFailure::Refuse)]);
-    let url = redis.url();
-    let proxies = proxies(
-        "expiry",
-        &table,
-        1,
-        &[
-            "--redis",
-            &url,
-            "--redis-timeout-ms",
-            BUDGET_TESTS_TIMEOUT_MS,
-        ],
-    )
-    .await;
+    let proxies = budget_proxies("expiry", &table, 1, &redis).await;
 
     assert_eq!(statuses(&proxies, "acme", 2).await, [200, 200]);
     // Two requests at 20/s: the budget is full again 100 ms after the last one.
@@ -341,19 +306,7 @@ async fn when_redis_dies_each_client_falls_back_as_it_says_until_redis_is_back()
             limited("strict", 30, 30, RedisFailure::Refuse),
         ],
     );
-    let url = redis.url();
-    let proxies = proxies(
-        "dies",
-        &table,
-        3,
-        &[
-            "--redis",
-            &url,
-            "--redis-timeout-ms",
-            BUDGET_TESTS_TIMEOUT_MS,
-        ],
-    )
-    .await;
+    let proxies = budget_proxies("dies", &table, 3, &redis).await;
     assert_eq!(statuses(&proxies, "strict", 3).await, [200; 3]);
     until(
         || redis.query::<i64>(&["ZCARD", "gatehouse:rl:test/share:replicas"]),
