@@ -189,3 +189,30 @@ pub async fn stored_table(
     let table = gatehouse_api::route_table::RouteTable::from_bytes(&json).expect("a valid table");
     (config_map, table)
 }
+
+/// What `kubectl get` prints for the object at `path` (e.g.
+/// `/apis/gatehouse.dev/v1alpha1/namespaces/shop/contracts/orders`): the API server's Table
+/// rendering of its printer columns, as (column name, cell) pairs.
+pub async fn printed_columns(client: &Client, path: &str) -> Vec<(String, serde_json::Value)> {
+    let request = hyper::Request::get(path)
+        .header(
+            "Accept",
+            "application/json;as=Table;g=meta.k8s.io;v=v1,application/json",
+        )
+        .body(Vec::new())
+        .unwrap();
+    let table: serde_json::Value = client
+        .request(request)
+        .await
+        .unwrap_or_else(|e| panic!("the Table of {path}: {e}"));
+    let names = table["columnDefinitions"]
+        .as_array()
+        .expect("column definitions")
+        .iter()
+        .map(|c| c["name"].as_str().unwrap_or_default().to_owned());
+    let cells = table["rows"][0]["cells"]
+        .as_array()
+        .expect("one row")
+        .clone();
+    names.zip(cells).collect()
+}

@@ -14,7 +14,7 @@ use kube::api::DeleteParams;
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
-use crate::cluster::{apply, condition, secret, stored_table, wait_for};
+use crate::cluster::{apply, condition, printed_columns, secret, stored_table, wait_for};
 use crate::scenario::{backend_service, expect_reconciled};
 
 const GATEWAY: &str = "team-apis";
@@ -150,6 +150,24 @@ pub async fn run(client: &Client, namespace: &str) {
         ("Gateway", GATEWAY, ExposureState::Served)
     );
     assert_eq!(accepted(status), ("True", "Accepted"));
+    assert_eq!(status.versions.as_deref(), Some("v1"));
+    // As `kubectl get contracts` prints it.
+    let columns = printed_columns(
+        client,
+        &format!("/apis/gatehouse.dev/v1alpha1/namespaces/{namespace}/contracts/orders"),
+    )
+    .await;
+    let column = |name: &str| {
+        columns
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, cell)| cell.clone())
+            .unwrap_or_else(|| panic!("a {name} column in {columns:?}"))
+    };
+    assert_eq!(
+        (column("Versions"), column("Accepted"), column("Exposed")),
+        (json!("v1"), json!("True"), json!(1))
+    );
     println!("a Gateway serves the Contracts its selector picks, and each Contract names it");
 
     // The orders team adds a route: served, though the Gateway did not change.

@@ -53,7 +53,7 @@ pub struct ContractVersion {
     status = "ContractStatus",
     shortname = "ghc",
     category = "gatehouse",
-    printcolumn = r#"{"name":"Versions","type":"string","jsonPath":".spec.versions[*].version"}"#,
+    printcolumn = r#"{"name":"Versions","type":"string","jsonPath":".status.versions"}"#,
     printcolumn = r#"{"name":"Accepted","type":"string","jsonPath":".status.conditions[?(@.type==\"Accepted\")].status"}"#,
     printcolumn = r#"{"name":"Exposed","type":"integer","jsonPath":".status.exposedCount"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
@@ -124,6 +124,9 @@ pub struct ContractStatus {
     pub exposed_by: Vec<ContractExposer>,
     /// How many of `exposedBy` serve this generation.
     pub exposed_count: Option<i32>,
+    /// The versions this generation publishes, comma-separated (`v1,v2`): what `kubectl get`
+    /// shows, since a printer column takes one value.
+    pub versions: Option<String>,
 }
 
 /// Contracts a Gateway or EdgeService exposes: one by name, or every one whose labels match a

@@ -94,6 +94,15 @@ pub fn contract_status<'a>(
         conditions: vec![with_transition_time(accepted, before, now)],
         exposed_by,
         exposed_count: Some(i32::try_from(current).unwrap_or(i32::MAX)),
+        versions: Some(
+            contract
+                .spec
+                .versions
+                .iter()
+                .map(|v| v.version.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
     }
 }
 
@@ -238,7 +247,7 @@ mod tests {
 
     fn contract(generation: i64) -> Contract {
         let yaml = format!(
-            "apiVersion: gatehouse.dev/v1alpha1\nkind: Contract\nmetadata: {{name: orders, namespace: shop, generation: {generation}}}\nspec:\n  versions:\n    - version: v1\n      routes: [{{name: r, match: {{path: /r}}, backend: {{service: s, port: 80}}}}]\n"
+            "apiVersion: gatehouse.dev/v1alpha1\nkind: Contract\nmetadata: {{name: orders, namespace: shop, generation: {generation}}}\nspec:\n  versions:\n    - version: v1\n      routes: [{{name: r, match: {{path: /r}}, backend: {{service: s, port: 80}}}}]\n    - version: v2beta1\n      routes: [{{name: r, match: {{path: /r}}, backend: {{service: s, port: 80}}}}]\n"
         );
         serde_saphyr::from_str(&yaml).unwrap()
     }
@@ -334,6 +343,8 @@ mod tests {
             status.exposed_by[0].reason.as_deref(),
             Some("UnknownClient")
         );
+        // `kubectl get` shows every version, not only the first.
+        assert_eq!(status.versions.as_deref(), Some("v1,v2beta1"));
         // Only the one serving this generation counts.
         assert_eq!(status.exposed_count, Some(1));
         assert_eq!(status.observed_generation, Some(2));
