@@ -192,7 +192,7 @@ impl LoadedTable {
     /// upstream without address (kept, unusable until the refresher resolves it) and a client
     /// whose Secret is missing or unusable (recognised by nobody).
     pub fn build(
-        table: RouteTable,
+        mut table: RouteTable,
         generation: u64,
         context: &BuildContext<'_>,
         warnings: &mut Vec<String>,
@@ -229,8 +229,9 @@ impl LoadedTable {
             lookup: &|key| round.lookup(key),
             originations: &originations,
         };
-        for entry in &table.routes {
-            routes.push(prepare_route(entry.clone(), &shared, warnings)?);
+        // The entries move into the prepared routes: no second copy of the table while it builds.
+        for entry in std::mem::take(&mut table.routes) {
+            routes.push(prepare_route(entry, &shared, warnings)?);
         }
         let source_rules = table
             .source_ranges

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use gatehouse_api::route_table::{FILE_NAME, RouteTable, digest_of};
-use gatehouse_api::table_file::{COMPRESSED_FILE_NAME, unpack};
+use gatehouse_api::table_file::{COMPRESSED_FILE_NAME, UnpackError, unpack};
 
 use crate::clients::SecretFiles;
 
@@ -56,12 +56,17 @@ pub struct Delivery {
     pub secrets: SecretFiles,
 }
 
-/// The table the ConfigMap holds, parsed.
+/// The table the ConfigMap holds. Its parse is handed to the first delivery, not kept: a
+/// 10,000-route table is tens of MiB parsed, and the store builds its own form of it. A later
+/// delivery of the same ConfigMap (a Secret changed) parses the bytes again.
 #[derive(Debug)]
 struct Parsed {
     bytes: Vec<u8>,
     digest: String,
-    table: Result<RouteTable, String>,
+    /// Why the ConfigMap holds no table, if it does not.
+    error: Option<String>,
+    /// The parse, until a delivery takes it.
+    table: Option<RouteTable>,
 }
 
 /// The proxy's objects as the API has shown them.
@@ -98,7 +103,7 @@ impl ClusterView {
                     return;
                 }
                 let parsed = self.parse(bytes);
-                if let Ok(table) = &parsed.table {
+                if let Some(table) = &parsed.table {
                     self.wanted = table.secrets();
                 }
                 self.routes = Seen::Present(parsed);
@@ -114,9 +119,29 @@ impl ClusterView {
     }
 
     fn parse(&self, bytes: Vec<u8>) -> Parsed {
-        let name = &self.config_map;
         let unpacked = unpack(&bytes);
-        let table = match &unpacked {
+        // The digest names the table, not its packing (the operator's annotation is the same).
+        let digest = digest_of(unpacked.as_ref().map_or(&bytes[..], |json| json));
+        let (table, error) = match self.table_of(&bytes, unpacked) {
+            Ok(table) => (Some(table), None),
+            Err(error) => (None, Some(error)),
+        };
+        Parsed {
+            bytes,
+            digest,
+            error,
+            table,
+        }
+    }
+
+    /// The table of the ConfigMap's `bytes` (`unpacked`: them unzipped), or why there is none.
+    fn table_of(
+        &self,
+        bytes: &[u8],
+        unpacked: Result<Cow<'_, [u8]>, UnpackError>,
+    ) -> Result<RouteTable, String> {
+        let name = &self.config_map;
+        match &unpacked {
             _ if bytes.is_empty() => Err(format!(
                 "ConfigMap {name} holds no {FILE_NAME} or {COMPRESSED_FILE_NAME}"
             )),
@@ -128,13 +153,6 @@ impl ClusterView {
                 };
                 format!("ConfigMap {name}: {file}: {e}")
             }),
-        };
-        // The digest names the table, not its packing (the operator's annotation is the same).
-        let digest = digest_of(unpacked.as_deref().unwrap_or(&bytes));
-        Parsed {
-            digest,
-            bytes,
-            table,
         }
     }
 
@@ -157,7 +175,7 @@ impl ClusterView {
             return None;
         };
         let mut secrets = SecretFiles::new();
-        if parsed.table.is_ok() {
+        if parsed.error.is_none() {
             for name in &self.wanted {
                 match self.secrets.get(name) {
                     None | Some(Seen::Unknown) => return None,
@@ -174,9 +192,25 @@ impl ClusterView {
         }
         let (digest, secrets) = key.clone();
         self.delivered = Some(key);
+        let Seen::Present(parsed) = &mut self.routes else {
+            unreachable!("checked above");
+        };
+        let table = match (&parsed.error, parsed.table.take()) {
+            (Some(error), _) => Err(error.clone()),
+            (None, Some(table)) => Ok(table),
+            // Delivered before: parse the same bytes again (they parsed then).
+            (None, None) => {
+                let bytes = std::mem::take(&mut parsed.bytes);
+                let table = self.table_of(&bytes, unpack(&bytes));
+                if let Seen::Present(parsed) = &mut self.routes {
+                    parsed.bytes = bytes;
+                }
+                table
+            }
+        };
         Some(Delivery {
             digest,
-            table: parsed.table.clone(),
+            table,
             secrets,
         })
     }
@@ -260,13 +294,17 @@ mod tests {
         let mut view = ClusterView::new("gw-public");
         view.apply(Change::ConfigMap(Seen::Present(table(&["web-keys"]))));
         view.apply(Change::Secret("web-keys".to_owned(), data("k1")));
-        assert!(view.delivery().is_some());
+        let first = view.delivery().expect("the table is delivered");
         view.apply(Change::Secret("web-keys".to_owned(), data("k2")));
         let rotated = view.delivery().expect("a rotated key is delivered");
         assert_eq!(rotated.secrets["web-keys"]["key"], b"k2");
+        // The first delivery took the parse; the next ones parse the same bytes again.
+        assert_eq!(rotated.table, first.table);
+        assert_eq!(rotated.digest, first.digest);
         view.apply(Change::Secret("web-keys".to_owned(), Seen::Absent));
         let revoked = view.delivery().expect("a deleted Secret is delivered");
         assert!(revoked.secrets.is_empty());
+        assert_eq!(revoked.table, first.table);
     }
 
     #[test]
