@@ -41,9 +41,15 @@ fn gateway(expose: &str) -> String {
 
 /// Reads the objects of `yaml` together; compiles the only resource over `previous`.
 fn compile_over(yaml: &str, previous: Option<&RouteTable>) -> Compiled {
+    compile_after(yaml, previous, None)
+}
+
+/// [`compile_over`], also given what the compile `last` made of the Contracts.
+fn compile_after(yaml: &str, previous: Option<&RouteTable>, last: Option<&Compiled>) -> Compiled {
     let bundle = Bundle::new(documents(yaml), "default");
     let context = CompileContext {
         catalog: bundle.catalog.clone(),
+        compiled: last.map(|c| Arc::new(c.contracts.clone())),
         ..CompileContext::default()
     };
     assert_eq!(bundle.resources.len(), 1);
@@ -571,6 +577,97 @@ fn a_contract_that_cannot_be_served_now_keeps_its_last_good_routes_and_others_up
     let fresh = compile_over(&yaml(&broken, &orders("/orders", 1)), None);
     assert_eq!(outcome(&fresh, "catalog").state, ExposureState::NotServed);
     assert_eq!(ids(&fresh.table), ["platform/orders/v1/list"]);
+}
+
+#[test]
+fn without_the_previous_table_the_last_compile_keeps_last_good_routes_just_the_same() {
+    // The operator compiles over its last compile, not over the table read back from the
+    // route ConfigMap: each step must give what a compile over the previous table gives.
+    let catalog = |generation: i64, versions: &[(&str, &str)], service: &str| {
+        let versions: Vec<String> = versions
+            .iter()
+            .map(|(v, base)| version(v, base, "list", "/items", service))
+            .collect();
+        contract(
+            "platform",
+            "catalog",
+            "2026-01-01T00:00:00Z",
+            generation,
+            &versions.concat(),
+        )
+    };
+    let orders = |path: &str, generation: i64| {
+        contract(
+            "platform",
+            "orders",
+            "2026-01-02T00:00:00Z",
+            generation,
+            &version("v1", "/orders/v1", "list", path, "orders"),
+        )
+    };
+    let both = [("v1", "/catalog/v1"), ("v2", "/catalog/v2")];
+    // Two versions on one base path serve the same requests: invalid.
+    let broken = catalog(
+        2,
+        &[("v1", "/catalog/v1"), ("v2", "/catalog/v1")],
+        "catalog-v2",
+    );
+    let fixed = catalog(3, &both, "catalog-v3");
+    let all = gateway("    - selector: {}");
+    let only_v1 = gateway("    - contract: catalog\n      versions: [v1]\n    - contract: orders");
+    let steps = [
+        (catalog(1, &both, "catalog"), orders("/orders", 1), &all),
+        (broken.clone(), orders("/all-orders", 2), &all),
+        (broken.clone(), orders("/all-orders", 2), &all),
+        // Still broken, now exposed for v1 only: generation 1's v1 routes keep serving.
+        (broken, orders("/all-orders", 2), &only_v1),
+        (fixed.clone(), orders("/all-orders", 2), &all),
+        // Orders grabs the catalog's requests: its generation 2 keeps serving.
+        (
+            fixed,
+            orders("/items", 4).replace("/orders/v1", "/catalog/v1"),
+            &all,
+        ),
+    ];
+    let (mut by_table, mut by_cache): (Option<Compiled>, Option<Compiled>) = (None, None);
+    let mut states = Vec::new();
+    for (step, (catalog, orders, exposer)) in steps.iter().enumerate() {
+        let yaml = [catalog.as_str(), "---\n", orders, "---\n", exposer].concat();
+        let over_table = compile_over(&yaml, by_table.as_ref().map(|c| &c.table));
+        let over_cache = compile_after(&yaml, None, by_cache.as_ref());
+        assert_eq!(over_cache.table, over_table.table, "step {step}");
+        assert_eq!(over_cache.exposed, over_table.exposed, "step {step}");
+        states.push(["catalog", "orders"].map(|name| {
+            let o = outcome(&over_cache, name);
+            (o.state, o.served_generation)
+        }));
+        by_table = Some(over_table);
+        by_cache = Some(over_cache);
+    }
+    use ExposureState::{LastGoodServed, Served};
+    assert_eq!(
+        states,
+        [
+            [(Served, Some(1)), (Served, Some(1))],
+            [(LastGoodServed, Some(1)), (Served, Some(2))],
+            [(LastGoodServed, Some(1)), (Served, Some(2))],
+            [(LastGoodServed, Some(1)), (Served, Some(2))],
+            [(Served, Some(3)), (Served, Some(2))],
+            [(Served, Some(3)), (LastGoodServed, Some(2))],
+        ]
+    );
+    let narrowed = compile_after(
+        &[steps[3].0.as_str(), "---\n", &steps[3].1, "---\n", &only_v1].concat(),
+        None,
+        Some(&compile_over(
+            &[steps[0].0.as_str(), "---\n", &steps[0].1, "---\n", &all].concat(),
+            None,
+        )),
+    );
+    assert_eq!(
+        ids(&narrowed.table),
+        ["platform/catalog/v1/list", "platform/orders/v1/list"]
+    );
 }
 
 #[test]

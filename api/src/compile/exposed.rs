@@ -4,10 +4,12 @@
 //! Contracts oldest first. A Contract whose routes claim requests an earlier one serves is not
 //! served (`Conflict`). A Contract that cannot be served as it is now (invalid, naming clients
 //! the resource lacks, or in conflict) keeps the routes of its last good generation, taken
-//! from the table being replaced, so one team's mistake never takes another team's routes or
-//! its own working ones away.
+//! from the table being replaced or, without it, from what the last compile served (its
+//! [`ContractCache`]), so one team's mistake never takes another team's routes or its own
+//! working ones away.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::{CompileContext, Scope};
 use crate::crd::{ContractVersion, ExposedContract, ExposureState, RequestLimits};
@@ -64,6 +66,9 @@ struct Cached {
     refusal: Option<(&'static str, String)>,
     /// Its routes, when it could.
     current: Option<Candidate>,
+    /// What the table of that compile served of it (this generation's routes or a last good
+    /// generation's), so that the next compile finds its last good routes without the table.
+    served: Option<Candidate>,
 }
 
 /// What one exposer brings to the compile of its Contracts.
@@ -76,7 +81,8 @@ pub(super) struct ExposerScope<'a> {
     pub context: &'a CompileContext,
     /// The exposer's own limits, for routes and contracts that set none.
     pub limits: Option<&'a RequestLimits>,
-    /// The table being replaced, for last good generations.
+    /// The table being replaced, for last good generations; without it, what `cache` says
+    /// that compile served.
     pub previous: Option<&'a RouteTable>,
     /// What an earlier compile of this exposer made of its Contracts.
     pub cache: Option<&'a ContractCache>,
@@ -145,10 +151,12 @@ pub(super) fn serve(
     served
 }
 
-/// A contract's routes and the generation and versions they are of.
+/// A contract's routes and the generation and versions they are of. The routes are shared
+/// between the cache and the compiles that reuse them: a table of 10,000 routes is not kept
+/// twice.
 #[derive(Clone, Debug, PartialEq)]
 struct Candidate {
-    routes: Vec<RouteEntry>,
+    routes: Arc<[RouteEntry]>,
     generation: Option<i64>,
     versions: Vec<String>,
 }
@@ -197,35 +205,35 @@ fn serve_one(
         );
         return outcome;
     }
-    let last_good = || last_good(exposer.previous, pick);
+    let cached = exposer.cache.and_then(|cache| {
+        cache
+            .entries
+            .get(&(pick.namespace().to_owned(), pick.name().to_owned()))
+    });
+    let last_good = || match exposer.previous {
+        Some(previous) => last_good(previous, pick),
+        None => cached?.served.as_ref().and_then(|c| c.narrowed(pick)),
+    };
     // Why this generation cannot be served, if it cannot; and its routes, if it can: from the
     // cache when the inputs are the same, else validated and compiled.
     let key = cache_key(exposer, pick);
-    let hit = key.as_ref().and_then(|key| {
-        let cached = exposer
-            .cache?
-            .entries
-            .get(&(pick.namespace().to_owned(), pick.name().to_owned()))?;
-        (cached.key == *key).then(|| cached.clone())
-    });
+    let hit = key
+        .as_ref()
+        .and_then(|key| cached.filter(|cached| cached.key == *key));
     let (refused, compiled) = match hit {
-        Some(cached) => (cached.refusal, cached.current),
+        Some(cached) => (cached.refusal.clone(), cached.current.clone()),
         None => {
             let refused = refusal(exposer, pick);
             let compiled = refused.is_none().then(|| current(exposer, pick));
             (refused, compiled)
         }
     };
-    if let Some(key) = key {
-        served.cache.entries.insert(
-            (pick.namespace().to_owned(), pick.name().to_owned()),
-            Cached {
-                key,
-                refusal: refused.clone(),
-                current: compiled.clone(),
-            },
-        );
-    }
+    let entry = key.map(|key| Cached {
+        key,
+        refusal: refused.clone(),
+        current: compiled.clone(),
+        served: None,
+    });
     let (candidate, state) = match (&refused, compiled) {
         (None, Some(current)) => (current, ExposureState::Served),
         (None, None) => (current(exposer, pick), ExposureState::Served),
@@ -235,6 +243,7 @@ fn serve_one(
                 if let Some((reason, message)) = refused {
                     refuse(&mut outcome, reason, message);
                 }
+                remember(served, pick, entry, None);
                 return outcome;
             }
         },
@@ -256,6 +265,7 @@ fn serve_one(
                 None => {
                     let (reason, message) = refused.unwrap_or(("Conflict", message));
                     refuse(&mut outcome, reason, message);
+                    remember(served, pick, entry, None);
                     return outcome;
                 }
             }
@@ -283,10 +293,22 @@ fn serve_one(
         namespace: outcome.namespace.clone(),
         name: outcome.name.clone(),
         generation: candidate.generation,
-        versions: candidate.versions,
+        versions: candidate.versions.clone(),
     });
-    served.routes.extend(candidate.routes);
+    served.routes.extend(candidate.routes.iter().cloned());
+    remember(served, pick, entry, Some(candidate));
     outcome
+}
+
+/// Puts what this compile made of `pick` in the cache for the next, with what it served.
+fn remember(served: &mut Served, pick: &Picked, entry: Option<Cached>, kept: Option<Candidate>) {
+    if let Some(mut entry) = entry {
+        entry.served = kept;
+        served
+            .cache
+            .entries
+            .insert((pick.namespace().to_owned(), pick.name().to_owned()), entry);
+    }
 }
 
 /// Why the Contract as it is now cannot be served by this exposer: its own problems
@@ -354,15 +376,14 @@ fn current(exposer: &ExposerScope<'_>, pick: &Picked) -> Candidate {
         .collect();
     let prefix = format!("{}/{}/", pick.namespace(), pick.name());
     Candidate {
-        routes: scope.contract_routes(&prefix, versions.into_iter()),
+        routes: scope.contract_routes(&prefix, versions.into_iter()).into(),
         generation: pick.contract.metadata.generation,
         versions: pick.versions.clone(),
     }
 }
 
 /// The routes the table being replaced serves for the Contract, of the versions still exposed.
-fn last_good(previous: Option<&RouteTable>, pick: &Picked) -> Option<Candidate> {
-    let previous = previous?;
+fn last_good(previous: &RouteTable, pick: &Picked) -> Option<Candidate> {
     let source = previous
         .contracts
         .iter()
@@ -387,10 +408,41 @@ fn last_good(previous: Option<&RouteTable>, pick: &Picked) -> Option<Candidate> 
         .cloned()
         .collect();
     (!routes.is_empty()).then_some(Candidate {
-        routes,
+        routes: routes.into(),
         generation: source.generation,
         versions,
     })
+}
+
+impl Candidate {
+    /// Its routes of the versions `pick` exposes, if any (itself when it has no others).
+    fn narrowed(&self, pick: &Picked) -> Option<Candidate> {
+        if self.versions.iter().all(|v| pick.versions.contains(v)) {
+            return Some(self.clone());
+        }
+        let prefix = format!("{}/{}/", pick.namespace(), pick.name());
+        let exposed = |id: &str| {
+            id.strip_prefix(prefix.as_str())
+                .and_then(|rest| rest.split('/').next())
+                .is_some_and(|version| pick.versions.iter().any(|v| v == version))
+        };
+        let routes: Vec<RouteEntry> = self
+            .routes
+            .iter()
+            .filter(|r| exposed(&r.id))
+            .cloned()
+            .collect();
+        (!routes.is_empty()).then(|| Candidate {
+            routes: routes.into(),
+            generation: self.generation,
+            versions: self
+                .versions
+                .iter()
+                .filter(|v| pick.versions.contains(v))
+                .cloned()
+                .collect(),
+        })
+    }
 }
 
 /// The requests claimed so far, by what tells requests apart other than the method.

@@ -164,14 +164,19 @@ pub async fn reconcile<K: ProxyResource>(
     let missing = found.missing(&references);
     let owner_uid = object.meta().uid.as_deref();
     let name = proxy_name(resource.kind(), resource.name());
-    // Only a resource that exposes Contracts keeps anything of the table it replaces.
+    // Only a resource that exposes Contracts keeps anything of the table it replaces: from
+    // its last compile, whose table is the one in place; after a restart, from the table the
+    // route ConfigMap holds (read, unpacked and parsed: at 10,000 routes the costliest step).
     let key = object_key(object.as_ref());
     let previous = if resource.expose().is_empty() {
         None
     } else {
         found.catalog = ctx.contracts.catalog();
         found.compiled = ctx.last_compiles.contracts(&key);
-        served_table(&ctx.client, &namespace, &name, owner_uid).await?
+        match found.compiled {
+            Some(_) => None,
+            None => served_table(&ctx.client, &namespace, &name, owner_uid).await?,
+        }
     };
     steps.done("dereference");
 

@@ -238,7 +238,7 @@ async fn a_contract_of_another_namespace_is_served_once_a_grant_lets_it() {
 }
 
 #[tokio::test]
-async fn a_contract_broken_later_keeps_the_routes_its_config_map_serves_and_others_update() {
+async fn a_contract_broken_later_keeps_its_last_good_routes_and_others_update() {
     let fake = FakeApi::default();
     fake.put(NS, "gateways", exposing_gateway());
     let mut catalog = Catalog::new(&fake);
@@ -292,10 +292,32 @@ async fn a_contract_broken_later_keeps_the_routes_its_config_map_serves_and_othe
         "{message}"
     );
 
-    // The last good routes come from the ConfigMap, not from the operator's memory: without
-    // it, orders as it is now cannot be served anywhere.
+    // The operator took them from its last compile: it read no table back, which it does
+    // before the apply step's reads of the children.
+    let config_map = format!("GET {}", object("configmaps"));
+    let first_read = |log: &[super::support::Recorded]| lines(log)[0].clone();
+    assert_ne!(first_read(&log), config_map, "{:#?}", lines(&log));
+
+    // After a restart it has no last compile: they come from the table the ConfigMap holds.
+    let restarted = |catalog: &mut Catalog| {
+        catalog.put(contract(NS, "orders", 2, "orders-v2", &["nobody"]));
+        catalog.grant(grant());
+        catalog.put(contract("billing", "payments", 2, "payments-v2", &[]));
+    };
+    let mut after_restart = Catalog::new(&fake);
+    restarted(&mut after_restart);
+    reconcile_gateway(&fake, &after_restart.ctx).await;
+    assert_eq!(first_read(&fake.take_log()), config_map);
+    let stored: ConfigMap =
+        serde_json::from_value(fake.get(NS, "configmaps", "public-gateway").unwrap()).unwrap();
+    let stored =
+        RouteTable::from_bytes(&table_file::from_config_map(&stored).unwrap().unwrap()).unwrap();
+    assert_eq!(stored.routes, table.routes);
+    // Restarted without that ConfigMap either, orders as it is now cannot be served anywhere.
     fake.delete(NS, "configmaps", "public-gateway");
-    reconcile_gateway(&fake, &catalog.ctx).await;
+    let mut from_nothing = Catalog::new(&fake);
+    restarted(&mut from_nothing);
+    reconcile_gateway(&fake, &from_nothing.ctx).await;
     let log = fake.take_log();
     assert_eq!(ids(&applied_table(&log)), ["billing/payments/v1/list"]);
     assert_eq!(
@@ -345,6 +367,7 @@ async fn a_contract_s_status_names_its_exposers_and_is_written_only_when_it_chan
                 "state": "Served", "servedGeneration": 1}])
     );
     assert_eq!(status["exposedCount"], 1);
+    assert_eq!(status["versions"], "v1");
     assert_eq!(status["observedGeneration"], 1);
     let accepted = condition(status, "Accepted");
     assert_eq!(
