@@ -151,6 +151,22 @@ impl Resource {
         }
     }
 
+    /// The Contracts its `expose` picks from `catalog`, oldest first, with the versions each
+    /// exposes and whether a grant permits it (empty for an Aggregator).
+    pub fn exposure(&self, catalog: &Catalog) -> crate::exposure::Resolution {
+        let kind = match self {
+            Self::Gateway(_) => crate::crd::ExposingKind::Gateway,
+            Self::EdgeService(_) => crate::crd::ExposingKind::EdgeService,
+            Self::Aggregator(_) => return crate::exposure::Resolution::default(),
+        };
+        let exposer = crate::exposure::Exposer {
+            kind,
+            namespace: self.namespace(),
+            name: self.name(),
+        };
+        crate::exposure::resolve(&exposer, self.expose(), catalog)
+    }
+
     /// Reads one document already parsed to JSON (see [`Document::from_value`]); a Contract
     /// or ContractGrant is refused.
     pub fn from_value(index: usize, value: serde_json::Value) -> Result<Self, ReadError> {

@@ -24,6 +24,9 @@ use crate::settings::ProxySettings;
 pub struct Found {
     /// Services that exist; `None` when unknown (offline): every Service reference resolves.
     pub services: Option<BTreeSet<String>>,
+    /// Services that exist in the namespaces of the exposed Contracts; a namespace not listed
+    /// is unknown (offline), and its Services resolve.
+    pub contract_services: BTreeMap<String, BTreeSet<String>>,
     /// Aggregators known to exist, with their Service port.
     pub aggregators: BTreeMap<String, u16>,
     /// True when `aggregators` lists every Aggregator of the namespace; false offline, where an
@@ -42,16 +45,61 @@ pub struct Found {
 pub enum MissingRef {
     /// A Service.
     Service(String),
+    /// A Service of an exposed Contract, in the Contract's namespace.
+    ContractService {
+        /// The namespace (the Contracts').
+        namespace: String,
+        /// The Service.
+        service: String,
+        /// The Contracts that name it.
+        contracts: Vec<String>,
+    },
     /// An Aggregator.
     Aggregator(String),
     /// A certificate Secret that is missing or gives no certificate for its use.
     Certificate(SecretUse, CertificateError),
 }
 
+impl MissingRef {
+    /// False for a Service of exposed Contracts none of which `exposed` says is served at its
+    /// current generation: what they name now is not what is served (or nothing is).
+    pub fn matters(&self, exposed: &[ExposedContract]) -> bool {
+        let Self::ContractService {
+            namespace,
+            contracts,
+            ..
+        } = self
+        else {
+            return true;
+        };
+        exposed.iter().any(|e| {
+            e.state == gatehouse_api::crd::ExposureState::Served
+                && e.namespace == *namespace
+                && contracts.contains(&e.name)
+        })
+    }
+}
+
 impl fmt::Display for MissingRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Service(name) => write!(f, "Service {name:?} not found"),
+            Self::ContractService {
+                namespace,
+                service,
+                contracts,
+            } => {
+                let named: Vec<String> = contracts
+                    .iter()
+                    .map(|c| format!("{namespace}/{c}"))
+                    .collect();
+                let plural = if contracts.len() == 1 { "" } else { "s" };
+                write!(
+                    f,
+                    "Service {service:?} of namespace {namespace} (named by Contract{plural} {}) not found",
+                    named.join(", ")
+                )
+            }
             Self::Aggregator(name) => write!(f, "Aggregator {name:?} not found"),
             Self::Certificate(_, problem) => write!(f, "{problem}"),
         }
@@ -74,13 +122,29 @@ pub struct Plan {
 }
 
 impl Found {
-    /// The references that do not resolve, sorted (Services, Aggregators, certificates).
+    /// The references that do not resolve, sorted (Services, the exposed Contracts' Services,
+    /// Aggregators, certificates).
     pub fn missing(&self, references: &References) -> Vec<MissingRef> {
         let services = references
             .services
             .iter()
             .filter(|name| self.services.as_ref().is_some_and(|s| !s.contains(*name)))
             .map(|name| MissingRef::Service(name.clone()));
+        let contract_services = references
+            .contract_services
+            .iter()
+            .filter(|((namespace, service), _)| {
+                self.contract_services
+                    .get(namespace)
+                    .is_some_and(|s| !s.contains(service))
+            })
+            .map(
+                |((namespace, service), contracts)| MissingRef::ContractService {
+                    namespace: namespace.clone(),
+                    service: service.clone(),
+                    contracts: contracts.iter().cloned().collect(),
+                },
+            );
         let aggregators = references
             .aggregators
             .iter()
@@ -91,7 +155,11 @@ impl Found {
             .iter()
             .filter_map(|key| Some((key.0, self.certificate_problems.get(key)?)))
             .map(|(used, problem)| MissingRef::Certificate(used, problem.clone()));
-        services.chain(aggregators).chain(certificates).collect()
+        services
+            .chain(contract_services)
+            .chain(aggregators)
+            .chain(certificates)
+            .collect()
     }
 
     /// What compile needs from the namespace.

@@ -7,17 +7,24 @@
 //! references are known before compiling — compile needs the referenced Aggregators' ports —
 //! and even when the spec is invalid.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use gatehouse_api::crd::{Aggregation, BackendRef, Client, ContractVersion, Listeners, RedisStore};
+use gatehouse_api::crd::{
+    Aggregation, BackendRef, Client, Contract, ContractVersion, Listeners, RedisStore,
+};
+use gatehouse_api::exposure::Catalog;
 use gatehouse_api::rate_limits;
 use gatehouse_api::resource::Resource;
 
-/// Names referenced by one resource, all in its own namespace.
+/// Names referenced by one resource: in its own namespace, and the Services of the Contract
+/// resources it exposes, in theirs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct References {
     /// Service names.
     pub services: BTreeSet<String>,
+    /// The Services its exposed Contracts name (the versions it exposes of those a grant lets
+    /// it serve), by namespace and name, with the Contracts that name each.
+    pub contract_services: BTreeMap<(String, String), BTreeSet<String>>,
     /// Aggregator names.
     pub aggregators: BTreeSet<String>,
     /// The Secrets it reads certificates from, by use.
@@ -104,6 +111,28 @@ impl References {
         references
     }
 
+    /// Adds the Services of the Contracts `resource` exposes from `catalog`.
+    pub fn with_exposed(mut self, resource: &Resource, catalog: &Catalog) -> Self {
+        for pick in resource.exposure(catalog).picked {
+            if !pick.permitted {
+                continue;
+            }
+            for service in contract_services(&pick.contract, &pick.versions) {
+                self.contract_services
+                    .entry((pick.namespace().to_owned(), service))
+                    .or_default()
+                    .insert(pick.name().to_owned());
+            }
+        }
+        self
+    }
+
+    /// True when the versions `versions` of `contract` route to the Service `name` (of the
+    /// Contract's namespace).
+    pub fn contract_names_service(contract: &Contract, versions: &[String], name: &str) -> bool {
+        contract_services(contract, versions).contains(name)
+    }
+
     /// True when the resource names the Service `name`.
     pub fn names_service(&self, name: &str) -> bool {
         self.services.contains(name)
@@ -161,8 +190,8 @@ impl References {
         }
     }
 
-    fn contracts(&mut self, contracts: &[ContractVersion]) {
-        for route in contracts.iter().flat_map(|c| &c.routes) {
+    fn contracts<'a>(&mut self, contracts: impl IntoIterator<Item = &'a ContractVersion>) {
+        for route in contracts.into_iter().flat_map(|c| &c.routes) {
             route.backend.iter().for_each(|b| self.backend(b));
             route
                 .backends
@@ -197,6 +226,19 @@ impl References {
             self.services.insert(step.call.service.clone());
         }
     }
+}
+
+/// The Services the versions `versions` of `contract` route to.
+fn contract_services(contract: &Contract, versions: &[String]) -> BTreeSet<String> {
+    let mut named = References::default();
+    named.contracts(
+        contract
+            .spec
+            .versions
+            .iter()
+            .filter(|v| versions.contains(&v.version)),
+    );
+    named.services
 }
 
 #[cfg(test)]

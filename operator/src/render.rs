@@ -162,6 +162,7 @@ pub fn render_bundle(bundle: Bundle, settings: &ProxySettings) -> Result<Rendere
             .entry(resource.namespace().to_owned())
             .or_insert_with(|| Found {
                 services: None,
+                contract_services: BTreeMap::new(),
                 aggregators: BTreeMap::new(),
                 aggregators_complete: false,
                 certificate_problems: BTreeMap::new(),

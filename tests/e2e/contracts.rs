@@ -193,6 +193,53 @@ pub async fn run(client: &Client, namespace: &str) {
     assert!(ids(&table).contains(&format!("{namespace}/orders/v1/one").as_str()));
     println!("a changed Contract is served without the Gateway changing");
 
+    // A new Contract routes to a Service its namespace lacks: said, until the Service appears.
+    apply(
+        client,
+        namespace,
+        &contract("search", "public", &[("find", "/find")], &[]),
+    )
+    .await;
+    let resolved_refs = |wanted: (&'static str, &'static str)| {
+        move |g: Option<&Gateway>| {
+            condition(g.and_then(|g| g.status.as_ref()), "ResolvedRefs")
+                .is_some_and(|c| (c.status.as_str(), c.reason.as_str()) == wanted)
+        }
+    };
+    let missing = wait_for(
+        client,
+        namespace,
+        GATEWAY,
+        "ResolvedRefs=False BackendNotFound for the search Contract's Service",
+        resolved_refs(("False", "BackendNotFound")),
+    )
+    .await
+    .expect("the Gateway");
+    assert_eq!(
+        condition(missing.status.as_ref(), "ResolvedRefs")
+            .unwrap()
+            .message,
+        format!(
+            "Service \"search\" of namespace {namespace} (named by Contract {namespace}/search) \
+             not found; requests to these backends fail until they exist"
+        )
+    );
+    apply(client, namespace, &backend_service("search")).await;
+    wait_for(
+        client,
+        namespace,
+        GATEWAY,
+        "ResolvedRefs=True once the search Service exists",
+        resolved_refs(("True", "ResolvedRefs")),
+    )
+    .await;
+    Api::<Contract>::namespaced(client.clone(), namespace)
+        .delete("search", &DeleteParams::default())
+        .await
+        .expect("delete the search Contract");
+    wait_exposed(client, namespace, "search", None).await;
+    println!("a served Contract's missing Service is reported until it exists");
+
     // Then names a client the Gateway lacks: its generation 2 keeps serving, the Gateway says
     // why, and the catalog is untouched.
     apply(

@@ -67,6 +67,7 @@ pub async fn dereference(
 ) -> Result<Found, DereferenceError> {
     let mut found = Found {
         services: Some(Default::default()),
+        contract_services: BTreeMap::new(),
         aggregators: BTreeMap::new(),
         aggregators_complete: true,
         certificate_problems: BTreeMap::new(),
@@ -101,15 +102,22 @@ pub async fn dereference(
         }
     }
     if !references.services.is_empty() {
-        let services: Api<Service> = Api::namespaced(client.clone(), namespace);
-        let list = services
-            .list_metadata(&ListParams::default())
-            .await
-            .map_err(|source| DereferenceError::Services {
-                namespace: namespace.to_owned(),
-                source,
-            })?;
-        found.services = Some(list.items.iter().map(ResourceExt::name_any).collect());
+        found.services = Some(service_names(client, namespace).await?);
+    }
+    // The exposed Contracts' Services, one list per namespace (the own one listed once).
+    for (contract_namespace, _) in references.contract_services.keys() {
+        if found.contract_services.contains_key(contract_namespace) {
+            continue;
+        }
+        let names = match &found.services {
+            Some(names) if contract_namespace == namespace && !references.services.is_empty() => {
+                names.clone()
+            }
+            _ => service_names(client, contract_namespace).await?,
+        };
+        found
+            .contract_services
+            .insert(contract_namespace.clone(), names);
     }
     if !references.aggregators.is_empty() {
         let aggregators: Api<Aggregator> = Api::namespaced(client.clone(), namespace);
@@ -130,6 +138,22 @@ pub async fn dereference(
             .collect();
     }
     Ok(found)
+}
+
+/// The names of the Services of `namespace` (their metadata only).
+async fn service_names(
+    client: &Client,
+    namespace: &str,
+) -> Result<std::collections::BTreeSet<String>, DereferenceError> {
+    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let list = services
+        .list_metadata(&ListParams::default())
+        .await
+        .map_err(|source| DereferenceError::Services {
+            namespace: namespace.to_owned(),
+            source,
+        })?;
+    Ok(list.items.iter().map(ResourceExt::name_any).collect())
 }
 
 /// The route table that the ConfigMap `name` of `namespace` holds, when the resource with UID

@@ -153,6 +153,30 @@ fn concerns_service(resource: &Resource, name: &str) -> bool {
         || proxy_name(resource.kind(), resource.name()) == name
 }
 
+/// True when `status` says a Contract of `namespace` is served whose served versions route to
+/// the Service `name` (its status names what the Service's coming or going changes).
+fn serves_contract_naming(
+    status: Option<&ProxyStatus>,
+    contracts: &Store<Contract>,
+    namespace: &Option<String>,
+    name: &str,
+) -> bool {
+    let Some(namespace) = namespace else {
+        return false;
+    };
+    status.is_some_and(|status| {
+        status
+            .exposed_contracts
+            .iter()
+            .filter(|e| e.namespace == *namespace)
+            .any(|e| {
+                contracts
+                    .get(&ObjectRef::new(&e.name).within(namespace))
+                    .is_some_and(|c| References::contract_names_service(&c, &e.versions, name))
+            })
+    })
+}
+
 /// Runs the controller of kind `K` until `shutdown` resolves, keeping the store of
 /// `(reader, writer)` (which the Contract status controller reads too). `slices` yields each EndpointSlice
 /// once the store in `ctx` holds it ([`replicas::watch_endpoint_slices`]); `exposing`, for kinds
@@ -224,12 +248,21 @@ pub async fn run_controller<K: ProxyResource>(
         .owns(scoped::<PodDisruptionBudget>(&client, ns), owned())
         .owns(scoped::<NetworkPolicy>(&client, ns), owned());
     let store = controller.store();
+    let contracts = ctx.contracts.contracts.clone();
     let controller = controller.watches(
         scoped::<Service>(&client, ns),
         watcher::Config::default(),
         move |service: Service| {
             let name = service.name_any();
-            concerned(&store, service.namespace(), |r| concerns_service(r, &name))
+            let namespace = service.namespace();
+            let mut concerned_now =
+                concerned(&store, namespace.clone(), |r| concerns_service(r, &name));
+            if K::EXPOSES_CONTRACTS {
+                concerned_now.extend(concerned_anywhere(&store, |object| {
+                    serves_contract_naming(object.proxy_status(), &contracts, &namespace, &name)
+                }));
+            }
+            concerned_now
         },
     );
     // Replicas becoming ready or going away: ask them again (`replicas`).

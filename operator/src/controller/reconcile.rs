@@ -159,24 +159,28 @@ pub async fn reconcile<K: ProxyResource>(
     let mut steps = Steps::start();
     let resource = object.to_resource();
     let namespace = resource.namespace().to_owned();
-    let references = References::of(&resource, ctx.settings.redis.as_ref());
+    let catalog = (!resource.expose().is_empty()).then(|| ctx.contracts.catalog());
+    let mut references = References::of(&resource, ctx.settings.redis.as_ref());
+    if let Some(catalog) = &catalog {
+        references = references.with_exposed(&resource, catalog);
+    }
     let mut found = dereference(&ctx.client, &namespace, &references).await?;
-    let missing = found.missing(&references);
+    let mut missing = found.missing(&references);
     let owner_uid = object.meta().uid.as_deref();
     let name = proxy_name(resource.kind(), resource.name());
     // Only a resource that exposes Contracts keeps anything of the table it replaces: from
     // its last compile, whose table is the one in place; after a restart, from the table the
     // route ConfigMap holds (read, unpacked and parsed: at 10,000 routes the costliest step).
     let key = object_key(object.as_ref());
-    let previous = if resource.expose().is_empty() {
-        None
-    } else {
-        found.catalog = ctx.contracts.catalog();
+    let previous = if let Some(catalog) = catalog {
+        found.catalog = catalog;
         found.compiled = ctx.last_compiles.contracts(&key);
         match found.compiled {
             Some(_) => None,
             None => served_table(&ctx.client, &namespace, &name, owner_uid).await?,
         }
+    } else {
+        None
     };
     steps.done("dereference");
 
@@ -211,6 +215,10 @@ pub async fn reconcile<K: ProxyResource>(
                 (problems, None, deployment, false, None, None)
             }
         };
+
+    if let Some(exposure) = &exposure {
+        missing.retain(|m| m.matters(&exposure.exposed));
+    }
 
     let previous = ctx.status.previous(&key, object.proxy_status());
     let digest = match &table {
