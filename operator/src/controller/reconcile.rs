@@ -36,7 +36,7 @@ use super::context::Context;
 use super::dereference::{DereferenceError, dereference, served_table};
 use super::events::transition_events;
 use super::replicas::{Replica, ready_replicas};
-use super::status::{Exposure, Observation, compute_status};
+use super::status::{Exposure, Observation, TableInPlace, compute_status};
 use super::status_writer::Target;
 use crate::plan::{plan_over, service_address};
 use crate::references::References;
@@ -203,7 +203,15 @@ pub async fn reconcile<K: ProxyResource>(
                 });
                 (
                     Vec::new(),
-                    applied.table_in_place.then_some(plan.table),
+                    applied.table_in_place.then(|| {
+                        match plan.objects.table_digest().map(str::to_owned) {
+                            Some(digest) => TableInPlace {
+                                table: plan.table,
+                                digest,
+                            },
+                            None => TableInPlace::new(plan.table),
+                        }
+                    }),
                     applied.deployment,
                     applied.table_written,
                     applied.blocked,
@@ -222,7 +230,7 @@ pub async fn reconcile<K: ProxyResource>(
 
     let previous = ctx.status.previous(&key, object.proxy_status());
     let digest = match &table {
-        Some(table) => Some(table.digest()),
+        Some(table) => Some(table.digest.clone()),
         None => previous.as_ref().and_then(|p| p.route_table_digest.clone()),
     };
     let serving = match digest {

@@ -86,6 +86,24 @@ impl Exposure {
     }
 }
 
+/// A route table the route ConfigMap holds, with its digest (computed once: serialising a
+/// 10,000-route table takes milliseconds, and a reconcile needs the digest several times).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TableInPlace {
+    /// The table.
+    pub table: RouteTable,
+    /// Its digest, as the ConfigMap's annotation has it.
+    pub digest: String,
+}
+
+impl TableInPlace {
+    /// `table`, with its digest computed.
+    pub fn new(table: RouteTable) -> Self {
+        let digest = table.digest();
+        Self { table, digest }
+    }
+}
+
 /// What reconcile learnt, the input of [`compute_status`].
 #[derive(Clone, Copy, Debug)]
 pub struct Observation<'a> {
@@ -96,7 +114,7 @@ pub struct Observation<'a> {
     /// References that do not resolve.
     pub missing: &'a [MissingRef],
     /// The table now in the route ConfigMap, when this generation's table was applied.
-    pub table: Option<&'a RouteTable>,
+    pub table: Option<&'a TableInPlace>,
     /// Why not every object of a valid spec could be applied.
     pub blocked: Option<&'a Blocked>,
     /// How the exposed Contracts fared, when this generation's table was applied.
@@ -234,7 +252,7 @@ fn served_table(seen: &Observation<'_>, previous: Option<&ProxyStatus>) -> Strin
         seen.table,
         previous.and_then(|p| p.route_table_digest.as_deref()),
     ) {
-        (Some(table), _) => format!("the route ConfigMap holds route table {}", table.digest()),
+        (Some(table), _) => format!("the route ConfigMap holds route table {}", table.digest),
         (None, Some(digest)) => format!("the last route table {digest} keeps serving"),
         (None, None) => "no route table has been written".to_owned(),
     }
@@ -275,13 +293,13 @@ fn programmed(seen: &Observation<'_>, previous: Option<&ProxyStatus>) -> Conditi
             let serving = seen
                 .serving
                 .cloned()
-                .unwrap_or_else(|| summarize(&table.digest(), &[]));
+                .unwrap_or_else(|| summarize(&table.digest, &[]));
             let verdict = serving.verdict();
             condition(
                 PROGRAMMED,
                 verdict == Verdict::Serving,
                 verdict.reason(),
-                serving.message(table.routes.len()),
+                serving.message(table.table.routes.len()),
                 seen.generation,
             )
         }
@@ -375,9 +393,9 @@ pub fn compute_status(
     let deployment_status = seen.deployment.and_then(|d| d.status.as_ref());
     let (routes, route_table_digest, contracts) = match seen.table {
         Some(table) => (
-            Some(i32::try_from(table.routes.len()).unwrap_or(i32::MAX)),
-            Some(table.digest()),
-            contract_statuses(table),
+            Some(i32::try_from(table.table.routes.len()).unwrap_or(i32::MAX)),
+            Some(table.digest.clone()),
+            contract_statuses(&table.table),
         ),
         None => (
             previous.and_then(|p| p.routes),
@@ -598,7 +616,8 @@ mod tests {
             name: "public".to_owned(),
             generation: Some(3),
         });
-        let digest = table.digest();
+        let table = TableInPlace::new(table);
+        let digest = table.digest.clone();
         let answer = |replica: &str, serves: &str| Answer {
             replica: replica.to_owned(),
             report: Ok(ConfigReport {

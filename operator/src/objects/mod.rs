@@ -71,6 +71,16 @@ pub struct ProxyObjects {
 }
 
 impl ProxyObjects {
+    /// The digest of the route table, as the ConfigMap's annotation has it.
+    pub fn table_digest(&self) -> Option<&str> {
+        self.config_map
+            .metadata
+            .annotations
+            .as_ref()?
+            .get(DIGEST_ANNOTATION)
+            .map(String::as_str)
+    }
+
     /// Every object as JSON, in the order they are applied (the identity and its rights, then
     /// the ConfigMap, before the pods that use them; the Deployment before what scales or
     /// protects it).
