@@ -6,44 +6,88 @@
 //! and that reconcile re-reads every child and re-compiles the table at the very moment the
 //! proxies are taking the new one (for 2,000 routes: 60–200 ms of CPU on the machine of
 //! `bench/RESULTS.md`). The write's answer carries the object's new `resourceVersion`; the
-//! event that shows the same version is that write's echo and is dropped. Any other version —
-//! someone else's edit, a deletion, a relist after the watch restarted — passes.
+//! event that shows the same version is that write's echo and is dropped. The event often
+//! arrives before the answer, so a write is announced first ([`OwnWrites::expect`]): while it
+//! is in flight, the event of the ConfigMap holding the table being written (its digest
+//! annotation) is its echo. Any other version or digest — someone else's edit, a deletion, a
+//! relist after the watch restarted — passes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use kube::ResourceExt;
 
-/// `namespace/name` → the resourceVersion the operator's last write of it produced.
+use crate::objects::DIGEST_ANNOTATION;
+
+/// Where the operator's last write of one ConfigMap stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Write {
+    /// About to be written with the table of this digest; no answer yet.
+    InFlight(String),
+    /// Its echo (of this resourceVersion) came before the write's answer, and was dropped.
+    EchoSeen(String),
+    /// Written: the answer gave this resourceVersion; its echo has not come yet.
+    Written(String),
+}
+
+/// `namespace/name` → where the operator's last write of it stands.
 #[derive(Clone, Debug, Default)]
-pub struct OwnWrites(Arc<Mutex<HashMap<String, String>>>);
+pub struct OwnWrites(Arc<Mutex<HashMap<String, Write>>>);
 
 impl OwnWrites {
-    /// Remembers that writing `namespace/name` produced `version`.
-    pub fn record(&self, namespace: &str, name: &str, version: String) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(format!("{namespace}/{name}"), version);
+    fn writes(&self) -> std::sync::MutexGuard<'_, HashMap<String, Write>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Announces a write of `namespace/name` holding the table of `digest`.
+    pub fn expect(&self, namespace: &str, name: &str, digest: &str) {
+        self.writes().insert(
+            format!("{namespace}/{name}"),
+            Write::InFlight(digest.to_owned()),
+        );
+    }
+
+    /// Remembers that writing `namespace/name` produced `version` (`None`: nothing was
+    /// written after all).
+    pub fn record(&self, namespace: &str, name: &str, version: Option<String>) {
+        let key = format!("{namespace}/{name}");
+        let mut writes = self.writes();
+        match (writes.remove(&key), version) {
+            // Its echo has come and gone already.
+            (Some(Write::EchoSeen(seen)), Some(version)) if seen == version => {}
+            (_, Some(version)) => {
+                writes.insert(key, Write::Written(version));
+            }
+            (_, None) => {}
+        }
     }
 
     /// True when `object`, as a watch shows it, is the echo of the operator's own last write
-    /// (then forgotten: a version is seen once).
+    /// (a version is seen once).
     pub fn is_echo<K: ResourceExt>(&self, object: &K) -> bool {
         let key = format!(
             "{}/{}",
             object.namespace().unwrap_or_default(),
             object.name_any()
         );
-        let mut versions = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if versions
-            .get(&key)
-            .is_some_and(|v| object.resource_version().as_ref() == Some(v))
-        {
-            versions.remove(&key);
-            return true;
+        let mut writes = self.writes();
+        let version = object.resource_version();
+        match writes.get(&key) {
+            Some(Write::Written(written)) if version.as_ref() == Some(written) => {
+                writes.remove(&key);
+                true
+            }
+            Some(Write::InFlight(digest))
+                if object.annotations().get(DIGEST_ANNOTATION) == Some(digest) =>
+            {
+                match version {
+                    Some(version) => writes.insert(key, Write::EchoSeen(version)),
+                    None => writes.remove(&key),
+                };
+                true
+            }
+            _ => false,
         }
-        false
     }
 }
 
@@ -70,14 +114,44 @@ mod tests {
     fn only_the_echo_of_the_last_own_write_is_dropped_and_only_once() {
         let own = OwnWrites::default();
         assert!(!own.is_echo(&config_map("7")), "nothing written yet");
-        own.record("shop", "public-gateway", "8".to_owned());
+        own.record("shop", "public-gateway", Some("8".to_owned()));
         assert!(!own.is_echo(&config_map("7")), "an older version");
         assert!(own.is_echo(&config_map("8")), "the echo");
         assert!(
             !own.is_echo(&config_map("8")),
             "a relist shows it again: passes"
         );
-        own.record("shop", "public-gateway", "9".to_owned());
+        own.record("shop", "public-gateway", Some("9".to_owned()));
         assert!(!own.is_echo(&config_map("10")), "someone else's edit");
+    }
+
+    fn holding(version: &str, digest: &str) -> ConfigMap {
+        let mut config_map = config_map(version);
+        config_map.metadata.annotations = Some(
+            [(DIGEST_ANNOTATION.to_owned(), digest.to_owned())]
+                .into_iter()
+                .collect(),
+        );
+        config_map
+    }
+
+    #[test]
+    fn an_echo_before_the_write_s_answer_is_dropped_by_the_digest_being_written() {
+        let own = OwnWrites::default();
+        own.expect("shop", "public-gateway", "sha256:new");
+        assert!(
+            !own.is_echo(&holding("7", "sha256:old")),
+            "another table: someone else's"
+        );
+        assert!(own.is_echo(&holding("8", "sha256:new")), "the echo, early");
+        // The answer comes: the echo is not awaited again, and nothing else is dropped.
+        own.record("shop", "public-gateway", Some("8".to_owned()));
+        assert!(!own.is_echo(&holding("8", "sha256:new")), "a relist");
+        assert!(!own.is_echo(&holding("9", "sha256:new")), "a later edit");
+
+        // Announced, then not written (the ConfigMap held the table already): nothing dropped.
+        own.expect("shop", "public-gateway", "sha256:same");
+        own.record("shop", "public-gateway", None);
+        assert!(!own.is_echo(&holding("10", "sha256:same")));
     }
 }

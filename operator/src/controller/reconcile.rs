@@ -188,12 +188,16 @@ pub async fn reconcile<K: ProxyResource>(
         match plan_over(&resource, &found, &ctx.settings, previous.as_ref()) {
             Ok(plan) => {
                 steps.done("plan");
-                let applied =
-                    apply_objects(&ctx.client, &namespace, &plan.objects, owner_uid).await?;
-                steps.done("apply");
-                if let Some(version) = &applied.table_version {
-                    ctx.own_writes.record(&namespace, &name, version.clone());
+                if let Some(digest) = plan.objects.table_digest() {
+                    ctx.own_writes.expect(&namespace, &name, digest);
                 }
+                let applied =
+                    apply_objects(&ctx.client, &namespace, &plan.objects, owner_uid).await;
+                // Whatever the outcome, the write is no longer in flight.
+                let version = applied.as_ref().ok().and_then(|a| a.table_version.clone());
+                ctx.own_writes.record(&namespace, &name, version);
+                let applied = applied?;
+                steps.done("apply");
                 if applied.table_in_place && !resource.expose().is_empty() {
                     ctx.last_compiles.remember(&key, plan.contracts);
                 }
