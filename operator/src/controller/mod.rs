@@ -235,12 +235,17 @@ pub async fn run_controller<K: ProxyResource>(
         .owns(scoped::<ServiceAccount>(&client, ns), owned())
         .owns(scoped::<Role>(&client, ns), owned())
         .owns(scoped::<RoleBinding>(&client, ns), owned())
-        // The echo of the operator's own table write is no news (`own_writes`).
+        // The echo of the operator's own table write is no news (`own_writes`). Each kind's
+        // controller watches every route ConfigMap; only the one whose kind controls it may
+        // take the echo as seen, or another kind's watch would take it first and this one
+        // would let it through.
         .owns_stream(
             watcher(scoped::<ConfigMap>(&client, ns), owned())
                 .default_backoff()
                 .touched_objects()
-                .try_filter(move |config_map| future::ready(!echoes.is_echo(config_map))),
+                .try_filter(move |config_map| {
+                    future::ready(!echoes.is_echo_for(&K::kind(&()), config_map))
+                }),
         )
         .owns(scoped::<Service>(&client, ns), owned())
         .owns(scoped::<Deployment>(&client, ns), owned())

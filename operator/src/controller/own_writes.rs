@@ -62,6 +62,17 @@ impl OwnWrites {
         }
     }
 
+    /// [`Self::is_echo`] for the watch of the controller of `kind`: only for an object a
+    /// resource of that kind controls (every kind's controller watches every route ConfigMap,
+    /// and the first watch to see an echo takes it as seen).
+    pub fn is_echo_for<K: ResourceExt>(&self, kind: &str, object: &K) -> bool {
+        let ours = object
+            .owner_references()
+            .iter()
+            .any(|o| o.controller == Some(true) && o.kind == kind);
+        ours && self.is_echo(object)
+    }
+
     /// True when `object`, as a watch shows it, is the echo of the operator's own last write
     /// (a version is seen once).
     pub fn is_echo<K: ResourceExt>(&self, object: &K) -> bool {
@@ -133,6 +144,27 @@ mod tests {
                 .collect(),
         );
         config_map
+    }
+
+    #[test]
+    fn only_the_controlling_kind_s_watch_takes_the_echo() {
+        let own = OwnWrites::default();
+        let mut written = config_map("8");
+        written.metadata.owner_references = Some(vec![
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                kind: "Gateway".to_owned(),
+                controller: Some(true),
+                ..Default::default()
+            },
+        ]);
+        own.record("shop", "public-gateway", Some("8".to_owned()));
+        // The EdgeService and Aggregator controllers' watches see it first: not theirs.
+        assert!(!own.is_echo_for("EdgeService", &written));
+        assert!(!own.is_echo_for("Aggregator", &written));
+        assert!(
+            own.is_echo_for("Gateway", &written),
+            "still known as the echo"
+        );
     }
 
     #[test]
