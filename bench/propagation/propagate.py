@@ -20,6 +20,13 @@ proxy's JSON log, each change is split at the proxy's "route table loaded" line:
 (the operator's reconcile, its ConfigMap write and the watch event, plus the proxy's parse),
 `prepare_ms` (the proxy building the table, from the log line) and `to_served_ms` (the swap
 and the next probe).
+
+LAYOUT=contracts puts the routes in Contract resources instead (issue #16): Contracts `c0`,
+`c1`… of at most 50 routes (version `v1`, base paths `/v1`, `/v2`…, so the paths are the same
+as inline), labelled `bench: propagation`, and a Gateway `bench` that exposes them by that label.
+A change renames the probe in the last Contract only: one apply of a Contract of a few KB while
+the Gateway stays as it is. Settled then means the Gateway's status reports the Contract's new
+generation served and `Programmed=True`.
 """
 import datetime
 import base64
@@ -33,6 +40,19 @@ import time
 import urllib.parse
 
 ROUTES_PER_CONTRACT = 128
+ROUTES_PER_CONTRACT_RESOURCE = 50
+LABEL = {"bench": "propagation"}
+
+
+def contracts_layout():
+    layout = os.environ.get("LAYOUT", "inline")
+    if layout not in ("inline", "contracts"):
+        sys.exit(f"LAYOUT is inline or contracts, not {layout}")
+    return layout == "contracts"
+
+
+def per_contract():
+    return ROUTES_PER_CONTRACT_RESOURCE if contracts_layout() else ROUTES_PER_CONTRACT
 
 
 def api_connection(config):
@@ -60,8 +80,8 @@ def api_connection(config):
         server.hostname, server.port or 443, context=tls), headers
 
 
-def gateway(namespace, routes, probe):
-    """The Gateway with ROUTES routes, the last one the probe route `/probe/PROBE`."""
+def entries(routes, probe):
+    """ROUTES routes in lists of one contract each, the last route the probe `/probe/PROBE`."""
     entries = [
         {"name": f"r{i}", "match": {"path": f"/r{i}"},
          "backend": {"service": "upstream", "port": 8080}}
@@ -69,25 +89,45 @@ def gateway(namespace, routes, probe):
     ]
     entries.append({"name": "probe", "match": {"path": f"/probe/{probe}"},
                     "backend": {"service": "upstream", "port": 8080}})
-    contracts = [
-        {"version": f"v{k + 1}", "routes": entries[k * ROUTES_PER_CONTRACT:(k + 1) * ROUTES_PER_CONTRACT]}
-        for k in range((len(entries) + ROUTES_PER_CONTRACT - 1) // ROUTES_PER_CONTRACT)
-    ]
+    size = per_contract()
+    return [entries[k * size:(k + 1) * size] for k in range((len(entries) + size - 1) // size)]
+
+
+def gateway(namespace, routes, probe):
+    """The Gateway `bench`: with ROUTES inline routes, or exposing the Contracts by label."""
+    spec = {"deployment": {"networkPolicy": False}}
+    if contracts_layout():
+        spec["expose"] = [{"selector": {"matchLabels": LABEL}}]
+    else:
+        spec["contracts"] = [{"version": f"v{k + 1}", "routes": chunk}
+                             for k, chunk in enumerate(entries(routes, probe))]
     return {
         "apiVersion": "gatehouse.dev/v1alpha1", "kind": "Gateway",
-        "metadata": {"name": "bench", "namespace": namespace},
-        "spec": {"contracts": contracts, "deployment": {"networkPolicy": False}},
+        "metadata": {"name": "bench", "namespace": namespace}, "spec": spec,
     }
 
 
+def contracts(namespace, routes, probe):
+    """The Contracts `c0`, `c1`… of the contracts layout (none inline)."""
+    if not contracts_layout():
+        return []
+    return [{
+        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "Contract",
+        "metadata": {"name": f"c{k}", "namespace": namespace, "labels": LABEL},
+        "spec": {"versions": [{"version": "v1", "basePath": f"/v{k + 1}", "routes": chunk}]},
+    } for k, chunk in enumerate(entries(routes, probe))]
+
+
 def probe_path(routes, probe):
-    """Where the probe route is served: its contract's version, then its path."""
-    return f"/v{(routes - 1) // ROUTES_PER_CONTRACT + 1}/probe/{probe}"
+    """Where the probe route is served: its contract's base path, then its path."""
+    return f"/v{(routes - 1) // per_contract() + 1}/probe/{probe}"
 
 
 def apply(connect, headers, namespace, body):
-    path = (f"/apis/gatehouse.dev/v1alpha1/namespaces/{namespace}/gateways/bench"
-            "?fieldManager=gatehouse-bench&force=true")
+    """Server-side applies `body` (a Gateway or a Contract); its new generation."""
+    plural = {"Gateway": "gateways", "Contract": "contracts"}[body["kind"]]
+    path = (f"/apis/gatehouse.dev/v1alpha1/namespaces/{namespace}/{plural}/"
+            f"{body['metadata']['name']}?fieldManager=gatehouse-bench&force=true")
     connection = connect()
     connection.request("PATCH", path, body=json.dumps(body), headers={
         **headers, "Content-Type": "application/apply-patch+yaml"})
@@ -97,6 +137,22 @@ def apply(connect, headers, namespace, body):
     if response.status not in (200, 201):
         sys.exit(f"apply refused: {response.status} {text[:500]!r}")
     return json.loads(text)["metadata"]["generation"]
+
+
+def apply_all(connect, headers, namespace, routes, probe):
+    """Applies the Contracts, then the Gateway; the Gateway's generation."""
+    for contract in contracts(namespace, routes, probe):
+        apply(connect, headers, namespace, contract)
+    return apply(connect, headers, namespace, gateway(namespace, routes, probe))
+
+
+def change(connect, headers, namespace, routes, probe):
+    """Renames the probe with one apply: of the Gateway, or of the last Contract. Returns what
+    `programmed` waits for: the Gateway's generation, or (Contract name, its generation)."""
+    if contracts_layout():
+        last = contracts(namespace, routes, probe)[-1]
+        return last["metadata"]["name"], apply(connect, headers, namespace, last)
+    return apply(connect, headers, namespace, gateway(namespace, routes, probe))
 
 
 class Prober:
@@ -133,18 +189,29 @@ class Prober:
         return None
 
 
-def programmed(connect, headers, namespace, generation, timeout):
-    """Waits until the Gateway's `Programmed` condition is True for `generation`."""
+def programmed(connect, headers, namespace, expected, timeout):
+    """Waits until the Gateway reads `Programmed=True` for `expected`: its own generation, or
+    (Contract, generation) for a Contract it must also report served at that generation."""
     path = f"/apis/gatehouse.dev/v1alpha1/namespaces/{namespace}/gateways/bench"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         connection = connect()
         connection.request("GET", path, headers=headers)
         response = connection.getresponse()
-        status = json.loads(response.read()).get("status", {})
+        gateway = json.loads(response.read())
         connection.close()
+        status = gateway.get("status", {})
+        generation = expected
+        if isinstance(expected, tuple):
+            name, served = expected
+            generation = gateway["metadata"]["generation"]
+            if not any(e["name"] == name and e.get("state") == "Served"
+                       and e.get("servedGeneration") == served
+                       for e in status.get("exposedContracts", [])):
+                generation = None
         for condition in status.get("conditions", []):
-            if (condition["type"] == "Programmed" and condition["status"] == "True"
+            if (generation is not None and condition["type"] == "Programmed"
+                    and condition["status"] == "True"
                     and condition.get("observedGeneration") == generation):
                 return True
         time.sleep(0.2)
@@ -159,7 +226,9 @@ def percentile(values, q):
 
 def main():
     if sys.argv[1] == "manifest":
-        print(json.dumps(gateway(sys.argv[2], int(sys.argv[3]), 0)))
+        namespace, routes = sys.argv[2], int(sys.argv[3])
+        items = contracts(namespace, routes, 0) + [gateway(namespace, routes, 0)]
+        print(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
         return
     config = json.load(open(sys.argv[1]))
     namespace, proxy, routes, changes = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
@@ -168,7 +237,7 @@ def main():
     if mode not in ("settled", "back-to-back"):
         sys.exit(f"MODE is settled or back-to-back, not {mode}")
     prober = Prober(proxy)
-    first = apply(connect, headers, namespace, gateway(namespace, routes, 0))
+    first = apply_all(connect, headers, namespace, routes, 0)
     if prober.wait_for(probe_path(routes, 0), 200, 120) is None:
         sys.exit("the proxy never served the first table; see the logs")
     if mode == "settled" and not programmed(connect, headers, namespace, first, 60):
@@ -178,8 +247,7 @@ def main():
         path = probe_path(routes, i)
         if prober.status(path) != 404:
             sys.exit(f"{path} answers before its change")
-        body = gateway(namespace, routes, i)
-        generation = apply(connect, headers, namespace, body)
+        generation = change(connect, headers, namespace, routes, i)
         accepted = time.monotonic()
         accepted_wall = time.time()
         polls = prober.wait_for(path, 200, 30)
@@ -197,7 +265,8 @@ def main():
         else:
             time.sleep(0.2)
     summary = {
-        "routes": routes, "mode": mode, "changes": len(times),
+        "routes": routes, "layout": os.environ.get("LAYOUT", "inline"), "mode": mode,
+        "changes": len(times),
         "p50_ms": round(percentile(times, 50), 1), "p99_ms": round(percentile(times, 99), 1),
         "max_ms": round(max(times), 1),
     }

@@ -9,6 +9,9 @@
 #   SIZES="10 500 2000" CHANGES=50 RATE=500 MODE=settled SKIP_BUILD=1 KEEP=1 bench/propagation/run.sh
 # MODE=settled (default): each change is applied once the previous one reads Programmed=True.
 # MODE=back-to-back: 0.2 s after the previous one is served (see propagate.py).
+# LAYOUT=contracts: the routes in Contract resources of 50 routes that the Gateway exposes by
+# label; a change is one Contract's apply (issue #16; SIZES may go to 10000 = 200 Contracts).
+# After each size: the operator's and the proxy's memory (VmRSS now, VmHWM the peak so far).
 #
 # Needs a cluster (../shared/tools/kube-control-plane/ starts one on loopback: WITH_KCM=1 up.sh),
 # nginx, kubectl, python3. Goal: p99 <= 100 ms at 2,000
@@ -36,7 +39,7 @@ UP_PORT="$(free_port)"; PROXY_PORT="$(free_port)"; ADMIN_PORT="$(free_port)"; OP
 
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-kubectl apply --server-side -f "$ROOT/crds/" >/dev/null
+kubectl apply --server-side --force-conflicts -f "$ROOT/crds/" >/dev/null
 kubectl create namespace "$NS" >/dev/null
 trap 'kubectl delete namespace "$NS" --wait=false >/dev/null 2>&1 || true; cleanup' EXIT
 kubectl -n "$NS" create service clusterip upstream --tcp=8080:8080 >/dev/null
@@ -45,7 +48,7 @@ write_fixed_upstream "$WORK/nginx" "$UP_PORT"
 nginx -c "$WORK/nginx/nginx.conf" -g 'daemon off;' >"$WORK/nginx.log" 2>&1 & PIDS+=("$!")
 "$BIN/gatehouse-operator" run --namespace "$NS" --lease-namespace "$NS" \
   --admin-listen "127.0.0.1:$OP_ADMIN" --leader-election false --log-format json \
-  >"$WORK/operator.log" 2>&1 & PIDS+=("$!")
+  >"$WORK/operator.log" 2>&1 & PIDS+=("$!"); OPERATOR_PID=$!
 wait_http "http://127.0.0.1:$OP_ADMIN/readyz"
 
 # The driver applies with this field manager too: a second manager would keep owning the routes
@@ -67,7 +70,7 @@ PY
 "$BIN/gatehouse-proxy" --config-map bench-gateway --namespace "$NS" --kubeconfig "$WORK/proxy.kubeconfig" \
   --listen "127.0.0.1:$PROXY_PORT" --admin "127.0.0.1:$ADMIN_PORT" \
   --resolve "upstream=127.0.0.1:$UP_PORT" --secrets-dir "$WORK/no-secrets" --log-format json \
-  >"$WORK/proxy.log" 2>&1 & PIDS+=("$!")
+  >"$WORK/proxy.log" 2>&1 & PIDS+=("$!"); PROXY_PID=$!
 wait_http "http://127.0.0.1:$ADMIN_PORT/readyz"
 # The operator finds the proxy as it finds pods: an EndpointSlice of its Service (FQDN
 # `NAME.localhost`, which it resolves to 127.0.0.1; the API server refuses loopback IPs), so
@@ -89,9 +92,10 @@ YAML
 # What the operator did per change: reconciles, and status writes ("status written" lines).
 counter() { curl -fsS "http://127.0.0.1:$OP_ADMIN/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 statuses() { grep -c '"status written"' "$WORK/operator.log" || true; }
+memory() { awk '/^VmRSS|^VmHWM/ {printf "%s %.1f MiB  ", $1, $2 / 1024}' "/proc/$1/status"; }
 
 for size in $SIZES; do
-  echo "--- $size routes, $CHANGES changes, ${MODE:-settled}"
+  echo "--- $size routes, $CHANGES changes, ${MODE:-settled}, ${LAYOUT:-inline}"
   python3 "$HERE/steady.py" "http://127.0.0.1:$PROXY_PORT/v1/r0" "$RATE" 4 >"$WORK/steady-$size.json" &
   STEADY=$!
   reconciles_before="$(counter 'gatehouse_operator_reconciles_total{kind="Gateway"}')"
@@ -104,5 +108,6 @@ for size in $SIZES; do
     "$(( $(statuses) - statuses_before ))" "$(( CHANGES + 1 ))"); Programmed: $(kubectl -n "$NS" get gateway bench -o jsonpath='{.status.conditions[?(@.type=="Programmed")].message}')"
   kill -TERM "$STEADY"; wait "$STEADY" || true
   echo "steady load ($RATE requests/s on /v1/r0): $(cat "$WORK/steady-$size.json")"
+  echo "memory: operator $(memory "$OPERATOR_PID"); proxy $(memory "$PROXY_PID")"
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
