@@ -31,6 +31,18 @@ fn version(version: &str, base: &str, route: &str, path: &str, service: &str) ->
     )
 }
 
+/// Contract `orders` of namespace `platform` (created after the catalog) at `generation`: one
+/// version `v1` at `/orders/v1` with route `list` at `path`, to Service `orders`.
+fn orders(path: &str, generation: i64) -> String {
+    contract(
+        "platform",
+        "orders",
+        "2026-01-02T00:00:00Z",
+        generation,
+        &version("v1", "/orders/v1", "list", path, "orders"),
+    )
+}
+
 /// A Gateway `edge` of namespace `platform` with client `web`, exposing `expose` (YAML list
 /// items).
 fn gateway(expose: &str) -> String {
@@ -474,15 +486,6 @@ fn a_contract_that_cannot_be_served_now_keeps_its_last_good_routes_and_others_up
         1,
         &version("v1", "/catalog/v1", "list", "/items", "catalog"),
     );
-    let orders = |path: &str, generation: i64| {
-        contract(
-            "platform",
-            "orders",
-            "2026-01-02T00:00:00Z",
-            generation,
-            &version("v1", "/orders/v1", "list", path, "orders"),
-        )
-    };
     let yaml = |catalog: &str, orders: &str| {
         [
             catalog,
@@ -594,15 +597,6 @@ fn without_the_previous_table_the_last_compile_keeps_last_good_routes_just_the_s
             "2026-01-01T00:00:00Z",
             generation,
             &versions.concat(),
-        )
-    };
-    let orders = |path: &str, generation: i64| {
-        contract(
-            "platform",
-            "orders",
-            "2026-01-02T00:00:00Z",
-            generation,
-            &version("v1", "/orders/v1", "list", path, "orders"),
         )
     };
     let both = [("v1", "/catalog/v1"), ("v2", "/catalog/v2")];
@@ -795,15 +789,6 @@ fn a_contract_concerns_the_exposers_whose_entries_pick_it_by_name_or_labels() {
 
 #[test]
 fn a_compile_reuses_what_the_last_one_made_of_unchanged_contracts_and_nothing_else() {
-    let orders = |path: &str, generation: i64| {
-        contract(
-            "platform",
-            "orders",
-            "2026-01-02T00:00:00Z",
-            generation,
-            &version("v1", "/orders/v1", "list", path, "orders"),
-        )
-    };
     let exposer = gateway("    - selector: {}");
     let limited = exposer.replace("spec:\n", "spec:\n  limits: {maxBodyBytes: 1024}\n");
     let compile = |contract: &str, exposer: &str, last: Option<&Compiled>| -> Compiled {
