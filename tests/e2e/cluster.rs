@@ -39,6 +39,27 @@ where
     .unwrap_or_else(|e| panic!("apply {} {name}: {e}", K::kind(&())))
 }
 
+/// A namespaced kind the suite watches.
+pub trait Watched:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + Debug
+    + Send
+    + DeserializeOwned
+    + 'static
+{
+}
+
+impl<K> Watched for K where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + Send
+        + DeserializeOwned
+        + 'static
+{
+}
+
 /// Waits (on watch events) until `condition` holds for the object `name`; returns it.
 pub async fn wait_for<K>(
     client: &Client,
@@ -48,17 +69,20 @@ pub async fn wait_for<K>(
     condition: impl WaitCondition<K>,
 ) -> Option<K>
 where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + Debug
-        + Send
-        + DeserializeOwned
-        + 'static,
+    K: Watched,
 {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     within(what, await_condition(api, name, condition))
         .await
         .unwrap_or_else(|e| panic!("watching {} {name}: {e}", K::kind(&())))
+}
+
+/// Waits (on watch events) until the object `name` exists; returns it.
+pub async fn wait_exists<K: Watched>(client: &Client, namespace: &str, name: &str) -> K {
+    let what = format!("the {} {name}", K::kind(&()));
+    wait_for(client, namespace, name, &what, |o: Option<&K>| o.is_some())
+        .await
+        .expect("it exists")
 }
 
 /// Runs `future` with the suite's timeout, failing the test with `what` when it runs out.

@@ -19,7 +19,7 @@ use kube::api::DeleteParams;
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
-use crate::cluster::{WAIT, apply, condition, proxy_kubeconfig, secret, wait_for};
+use crate::cluster::{WAIT, apply, condition, proxy_kubeconfig, secret, wait_exists, wait_for};
 use crate::live::{Backend, LocalProxy, free_port, http, scratch_dir, table_of};
 #[allow(dead_code)]
 #[path = "../../proxy/tests/common/tls.rs"]
@@ -49,15 +49,7 @@ pub async fn run(client: &Client, namespace: &str) {
     table_of(client, namespace, &child, applied.metadata.generation).await;
 
     // The table comes first; the Service and Deployment are applied after it.
-    let service: Service = wait_for(
-        client,
-        namespace,
-        &child,
-        "the proxy Service",
-        |s: Option<&Service>| s.is_some(),
-    )
-    .await
-    .unwrap();
+    let service: Service = wait_exists(client, namespace, &child).await;
     let ports: Vec<Value> = service
         .spec
         .unwrap()
@@ -75,15 +67,7 @@ pub async fn run(client: &Client, namespace: &str) {
         ],
         "the Service exposes both listeners"
     );
-    let deployment: Deployment = wait_for(
-        client,
-        namespace,
-        &child,
-        "the proxy Deployment",
-        |d: Option<&Deployment>| d.is_some(),
-    )
-    .await
-    .unwrap();
+    let deployment: Deployment = wait_exists(client, namespace, &child).await;
     let args = serde_json::to_value(&deployment).unwrap()["spec"]["template"]["spec"]["containers"]
         [0]["args"]
         .clone();

@@ -388,30 +388,13 @@ fn last_good(previous: &RouteTable, pick: &Picked) -> Option<Candidate> {
         .contracts
         .iter()
         .find(|c| c.namespace == pick.namespace() && c.name == pick.name())?;
-    let prefix = source.id_prefix();
-    let version_of = |id: &str| {
-        id.strip_prefix(prefix.as_str())?
-            .split('/')
-            .next()
-            .map(str::to_owned)
-    };
-    let routes: Vec<RouteEntry> = previous
-        .routes
-        .iter()
-        .filter(|r| version_of(&r.id).is_some_and(|v| pick.versions.contains(&v)))
-        .cloned()
-        .collect();
-    let versions: Vec<String> = source
-        .versions
-        .iter()
-        .filter(|v| pick.versions.contains(v))
-        .cloned()
-        .collect();
-    (!routes.is_empty()).then_some(Candidate {
-        routes: routes.into(),
-        generation: source.generation,
-        versions,
-    })
+    exposed_part(
+        &previous.routes,
+        &source.id_prefix(),
+        source.generation,
+        &source.versions,
+        pick,
+    )
 }
 
 impl Candidate {
@@ -421,28 +404,34 @@ impl Candidate {
             return Some(self.clone());
         }
         let prefix = format!("{}/{}/", pick.namespace(), pick.name());
-        let exposed = |id: &str| {
-            id.strip_prefix(prefix.as_str())
-                .and_then(|rest| rest.split('/').next())
-                .is_some_and(|version| pick.versions.iter().any(|v| v == version))
-        };
-        let routes: Vec<RouteEntry> = self
-            .routes
-            .iter()
-            .filter(|r| exposed(&r.id))
-            .cloned()
-            .collect();
-        (!routes.is_empty()).then(|| Candidate {
-            routes: routes.into(),
-            generation: self.generation,
-            versions: self
-                .versions
-                .iter()
-                .filter(|v| pick.versions.contains(v))
-                .cloned()
-                .collect(),
-        })
+        exposed_part(&self.routes, &prefix, self.generation, &self.versions, pick)
     }
+}
+
+/// Of `routes`, those of the Contract whose ids start with `prefix` (`NAMESPACE/NAME/`) and of
+/// a version `pick` exposes, as a candidate of `generation`; `None` when there are none.
+fn exposed_part(
+    routes: &[RouteEntry],
+    prefix: &str,
+    generation: Option<i64>,
+    versions: &[String],
+    pick: &Picked,
+) -> Option<Candidate> {
+    let exposed = |id: &str| {
+        id.strip_prefix(prefix)
+            .and_then(|rest| rest.split('/').next())
+            .is_some_and(|version| pick.versions.iter().any(|v| v == version))
+    };
+    let routes: Vec<RouteEntry> = routes.iter().filter(|r| exposed(&r.id)).cloned().collect();
+    (!routes.is_empty()).then(|| Candidate {
+        routes: routes.into(),
+        generation,
+        versions: versions
+            .iter()
+            .filter(|v| pick.versions.contains(v))
+            .cloned()
+            .collect(),
+    })
 }
 
 /// The requests claimed so far, by what tells requests apart other than the method.
