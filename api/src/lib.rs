@@ -21,4 +21,5 @@ pub mod route_table;
 pub mod table_file;
 pub mod template;
 pub mod validate;
+pub mod versioning;
 pub mod yaml;

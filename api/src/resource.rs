@@ -142,6 +142,15 @@ impl Resource {
         }
     }
 
+    /// The inline contracts of a Gateway or EdgeService (none for an Aggregator).
+    pub fn contracts(&self) -> &[crate::crd::ContractVersion] {
+        match self {
+            Self::Gateway(r) => &r.spec.contracts,
+            Self::EdgeService(r) => &r.spec.contracts,
+            Self::Aggregator(_) => &[],
+        }
+    }
+
     /// The `expose` entries of a Gateway or EdgeService (none for an Aggregator).
     pub fn expose(&self) -> &[crate::crd::ContractExposure] {
         match self {

@@ -367,6 +367,45 @@ pub struct RouteEntry {
     pub max_in_flight: Option<u32>,
     /// What browsers may do across origins (the route's policy, else its contract's).
     pub cors: Option<CorsEntry>,
+    /// Where the route's contract version is in its life; absent for a draft and for an
+    /// Aggregator endpoint. What the passivity check compares published routes by.
+    pub state: Option<VersionState>,
+    /// The deprecation announced on every response of the route (its own, else its
+    /// version's).
+    pub deprecation: Option<DeprecationEntry>,
+}
+
+/// Where a contract version is in its life, in the table's own terms (a draft is absent).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum VersionState {
+    /// Promised to clients: changes only passively.
+    Published,
+    /// Promised, and announced as deprecated.
+    Deprecated,
+    /// Not served: answered `410 Gone`.
+    Retired,
+}
+
+/// A deprecation as the proxy announces it (RFC 9745 `Deprecation`, RFC 8594 `Sunset`,
+/// `Link` relations `deprecation` and `sunset`).
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeprecationEntry {
+    /// When it is deprecated, in Unix seconds.
+    pub since: i64,
+    /// When it is sunset, in Unix seconds.
+    pub sunset: Option<i64>,
+    /// URL of the page on the deprecation.
+    pub link: Option<String>,
+    /// URL of the page on the sunset.
+    pub sunset_link: Option<String>,
+    /// The version to move to, named in the `410 Gone` body.
+    pub successor: Option<String>,
+    /// Answer `410 Gone` once the sunset has passed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gone_after_sunset: bool,
 }
 
 /// A route's CORS policy, ready to answer with.

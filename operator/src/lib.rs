@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod controller;
+pub mod diff;
 pub mod leader;
 pub mod metrics;
 pub mod objects;

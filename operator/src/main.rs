@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use gatehouse_api::crd::{RedisStore, RedisTls, SecretRef};
+use gatehouse_operator::diff::FailOn;
 use gatehouse_operator::settings::{DEFAULT_PROXY_IMAGE, NetworkPolicySettings, ProxySettings};
 
 /// Gatehouse operator.
@@ -146,6 +147,21 @@ enum Command {
         #[command(flatten)]
         proxy: ProxyArgs,
     },
+    /// Print every change between two versions of resource files to the contract versions
+    /// they publish, each with its class (breaking, possibly breaking, passive); exit 1 when
+    /// one is breaking (or, with `--fail-on possibly-breaking`, possibly breaking).
+    Diff {
+        /// The files before: a resource file or a directory of `*.yaml` files.
+        old: PathBuf,
+        /// The files after.
+        new: PathBuf,
+        /// Namespace of resources that name none.
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+        /// The class of change that fails.
+        #[arg(long, value_enum, default_value_t = FailOn::Breaking)]
+        fail_on: FailOn,
+    },
     /// Run the controllers.
     Run {
         /// Watch only this namespace (default: all).
@@ -178,6 +194,25 @@ fn main() -> ExitCode {
             Err(error) => {
                 eprintln!("error: {error}");
                 ExitCode::FAILURE
+            }
+        },
+        Command::Diff {
+            old,
+            new,
+            namespace,
+            fail_on,
+        } => match gatehouse_operator::diff::diff_paths(&[old], &[new], &namespace) {
+            Ok(diff) => {
+                print!("{}", diff.report());
+                if diff.fails(fail_on) {
+                    ExitCode::from(1)
+                } else {
+                    ExitCode::SUCCESS
+                }
+            }
+            Err(error) => {
+                eprintln!("error: cannot compare:\n{error}");
+                ExitCode::from(2)
             }
         },
         Command::Render {

@@ -901,3 +901,68 @@ fn listeners_decide_the_service_ports_the_open_ports_and_the_tls_listener() {
     let args = container(&rendered).args.unwrap();
     assert!(!args.iter().any(|a| a == "--listen-tls"));
 }
+
+#[test]
+fn the_diff_command_classifies_every_change_and_fails_on_a_breaking_one() {
+    let binary = env!("CARGO_BIN_EXE_gatehouse-operator");
+    let examples = repo().join("examples/versioning");
+    let diff = |old: &str, new: &str, flags: &[&str]| {
+        std::process::Command::new(binary)
+            .arg("diff")
+            .args(flags)
+            .arg(examples.join(old))
+            .arg(examples.join(new))
+            .output()
+            .unwrap()
+    };
+    let output = diff("before", "after", &[]);
+    assert_eq!(output.status.code(), Some(1), "a breaking change fails");
+    let report = String::from_utf8(output.stdout).unwrap();
+    let at = "spec.versions[version=v1].routes";
+    let expected = [
+        "Contract shop/catalog".to_owned(),
+        format!("  breaking           {at}[name=product].match.methods: method PUT removed"),
+        format!(
+            "  breaking           {at}[name=search].match.headers: header x-tenant now required: requests without it are no longer served"
+        ),
+        format!(
+            "  possibly breaking  {at}[name=search]: max body size: callers that were served may be refused"
+        ),
+        "  passive            spec.versions[version=v1].deprecation: deprecated".to_owned(),
+        "  passive            spec.versions[version=v1].lifecycle: Published became Deprecated"
+            .to_owned(),
+        format!("  passive            {at}[name=product]: backends changed"),
+        format!("  passive            {at}[name=reviews]: route added"),
+        "  passive            spec.versions[version=v2].lifecycle: Draft became Published"
+            .to_owned(),
+        "2 breaking, 1 possibly breaking, 5 passive".to_owned(),
+    ];
+    assert_eq!(report.lines().collect::<Vec<_>>(), expected);
+    // The other way round, v2 goes back to a draft (breaking) and a route of the deprecated v1
+    // goes (possibly breaking: its clients were told).
+    let back = diff("after", "before", &[]);
+    assert_eq!(back.status.code(), Some(1));
+    let report = String::from_utf8(back.stdout).unwrap();
+    assert!(
+        report.contains(&format!(
+            "possibly breaking  {at}[name=reviews]: deprecated route removed"
+        )),
+        "{report}"
+    );
+    assert!(report.contains("breaking           spec.versions[version=v2].lifecycle: Published version became a Draft again"), "{report}");
+    // No change: nothing to report, success; and the class to fail on is chosen.
+    let same = diff("before", "before", &[]);
+    assert_eq!(same.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8(same.stdout).unwrap(),
+        "0 breaking, 0 possibly breaking, 0 passive\n"
+    );
+    // Unreadable input is neither a pass nor a break.
+    let missing = diff("before", "nowhere", &[]);
+    assert_eq!(
+        missing.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+}

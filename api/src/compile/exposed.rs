@@ -14,9 +14,9 @@ use std::sync::Arc;
 use super::{CompileContext, Scope};
 use crate::crd::{ContractVersion, ExposedContract, ExposureState, RequestLimits};
 use crate::exposure::{Exposer, Picked, Resolution};
-use crate::path;
 use crate::route_table::{ContractSource, RouteEntry, RouteTable};
 use crate::validate::{self, ExposerClients, Problem};
+use crate::{path, versioning};
 
 /// Most problems one outcome message lists.
 const MAX_LISTED_PROBLEMS: usize = 5;
@@ -223,8 +223,11 @@ fn serve_one(
     let (refused, compiled) = match hit {
         Some(cached) => (cached.refusal.clone(), cached.current.clone()),
         None => {
-            let refused = refusal(exposer, pick);
+            let mut refused = refusal(exposer, pick);
             let compiled = refused.is_none().then(|| current(exposer, pick));
+            if let (None, Some(now)) = (&refused, &compiled) {
+                refused = last_good().and_then(|before| breaks(pick, &before, now));
+            }
             (refused, compiled)
         }
     };
@@ -345,6 +348,31 @@ fn refusal(exposer: &ExposerScope<'_>, pick: &Picked) -> Option<(&'static str, S
                 "as exposed by {}: {}",
                 exposer.exposer.describe(),
                 listed(&unknown)
+            ),
+        )
+    })
+}
+
+/// Why the Contract's generation `now` cannot replace the one served, `before`: it changes a
+/// published version of it in a way that breaks its clients.
+fn breaks(pick: &Picked, before: &Candidate, now: &Candidate) -> Option<(&'static str, String)> {
+    if before.generation.is_some() && before.generation == now.generation {
+        return None;
+    }
+    let changes = versioning::classify("spec.versions", before.routes.iter(), now.routes.iter());
+    let breaking = versioning::breaking_problems(&changes);
+    (!breaking.is_empty()).then(|| {
+        let generation = |g: Option<i64>| g.map_or(String::new(), |g| format!(" generation {g}"));
+        (
+            "BreakingChange",
+            format!(
+                "{}: Contract {}/{}{} breaks what the served{} promises its clients ({}); publish the change as a new version",
+                pick.at,
+                pick.namespace(),
+                pick.name(),
+                generation(now.generation),
+                generation(before.generation),
+                listed(&breaking)
             ),
         )
     })

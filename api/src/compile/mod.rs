@@ -9,16 +9,16 @@ use std::sync::Arc;
 
 use crate::crd::{
     Access, Aggregation, Aggregator, BackendProtocol, BackendRef, Client, ClientAddress,
-    ContractVersion, Cors, EdgeService, ExposedContract, ExposingKind, FailurePolicy, Gateway,
-    HeaderModifier, HttpMode, Listeners, MinTlsVersion, PathType, RedisStore, RequestLimits, Route,
-    RouteMatch, SourceRanges, StringMap, UnknownServerNamePolicy,
+    ContractVersion, Cors, Deprecation, EdgeService, ExposedContract, ExposingKind, FailurePolicy,
+    Gateway, HeaderModifier, HttpMode, Lifecycle, Listeners, MinTlsVersion, PathType, RedisStore,
+    RequestLimits, Route, RouteMatch, SourceRanges, StringMap, UnknownServerNamePolicy,
 };
 use crate::exposure::{self, Catalog, Exposer, Unresolved};
 use crate::naming::{Kind, proxy_name};
 use crate::rate_limits::{self, Owner};
 use crate::route_table::*;
 use crate::validate::{self, ExposerClients, Problem, routes_base_path};
-use crate::{duration, path, prepare};
+use crate::{duration, path, prepare, versioning};
 
 /// Upstream timeout of a route that sets none.
 pub const DEFAULT_ROUTE_TIMEOUT_MS: u64 = 30_000;
@@ -235,6 +235,12 @@ impl Scope<'_> {
         let levels = [route.limits.as_ref(), contract.limits.as_ref(), self.limits];
         entry.max_body_bytes = most_specific(levels, |l| l.max_body_bytes);
         entry.max_in_flight = most_specific(levels, |l| l.max_in_flight);
+        entry.state = version_state(contract.lifecycle);
+        entry.deprecation = route
+            .deprecation
+            .as_ref()
+            .or(contract.deprecation.as_ref())
+            .map(deprecation_entry);
         entry.retries = route.retries.as_ref().map(|r| Retries {
             attempts: u32::try_from(r.attempts).unwrap_or(0),
             statuses: sorted(
@@ -272,6 +278,40 @@ impl Scope<'_> {
             })
             .collect()
     }
+}
+
+/// A version's life in the table's terms: a draft is left out.
+fn version_state(lifecycle: Lifecycle) -> Option<VersionState> {
+    match lifecycle {
+        Lifecycle::Draft => None,
+        Lifecycle::Published => Some(VersionState::Published),
+        Lifecycle::Deprecated => Some(VersionState::Deprecated),
+        Lifecycle::Retired => Some(VersionState::Retired),
+    }
+}
+
+/// A deprecation in the table's terms; validation has checked its dates.
+fn deprecation_entry(deprecation: &Deprecation) -> DeprecationEntry {
+    DeprecationEntry {
+        since: deprecation.since_seconds().unwrap_or_default(),
+        sunset: deprecation.sunset_seconds().and_then(Result::ok),
+        link: deprecation.link.clone(),
+        sunset_link: deprecation.sunset_link.clone(),
+        successor: deprecation.successor.clone(),
+        gone_after_sunset: deprecation.gone_after_sunset,
+    }
+}
+
+/// The routes of a contract's versions on their own (ids `VERSION/ROUTE`, sorted), as a
+/// gateway of `namespace` with no settings of its own compiles them: what `diff` compares.
+pub fn contract_routes(namespace: &str, versions: &[ContractVersion]) -> Vec<RouteEntry> {
+    let context = CompileContext::default();
+    let scope = Scope {
+        namespace,
+        context: &context,
+        limits: None,
+    };
+    scope.contracts(versions)
 }
 
 /// The clients a route lets in: its own list, within its contract's; `None`: every client.
@@ -440,6 +480,8 @@ fn match_entry(
         max_body_bytes: None,
         max_in_flight: None,
         cors: None,
+        state: None,
+        deprecation: None,
     }
 }
 
@@ -569,7 +611,10 @@ pub fn compile_gateway_over(
         spec.redis.as_ref(),
         context,
     ));
-    finish(problems, || {
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    {
         let owner = source.owner();
         let mut clients: Vec<ClientEntry> = spec
             .clients
@@ -602,7 +647,7 @@ pub fn compile_gateway_over(
             context,
             previous,
         )
-    })
+    }
 }
 
 /// What a Gateway and an EdgeService compile the same way.
@@ -619,22 +664,32 @@ struct ProxyParts<'a> {
 }
 
 /// The table of a Gateway or EdgeService: `table` (its clients and Redis) with its listeners,
-/// access rules, inline contracts and the Contracts it exposes.
+/// access rules, inline contracts and the Contracts it exposes. Refused, with every break,
+/// when the inline contracts change a published version of `previous` in a breaking way.
 fn proxy_table(
     parts: ProxyParts<'_>,
     table: RouteTable,
     context: &CompileContext,
     previous: Option<&RouteTable>,
-) -> Compiled {
+) -> Result<Compiled, Vec<Problem>> {
     let scope = Scope {
         namespace: &parts.source.namespace,
         context,
         limits: parts.limits,
     };
+    let routes = scope.contracts(parts.contracts);
+    if let Some(previous) = previous {
+        let before = previous.routes.iter().filter(|r| versioning::is_inline(r));
+        let changes = versioning::classify("spec.contracts", before, &routes);
+        let breaking = versioning::breaking_problems(&changes);
+        if !breaking.is_empty() {
+            return Err(breaking);
+        }
+    }
     let table = RouteTable {
         tls: tls_entry(parts.listeners),
         https_redirect_port: https_redirect_port(parts.listeners),
-        routes: scope.contracts(parts.contracts),
+        routes,
         client_address: client_address_entry(parts.client_address),
         source_ranges: gateway_source_ranges(parts.access),
         ..table
@@ -658,7 +713,7 @@ fn proxy_table(
         previous,
         cache: context.compiled.as_deref(),
     };
-    with_exposed(table, exposer, parts.expose)
+    Ok(with_exposed(table, exposer, parts.expose))
 }
 
 /// The HTTPS listener's certificates and policy, in the table's own terms.
@@ -715,7 +770,10 @@ pub fn compile_edge_service_over(
         spec.redis.as_ref(),
         context,
     ));
-    finish(problems, || {
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    {
         proxy_table(
             ProxyParts {
                 source: &source,
@@ -741,7 +799,7 @@ pub fn compile_edge_service_over(
             context,
             previous,
         )
-    })
+    }
 }
 
 /// Compiles an Aggregator; refuses it, with every problem, when it is invalid.

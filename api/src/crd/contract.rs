@@ -9,6 +9,7 @@ use serde_with::skip_serializing_none;
 
 use super::access::{Access, RequestLimits};
 use super::cors::Cors;
+use super::lifecycle::{Deprecation, Lifecycle, PUBLISHED_KEPT_MESSAGE};
 use super::patterns::*;
 use super::route::Route;
 
@@ -17,6 +18,12 @@ use super::route::Route;
 #[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.lifecycle != 'Deprecated' || has(self.deprecation)").message("a Deprecated version announces it: set deprecation (since, and a sunset if there is one)"))]
+#[x_kube(validation = Rule::new("!has(self.deprecation) || self.lifecycle == 'Deprecated' || self.lifecycle == 'Retired'").message("deprecation applies to a Deprecated or Retired version; set lifecycle: Deprecated"))]
+#[x_kube(validation = Rule::new("oldSelf.lifecycle == 'Draft' || self.lifecycle != 'Draft'").message("a published version cannot become a Draft again: its clients rely on it; publish the change as a new version"))]
+#[x_kube(validation = Rule::new("oldSelf.lifecycle != 'Published' || self.lifecycle != 'Retired'").message("a Published version is retired only once Deprecated: set lifecycle: Deprecated (with deprecation) first"))]
+#[x_kube(validation = Rule::new("oldSelf.lifecycle == 'Draft' || oldSelf.lifecycle == 'Retired' || (has(self.basePath) ? self.basePath : '/' + self.version) == (has(oldSelf.basePath) ? oldSelf.basePath : '/' + oldSelf.version)").message("the basePath of a published version cannot change: every route's path would; publish a new version instead"))]
+#[x_kube(validation = Rule::new("oldSelf.lifecycle == 'Draft' || oldSelf.lifecycle == 'Retired' || oldSelf.routes.all(o, has(o.deprecation) || self.routes.exists(n, n.name == o.name))").message("a route of a published version cannot be removed or renamed: deprecate it first, or publish a new version"))]
 pub struct ContractVersion {
     /// Contract version: `v1`, `v2`, `v2beta1`…
     #[schemars(length(max = 32), pattern(CONTRACT_VERSION))]
@@ -37,6 +44,15 @@ pub struct ContractVersion {
     /// What browsers may do across origins on this contract's routes; a route's own `cors`
     /// replaces it.
     pub cors: Option<Cors>,
+    /// Where this version is in its life: `Draft` (the default: served, free to change),
+    /// `Published` (changes only passively), `Deprecated` (announced on every response; set
+    /// `deprecation`) or `Retired` (every route answers `410 Gone`).
+    #[serde(default, skip_serializing_if = "Lifecycle::is_draft")]
+    #[schemars(extend("default" = "Draft"))]
+    pub lifecycle: Lifecycle,
+    /// The deprecation of this version, announced on every response of it: for a
+    /// `Deprecated` or `Retired` version.
+    pub deprecation: Option<Deprecation>,
 }
 
 /// An API a team publishes on its own, for gateways and edges to expose: its versions, each
@@ -59,6 +75,7 @@ pub struct ContractVersion {
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("oldSelf.versions.all(o, o.lifecycle != 'Published' || self.versions.exists(n, n.version == o.version))").message(PUBLISHED_KEPT_MESSAGE))]
 pub struct ContractSpec {
     /// The published versions, one entry per version (the list is keyed by version). Keep a
     /// version its clients still call: removing it removes its routes from every gateway.

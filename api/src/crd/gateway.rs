@@ -7,6 +7,7 @@ use serde_with::skip_serializing_none;
 use super::access::{Access, ClientAddress, RequestLimits};
 use super::client::Client;
 use super::contract::{ContractExposure, ContractVersion};
+use super::lifecycle::{INLINE_PUBLISHED_KEPT_RULE, PUBLISHED_KEPT_MESSAGE};
 use super::listeners::Listeners;
 use super::patterns::*;
 use super::redis::RedisStore;
@@ -35,6 +36,7 @@ use super::status::ProxyStatus;
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.contracts) || has(self.expose)").message("publish contracts inline (contracts), expose Contract resources (expose), or both"))]
+#[x_kube(validation = Rule::new(INLINE_PUBLISHED_KEPT_RULE).message(PUBLISHED_KEPT_MESSAGE))]
 #[x_kube(validation = Rule::new("!has(self.clients) || !self.clients.exists(c, has(c.clientCertificate)) || (has(self.listeners) && has(self.listeners.https))").message("a client recognised by clientCertificate needs listeners.https"))]
 pub struct GatewaySpec {
     /// The clients this gateway serves and how each is recognised; names are unique (the list
@@ -102,6 +104,7 @@ pub struct GatewaySpec {
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.contracts) || has(self.expose)").message("publish contracts inline (contracts), expose Contract resources (expose), or both"))]
+#[x_kube(validation = Rule::new(INLINE_PUBLISHED_KEPT_RULE).message(PUBLISHED_KEPT_MESSAGE))]
 #[x_kube(validation = Rule::new("!has(self.client.clientCertificate) || (has(self.listeners) && has(self.listeners.https))").message("a client recognised by clientCertificate needs listeners.https"))]
 pub struct EdgeServiceSpec {
     /// The one client this edge serves.

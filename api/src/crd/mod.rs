@@ -8,6 +8,7 @@ pub mod client;
 pub mod contract;
 pub mod cors;
 pub mod gateway;
+pub mod lifecycle;
 pub mod listeners;
 pub mod method;
 pub mod patterns;
@@ -30,6 +31,7 @@ pub use contract::{
 };
 pub use cors::Cors;
 pub use gateway::{EdgeService, EdgeServiceSpec, Gateway, GatewaySpec};
+pub use lifecycle::{Deprecation, Lifecycle};
 pub use listeners::{
     Certificate, HttpListener, HttpMode, HttpsListener, Listeners, MinTlsVersion,
     UnknownServerNamePolicy,

@@ -99,6 +99,13 @@ pub const MAX_EXPRESSION: usize = 8192;
 /// Longest body of a direct response.
 pub const MAX_BODY: usize = 16384;
 
+/// An RFC 3339 date-time, e.g. `2027-01-31T00:00:00Z` (the date is checked when compiled).
+pub const TIMESTAMP: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})$";
+
+/// An `http` or `https` URL that can stand in a `Link` header: no spaces, quotes, angle
+/// brackets or control characters.
+pub const LINK_URL: &str = r#"^https?://[^\s<>"\x00-\x1F\x7F]+$"#;
+
 /// The schema of a header map's values (`additionalProperties`): strings of at most
 /// [`MAX_PATH`] characters that are valid header values.
 pub fn header_values_schema() -> serde_json::Value {

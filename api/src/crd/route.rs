@@ -317,4 +317,8 @@ pub struct Route {
     pub limits: Option<RequestLimits>,
     /// What browsers may do across origins on this route, replacing its contract's `cors`.
     pub cors: Option<super::cors::Cors>,
+    /// A deprecation of this route alone, announced on its every response (its version's
+    /// own `deprecation`, if any, is replaced). A deprecated route of a published version may
+    /// be removed later; any other may not.
+    pub deprecation: Option<super::lifecycle::Deprecation>,
 }

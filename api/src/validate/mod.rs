@@ -27,6 +27,19 @@ pub struct Problem {
     pub path: String,
     /// What is wrong, in the user's terms.
     pub message: String,
+    /// Whether the spec is wrong on its own, or breaks what clients were promised.
+    pub kind: ProblemKind,
+}
+
+/// What kind of problem a [`Problem`] is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ProblemKind {
+    /// The spec is wrong on its own.
+    #[default]
+    Invalid,
+    /// The spec is valid, but changes a published contract version in a way that breaks its
+    /// clients (see [`crate::versioning`]).
+    BreakingChange,
 }
 
 impl Problem {
@@ -35,7 +48,30 @@ impl Problem {
         Self {
             path: path.into(),
             message: message.into(),
+            kind: ProblemKind::Invalid,
         }
+    }
+
+    /// A breaking change at `path`.
+    pub fn breaking(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            kind: ProblemKind::BreakingChange,
+            ..Self::new(path, message)
+        }
+    }
+}
+
+/// The reason a resource with these problems is not accepted: `BreakingChange` when each of
+/// them is one, else `Invalid`.
+pub fn reason(problems: &[Problem]) -> &'static str {
+    if !problems.is_empty()
+        && problems
+            .iter()
+            .all(|p| p.kind == ProblemKind::BreakingChange)
+    {
+        "BreakingChange"
+    } else {
+        "Invalid"
     }
 }
 

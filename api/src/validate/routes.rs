@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use super::Problem;
 use super::aggregation::check_aggregation;
-use crate::crd::{ContractVersion, Endpoint, HeaderModifier, PathType, Route, RouteMatch};
+use crate::crd::{
+    ContractVersion, Deprecation, Endpoint, HeaderModifier, PathType, Route, RouteMatch,
+};
 use crate::prepare::{self, HeaderValueTemplate};
 use crate::{duration, normalize, path};
 
@@ -56,13 +58,28 @@ pub(super) fn check_contracts(
     problems: &mut Vec<Problem>,
 ) {
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    let versions: Vec<&str> = contracts.iter().map(|c| c.version.as_str()).collect();
     for (c, contract) in contracts.iter().enumerate() {
         let base = base_path(contract);
         check_path_syntax(&format!("{field}[{c}].basePath"), &base, problems);
+        if let Some(deprecation) = &contract.deprecation {
+            let at = format!("{field}[{c}].deprecation");
+            check_deprecation(
+                &at,
+                deprecation,
+                &versions,
+                Some(&contract.version),
+                problems,
+            );
+        }
         for (r, route) in contract.routes.iter().enumerate() {
             let at = format!("{field}[{c}].routes[{r}]");
             let full = path::join(&base, &route.matches.path);
             check_route(&at, &full, route, problems);
+            if let Some(deprecation) = &route.deprecation {
+                let at = format!("{at}.deprecation");
+                check_deprecation(&at, deprecation, &versions, None, problems);
+            }
             let key = match_key(&full, &route.matches);
             let id = format!("{}/{}", contract.version, route.name);
             if let Some(first) = seen.get(&key) {
@@ -73,6 +90,45 @@ pub(super) fn check_contracts(
             } else {
                 seen.insert(key, id);
             }
+        }
+    }
+}
+
+/// A deprecation's dates are real and in order, and its successor is another of the contract's
+/// `versions` (`own`: the deprecated version itself, when it is one).
+fn check_deprecation(
+    at: &str,
+    deprecation: &Deprecation,
+    versions: &[&str],
+    own: Option<&str>,
+    problems: &mut Vec<Problem>,
+) {
+    let since = deprecation.since_seconds();
+    if let Err(message) = &since {
+        problems.push(Problem::new(format!("{at}.since"), message.clone()));
+    }
+    match (since, deprecation.sunset_seconds()) {
+        (_, Some(Err(message))) => problems.push(Problem::new(format!("{at}.sunset"), message)),
+        (Ok(since), Some(Ok(sunset))) if sunset < since => problems.push(Problem::new(
+            format!("{at}.sunset"),
+            "sunset may not be before since (the deprecation date)",
+        )),
+        _ => {}
+    }
+    if let Some(successor) = deprecation.successor.as_deref() {
+        if Some(successor) == own {
+            problems.push(Problem::new(
+                format!("{at}.successor"),
+                format!("a version cannot succeed itself: name the version clients move to instead of {successor}"),
+            ));
+        } else if !versions.contains(&successor) {
+            problems.push(Problem::new(
+                format!("{at}.successor"),
+                format!(
+                    "successor {successor} is not a version of this contract (it has {})",
+                    versions.join(", ")
+                ),
+            ));
         }
     }
 }

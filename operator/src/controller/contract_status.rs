@@ -31,6 +31,9 @@ use super::context::Clock;
 use super::status::{ACCEPTED, condition, with_transition_time};
 use crate::FIELD_MANAGER;
 
+/// The reason of a change that breaks a published version.
+const BREAKING_CHANGE: &str = "BreakingChange";
+
 /// A Contract is looked at again after this long even if nothing happened.
 const RESYNC: Duration = Duration::from_secs(600);
 /// After a failed status write.
@@ -85,6 +88,32 @@ pub fn contract_status<'a>(
         .collect();
     exposed_by
         .sort_by(|a, b| (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name)));
+    // Valid on its own, it may still break what an exposer serves of it: that exposer keeps
+    // serving the last good generation and says why.
+    let breaks: Vec<String> = exposed_by
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some(BREAKING_CHANGE))
+        .map(|e| {
+            format!(
+                "{} {}/{}: {}",
+                e.kind,
+                e.namespace,
+                e.name,
+                e.message.as_deref().unwrap_or_default()
+            )
+        })
+        .collect();
+    let accepted = if problems.is_empty() && !breaks.is_empty() {
+        condition(
+            ACCEPTED,
+            false,
+            BREAKING_CHANGE,
+            breaks.join("; "),
+            generation,
+        )
+    } else {
+        accepted
+    };
     let current = exposed_by
         .iter()
         .filter(|e| e.state == ExposureState::Served && e.served_generation == generation)
@@ -353,6 +382,42 @@ mod tests {
             (accepted.type_.as_str(), accepted.status.as_str()),
             ("Accepted", "True")
         );
+    }
+
+    #[test]
+    fn a_contract_that_breaks_what_an_exposer_serves_is_not_accepted_and_says_where() {
+        let kept = exposing(ExposureState::LastGoodServed, 1, Some("BreakingChange"));
+        let served = exposing(ExposureState::Served, 2, None);
+        let (web, mobile) = (meta("shop", "web"), meta("shop", "mobile"));
+        let view = |kind, metadata, status| ExposerView {
+            kind,
+            metadata,
+            status: Some(status),
+        };
+        let status = contract_status(
+            &contract(2),
+            [
+                view("Gateway", &web, &kept),
+                view("EdgeService", &mobile, &served),
+            ],
+            at(1),
+        );
+        let accepted = &status.conditions[0];
+        assert_eq!(
+            (
+                accepted.status.as_str(),
+                accepted.reason.as_str(),
+                accepted.message.as_str()
+            ),
+            (
+                "False",
+                "BreakingChange",
+                "Gateway shop/web: BreakingChange: details"
+            )
+        );
+        // Once no exposer reports a break, it is accepted again.
+        let status = contract_status(&contract(2), [view("Gateway", &web, &served)], at(2));
+        assert_eq!(status.conditions[0].reason, "Accepted");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use gatehouse_api::crd::{ExposedContract, ExposureState, ProxyStatus, ServedContract};
 use gatehouse_api::exposure::Unresolved;
 use gatehouse_api::route_table::{RouteTable, digest_of};
-use gatehouse_api::validate::{Problem, join};
+use gatehouse_api::validate::{Problem, join, reason};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -169,7 +169,7 @@ fn accepted(seen: &Observation<'_>) -> Condition {
         condition(
             ACCEPTED,
             false,
-            "Invalid",
+            reason(seen.problems),
             join(seen.problems),
             seen.generation,
         )

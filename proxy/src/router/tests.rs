@@ -32,6 +32,8 @@ fn route(id: &str, kind: PathKind, path: &str) -> RouteEntry {
         max_body_bytes: None,
         max_in_flight: None,
         cors: None,
+        state: None,
+        deprecation: None,
         retries: None,
     }
 }

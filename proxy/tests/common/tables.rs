@@ -71,6 +71,8 @@ fn entry(id: &str, kind: PathKind, path: &str, action: Action) -> RouteEntry {
         max_body_bytes: None,
         max_in_flight: None,
         cors: None,
+        state: None,
+        deprecation: None,
         retries: None,
     }
 }
