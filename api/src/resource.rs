@@ -151,6 +151,12 @@ impl Resource {
         }
     }
 
+    /// Whether it publishes an inline contract version beyond a draft (its clients were
+    /// promised it: a compile checks the change against what was served).
+    pub fn publishes(&self) -> bool {
+        self.contracts().iter().any(|c| !c.lifecycle.is_draft())
+    }
+
     /// The `expose` entries of a Gateway or EdgeService (none for an Aggregator).
     pub fn expose(&self) -> &[crate::crd::ContractExposure] {
         match self {

@@ -193,6 +193,9 @@ fn a_breaking_change_to_inline_contracts_refuses_the_resource_with_every_break()
         ]
     );
     assert_eq!(reason(&problems), "BreakingChange");
+    // The operator compiles over its last compile rather than the table read back: the same.
+    let over_last = compile(&inline("Published", &broken), None, Some(&first)).unwrap_err();
+    assert_eq!(over_last, problems);
     // Without a served table (render, a first apply) there is nothing to break.
     assert!(compile(&inline("Published", &broken), None, None).is_ok());
     // Passive: a method added. Draft: anything.

@@ -40,7 +40,7 @@ impl GrpcCode {
     /// run: not retried blindly as `UNAVAILABLE` would be).
     pub fn of(kind: ProblemKind) -> Self {
         match kind {
-            ProblemKind::NoRoute => Self::Unimplemented,
+            ProblemKind::NoRoute | ProblemKind::Gone => Self::Unimplemented,
             ProblemKind::NotReady
             | ProblemKind::NoHealthyUpstream
             | ProblemKind::UpstreamFailed => Self::Unavailable,

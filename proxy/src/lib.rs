@@ -17,6 +17,7 @@ pub mod clients;
 pub mod cluster;
 pub mod cors;
 mod delegate;
+pub mod deprecation;
 pub mod gateway;
 pub mod global_limit;
 pub mod grpc;

@@ -41,6 +41,8 @@ pub enum ProblemKind {
     /// The client's global rate limit cannot be checked (Redis does not answer) and the
     /// client is refused then.
     LimitUnavailable,
+    /// The route's contract version is retired, or past its sunset.
+    Gone,
     /// A fault in the proxy.
     Internal,
 }
@@ -61,6 +63,7 @@ impl ProblemKind {
             Self::PayloadTooLarge => 413,
             Self::RateLimited | Self::ClientBusy => 429,
             Self::RouteBusy | Self::LimitUnavailable => 503,
+            Self::Gone => 410,
             Self::Internal => 500,
         }
     }
@@ -82,6 +85,7 @@ impl ProblemKind {
             Self::RateLimited | Self::ClientBusy => "Too many requests",
             Self::RouteBusy => "Route at capacity",
             Self::LimitUnavailable => "Rate limit unavailable",
+            Self::Gone => "Gone",
             Self::Internal => "Internal error",
         }
     }
@@ -112,6 +116,7 @@ impl ProblemKind {
             Self::LimitUnavailable => {
                 "this client's rate limit cannot be checked right now; retry after the time in Retry-After"
             }
+            Self::Gone => "this version of the API is no longer served",
             Self::Internal => "the gateway failed to handle the request",
         }
     }
@@ -127,6 +132,9 @@ struct ProblemBody<'a> {
     detail: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     route: Option<&'a str>,
+    /// For `Gone`: the version to move to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    successor: Option<&'a str>,
     request_id: &'a str,
 }
 
@@ -142,12 +150,33 @@ pub fn problem_body_with_detail(
     route: Option<&str>,
     request_id: &str,
 ) -> Vec<u8> {
+    problem_json(kind, detail, route, None, request_id)
+}
+
+/// The JSON body of `410 Gone`, with the version to move to as the `successor` member.
+pub fn gone_body(
+    detail: &str,
+    successor: Option<&str>,
+    route: Option<&str>,
+    request_id: &str,
+) -> Vec<u8> {
+    problem_json(ProblemKind::Gone, detail, route, successor, request_id)
+}
+
+fn problem_json(
+    kind: ProblemKind,
+    detail: &str,
+    route: Option<&str>,
+    successor: Option<&str>,
+    request_id: &str,
+) -> Vec<u8> {
     let body = ProblemBody {
         kind: "about:blank",
         title: kind.title(),
         status: kind.status(),
         detail,
         route,
+        successor,
         request_id,
     };
     serde_json::to_vec(&body).unwrap_or_default()

@@ -7,6 +7,7 @@
 use crate::access::{CallerAddress, SourceRules};
 use crate::clients::{Clients, SecretFiles};
 use crate::cors::CorsPolicy;
+use crate::deprecation::{Announcement, AnnouncementError, announcement};
 use crate::tls::origination::{self, OriginKey, Originations};
 use crate::tls::{Termination, TlsError};
 use std::sync::Arc;
@@ -89,6 +90,8 @@ pub struct PreparedRoute {
     pub cors: Option<CorsPolicy>,
     /// The route's concurrency limit.
     pub concurrency: Option<ConcurrencyLimit>,
+    /// Its deprecation (headers on every response) or retirement (`410 Gone`).
+    pub announcement: Option<Announcement>,
 }
 
 /// When a proxied request is tried again.
@@ -159,6 +162,9 @@ pub enum BuildError {
     /// An access rule (an address range, a CORS policy) cannot be used.
     #[error("{0}")]
     Access(String),
+    /// A deprecation cannot be announced in headers.
+    #[error("{0}")]
+    Deprecation(#[from] AnnouncementError),
     /// A content type is not a media type.
     #[error("route {route}: content type: {message}")]
     ContentType {
@@ -368,6 +374,7 @@ fn prepare_route(
             .limit(&key, usize::try_from(max).unwrap_or(usize::MAX))
     });
     Ok(PreparedRoute {
+        announcement: announcement(&entry)?,
         source_rules,
         cors,
         concurrency,

@@ -37,11 +37,14 @@ pub(super) struct Served {
 /// What compiling one exposer's Contracts made of each, with the inputs it came from, so that
 /// the next compile of that exposer (one Contract changed, say) reuses instead of validating
 /// and compiling every Contract again. Held by the caller between compiles (the operator, per
-/// resource, in memory); compiles stay pure.
+/// resource, in memory); compiles stay pure. It also keeps the resource's own inline routes
+/// of published (deprecated, retired) versions: what the next compile may not break.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ContractCache {
     /// By Contract namespace and name.
     entries: BTreeMap<(String, String), Cached>,
+    /// The inline routes of versions that are not drafts.
+    pub(super) promised_inline: Arc<[RouteEntry]>,
 }
 
 impl ContractCache {

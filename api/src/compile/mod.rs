@@ -574,7 +574,13 @@ fn with_exposed(
     expose: &[crate::crd::ContractExposure],
 ) -> Compiled {
     let resolution = exposure::resolve(&exposer.exposer, expose, &exposer.context.catalog);
-    let served = exposed::serve(&exposer, &resolution, &table.routes);
+    let mut served = exposed::serve(&exposer, &resolution, &table.routes);
+    served.cache.promised_inline = table
+        .routes
+        .iter()
+        .filter(|r| r.state.is_some())
+        .cloned()
+        .collect();
     table.routes.extend(served.routes);
     table.routes.sort_by(|a, b| a.id.cmp(&b.id));
     table.contracts = served.sources;
@@ -678,13 +684,17 @@ fn proxy_table(
         limits: parts.limits,
     };
     let routes = scope.contracts(parts.contracts);
-    if let Some(previous) = previous {
-        let before = previous.routes.iter().filter(|r| versioning::is_inline(r));
-        let changes = versioning::classify("spec.contracts", before, &routes);
-        let breaking = versioning::breaking_problems(&changes);
-        if !breaking.is_empty() {
-            return Err(breaking);
-        }
+    // What clients were promised: the served table's inline routes, else the last compile's.
+    let promised = |r: &&RouteEntry| versioning::is_inline(r) && r.state.is_some();
+    let before: Vec<&RouteEntry> = match (previous, context.compiled.as_deref()) {
+        (Some(previous), _) => previous.routes.iter().filter(promised).collect(),
+        (None, Some(last)) => last.promised_inline.iter().collect(),
+        (None, None) => Vec::new(),
+    };
+    let breaking =
+        versioning::breaking_problems(&versioning::classify("spec.contracts", before, &routes));
+    if !breaking.is_empty() {
+        return Err(breaking);
     }
     let table = RouteTable {
         tls: tls_entry(parts.listeners),

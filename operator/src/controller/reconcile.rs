@@ -168,12 +168,16 @@ pub async fn reconcile<K: ProxyResource>(
     let mut missing = found.missing(&references);
     let owner_uid = object.meta().uid.as_deref();
     let name = proxy_name(resource.kind(), resource.name());
-    // Only a resource that exposes Contracts keeps anything of the table it replaces: from
-    // its last compile, whose table is the one in place; after a restart, from the table the
+    // Only a resource that exposes Contracts (their last good routes) or publishes contract
+    // versions (what its clients were promised) compiles over the table it replaces: over its
+    // last compile, whose table is the one in place; after a restart, over the table the
     // route ConfigMap holds (read, unpacked and parsed: at 10,000 routes the costliest step).
     let key = object_key(object.as_ref());
-    let previous = if let Some(catalog) = catalog {
+    let over_last = catalog.is_some() || resource.publishes();
+    if let Some(catalog) = catalog {
         found.catalog = catalog;
+    }
+    let previous = if over_last {
         found.compiled = ctx.last_compiles.contracts(&key);
         match found.compiled {
             Some(_) => None,
@@ -198,7 +202,7 @@ pub async fn reconcile<K: ProxyResource>(
                 ctx.own_writes.record(&namespace, &name, version);
                 let applied = applied?;
                 steps.done("apply");
-                if applied.table_in_place && !resource.expose().is_empty() {
+                if applied.table_in_place && over_last {
                     ctx.last_compiles.remember(&key, plan.contracts);
                 }
                 let exposure = applied.table_in_place.then_some(Exposure {

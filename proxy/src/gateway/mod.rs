@@ -11,7 +11,7 @@ mod respond;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use http::HeaderValue;
@@ -329,6 +329,15 @@ impl ProxyHttp for Gateway {
             write_local_response(session, response, &ctx.request_id, Decorate::Nothing).await?;
             return Ok(true);
         };
+        if let Some(announcement) = &route.announcement
+            && let Some(detail) = announcement.gone(SystemTime::now())
+        {
+            let successor = announcement.successor.as_deref();
+            let response =
+                LocalResponse::gone(detail, successor, Some(ctx.route_id()), &ctx.request_id);
+            write_local_response(session, response, &ctx.request_id, Decorate::Cors(route)).await?;
+            return Ok(true);
+        }
         let refused = if let Some(caller) = caller
             && !route.source_rules.iter().all(|rules| rules.admits(caller))
         {
@@ -583,6 +592,11 @@ impl ProxyHttp for Gateway {
             }
             for (name, value) in policy.response_headers(&session.req_header().headers) {
                 upstream_response.append_header(name, value)?;
+            }
+        }
+        if let Some(announcement) = ctx.route().and_then(|r| r.announcement.as_ref()) {
+            for (name, value) in &announcement.headers {
+                upstream_response.append_header(name.clone(), value.clone())?;
             }
         }
         if let Some(route) = ctx.route()

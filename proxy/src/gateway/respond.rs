@@ -8,7 +8,9 @@ use pingora::proxy::Session;
 
 use crate::grpc;
 use crate::headers::REQUEST_ID;
-use crate::problem::{PROBLEM_CONTENT_TYPE, ProblemKind, problem_body, problem_body_with_detail};
+use crate::problem::{
+    PROBLEM_CONTENT_TYPE, ProblemKind, gone_body, problem_body, problem_body_with_detail,
+};
 use crate::rewrite::TemplateVars;
 use crate::table::PreparedRoute;
 
@@ -40,6 +42,19 @@ impl LocalResponse {
         Self::problem_body(
             kind,
             problem_body_with_detail(kind, detail, route, request_id),
+        )
+    }
+
+    /// `410 Gone` for a retired (or sunset) route, naming the version to move to.
+    pub fn gone(
+        detail: &str,
+        successor: Option<&str>,
+        route: Option<&str>,
+        request_id: &str,
+    ) -> Self {
+        Self::problem_body(
+            ProblemKind::Gone,
+            gone_body(detail, successor, route, request_id),
         )
     }
 
@@ -103,12 +118,17 @@ pub async fn write_local_response(
     if let Ok(id) = HeaderValue::from_str(request_id) {
         header.insert_header(REQUEST_ID, id)?;
     }
-    let (cors, edits) = match route {
+    let (known, edits) = match route {
         Decorate::Nothing => (None, None),
-        Decorate::Cors(route) => (route.cors.as_ref(), None),
-        Decorate::Route(route, vars) => (route.cors.as_ref(), Some((route, vars))),
+        Decorate::Cors(route) => (Some(route), None),
+        Decorate::Route(route, vars) => (Some(route), Some((route, vars))),
     };
-    if let Some(cors) = cors {
+    if let Some(announcement) = known.and_then(|r| r.announcement.as_ref()) {
+        for (name, value) in &announcement.headers {
+            header.append_header(name.clone(), value.clone())?;
+        }
+    }
+    if let Some(cors) = known.and_then(|r| r.cors.as_ref()) {
         for (name, value) in cors.response_headers(&session.req_header().headers) {
             header.append_header(name, value)?;
         }

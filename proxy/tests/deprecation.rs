@@ -1,0 +1,137 @@
+//! Deprecated and retired contract versions over real HTTP: every response of a deprecated
+//! route carries `Deprecation` (RFC 9745), `Sunset` (RFC 8594) and `Link` exactly as the RFCs
+//! write them, the backend's answer and the gateway's own alike; after a sunset that says so,
+//! and always for a retired version, the answer is `410 Gone` with a problem body naming the
+//! successor. Routes that are not deprecated get none of it.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use common::tables::*;
+use common::*;
+use gatehouse_api::route_table::{DeprecationEntry, PathKind, RouteEntry, VersionState};
+
+fn deprecated(mut route: RouteEntry, state: VersionState, sunset: i64, gone: bool) -> RouteEntry {
+    route.state = Some(state);
+    route.deprecation = Some(DeprecationEntry {
+        since: 1_798_761_600,
+        sunset: Some(sunset),
+        link: Some("https://developer.example.com/v1-to-v2".into()),
+        sunset_link: Some("https://developer.example.com/sunsets".into()),
+        successor: Some("v2".into()),
+        gone_after_sunset: gone,
+    });
+    route
+}
+
+fn values<'a>(reply: &'a Reply, name: &str) -> Vec<&'a str> {
+    reply
+        .headers
+        .get_all(name)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deprecated_routes_announce_it_and_retired_or_sunset_ones_answer_410() {
+    let backend = Upstream::named("catalog").await;
+    let now = i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap();
+    // 2100-01-01: the sunset is ahead, so the route serves even though it will be gone then.
+    let ahead = 4_102_444_800;
+    let product = proxy(
+        "v1/product",
+        PathKind::Exact,
+        "/v1/product",
+        vec![upstream("catalog", backend.port(), None, 1)],
+    );
+    let routes = vec![
+        deprecated(product, VersionState::Deprecated, ahead, true),
+        deprecated(
+            respond("v1/legacy", PathKind::Exact, "/v1/legacy"),
+            VersionState::Deprecated,
+            now - 60,
+            true,
+        ),
+        deprecated(
+            respond("v1/kept", PathKind::Exact, "/v1/kept"),
+            VersionState::Published,
+            now - 60,
+            false,
+        ),
+        {
+            let mut retired = respond("v0/product", PathKind::Exact, "/v0/product");
+            retired.state = Some(VersionState::Retired);
+            retired
+        },
+        respond("v2/product", PathKind::Exact, "/v2/product"),
+    ];
+    let (proxy, _dir) = serve_routes(routes, "deprecation", &[]).await;
+
+    let served = proxy.send(get("/v1/product")).await;
+    assert_eq!((served.status, served.text().as_str()), (200, "catalog"));
+    assert_eq!(values(&served, "deprecation"), ["@1798761600"]);
+    assert_eq!(values(&served, "sunset"), ["Fri, 01 Jan 2100 00:00:00 GMT"]);
+    assert_eq!(
+        values(&served, "link"),
+        [
+            "<https://developer.example.com/v1-to-v2>; rel=\"deprecation\"; type=\"text/html\"",
+            "<https://developer.example.com/sunsets>; rel=\"sunset\"; type=\"text/html\"",
+        ]
+    );
+
+    // Past its sunset, and told to go then: 410 with the successor, and the headers still.
+    let gone = proxy.send(get("/v1/legacy")).await;
+    assert_eq!(gone.status, 410);
+    assert_eq!(
+        gone.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert_eq!(values(&gone, "deprecation"), ["@1798761600"]);
+    let body = gone.json();
+    assert_eq!(
+        (body["status"].as_u64(), body["title"].as_str()),
+        (Some(410), Some("Gone"))
+    );
+    assert_eq!(body["successor"], "v2");
+    assert_eq!(body["route"], "v1/legacy");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("this route of version v1 was sunset on ")
+            && detail.ends_with("; use version v2"),
+        "{detail}"
+    );
+
+    // Past its sunset without goneAfterSunset: still served, with the headers.
+    let kept = proxy.send(get("/v1/kept")).await;
+    assert_eq!((kept.status, kept.text().as_str()), (200, "v1/kept"));
+    assert_eq!(values(&kept, "deprecation"), ["@1798761600"]);
+
+    let retired = proxy.send(get("/v0/product")).await;
+    assert_eq!(retired.status, 410);
+    assert_eq!(
+        retired.json()["detail"],
+        "version v0 of this API is retired"
+    );
+    assert!(retired.header("deprecation").is_none());
+
+    let current = proxy.send(get("/v2/product")).await;
+    assert_eq!(
+        (current.status, current.text().as_str()),
+        (200, "v2/product")
+    );
+    for name in ["deprecation", "sunset", "link"] {
+        assert!(
+            current.header(name).is_none(),
+            "{name} on a route that is not deprecated"
+        );
+    }
+}
