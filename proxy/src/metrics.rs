@@ -1,6 +1,6 @@
 //! Prometheus metrics of the data plane, served on the admin listener's `/metrics`.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::aggregate::metrics::AggregationMetrics;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -10,22 +10,58 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-/// Labels of a served request.
+/// Labels of a served request. The route's are shared with its prepared route
+/// ([`RouteNames`]), so counting a request allocates only the client's name.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     /// Route id, or `none` when no route matched.
-    pub route: String,
+    pub route: Arc<String>,
     /// `2xx`, `3xx`, `4xx`, `5xx` (or `1xx`, `0xx` for a dropped connection).
-    pub status_class: String,
+    pub status_class: &'static str,
     /// Calling client's name, or `anonymous`.
     pub client: String,
+    /// The Contract resource of the route (`NAMESPACE/NAME`); empty for the resource's own
+    /// inline contracts and Aggregator endpoints.
+    pub contract: Arc<String>,
+    /// The route's contract version (`v1`); empty for an Aggregator endpoint or no route.
+    pub version: Arc<String>,
+}
+
+/// A route's names as its requests are counted: made once when the table loads.
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq)]
+pub struct RouteNames {
+    /// Its id.
+    pub id: Arc<String>,
+    /// `NAMESPACE/NAME` of the Contract it is of; empty for inline contracts.
+    pub contract: Arc<String>,
+    /// Its contract version; empty for an Aggregator endpoint.
+    pub version: Arc<String>,
+}
+
+impl RouteNames {
+    /// The names of the route `id` of contract version `version`: a Contract's route ids are
+    /// `NAMESPACE/CONTRACT/VERSION/ROUTE`, inline ones `VERSION/ROUTE`.
+    pub fn of(id: &str, version: Option<&str>) -> Self {
+        let mut parts = id.splitn(3, '/');
+        let contract = match (parts.next(), parts.next(), parts.next()) {
+            (Some(namespace), Some(name), Some(rest)) if rest.contains('/') => {
+                format!("{namespace}/{name}")
+            }
+            _ => String::new(),
+        };
+        Self {
+            id: Arc::new(id.to_owned()),
+            contract: Arc::new(contract),
+            version: Arc::new(version.unwrap_or_default().to_owned()),
+        }
+    }
 }
 
 /// Labels of a per-route latency.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     /// Route id, or `none`.
-    pub route: String,
+    pub route: Arc<String>,
 }
 
 /// Labels of an upstream failure.
@@ -126,6 +162,8 @@ pub struct ProxyMetrics {
     current_table: Mutex<Option<TableLabels>>,
     /// Aggregation figures: per endpoint and per step.
     pub aggregation: AggregationMetrics,
+    /// What a request no route matched is counted under (`none`).
+    no_route: RouteNames,
 }
 
 impl Default for ProxyMetrics {
@@ -223,11 +261,18 @@ impl ProxyMetrics {
             in_flight,
             handshakes,
             current_table: Mutex::new(None),
+            no_route: RouteNames::of("none", None),
         }
     }
 
     /// Counts a finished request and its latency.
-    pub fn request_done(&self, route: &str, status: u16, client: Option<&str>, seconds: f64) {
+    pub fn request_done(
+        &self,
+        route: Option<&RouteNames>,
+        status: u16,
+        client: Option<&str>,
+        seconds: f64,
+    ) {
         let class = match status / 100 {
             1 => "1xx",
             2 => "2xx",
@@ -236,16 +281,19 @@ impl ProxyMetrics {
             5 => "5xx",
             _ => "0xx",
         };
+        let route = route.unwrap_or(&self.no_route);
         self.requests
             .get_or_create(&RequestLabels {
-                route: route.to_owned(),
-                status_class: class.to_owned(),
+                route: Arc::clone(&route.id),
+                status_class: class,
                 client: client.unwrap_or("anonymous").to_owned(),
+                contract: Arc::clone(&route.contract),
+                version: Arc::clone(&route.version),
             })
             .inc();
         self.latency
             .get_or_create(&RouteLabels {
-                route: route.to_owned(),
+                route: Arc::clone(&route.id),
             })
             .observe(seconds);
     }

@@ -8,6 +8,7 @@ use crate::access::{CallerAddress, SourceRules};
 use crate::clients::{Clients, SecretFiles};
 use crate::cors::CorsPolicy;
 use crate::deprecation::{Announcement, AnnouncementError, announcement};
+use crate::metrics::RouteNames;
 use crate::tls::origination::{self, OriginKey, Originations};
 use crate::tls::{Termination, TlsError};
 use std::sync::Arc;
@@ -92,7 +93,10 @@ pub struct PreparedRoute {
     pub concurrency: Option<ConcurrencyLimit>,
     /// Its deprecation (headers on every response) or retirement (`410 Gone`).
     pub announcement: Option<Announcement>,
+    /// Its id, Contract and version, as its requests are counted.
+    pub names: RouteNames,
 }
+
 
 /// When a proxied request is tried again.
 #[derive(Clone, Debug, Default)]
@@ -375,6 +379,7 @@ fn prepare_route(
     });
     Ok(PreparedRoute {
         announcement: announcement(&entry)?,
+        names: RouteNames::of(&entry.id, entry.contract.as_deref()),
         source_rules,
         cors,
         concurrency,

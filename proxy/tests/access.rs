@@ -248,7 +248,7 @@ async fn a_route_lets_in_only_the_clients_it_names() {
     let metrics = proxy.metrics().await;
     assert!(
         metrics.contains(
-            "gatehouse_requests_total{route=\"v1/settlements\",status_class=\"4xx\",client=\"globex\"} 1"
+            "gatehouse_requests_total{route=\"v1/settlements\",status_class=\"4xx\",client=\"globex\",contract=\"\",version=\"v1\"} 1"
         ),
         "{metrics}"
     );
@@ -447,7 +447,7 @@ async fn concurrency_limits_turn_away_one_too_many_per_route_and_per_client() {
     assert_eq!(again.await.unwrap().status, 200);
     let metrics = proxy.metrics().await;
     for counted in [
-        "gatehouse_requests_total{route=\"v1/reports\",status_class=\"5xx\",client=\"globex\"} 1",
+        "gatehouse_requests_total{route=\"v1/reports\",status_class=\"5xx\",client=\"globex\",contract=\"\",version=\"v1\"} 1",
         "gatehouse_refused_requests_total{route=\"v1/reports\",reason=\"route_busy\"} 1",
         "gatehouse_refused_requests_total{route=\"v1/orders\",reason=\"client_busy\"} 1",
     ] {

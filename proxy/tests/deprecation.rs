@@ -73,6 +73,12 @@ async fn deprecated_routes_announce_it_and_retired_or_sunset_ones_answer_410() {
             retired
         },
         respond("v2/product", PathKind::Exact, "/v2/product"),
+        {
+            // A route of a Contract resource: counted under its Contract and version.
+            let mut exposed = respond("shop/catalog/v3/item", PathKind::Exact, "/v3/item");
+            exposed.contract = Some("v3".into());
+            exposed
+        },
     ];
     let (proxy, _dir) = serve_routes(routes, "deprecation", &[]).await;
 
@@ -132,6 +138,19 @@ async fn deprecated_routes_announce_it_and_retired_or_sunset_ones_answer_410() {
         assert!(
             current.header(name).is_none(),
             "{name} on a route that is not deprecated"
+        );
+    }
+
+    // Calls are counted per client, contract and version.
+    assert_eq!(proxy.send(get("/v3/item")).await.status, 200);
+    let metrics = proxy.metrics().await;
+    for series in [
+        r#"gatehouse_requests_total{route="shop/catalog/v3/item",status_class="2xx",client="anonymous",contract="shop/catalog",version="v3"} 1"#,
+        r#"gatehouse_requests_total{route="v0/product",status_class="4xx",client="anonymous",contract="",version="v0"} 1"#,
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == series),
+            "{series} in\n{metrics}"
         );
     }
 }

@@ -146,7 +146,7 @@ async fn refused_then_ejected_upstream_gives_502_then_503() {
     proxy
         .wait_for("/metrics", |r| {
             r.text().contains(
-                r#"gatehouse_requests_total{route="v1/down",status_class="5xx",client="anonymous"} 4"#,
+                r#"gatehouse_requests_total{route="v1/down",status_class="5xx",client="anonymous",contract="",version="v1"} 4"#,
             )
         })
         .await;

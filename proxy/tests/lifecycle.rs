@@ -135,8 +135,8 @@ async fn hot_reload_under_load_and_refused_tables() {
     for expected in [
         r#"gatehouse_route_table_reloads_total{result="ok"} 3"#,
         r#"gatehouse_route_table_generation 3"#,
-        r#"gatehouse_requests_total{route="v1/a",status_class="2xx",client="anonymous"}"#,
-        r#"gatehouse_requests_total{route="none",status_class="4xx",client="anonymous"} 1"#,
+        r#"gatehouse_requests_total{route="v1/a",status_class="2xx",client="anonymous",contract="",version="v1"}"#,
+        r#"gatehouse_requests_total{route="none",status_class="4xx",client="anonymous",contract="",version=""} 1"#,
         r#"gatehouse_request_duration_seconds_bucket{le="#,
         r#"gatehouse_route_table_info{digest="sha256:"#,
         "gatehouse_in_flight_requests",

@@ -9,7 +9,7 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
-use crate::cluster::{TEST_MANAGER, apply, condition, stored_table, wait_for};
+use crate::cluster::{TEST_MANAGER, apply, condition, reports, stored_table, wait_for};
 use crate::scenario::{backend_service, expect_reconciled};
 
 /// The versions of Contract `versioned`: v1 published (routes `product` with `methods` and
@@ -171,9 +171,7 @@ pub async fn run(client: &Client, namespace: &str) {
         "Gateway versioned: Accepted=False, BreakingChange",
         |g: Option<&Gateway>| {
             let status = g.and_then(|g| g.status.as_ref());
-            condition(status, "Accepted").is_some_and(|c| {
-                c.reason == "BreakingChange" && c.observed_generation == generation
-            })
+            reports(status, generation, "Accepted", "False", "BreakingChange")
         },
     )
     .await

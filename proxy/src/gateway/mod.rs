@@ -738,7 +738,7 @@ impl ProxyHttp for Gateway {
         head_guard::request_done(session);
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         self.metrics.request_done(
-            ctx.route_id(),
+            ctx.route().map(|r| &r.names),
             status,
             ctx.client.as_deref(),
             ctx.started.elapsed().as_secs_f64(),
