@@ -97,7 +97,6 @@ pub struct PreparedRoute {
     pub names: RouteNames,
 }
 
-
 /// When a proxied request is tried again.
 #[derive(Clone, Debug, Default)]
 pub struct RetryPolicy {
