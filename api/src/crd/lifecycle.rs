@@ -34,24 +34,9 @@ pub enum Lifecycle {
 }
 
 impl Lifecycle {
-    /// True for the states whose routes clients were promised: published and deprecated.
-    pub fn is_promised(self) -> bool {
-        matches!(self, Self::Published | Self::Deprecated)
-    }
-
     /// True for `Draft`, the default (left out when serialised).
     pub fn is_draft(&self) -> bool {
         *self == Self::Draft
-    }
-
-    /// The state as the spec spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Draft => "Draft",
-            Self::Published => "Published",
-            Self::Deprecated => "Deprecated",
-            Self::Retired => "Retired",
-        }
     }
 }
 
