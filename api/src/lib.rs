@@ -20,6 +20,7 @@ pub mod resource;
 pub mod route_table;
 pub mod table_file;
 pub mod template;
+pub mod usage;
 pub mod validate;
 pub mod versioning;
 pub mod yaml;

@@ -138,6 +138,7 @@ impl Resource {
                 exposed: Vec::new(),
                 unresolved: Vec::new(),
                 contracts: Default::default(),
+                retired_in_use: Vec::new(),
             }),
         }
     }

@@ -10,6 +10,7 @@ use gatehouse_api::compile::{CompileContext, Compiled};
 use gatehouse_api::crd::ExposureState;
 use gatehouse_api::resource::{Bundle, Document};
 use gatehouse_api::route_table::RouteTable;
+use gatehouse_api::usage::{InUse, VersionUsage};
 use gatehouse_api::validate::{Problem, ProblemKind, reason};
 
 /// Contract `catalog` (generation `generation`) of version v1 in `lifecycle`, with `routes`
@@ -29,11 +30,22 @@ fn compile(
     previous: Option<&RouteTable>,
     last: Option<&Compiled>,
 ) -> Result<Compiled, Vec<Problem>> {
+    compile_in_use(yaml, previous, last, None)
+}
+
+/// [`compile`], knowing who called which version lately.
+fn compile_in_use(
+    yaml: &str,
+    previous: Option<&RouteTable>,
+    last: Option<&Compiled>,
+    in_use: Option<InUse>,
+) -> Result<Compiled, Vec<Problem>> {
     let documents = Document::from_yaml(yaml).unwrap_or_else(|e| panic!("{e}"));
     let bundle = Bundle::new(documents, "shop");
     let context = CompileContext {
         catalog: bundle.catalog.clone(),
         compiled: last.map(|c| Arc::new(c.contracts.clone())),
+        in_use: in_use.map(Arc::new),
         ..CompileContext::default()
     };
     let [resource] = bundle.resources.as_slice() else {
@@ -203,4 +215,79 @@ fn a_breaking_change_to_inline_contracts_refuses_the_resource_with_every_break()
     assert!(compile(&inline("Published", &added), Some(&first.table), None).is_ok());
     let draft = compile(&inline("Draft", PRODUCT), None, None).unwrap();
     assert!(compile(&inline("Draft", &broken), Some(&draft.table), None).is_ok());
+}
+
+/// Web called version v1 of Contract `contract` (`None`: inline) on 2026-12-01.
+fn web_called(contract: Option<&str>) -> InUse {
+    InUse {
+        calls: vec![VersionUsage {
+            contract: contract.map(str::to_owned),
+            version: "v1".to_owned(),
+            client: Some("web".to_owned()),
+            last_call: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                "2026-12-01T10:00:00Z".parse().unwrap(),
+            ),
+        }],
+        window: std::time::Duration::from_secs(30 * 24 * 3600),
+    }
+}
+
+#[test]
+fn retiring_a_contract_version_a_client_still_calls_keeps_it_served_unless_annotated() {
+    let deprecated = "Deprecated\n      deprecation: {since: \"2026-01-01T00:00:00Z\"}";
+    let retired = "Retired\n      deprecation: {since: \"2026-01-01T00:00:00Z\"}";
+    let first = compile(&cluster(1, deprecated, PRODUCT, "orders"), None, None).unwrap();
+    let yaml = cluster(2, retired, PRODUCT, "orders");
+    let in_use = || Some(web_called(Some("shop/catalog")));
+    let refused = compile_in_use(&yaml, Some(&first.table), None, in_use()).unwrap();
+    let catalog = &refused.exposed[0];
+    assert_eq!(
+        (
+            catalog.state,
+            catalog.served_generation,
+            catalog.reason.as_deref()
+        ),
+        (ExposureState::LastGoodServed, Some(1), Some("VersionInUse"))
+    );
+    assert_eq!(
+        catalog.message.as_deref(),
+        Some(
+            "spec.expose[0]: Contract shop/catalog generation 2 retires versions clients still \
+             call (spec.versions[version=v1]: version v1 may not be retired or removed yet: \
+             clients called it within the last 720h: web (last 2026-12-01T10:00:00Z); wait \
+             until they have moved on, or list v1 in the annotation gatehouse.dev/retire-in-use \
+             of Contract shop/catalog to retire it anyway)"
+        )
+    );
+    assert_eq!(
+        refused.table.routes, first.table.routes,
+        "v1 is served as before"
+    );
+    assert!(refused.retired_in_use.is_empty());
+
+    // Nobody called it: retired. Another Contract's calls do not count.
+    let quiet = compile_in_use(&yaml, Some(&first.table), None, Some(web_called(None))).unwrap();
+    assert_eq!(quiet.exposed[0].state, ExposureState::Served);
+    assert_eq!(quiet.exposed[0].served_generation, Some(2));
+
+    // The annotation retires it anyway, and says whose calls it ends.
+    let anyway = yaml.replace(
+        "metadata: {name: catalog, namespace: shop,",
+        "metadata: {name: catalog, namespace: shop, annotations: {gatehouse.dev/retire-in-use: v1},",
+    );
+    let retired = compile_in_use(&anyway, Some(&first.table), None, in_use()).unwrap();
+    assert_eq!(
+        (
+            retired.exposed[0].state,
+            retired.exposed[0].reason.as_deref()
+        ),
+        (ExposureState::Served, None)
+    );
+    assert_eq!(
+        retired.retired_in_use,
+        [
+            "Contract shop/catalog version v1 retired or removed although clients called it \
+          within the last 720h: web (last 2026-12-01T10:00:00Z) (gatehouse.dev/retire-in-use)"
+        ]
+    );
 }

@@ -63,6 +63,11 @@ struct ProxyArgs {
     /// How long a request waits for `--redis-address` (e.g. `5ms`).
     #[arg(long, requires = "redis_address")]
     redis_timeout: Option<String>,
+    /// How recent a client's call of a contract version keeps the version from being retired
+    /// or removed (e.g. `720h`, 30 days; `0s` never refuses). The annotation
+    /// `gatehouse.dev/retire-in-use` retires a version anyway.
+    #[arg(long, default_value = "720h", value_parser = gatehouse_api::duration::parse)]
+    usage_window: std::time::Duration,
 }
 
 /// A namespace name (a DNS label), refused at start rather than in every NetworkPolicy.
@@ -119,6 +124,7 @@ impl ProxyArgs {
                 }),
                 timeout: self.redis_timeout.clone(),
             }),
+            usage_window: self.usage_window,
         }
     }
 }

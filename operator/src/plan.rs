@@ -13,6 +13,7 @@ use gatehouse_api::crd::ExposedContract;
 use gatehouse_api::exposure::{Catalog, Unresolved};
 use gatehouse_api::resource::Resource;
 use gatehouse_api::route_table::{MAX_TABLE_BYTES, RouteTable};
+use gatehouse_api::usage::InUse;
 use gatehouse_api::validate::Problem;
 
 use crate::objects::{self, ProxyObjects};
@@ -38,6 +39,8 @@ pub struct Found {
     pub catalog: Arc<Catalog>,
     /// What the last plan of this resource made of its Contracts ([`Plan::contracts`]).
     pub compiled: Option<Arc<ContractCache>>,
+    /// Who called its contract versions lately; `None` offline (nothing is known in use).
+    pub in_use: Option<Arc<InUse>>,
 }
 
 /// A reference to something that does not exist.
@@ -119,6 +122,9 @@ pub struct Plan {
     pub unresolved: Vec<Unresolved>,
     /// What it made of each exposed Contract, for the next plan ([`Found::compiled`]).
     pub contracts: ContractCache,
+    /// Versions it retires although clients called them lately, as their annotation allows:
+    /// each a Warning Event once the table is written.
+    pub retired_in_use: Vec<String>,
 }
 
 impl Found {
@@ -171,6 +177,7 @@ impl Found {
             redis_from_proxy: false,
             catalog: self.catalog.clone(),
             compiled: self.compiled.clone(),
+            in_use: self.in_use.clone(),
         }
     }
 }
@@ -208,6 +215,7 @@ pub fn plan_over(
         exposed,
         unresolved,
         contracts,
+        retired_in_use,
     } = compiled;
     build(
         resource,
@@ -216,6 +224,7 @@ pub fn plan_over(
             exposed,
             unresolved,
             contracts,
+            retired_in_use,
         },
         settings,
     )
@@ -227,6 +236,7 @@ struct Outcome {
     exposed: Vec<ExposedContract>,
     unresolved: Vec<Unresolved>,
     contracts: ContractCache,
+    retired_in_use: Vec<String>,
 }
 
 /// The objects of a compiled table; refuses a table too big for its ConfigMap.
@@ -237,6 +247,7 @@ fn build(
         exposed,
         unresolved,
         contracts,
+        retired_in_use,
     }: Outcome,
     settings: &ProxySettings,
 ) -> Result<Plan, Vec<Problem>> {
@@ -270,6 +281,7 @@ fn build(
         exposed,
         unresolved,
         contracts,
+        retired_in_use,
     })
 }
 

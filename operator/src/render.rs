@@ -168,6 +168,7 @@ pub fn render_bundle(bundle: Bundle, settings: &ProxySettings) -> Result<Rendere
                 certificate_problems: BTreeMap::new(),
                 catalog: catalog.clone(),
                 compiled: None,
+                in_use: None,
             });
         if resource.kind() == Kind::Aggregator {
             let port = u16::try_from(runtime_settings(resource).1.port).unwrap_or(80);

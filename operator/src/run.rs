@@ -15,7 +15,7 @@ use gatehouse_operator::controller::context::{Clock, Context};
 use gatehouse_operator::controller::contract_status::{ContractStatusContext, run_contract_status};
 use gatehouse_operator::controller::contracts::watch_contracts;
 use gatehouse_operator::controller::replicas::watch_endpoint_slices;
-use gatehouse_operator::controller::run_controller;
+use gatehouse_operator::controller::{run_controller, usage};
 use gatehouse_operator::leader::{ElectionSettings, LeaderElector};
 use gatehouse_operator::metrics::Metrics;
 use gatehouse_operator::settings::ProxySettings;
@@ -209,6 +209,8 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
             edges: edges.clone(),
         });
         tokio::join!(
+            usage::gather(gateways.clone(), ctx.clone(), stop()),
+            usage::gather(edges.clone(), ctx.clone(), stop()),
             run_contract_status(
                 contracts.contracts.clone(),
                 contract_changes,

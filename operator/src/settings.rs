@@ -2,8 +2,10 @@
 //! NetworkPolicy that guards the proxy pods, and the default Redis of global rate limits.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use gatehouse_api::crd::RedisStore;
+use gatehouse_api::usage;
 
 /// How proxies are run, from the operator's flags (or Helm values).
 #[derive(Clone, Debug, PartialEq)]
@@ -19,6 +21,9 @@ pub struct ProxySettings {
     /// The Redis server of global rate limits for resources without `spec.redis` (its Secrets
     /// are looked up in each resource's namespace).
     pub redis: Option<RedisStore>,
+    /// How recent a client's call of a contract version keeps the version from being retired
+    /// or removed (`--usage-window`).
+    pub usage_window: Duration,
 }
 
 /// Whether proxies get a NetworkPolicy, and who may reach their admin port besides the
@@ -51,6 +56,7 @@ impl Default for ProxySettings {
                 admin_namespaces: BTreeSet::new(),
             },
             redis: None,
+            usage_window: usage::DEFAULT_WINDOW,
         }
     }
 }

@@ -17,6 +17,10 @@ mod contracts;
 #[path = "controller/status_writes.rs"]
 mod status_writes;
 
+/// Who calls which contract version, and retiring versions still called.
+#[path = "controller/usage.rs"]
+mod usage;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
 //! The admin listener: `/healthz` (alive), `/readyz` (a table is loaded and the proxy is not
-//! draining), `/metrics` (Prometheus text) and `/config` (digest, generation and feed of the
-//! served table, and the last refusal).
+//! draining), `/metrics` (Prometheus text), `/config` (digest, generation and feed of the
+//! served table, and the last refusal) and `/usage` (each client's last call of each published
+//! or deprecated contract version, see [`crate::usage`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,6 +11,8 @@ use http::{Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde::Serialize;
+
+use gatehouse_api::usage::USAGE_PATH;
 
 use crate::metrics::ProxyMetrics;
 use crate::reload::{Feed, Refused, TableStore};
@@ -92,13 +95,19 @@ impl AdminApp {
                     feed: self.store.serving_feed(),
                     refused: self.store.refused(),
                 };
-                let mut body = serde_json::to_vec_pretty(&view).unwrap_or_default();
-                body.push(b'\n');
-                (StatusCode::OK, "application/json", body)
+                json(&view)
             }
+            USAGE_PATH => json(&self.store.runtime().usage.report()),
             _ => (StatusCode::NOT_FOUND, TEXT, b"not found\n".to_vec()),
         }
     }
+}
+
+/// `value` as a JSON answer.
+fn json(value: &impl Serialize) -> (StatusCode, &'static str, Vec<u8>) {
+    let mut body = serde_json::to_vec_pretty(value).unwrap_or_default();
+    body.push(b'\n');
+    (StatusCode::OK, "application/json", body)
 }
 
 #[async_trait]

@@ -4,7 +4,7 @@
 //! thin Pingora driver; [`reload`] swaps tables in atomically, fed by files and, in a cluster, by
 //! [`cluster`] (the route ConfigMap and client Secrets watched through the Kubernetes API); [`runtime`] owns the state that
 //! outlives tables (rate-limit buckets, upstream addresses refreshed in the background, passive
-//! health); [`admin`] serves health, readiness, metrics and the loaded table's identity. See `proxy/README.md` for the user-facing contract.
+//! health); [`admin`] serves health, readiness, metrics, the loaded table's identity and who calls which contract version ([`usage`]). See `proxy/README.md` for the user-facing contract.
 #![forbid(unsafe_code)]
 
 pub mod access;
@@ -37,3 +37,4 @@ pub mod table;
 pub mod tls;
 pub mod tunnel;
 pub mod upstream;
+pub mod usage;

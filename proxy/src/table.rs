@@ -28,6 +28,7 @@ use crate::runtime::Runtime;
 use crate::runtime::addresses::{Lookup, ResolvedUpstream};
 use crate::runtime::in_flight::{ConcurrencyLimit, InFlightKey};
 use crate::upstream::PreparedUpstream;
+use crate::usage::VersionCalls;
 
 /// Methods a retry may repeat (RFC 9110 idempotent methods, as the CRD documents).
 const IDEMPOTENT: [&str; 5] = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"];
@@ -95,6 +96,8 @@ pub struct PreparedRoute {
     pub announcement: Option<Announcement>,
     /// Its id, Contract and version, as its requests are counted.
     pub names: RouteNames,
+    /// Where its calls are recorded, for a route of a published or deprecated version.
+    pub calls: Option<Arc<VersionCalls>>,
 }
 
 /// When a proxied request is tried again.
@@ -376,9 +379,11 @@ fn prepare_route(
             .in_flight
             .limit(&key, usize::try_from(max).unwrap_or(usize::MAX))
     });
+    let names = RouteNames::of(&entry.id, entry.contract.as_deref());
     Ok(PreparedRoute {
         announcement: announcement(&entry)?,
-        names: RouteNames::of(&entry.id, entry.contract.as_deref()),
+        calls: shared.runtime.usage.calls_of(&entry, &names.contract),
+        names,
         source_rules,
         cors,
         concurrency,

@@ -35,6 +35,19 @@ fn values<'a>(reply: &'a Reply, name: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// Contract, version and client of each call `/usage` reports.
+fn callers(usage: &serde_json::Value) -> Vec<(Option<&str>, &str, Option<&str>)> {
+    usage["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let version = c["version"].as_str().unwrap();
+            (c["contract"].as_str(), version, c["client"].as_str())
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn deprecated_routes_announce_it_and_retired_or_sunset_ones_answer_410() {
     let backend = Upstream::named("catalog").await;
@@ -143,7 +156,12 @@ async fn deprecated_routes_announce_it_and_retired_or_sunset_ones_answer_410() {
 
     // Calls are counted per client, contract and version.
     assert_eq!(proxy.send(get("/v3/item")).await.status, 200);
-    let metrics = proxy.metrics().await;
+    // A request is counted once its exchange is done, just after its answer went out.
+    let series = r#"contract="shop/catalog",version="v3"} 1"#;
+    let metrics = proxy
+        .wait_for("/metrics", |r| r.text().contains(series))
+        .await
+        .text();
     for series in [
         r#"gatehouse_requests_total{route="shop/catalog/v3/item",status_class="2xx",client="anonymous",contract="shop/catalog",version="v3"} 1"#,
         r#"gatehouse_requests_total{route="v0/product",status_class="4xx",client="anonymous",contract="",version="v0"} 1"#,
@@ -152,5 +170,71 @@ async fn deprecated_routes_announce_it_and_retired_or_sunset_ones_answer_410() {
             metrics.lines().any(|l| l == series),
             "{series} in\n{metrics}"
         );
+    }
+    // Anonymous calls of the deprecated and published versions are on record, under no
+    // client; the retired version's and the draft's are not.
+    let usage = proxy.wait_admin("/usage", 200).await.json();
+    assert_eq!(callers(&usage), [(None, "v1", None)], "{usage}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn usage_is_each_clients_last_call_of_each_published_or_deprecated_version() {
+    let with_state = |mut route: RouteEntry, state: Option<VersionState>| {
+        route.state = state;
+        route
+    };
+    let mut exposed = respond("shop/catalog/v3/item", PathKind::Exact, "/v3/item");
+    exposed.contract = Some("v3".into());
+    let routes = vec![
+        with_state(
+            respond("v1/product", PathKind::Exact, "/v1/product"),
+            Some(VersionState::Deprecated),
+        ),
+        with_state(
+            respond("v2/product", PathKind::Exact, "/v2/product"),
+            Some(VersionState::Published),
+        ),
+        // A draft's calls are nobody's business.
+        respond("v9/product", PathKind::Exact, "/v9/product"),
+        with_state(exposed, Some(VersionState::Published)),
+    ];
+    let mut table = table(routes);
+    table.clients = vec![keyed_client("web")];
+    let before = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 60
+        * 60;
+    let proxy = serve_table("usage", &table, &[("web-keys", "web-secret")]).await;
+
+    for path in ["/v1/product", "/v3/item", "/v9/product", "/v1/product"] {
+        let reply = proxy.send(with_key(path, "web-secret")).await;
+        assert_eq!(reply.status, 200, "{path}");
+    }
+    let after = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+
+    // Recorded once each exchange is done, just after its answer went out.
+    let usage = proxy
+        .wait_for("/usage", |r| {
+            r.json()["calls"].as_array().is_some_and(|c| c.len() >= 2)
+        })
+        .await
+        .json();
+    assert_eq!(
+        callers(&usage),
+        [
+            (None, "v1", Some("web")),
+            (Some("shop/catalog"), "v3", Some("web")),
+        ],
+        "{usage}"
+    );
+    for call in usage["calls"].as_array().unwrap() {
+        let at: k8s_openapi::jiff::Timestamp = call["lastCall"].as_str().unwrap().parse().unwrap();
+        let at = u64::try_from(at.as_second()).unwrap();
+        assert!(at % 60 == 0 && (before..=after).contains(&at), "{call}");
     }
 }

@@ -11,12 +11,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::retire::{self, Retirements};
 use super::{CompileContext, Scope};
 use crate::crd::{ContractVersion, ExposedContract, ExposureState, RequestLimits};
 use crate::exposure::{Exposer, Picked, Resolution};
 use crate::route_table::{ContractSource, RouteEntry, RouteTable};
 use crate::validate::{self, ExposerClients, Problem};
-use crate::{path, versioning};
+use crate::{path, usage, versioning};
 
 /// Most problems one outcome message lists.
 const MAX_LISTED_PROBLEMS: usize = 5;
@@ -32,6 +33,8 @@ pub(super) struct Served {
     pub outcomes: Vec<ExposedContract>,
     /// What this compile made of each picked Contract, for the next compile to reuse.
     pub cache: ContractCache,
+    /// Versions retired although in use, as their annotation allows ([`super::Compiled`]).
+    pub retired_in_use: Vec<String>,
 }
 
 /// What compiling one exposer's Contracts made of each, with the inputs it came from, so that
@@ -220,16 +223,25 @@ fn serve_one(
     // Why this generation cannot be served, if it cannot; and its routes, if it can: from the
     // cache when the inputs are the same, else validated and compiled.
     let key = cache_key(exposer, pick);
-    let hit = key
-        .as_ref()
-        .and_then(|key| cached.filter(|cached| cached.key == *key));
+    // A refusal for a version in use is not kept: its clients may have moved on since.
+    let hit = key.as_ref().and_then(|key| {
+        cached.filter(|cached| {
+            cached.key == *key && cached.refusal.as_ref().is_none_or(|r| r.0 != IN_USE)
+        })
+    });
     let (refused, compiled) = match hit {
         Some(cached) => (cached.refusal.clone(), cached.current.clone()),
         None => {
             let mut refused = refusal(exposer, pick);
             let compiled = refused.is_none().then(|| current(exposer, pick));
             if let (None, Some(now)) = (&refused, &compiled) {
-                refused = last_good().and_then(|before| breaks(pick, &before, now));
+                refused = last_good().and_then(|before| {
+                    breaks(pick, &before, now).or_else(|| {
+                        let retirements = retirements(exposer, pick, &before, now);
+                        served.retired_in_use.extend(retirements.anyway);
+                        in_use(pick, now, &retirements.refused)
+                    })
+                });
             }
             (refused, compiled)
         }
@@ -376,6 +388,48 @@ fn breaks(pick: &Picked, before: &Candidate, now: &Candidate) -> Option<(&'stati
                 generation(now.generation),
                 generation(before.generation),
                 listed(&breaking)
+            ),
+        )
+    })
+}
+
+/// The reason of a Contract that retires a version clients still call.
+const IN_USE: &str = "VersionInUse";
+
+/// The versions `now` retires or removes of those `before` serves, against who calls them.
+fn retirements(
+    exposer: &ExposerScope<'_>,
+    pick: &Picked,
+    before: &Candidate,
+    now: &Candidate,
+) -> Retirements {
+    let contract = format!("{}/{}", pick.namespace(), pick.name());
+    let owner = format!("Contract {contract}");
+    retire::check(
+        "spec.versions",
+        (Some(&contract), &owner),
+        before.routes.iter(),
+        now.routes.iter(),
+        exposer.context.in_use.as_deref(),
+        &usage::retire_anyway(pick.contract.metadata.annotations.as_ref()),
+    )
+}
+
+/// The refusal of `now` for the retirements `refused`, if any.
+fn in_use(pick: &Picked, now: &Candidate, refused: &[Problem]) -> Option<(&'static str, String)> {
+    (!refused.is_empty()).then(|| {
+        let generation = now
+            .generation
+            .map_or(String::new(), |g| format!(" generation {g}"));
+        (
+            IN_USE,
+            format!(
+                "{}: Contract {}/{}{} retires versions clients still call ({})",
+                pick.at,
+                pick.namespace(),
+                pick.name(),
+                generation,
+                listed(refused)
             ),
         )
     })

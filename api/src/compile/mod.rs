@@ -1,10 +1,11 @@
 //! compile: validated resources → RouteTable. Pure and deterministic.
 
 mod exposed;
+mod retire;
 
 pub use exposed::ContractCache;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::crd::{
@@ -17,6 +18,7 @@ use crate::exposure::{self, Catalog, Exposer, Unresolved};
 use crate::naming::{Kind, proxy_name};
 use crate::rate_limits::{self, Owner};
 use crate::route_table::*;
+use crate::usage::{self, InUse};
 use crate::validate::{self, ExposerClients, Problem, routes_base_path};
 use crate::{duration, path, prepare, versioning};
 
@@ -43,6 +45,9 @@ pub struct CompileContext {
     /// ([`Compiled::contracts`]): a Contract whose inputs did not change is taken from it
     /// instead of validated and compiled again. The table is the same either way.
     pub compiled: Option<Arc<ContractCache>>,
+    /// Who called which contract version lately: retiring or removing a version called within
+    /// the window is refused. `None` (render, standalone): nothing is known to be in use.
+    pub in_use: Option<Arc<InUse>>,
 }
 
 impl Default for CompileContext {
@@ -54,6 +59,7 @@ impl Default for CompileContext {
             redis_from_proxy: false,
             catalog: Arc::default(),
             compiled: None,
+            in_use: None,
         }
     }
 }
@@ -544,6 +550,9 @@ pub struct Compiled {
     /// What this compile made of each exposed Contract, for the next compile of the same
     /// resource ([`CompileContext::compiled`]).
     pub contracts: ContractCache,
+    /// Versions retired or removed although clients called them within the usage window,
+    /// because their object's annotation said so: what the operator's Warning Events say.
+    pub retired_in_use: Vec<String>,
 }
 
 impl Compiled {
@@ -570,11 +579,13 @@ impl Compiled {
 /// The Contracts of `expose` served after the inline routes: the table's routes and contracts.
 fn with_exposed(
     mut table: RouteTable,
+    mut retired_in_use: Vec<String>,
     exposer: exposed::ExposerScope<'_>,
     expose: &[crate::crd::ContractExposure],
 ) -> Compiled {
     let resolution = exposure::resolve(&exposer.exposer, expose, &exposer.context.catalog);
     let mut served = exposed::serve(&exposer, &resolution, &table.routes);
+    retired_in_use.append(&mut served.retired_in_use);
     served.cache.promised_inline = table
         .routes
         .iter()
@@ -589,6 +600,7 @@ fn with_exposed(
         exposed: served.outcomes,
         unresolved: resolution.unresolved,
         contracts: served.cache,
+        retired_in_use,
     }
 }
 
@@ -639,6 +651,7 @@ pub fn compile_gateway_over(
                 client_address: spec.client_address.as_ref(),
                 limits: spec.limits.as_ref(),
                 known: ExposerClients::Gateway(&spec.clients),
+                retire_anyway: usage::retire_anyway(gateway.metadata.annotations.as_ref()),
             },
             RouteTable {
                 redis: rate_limits::redis_entry(
@@ -667,6 +680,8 @@ struct ProxyParts<'a> {
     client_address: Option<&'a ClientAddress>,
     limits: Option<&'a RequestLimits>,
     known: ExposerClients<'a>,
+    /// The inline versions its annotation lets go although in use.
+    retire_anyway: BTreeSet<String>,
 }
 
 /// The table of a Gateway or EdgeService: `table` (its clients and Redis) with its listeners,
@@ -691,10 +706,26 @@ fn proxy_table(
         (None, Some(last)) => last.promised_inline.iter().collect(),
         (None, None) => Vec::new(),
     };
-    let breaking =
-        versioning::breaking_problems(&versioning::classify("spec.contracts", before, &routes));
+    let breaking = versioning::breaking_problems(&versioning::classify(
+        "spec.contracts",
+        before.iter().copied(),
+        &routes,
+    ));
     if !breaking.is_empty() {
         return Err(breaking);
+    }
+    let source = parts.source;
+    let owner = format!("{} {}/{}", source.kind, source.namespace, source.name);
+    let retirements = retire::check(
+        "spec.contracts",
+        (None, &owner),
+        before,
+        &routes,
+        context.in_use.as_deref(),
+        &parts.retire_anyway,
+    );
+    if !retirements.refused.is_empty() {
+        return Err(retirements.refused);
     }
     let table = RouteTable {
         tls: tls_entry(parts.listeners),
@@ -723,7 +754,12 @@ fn proxy_table(
         previous,
         cache: context.compiled.as_deref(),
     };
-    Ok(with_exposed(table, exposer, parts.expose))
+    Ok(with_exposed(
+        table,
+        retirements.anyway,
+        exposer,
+        parts.expose,
+    ))
 }
 
 /// The HTTPS listener's certificates and policy, in the table's own terms.
@@ -795,6 +831,7 @@ pub fn compile_edge_service_over(
                 client_address: spec.client_address.as_ref(),
                 limits: spec.limits.as_ref(),
                 known: ExposerClients::Edge(&spec.client),
+                retire_anyway: usage::retire_anyway(edge.metadata.annotations.as_ref()),
             },
             RouteTable {
                 redis: rate_limits::redis_entry(

@@ -98,4 +98,12 @@ pub struct ProxyStatus {
     pub exposed_contracts: Vec<ExposedContract>,
     /// Which route table the ready proxy pods serve, by count.
     pub proxies: Option<ProxiesStatus>,
+    /// Who still calls which contract version: each client's last call of each published or
+    /// deprecated version served, to the minute, as the proxy pods saw it; calls older than
+    /// the operator's usage window (`--usage-window`, 30 days unless set) are dropped, and at
+    /// most the latest 1,000 are kept. A new caller shows within about a minute; a known one's
+    /// time is rewritten at most hourly.
+    /// Retiring or removing a version called within the window is refused (`VersionInUse`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub usage: Vec<crate::usage::VersionUsage>,
 }

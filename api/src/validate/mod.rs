@@ -40,6 +40,9 @@ pub enum ProblemKind {
     /// The spec is valid, but changes a published contract version in a way that breaks its
     /// clients (see [`crate::versioning`]).
     BreakingChange,
+    /// The spec is valid, but retires or removes a contract version that clients called
+    /// within the usage window (see [`crate::usage`]).
+    VersionInUse,
 }
 
 impl Problem {
@@ -59,19 +62,23 @@ impl Problem {
             ..Self::new(path, message)
         }
     }
+
+    /// A retirement of a version clients still call, at `path`.
+    pub fn in_use(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            kind: ProblemKind::VersionInUse,
+            ..Self::new(path, message)
+        }
+    }
 }
 
-/// The reason a resource with these problems is not accepted: `BreakingChange` when each of
-/// them is one, else `Invalid`.
+/// The reason a resource with these problems is not accepted: `Invalid` when any of them is
+/// invalid, else `BreakingChange` when any breaks a published version, else `VersionInUse`.
 pub fn reason(problems: &[Problem]) -> &'static str {
-    if !problems.is_empty()
-        && problems
-            .iter()
-            .all(|p| p.kind == ProblemKind::BreakingChange)
-    {
-        "BreakingChange"
-    } else {
-        "Invalid"
+    match problems.iter().map(|p| p.kind).min() {
+        None | Some(ProblemKind::Invalid) => "Invalid",
+        Some(ProblemKind::BreakingChange) => "BreakingChange",
+        Some(ProblemKind::VersionInUse) => "VersionInUse",
     }
 }
 

@@ -307,6 +307,24 @@ fn routes_differ(before: &Version<'_>, after: &Version<'_>) -> bool {
             .any(|((a, x), (b, y))| a != b || x != y)
 }
 
+/// The promised versions (published or deprecated) of `old` that `new` retires or no longer
+/// has, sorted: what the clients still calling them lose (see [`crate::usage`]).
+pub fn ended<'a>(
+    old: impl IntoIterator<Item = &'a RouteEntry>,
+    new: impl IntoIterator<Item = &'a RouteEntry>,
+) -> Vec<&'a str> {
+    let new = versions(new);
+    versions(old)
+        .into_iter()
+        .filter(|(_, before)| is_promised(before.state))
+        .filter(|(name, _)| {
+            new.get(name)
+                .is_none_or(|after| after.state == Some(VersionState::Retired))
+        })
+        .map(|(name, _)| name)
+        .collect()
+}
+
 /// The breaking changes, as problems that refuse the change.
 pub fn breaking_problems(changes: &[Change]) -> Vec<crate::validate::Problem> {
     changes

@@ -18,6 +18,7 @@ use super::contracts::{ContractStores, LastCompiles};
 use super::own_writes::OwnWrites;
 use super::replicas::ReplicaClient;
 use super::status_writer::StatusWriter;
+use super::usage::UsageLedger;
 use crate::metrics::Metrics;
 use crate::settings::ProxySettings;
 
@@ -73,6 +74,8 @@ pub struct Context {
     pub status: StatusWriter,
     /// The route ConfigMap versions the operator's own writes produced.
     pub own_writes: OwnWrites,
+    /// Who called which contract version, as the replicas said since the operator started.
+    pub usage: UsageLedger,
 }
 
 impl Context {
@@ -103,6 +106,7 @@ impl Context {
             last_compiles: LastCompiles::default(),
             replicas: ReplicaClient::default(),
             own_writes: OwnWrites::default(),
+            usage: UsageLedger::default(),
             poll: RetryBackoff::new(Duration::from_millis(200), Duration::from_secs(300)),
         }
     }

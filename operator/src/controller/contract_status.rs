@@ -33,6 +33,8 @@ use crate::FIELD_MANAGER;
 
 /// The reason of a change that breaks a published version.
 const BREAKING_CHANGE: &str = "BreakingChange";
+/// The reason of a retirement of a version clients still call.
+const VERSION_IN_USE: &str = "VersionInUse";
 
 /// A Contract is looked at again after this long even if nothing happened.
 const RESYNC: Duration = Duration::from_secs(600);
@@ -88,31 +90,30 @@ pub fn contract_status<'a>(
         .collect();
     exposed_by
         .sort_by(|a, b| (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name)));
-    // Valid on its own, it may still break what an exposer serves of it: that exposer keeps
-    // serving the last good generation and says why.
-    let breaks: Vec<String> = exposed_by
-        .iter()
-        .filter(|e| e.reason.as_deref() == Some(BREAKING_CHANGE))
-        .map(|e| {
-            format!(
-                "{} {}/{}: {}",
-                e.kind,
-                e.namespace,
-                e.name,
-                e.message.as_deref().unwrap_or_default()
-            )
-        })
-        .collect();
-    let accepted = if problems.is_empty() && !breaks.is_empty() {
-        condition(
-            ACCEPTED,
-            false,
-            BREAKING_CHANGE,
-            breaks.join("; "),
-            generation,
-        )
-    } else {
-        accepted
+    // Valid on its own, it may still break what an exposer serves of it, or retire a version
+    // its clients still call: that exposer keeps serving the last good generation and says why.
+    let refusing = |reason: &'static str| {
+        let by: Vec<String> = exposed_by
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some(reason))
+            .map(|e| {
+                format!(
+                    "{} {}/{}: {}",
+                    e.kind,
+                    e.namespace,
+                    e.name,
+                    e.message.as_deref().unwrap_or_default()
+                )
+            })
+            .collect();
+        (!by.is_empty()).then(|| (reason, by.join("; ")))
+    };
+    let refused = refusing(BREAKING_CHANGE).or_else(|| refusing(VERSION_IN_USE));
+    let accepted = match refused {
+        Some((reason, message)) if problems.is_empty() => {
+            condition(ACCEPTED, false, reason, message, generation)
+        }
+        _ => accepted,
     };
     let current = exposed_by
         .iter()

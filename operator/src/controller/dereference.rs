@@ -73,6 +73,7 @@ pub async fn dereference(
         certificate_problems: BTreeMap::new(),
         catalog: Default::default(),
         compiled: None,
+        in_use: None,
     };
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     for (used, name) in &references.secrets {

@@ -57,6 +57,19 @@ pub fn transition_events(
     events
 }
 
+/// `RetiredInUse`: a Warning for each contract version retired or removed although clients
+/// called it within the usage window (its object's annotation allowed it), once the table
+/// without it is written.
+pub fn retired_in_use_events(retired: &[String]) -> impl Iterator<Item = Event> + '_ {
+    retired.iter().map(|note| Event {
+        type_: EventType::Warning,
+        reason: "RetiredInUse".to_owned(),
+        note: Some(note.clone()),
+        action: "RetireVersion".to_owned(),
+        secondary: None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};

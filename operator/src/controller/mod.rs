@@ -16,6 +16,7 @@ pub mod reconcile;
 pub mod replicas;
 pub mod status;
 pub mod status_writer;
+pub mod usage;
 
 use std::fmt::Debug;
 use std::future::Future;

@@ -34,10 +34,11 @@ use super::agreement::{Agreement, Verdict, summarize};
 use super::apply::{ApplyError, Blocked, apply_objects, read_deployment};
 use super::context::Context;
 use super::dereference::{DereferenceError, dereference, served_table};
-use super::events::transition_events;
+use super::events::{retired_in_use_events, transition_events};
 use super::replicas::{Replica, ready_replicas};
 use super::status::{Exposure, Observation, TableInPlace, compute_status};
 use super::status_writer::Target;
+use super::usage;
 use crate::plan::{plan_over, service_address};
 use crate::references::References;
 
@@ -76,7 +77,7 @@ impl ReconcileError {
 }
 
 /// `Kind/namespace/name`.
-fn object_key<K: ProxyResource>(object: &K) -> String {
+pub(super) fn object_key<K: ProxyResource>(object: &K) -> String {
     format!(
         "{}/{}/{}",
         K::kind(&()),
@@ -177,6 +178,15 @@ pub async fn reconcile<K: ProxyResource>(
     if let Some(catalog) = catalog {
         found.catalog = catalog;
     }
+    let recorded = object.proxy_status().map(|s| s.usage.as_slice());
+    if over_last {
+        found.in_use = Some(Arc::new(usage::in_use(
+            recorded.unwrap_or_default(),
+            &ctx.usage.seen(&key),
+            ctx.clock.now(),
+            ctx.settings.usage_window,
+        )));
+    }
     let previous = if over_last {
         found.compiled = ctx.last_compiles.contracts(&key);
         match found.compiled {
@@ -188,6 +198,7 @@ pub async fn reconcile<K: ProxyResource>(
     };
     steps.done("dereference");
 
+    let mut retired_in_use = Vec::new();
     let (problems, table, deployment, table_written, blocked, exposure) =
         match plan_over(&resource, &found, &ctx.settings, previous.as_ref()) {
             Ok(plan) => {
@@ -204,6 +215,9 @@ pub async fn reconcile<K: ProxyResource>(
                 steps.done("apply");
                 if applied.table_in_place && over_last {
                     ctx.last_compiles.remember(&key, plan.contracts);
+                }
+                if applied.table_written {
+                    retired_in_use = plan.retired_in_use;
                 }
                 let exposure = applied.table_in_place.then_some(Exposure {
                     exposed: plan.exposed,
@@ -251,6 +265,16 @@ pub async fn reconcile<K: ProxyResource>(
     steps.done("replicas");
 
     let address = service_address(&resource, &ctx.settings);
+    let now = ctx.clock.now();
+    let usage = usage::for_status(
+        previous
+            .as_ref()
+            .map(|p| p.usage.as_slice())
+            .unwrap_or_default(),
+        &ctx.usage.seen(&key),
+        now,
+        ctx.settings.usage_window,
+    );
     let seen = Observation {
         generation: object.meta().generation,
         problems: &problems,
@@ -261,8 +285,9 @@ pub async fn reconcile<K: ProxyResource>(
         serving: serving.as_ref(),
         deployment: deployment.as_ref(),
         address: &address,
+        usage: &usage,
     };
-    let next = compute_status(previous.as_ref(), &seen, ctx.clock.now());
+    let next = compute_status(previous.as_ref(), &seen, now);
     let changed = previous.as_ref() != Some(&next);
     if changed {
         info!(
@@ -274,7 +299,8 @@ pub async fn reconcile<K: ProxyResource>(
             programmed = serving.as_ref().map(|s| s.verdict().reason()).unwrap_or_default(),
             "status updated"
         );
-        let events = transition_events(previous.as_ref(), &next, table_written);
+        let mut events = transition_events(previous.as_ref(), &next, table_written);
+        events.extend(retired_in_use_events(&retired_in_use));
         let target = Target {
             resource: ApiResource::erase::<K>(&()),
             namespace: namespace.clone(),

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use gatehouse_api::naming::ADMIN_PORT;
+use gatehouse_api::usage::{USAGE_PATH, UsageReport};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::Uri;
 use hyper::body::Bytes;
@@ -24,6 +25,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{self, ReflectHandle, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
+use serde::de::DeserializeOwned;
 use tracing::warn;
 
 use super::agreement::{Answer, ConfigReport};
@@ -36,6 +38,8 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 pub const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 /// A `/config` report is a few hundred bytes; anything past this is not one.
 const MAX_REPORT_BYTES: usize = 64 * 1024;
+/// A `/usage` report is about 100 bytes per client and version.
+const MAX_USAGE_BYTES: usize = 8 * 1024 * 1024;
 
 /// Slice changes one subscriber may hold back before the store waits for it.
 const SUBSCRIBER_BUFFER: usize = 1024;
@@ -203,20 +207,55 @@ impl ReplicaClient {
     }
 
     async fn config(&self, address: &str) -> Result<ConfigReport, String> {
-        let uri: Uri = format!("http://{address}/config")
+        self.get_json(address, "/config", MAX_REPORT_BYTES).await
+    }
+
+    /// What every replica says about who called which contract version; a replica that did
+    /// not answer within the timeout is left out (its calls are asked again next time), with
+    /// a warning.
+    pub async fn usage_all(&self, replicas: &[Replica]) -> Vec<UsageReport> {
+        let asked = replicas.iter().map(|replica| async move {
+            let asked = self.get_json(&replica.address, USAGE_PATH, MAX_USAGE_BYTES);
+            match tokio::time::timeout(self.timeout, asked).await {
+                Ok(Ok(report)) => Some(report),
+                Ok(Err(error)) => {
+                    warn!(%replica, %error, "usage");
+                    None
+                }
+                Err(_) => {
+                    warn!(%replica, "usage: no answer in time");
+                    None
+                }
+            }
+        });
+        futures::future::join_all(asked)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// The JSON answer of `path` on the replica at `address`, of at most `limit` bytes.
+    async fn get_json<T: DeserializeOwned>(
+        &self,
+        address: &str,
+        path: &str,
+        limit: usize,
+    ) -> Result<T, String> {
+        let uri: Uri = format!("http://{address}{path}")
             .parse()
             .map_err(|e| format!("bad address: {e}"))?;
         let response = self.http.get(uri).await.map_err(|e| with_causes(&e))?;
         let status = response.status();
         if !status.is_success() {
-            return Err(format!("/config answered {status}"));
+            return Err(format!("{path} answered {status}"));
         }
-        let body = Limited::new(response.into_body(), MAX_REPORT_BYTES)
+        let body = Limited::new(response.into_body(), limit)
             .collect()
             .await
-            .map_err(|e| format!("reading /config: {e}"))?
+            .map_err(|e| format!("reading {path}: {e}"))?
             .to_bytes();
-        serde_json::from_slice(&body).map_err(|e| format!("/config is not a report: {e}"))
+        serde_json::from_slice(&body).map_err(|e| format!("{path} is not a report: {e}"))
     }
 }
 

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use gatehouse_api::crd::{ExposedContract, ExposureState, ProxyStatus, ServedContract};
 use gatehouse_api::exposure::Unresolved;
 use gatehouse_api::route_table::{RouteTable, digest_of};
+use gatehouse_api::usage::VersionUsage;
 use gatehouse_api::validate::{Problem, join, reason};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -127,6 +128,8 @@ pub struct Observation<'a> {
     pub deployment: Option<&'a Deployment>,
     /// `host:port` of the proxy Service.
     pub address: &'a str,
+    /// What `status.usage` says now ([`super::usage::for_status`]).
+    pub usage: &'a [VersionUsage],
 }
 
 /// A condition with no transition time yet (see [`compute_status`]).
@@ -425,6 +428,7 @@ pub fn compute_status(
         contracts,
         exposed_contracts,
         proxies: seen.serving.map(|serving| serving.counts),
+        usage: seen.usage.to_vec(),
     }
 }
 
@@ -457,6 +461,7 @@ mod tests {
             serving: None,
             deployment: None,
             address: "public-gateway.shop.svc.cluster.local:80",
+            usage: &[],
         }
     }
 

@@ -96,21 +96,45 @@ impl StatusWriter {
     /// The status to compare a new one against: the last one handed over for `key`, until the
     /// resource as watched (`observed`) shows it.
     pub fn previous(&self, key: &str, observed: Option<&ProxyStatus>) -> Option<ProxyStatus> {
+        previous_in(&mut self.slots(), key, observed)
+    }
+
+    /// Hands over what `change` makes of the status to compare against ([`Self::previous`]),
+    /// if it makes anything of it, with no other status handed over in between (the usage
+    /// gatherer changes one field of a status a reconcile may be replacing). True when a
+    /// status was handed over.
+    pub fn update(
+        &self,
+        key: &str,
+        observed: Option<&ProxyStatus>,
+        target: Target,
+        change: impl FnOnce(&ProxyStatus) -> Option<ProxyStatus>,
+    ) -> bool {
         let mut slots = self.slots();
-        let Some(slot) = slots.get(key) else {
-            return observed.cloned();
-        };
-        if !slot.busy && slot.waiting.is_none() && observed == Some(&slot.latest) {
-            slots.remove(key);
-            return observed.cloned();
+        let next = previous_in(&mut slots, key, observed).and_then(|previous| change(&previous));
+        match next {
+            Some(status) => {
+                self.submit_in(&mut slots, key, target, status, Vec::new());
+                true
+            }
+            None => false,
         }
-        Some(slot.latest.clone())
     }
 
     /// Hands over `status` for the resource `key` (`Kind/namespace/name`), with the events to
     /// publish once it is written. Returns at once.
     pub fn submit(&self, key: &str, target: Target, status: ProxyStatus, events: Vec<Event>) {
-        let mut slots = self.slots();
+        self.submit_in(&mut self.slots(), key, target, status, events);
+    }
+
+    fn submit_in(
+        &self,
+        slots: &mut HashMap<String, Slot>,
+        key: &str,
+        target: Target,
+        status: ProxyStatus,
+        events: Vec<Event>,
+    ) {
         let slot = slots.entry(key.to_owned()).or_insert_with(|| Slot {
             latest: status.clone(),
             waiting: None,
@@ -224,4 +248,20 @@ impl StatusWriter {
         info!(%key, write_ms = started.elapsed().as_millis(), "status written");
         Ok(())
     }
+}
+
+/// [`StatusWriter::previous`], in `slots`.
+fn previous_in(
+    slots: &mut HashMap<String, Slot>,
+    key: &str,
+    observed: Option<&ProxyStatus>,
+) -> Option<ProxyStatus> {
+    let Some(slot) = slots.get(key) else {
+        return observed.cloned();
+    };
+    if !slot.busy && slot.waiting.is_none() && observed == Some(&slot.latest) {
+        slots.remove(key);
+        return observed.cloned();
+    }
+    Some(slot.latest.clone())
 }

@@ -1,5 +1,6 @@
 //! Proxy pods as the operator sees them: real HTTP servers on 127.0.0.1 (random ports) that
-//! answer `/config` with whatever report the test sets, and the EndpointSlices that list them.
+//! answer `/config` and `/usage` with whatever reports the test sets, and the EndpointSlices
+//! that list them.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -25,6 +26,8 @@ pub struct FakePod {
     /// From the `n`th question on (counting all), the pod answers this report instead.
     later: Arc<Mutex<Option<(usize, Value)>>>,
     asked: Arc<AtomicUsize>,
+    /// What `/usage` answers.
+    usage: Arc<Mutex<Value>>,
     server: JoinHandle<()>,
 }
 
@@ -49,20 +52,26 @@ pub fn refusing(serves: &str, refused: &str, error: &str) -> Value {
 }
 
 impl FakePod {
-    /// A pod answering `report` on `GET /config` (404 elsewhere).
+    /// A pod answering `report` on `GET /config`, no calls on `/usage` (404 elsewhere).
     pub async fn start(name: &str, report: Value) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let report = Arc::new(Mutex::new(report));
         let asked = Arc::new(AtomicUsize::new(0));
         let later: Arc<Mutex<Option<(usize, Value)>>> = Arc::default();
+        let usage = Arc::new(Mutex::new(json!({"calls": []})));
         let (shared, counter, switch) = (report.clone(), asked.clone(), later.clone());
+        let calls = usage.clone();
         let server = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let (report, asked, later) = (shared.clone(), counter.clone(), switch.clone());
+                let calls = calls.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |request: Request<Incoming>| {
-                        let response = if request.uri().path() == "/config" {
+                        let response = if request.uri().path() == "/usage" {
+                            let body = serde_json::to_vec(&*calls.lock().unwrap()).unwrap();
+                            Response::new(Full::new(Bytes::from(body)))
+                        } else if request.uri().path() == "/config" {
                             let n = asked.fetch_add(1, Ordering::SeqCst) + 1;
                             let mut report = report.lock().unwrap();
                             let mut later = later.lock().unwrap();
@@ -90,8 +99,14 @@ impl FakePod {
             report,
             later,
             asked,
+            usage,
             server,
         }
+    }
+
+    /// From now on `/usage` answers `report`.
+    pub fn answer_usage(&self, report: Value) {
+        *self.usage.lock().unwrap() = report;
     }
 
     /// From now on the pod answers `report`.

@@ -737,6 +737,9 @@ impl ProxyHttp for Gateway {
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Self::CTX) {
         head_guard::request_done(session);
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        if let Some(calls) = ctx.route().and_then(|r| r.calls.as_deref()) {
+            calls.record(ctx.client.as_deref());
+        }
         self.metrics.request_done(
             ctx.route().map(|r| &r.names),
             status,

@@ -27,6 +27,8 @@ use in_flight::InFlightBook;
 use redis::RedisBook;
 use resolver::Resolver;
 
+use crate::usage::UsageBook;
+
 /// The state shared by every table; see the module doc.
 #[derive(Debug, Default)]
 pub struct Runtime {
@@ -39,6 +41,8 @@ pub struct Runtime {
     pub in_flight: InFlightBook,
     /// The Redis servers of global rate limits.
     pub redis: RedisBook,
+    /// Who called which contract version last.
+    pub usage: UsageBook,
 }
 
 impl Runtime {
@@ -50,6 +54,7 @@ impl Runtime {
             buckets: BucketBook::default(),
             in_flight: InFlightBook::default(),
             redis: RedisBook::default(),
+            usage: UsageBook::default(),
         }
     }
 
