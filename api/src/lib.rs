@@ -13,6 +13,7 @@ pub mod exposure;
 pub mod expression;
 pub mod naming;
 pub mod normalize;
+pub mod openapi;
 pub mod path;
 pub mod prepare;
 pub mod rate_limits;

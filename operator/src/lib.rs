@@ -12,6 +12,7 @@ pub mod diff;
 pub mod leader;
 pub mod metrics;
 pub mod objects;
+pub mod openapi;
 pub mod plan;
 pub mod references;
 pub mod render;

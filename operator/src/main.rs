@@ -168,6 +168,17 @@ enum Command {
         #[arg(long, value_enum, default_value_t = FailOn::Breaking)]
         fail_on: FailOn,
     },
+    /// Print, offline, the OpenAPI 3.1 documents each Gateway and EdgeService of these
+    /// resources serves (one per published or deprecated contract version, and their index),
+    /// as JSON by resource and by the path its proxy serves them at.
+    Openapi {
+        /// Resource files or directories of `*.yaml` files (with the Contracts they expose).
+        #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+        paths: Vec<PathBuf>,
+        /// Namespace of resources that name none.
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+    },
     /// Run the controllers.
     Run {
         /// Watch only this namespace (default: all).
@@ -221,6 +232,24 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Openapi { paths, namespace } => {
+            match gatehouse_operator::openapi::documents_paths(&paths, &namespace) {
+                Ok(documents) => match serde_json::to_string_pretty(&documents) {
+                    Ok(json) => {
+                        println!("{json}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(error) => {
+                        eprintln!("error: {error}");
+                        ExitCode::FAILURE
+                    }
+                },
+                Err(error) => {
+                    eprintln!("error: no documents:\n{error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Render {
             paths,
             namespace,

@@ -966,3 +966,55 @@ fn the_diff_command_classifies_every_change_and_fails_on_a_breaking_one() {
         String::from_utf8_lossy(&missing.stderr)
     );
 }
+
+#[test]
+fn the_openapi_command_prints_the_documents_each_gateway_serves() {
+    let binary = env!("CARGO_BIN_EXE_gatehouse-operator");
+    let dir = std::env::temp_dir().join(format!("gatehouse-openapi-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let gateway = dir.join("storefront.yaml");
+    std::fs::write(
+        &gateway,
+        "apiVersion: gatehouse.dev/v1alpha1\nkind: Gateway\nmetadata: {name: storefront, namespace: shop}\nspec:\n  expose: [{contract: catalog}]\n",
+    )
+    .unwrap();
+    let openapi = |files: &[PathBuf]| {
+        let mut command = std::process::Command::new(binary);
+        command.arg("openapi");
+        for file in files {
+            command.arg("-f").arg(file);
+        }
+        command.output().unwrap()
+    };
+    let output = openapi(&[repo().join("examples/versioning/after"), gateway.clone()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let served = printed["Gateway shop/storefront"].as_object().unwrap();
+    assert_eq!(
+        served.keys().collect::<Vec<_>>(),
+        [
+            "/.well-known/gatehouse/openapi.json",
+            "/.well-known/gatehouse/openapi/shop/catalog/v1.json",
+            "/.well-known/gatehouse/openapi/shop/catalog/v2.json",
+        ]
+    );
+    let v1 = &served["/.well-known/gatehouse/openapi/shop/catalog/v1.json"];
+    assert_eq!(v1["openapi"], "3.1.0");
+    assert_eq!(v1["paths"]["/products/{id}"]["get"]["deprecated"], true);
+    assert_eq!(
+        v1["paths"]["/products/{id}"]["get"]["x-gatehouse-sunset"],
+        "2027-07-01T00:00:00Z"
+    );
+
+    // A Gateway exposing a Contract that is not there: the problem, and nothing printed.
+    let missing = openapi(&[gateway]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(missing.stdout.is_empty());
+    let error = String::from_utf8(missing.stderr).unwrap();
+    assert!(error.contains("Gateway shop/storefront: "), "{error}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -15,6 +15,7 @@ pub mod bound;
 pub mod cli;
 pub mod clients;
 pub mod cluster;
+pub mod contract_documents;
 pub mod cors;
 mod delegate;
 pub mod deprecation;

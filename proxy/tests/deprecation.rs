@@ -238,3 +238,54 @@ async fn usage_is_each_clients_last_call_of_each_published_or_deprecated_version
         assert!(at % 60 == 0 && (before..=after).contains(&at), "{call}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_contract_documents_of_promised_versions_are_served_where_no_route_claims() {
+    let ahead = 4_102_444_800;
+    let routes = vec![
+        deprecated(
+            respond("v1/product", PathKind::Exact, "/v1/products/{id}"),
+            VersionState::Deprecated,
+            ahead,
+            false,
+        ),
+        // A draft is not promised: no document.
+        respond("v2/product", PathKind::Exact, "/v2/products/{id}"),
+    ];
+    let (proxy, _dir) = serve_routes(routes, "documents", &[]).await;
+
+    let index = proxy.send(get("/.well-known/gatehouse/openapi.json")).await;
+    assert_eq!(
+        (index.status, index.header("content-type")),
+        (200, Some("application/json"))
+    );
+    let listed = index.json()["documents"].clone();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["version"], "v1");
+    assert_eq!(listed[0]["path"], "/.well-known/gatehouse/openapi/v1.json");
+
+    let document = proxy
+        .send(get("/.well-known/gatehouse/openapi/v1.json"))
+        .await;
+    assert_eq!(
+        (document.status, document.header("content-type")),
+        (200, Some("application/vnd.oai.openapi+json;version=3.1"))
+    );
+    let document = document.json();
+    assert_eq!(document["openapi"], "3.1.0");
+    assert_eq!(document["servers"][0]["url"], "/v1");
+    let get_product = &document["paths"]["/products/{id}"]["get"];
+    assert_eq!(get_product["deprecated"], true, "{document}");
+    assert_eq!(get_product["x-gatehouse-sunset"], "2100-01-01T00:00:00Z");
+
+    for missing in [
+        "/.well-known/gatehouse/openapi/v2.json",
+        "/.well-known/gatehouse/openapi/v3.json",
+    ] {
+        assert_eq!(proxy.send(get(missing)).await.status, 404, "{missing}");
+    }
+    let post = request("POST", "/.well-known/gatehouse/openapi.json")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    assert_eq!(proxy.send(post).await.status, 404);
+}
