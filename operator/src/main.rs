@@ -198,6 +198,9 @@ enum Command {
         /// Log format.
         #[arg(long, value_enum, default_value_t = LogFormat::Json)]
         log_format: LogFormat,
+        /// How often the proxy pods are asked who called which contract version (at least 1s).
+        #[arg(long, default_value = "60s", value_parser = gatehouse_api::duration::parse)]
+        usage_interval: std::time::Duration,
     },
 }
 
@@ -279,6 +282,7 @@ fn main() -> ExitCode {
             leader_election,
             lease_namespace,
             log_format,
+            usage_interval,
         } => {
             run::init_logging(log_format == LogFormat::Json);
             let options = run::RunOptions {
@@ -287,6 +291,7 @@ fn main() -> ExitCode {
                 admin_listen,
                 leader_election,
                 lease_namespace,
+                usage_interval,
             };
             match run::run(options) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -37,6 +37,8 @@ pub struct RunOptions {
     pub admin_listen: SocketAddr,
     pub leader_election: bool,
     pub lease_namespace: Option<String>,
+    /// How often the proxy pods are asked who called which contract version.
+    pub usage_interval: Duration,
 }
 
 /// JSON (or text) logs on stderr, filtered by `RUST_LOG` (default `info`).
@@ -209,8 +211,13 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
             edges: edges.clone(),
         });
         tokio::join!(
-            usage::gather(gateways.clone(), ctx.clone(), stop()),
-            usage::gather(edges.clone(), ctx.clone(), stop()),
+            usage::gather(
+                gateways.clone(),
+                ctx.clone(),
+                options.usage_interval,
+                stop()
+            ),
+            usage::gather(edges.clone(), ctx.clone(), options.usage_interval, stop()),
             run_contract_status(
                 contracts.contracts.clone(),
                 contract_changes,

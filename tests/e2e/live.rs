@@ -308,7 +308,7 @@ fn key_secret(namespace: &str, key: &str) -> Secret {
 /// server refuses loopback IPs in EndpointSlices, so it names the host `NAME.localhost` (address
 /// type `FQDN`), which the operator resolves to 127.0.0.1 as RFC 6761 has `.localhost` names
 /// resolved.
-fn endpoint_slice(namespace: &str, service: &str, admin_port: u16) -> EndpointSlice {
+pub(crate) fn endpoint_slice(namespace: &str, service: &str, admin_port: u16) -> EndpointSlice {
     serde_json::from_value(json!({
         "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
         "metadata": {
@@ -398,7 +398,7 @@ pub(crate) struct LocalProxy {
     /// `127.0.0.1:PORT` of its plain listener.
     pub(crate) address: String,
     admin: String,
-    admin_port: u16,
+    pub(crate) admin_port: u16,
 }
 
 impl LocalProxy {
@@ -453,7 +453,7 @@ impl LocalProxy {
     }
 
     /// Status and body of `GET path` with an API key (none when empty).
-    async fn get(&self, path: &str, key: &str) -> (u16, String) {
+    pub(crate) async fn get(&self, path: &str, key: &str) -> (u16, String) {
         let key = if key.is_empty() {
             String::new()
         } else {

@@ -29,6 +29,7 @@ mod live_tls;
 mod operator_process;
 mod operator_rbac;
 mod scenario;
+mod usage;
 mod versioning;
 
 use std::panic::AssertUnwindSafe;

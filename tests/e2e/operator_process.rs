@@ -47,6 +47,8 @@ impl OperatorProcess {
             ])
             .args(["--admin-listen", &admin, "--leader-election", "true"])
             .args(["--log-format", "json"])
+            // Who called which contract version: asked every second, not every minute.
+            .args(["--usage-interval", "1s"])
             .args(["--operator-namespace", OPERATOR_NAMESPACE])
             .args(["--monitoring-namespace", MONITORING_NAMESPACE])
             .env("POD_NAME", format!("e2e-{}", std::process::id()))

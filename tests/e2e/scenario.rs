@@ -317,6 +317,7 @@ pub async fn run(client: &Client, namespace: &str, operator: &mut OperatorProces
     Box::pin(crate::global_limits::run(client, namespace)).await;
     Box::pin(crate::contracts::run(client, namespace)).await;
     Box::pin(crate::versioning::run(client, namespace)).await;
+    Box::pin(crate::usage::run(client, namespace)).await;
     Box::pin(crate::contracts_scale::run(client, namespace)).await;
     delete_and_collect(client, namespace, &gateway_uid).await;
 

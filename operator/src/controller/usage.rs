@@ -1,5 +1,5 @@
 //! usage: who calls which contract version, gathered from the proxy replicas once a minute
-//! (their admin `/usage`; pods, not the API server) and kept in each resource's `status.usage`,
+//! (`--usage-interval`; their admin `/usage`: pods, not the API server) and kept in each resource's `status.usage`,
 //! the record that outlives proxy restarts. What compile refuses by ([`in_use`]) is the record
 //! and every call seen since, so a retirement is judged on the freshest knowledge.
 //!
@@ -27,8 +27,6 @@ use super::reconcile::object_key;
 use super::replicas::ready_replicas;
 use super::status_writer::Target;
 
-/// How often the replicas are asked.
-pub const GATHER_EVERY: Duration = Duration::from_secs(60);
 /// How far a known caller's last call may run ahead of the record before it is rewritten.
 pub const REWRITE_AFTER: Duration = Duration::from_secs(3600);
 /// Most entries `status.usage` keeps.
@@ -117,14 +115,15 @@ pub fn in_use(
     }
 }
 
-/// Gathers the usage of every resource in `store` each [`GATHER_EVERY`] until `stop`
-/// resolves.
+/// Gathers the usage of every resource in `store` `every` so often (`--usage-interval`, a
+/// minute) until `stop` resolves.
 pub async fn gather<K: ProxyResource>(
     store: Store<K>,
     ctx: Arc<Context>,
+    every: Duration,
     stop: impl Future<Output = ()> + Send,
 ) {
-    let mut ticks = tokio::time::interval(GATHER_EVERY);
+    let mut ticks = tokio::time::interval(every.max(Duration::from_secs(1)));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(stop);
     loop {
