@@ -2,12 +2,15 @@
 """Writes a RouteTable JSON with N routes, all proxying to one upstream.
 
 Usage: make_table.py N UPSTREAM_PORT > routes.json
+       VERSION_STATE=published make_table.py N UPSTREAM_PORT   (routes of a published version,
+       whose calls the proxy records per client: what strict versioning adds to a request)
 
 Routes come in families of ten per resource (`/v1/resK`, `/v1/resK/{id}`, `/v1/resK/{id}/sub`
 prefix, seven exact leaves), the shape of a real API. The benchmark requests
 `/v1/res{N/20}/{id}`, a template route in the middle of the table.
 """
 import json
+import os
 import sys
 
 
@@ -27,6 +30,7 @@ def route(route_id, kind, path, port):
             ],
         },
         "timeoutMs": 5000,
+        **({"state": os.environ["VERSION_STATE"]} if os.environ.get("VERSION_STATE") else {}),
     }
 
 

@@ -3,8 +3,9 @@
 //! operator merges it into the resource's `status.usage`; see `gatehouse_api::usage`).
 //!
 //! Kept across table reloads and never forgotten while the proxy runs: there are only as many
-//! entries as versions times clients. A request costs one read lock, one hash lookup of the
-//! client's name and one atomic store; a client's first call of a version takes the write lock.
+//! entries as versions times clients. A request costs the time, one read lock, one hash lookup
+//! of the client's name (none for an anonymous caller) and one atomic store; a client's first
+//! call of a version takes the write lock.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -25,10 +26,12 @@ pub struct UsageBook {
     versions: Mutex<BTreeMap<VersionKey, Arc<VersionCalls>>>,
 }
 
-/// The last call of one version by each client (`None`: anonymous), in Unix minutes.
+/// The last call of one version by each client, and by anonymous callers, in Unix minutes
+/// (0: none).
 #[derive(Debug, Default)]
 pub struct VersionCalls {
-    clients: RwLock<HashMap<Option<String>, AtomicI64>>,
+    clients: RwLock<HashMap<String, AtomicI64>>,
+    anonymous: AtomicI64,
 }
 
 impl UsageBook {
@@ -55,16 +58,18 @@ impl UsageBook {
         let mut calls = Vec::new();
         for ((contract, version), usage) in versions.iter() {
             let clients = usage.clients.read().unwrap_or_else(PoisonError::into_inner);
-            let mut seen: Vec<(&Option<String>, i64)> = clients
+            let anonymous = usage.anonymous.load(Ordering::Relaxed);
+            let mut seen: Vec<(Option<&str>, i64)> = clients
                 .iter()
-                .map(|(client, minute)| (client, minute.load(Ordering::Relaxed)))
+                .map(|(client, minute)| (Some(client.as_str()), minute.load(Ordering::Relaxed)))
+                .chain((anonymous > 0).then_some((None, anonymous)))
                 .collect();
             seen.sort();
             calls.extend(seen.into_iter().filter_map(|(client, minute)| {
                 Some(VersionUsage {
                     contract: (!contract.is_empty()).then(|| contract.clone()),
                     version: version.clone(),
-                    client: client.clone(),
+                    client: client.map(str::to_owned),
                     last_call: Time(Timestamp::from_second(minute * 60).ok()?),
                 })
             }));
@@ -88,17 +93,20 @@ impl VersionCalls {
     }
 
     fn record_at(&self, client: Option<&str>, minute: i64) {
-        let key = client.map(str::to_owned);
+        let Some(client) = client else {
+            self.anonymous.fetch_max(minute, Ordering::Relaxed);
+            return;
+        };
         {
             let clients = self.clients.read().unwrap_or_else(PoisonError::into_inner);
-            if let Some(last) = clients.get(&key) {
+            if let Some(last) = clients.get(client) {
                 last.fetch_max(minute, Ordering::Relaxed);
                 return;
             }
         }
         let mut clients = self.clients.write().unwrap_or_else(PoisonError::into_inner);
         clients
-            .entry(key)
+            .entry(client.to_owned())
             .or_default()
             .fetch_max(minute, Ordering::Relaxed);
     }
