@@ -26,7 +26,7 @@ use kube::runtime::reflector::{self, ReflectHandle, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use serde::de::DeserializeOwned;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::agreement::{Answer, ConfigReport};
 use super::scoped;
@@ -207,7 +207,9 @@ impl ReplicaClient {
     }
 
     async fn config(&self, address: &str) -> Result<ConfigReport, String> {
-        self.get_json(address, "/config", MAX_REPORT_BYTES).await
+        self.get_json(address, "/config", MAX_REPORT_BYTES)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// What every replica says about who called which contract version; a replica that did
@@ -218,6 +220,11 @@ impl ReplicaClient {
             let asked = self.get_json(&replica.address, USAGE_PATH, MAX_USAGE_BYTES);
             match tokio::time::timeout(self.timeout, asked).await {
                 Ok(Ok(report)) => Some(report),
+                // A proxy older than usage recording: nothing to record from it.
+                Ok(Err(AskError::NotFound(_))) => {
+                    debug!(%replica, "usage: not recorded by this proxy");
+                    None
+                }
                 Ok(Err(error)) => {
                     warn!(%replica, %error, "usage");
                     None
@@ -241,21 +248,41 @@ impl ReplicaClient {
         address: &str,
         path: &str,
         limit: usize,
-    ) -> Result<T, String> {
+    ) -> Result<T, AskError> {
         let uri: Uri = format!("http://{address}{path}")
             .parse()
             .map_err(|e| format!("bad address: {e}"))?;
         let response = self.http.get(uri).await.map_err(|e| with_causes(&e))?;
         let status = response.status();
+        if status == hyper::StatusCode::NOT_FOUND {
+            return Err(AskError::NotFound(path.to_owned()));
+        }
         if !status.is_success() {
-            return Err(format!("{path} answered {status}"));
+            return Err(format!("{path} answered {status}").into());
         }
         let body = Limited::new(response.into_body(), limit)
             .collect()
             .await
             .map_err(|e| format!("reading {path}: {e}"))?
             .to_bytes();
-        serde_json::from_slice(&body).map_err(|e| format!("{path} is not a report: {e}"))
+        serde_json::from_slice(&body).map_err(|e| format!("{path} is not a report: {e}").into())
+    }
+}
+
+/// Why a replica gave no answer to a question.
+#[derive(Debug, thiserror::Error)]
+enum AskError {
+    /// It does not know the path (a proxy older than the question).
+    #[error("{0} answered 404 Not Found")]
+    NotFound(String),
+    /// Anything else, in words.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<String> for AskError {
+    fn from(message: String) -> Self {
+        Self::Failed(message)
     }
 }
 
@@ -469,5 +496,45 @@ mod tests {
         assert!(error.starts_with("/config is not a report: "), "{error}");
         hold.abort();
         answer_garbage.abort();
+    }
+
+    /// A server on loopback answering every request with `response`.
+    async fn answering(response: &'static [u8]) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut request = [0; 1024];
+                let _ = stream.read(&mut request).await;
+                let _ = stream.write_all(response).await;
+            }
+        });
+        (address, task)
+    }
+
+    #[tokio::test]
+    async fn usage_is_what_the_replicas_that_record_it_say() {
+        let body =
+            br#"{"calls":[{"version":"v1","client":"web","lastCall":"2026-12-07T10:00:00Z"}]}"#;
+        let mut answer =
+            format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len()).into_bytes();
+        answer.extend_from_slice(body);
+        let (recording, a) = answering(answer.leak()).await;
+        // A proxy older than usage recording, and one that fails.
+        let (older, b) = answering(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n").await;
+        let (failing, c) = answering(b"HTTP/1.1 500 Oops\r\ncontent-length: 0\r\n\r\n").await;
+        let replicas = [recording, older, failing].map(|address| Replica {
+            pod: None,
+            address: address.to_string(),
+        });
+        let reports = ReplicaClient::new(Duration::from_secs(5))
+            .usage_all(&replicas)
+            .await;
+        assert_eq!(reports.len(), 1);
+        assert_eq!(reports[0].calls.len(), 1);
+        assert_eq!(reports[0].calls[0].client.as_deref(), Some("web"));
+        for task in [a, b, c] {
+            task.abort();
+        }
     }
 }
