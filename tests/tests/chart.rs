@@ -371,6 +371,27 @@ fn proxy_network_policy_values_become_operator_flags() {
     assert!(error.contains("monitoringNamespace"), "{error}");
 }
 
+#[test]
+fn the_usage_window_value_becomes_the_operator_flag() {
+    let Some(helm) = Helm::find() else { return };
+    let objects = parse_yaml_stream(&helm.template_case(&CASES[0]));
+    let args = operator_args(the_one(&objects, "Deployment"));
+    assert!(
+        !args.contains_key("--usage-window"),
+        "the default: {args:?}"
+    );
+    let ninety_days = support::Case {
+        name: "usage-window",
+        args: &["--set", "usageWindow=2160h"],
+        ..CASES[0]
+    };
+    let objects = parse_yaml_stream(&helm.template_case(&ninety_days));
+    let args = operator_args(the_one(&objects, "Deployment"));
+    assert_eq!(args["--usage-window"], "2160h");
+    let error = helm.template_error(&["--set", "usageWindow=30d"]);
+    assert!(error.contains("usageWindow"), "{error}");
+}
+
 /// The metrics Service, the PodDisruptionBudget and the ServiceMonitor select the operator pods.
 fn assert_selects_operator_pods(objects: &[Value], deployment: &Value) {
     let pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
