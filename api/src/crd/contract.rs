@@ -122,6 +122,10 @@ pub struct ContractExposer {
     pub message: Option<String>,
     /// The Contract generation it serves.
     pub served_generation: Option<i64>,
+    /// Its clients' last calls of this contract's versions, from its `status.usage` (`contract`
+    /// left out): who would lose what if a version were retired.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub usage: Vec<crate::usage::VersionUsage>,
 }
 
 /// Observed state of a Contract.

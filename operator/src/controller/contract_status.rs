@@ -16,6 +16,7 @@ use gatehouse_api::crd::{
     Contract, ContractExposer, ContractStatus, EdgeService, ExposedContract, ExposureState,
     Gateway, ProxyStatus,
 };
+use gatehouse_api::usage::VersionUsage;
 use gatehouse_api::validate::{join, validate_contract};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
@@ -85,7 +86,11 @@ pub fn contract_status<'a>(
                 .exposed_contracts
                 .iter()
                 .find(|e| e.namespace == namespace && e.name == name)?;
-            Some(exposer_entry(exposer.kind, exposer.metadata, entry))
+            let usage = exposer
+                .status
+                .map(|s| s.usage.as_slice())
+                .unwrap_or_default();
+            Some(exposer_entry(exposer.kind, exposer.metadata, entry, usage))
         })
         .collect();
     exposed_by
@@ -136,8 +141,24 @@ pub fn contract_status<'a>(
     }
 }
 
-fn exposer_entry(kind: &str, metadata: &ObjectMeta, entry: &ExposedContract) -> ContractExposer {
+/// `exposer` as the Contract's status names it, with its clients' calls of the Contract (of
+/// `usage`, the exposer's).
+fn exposer_entry(
+    kind: &str,
+    metadata: &ObjectMeta,
+    entry: &ExposedContract,
+    usage: &[VersionUsage],
+) -> ContractExposer {
+    let contract = format!("{}/{}", entry.namespace, entry.name);
     ContractExposer {
+        usage: usage
+            .iter()
+            .filter(|u| u.contract.as_deref() == Some(contract.as_str()))
+            .map(|u| VersionUsage {
+                contract: None,
+                ..u.clone()
+            })
+            .collect(),
         kind: kind.to_owned(),
         namespace: metadata.namespace.clone().unwrap_or_default(),
         name: metadata.name.clone().unwrap_or_default(),
@@ -310,6 +331,34 @@ mod tests {
     }
 
     #[test]
+    fn each_exposer_says_who_of_its_clients_called_which_version_of_the_contract() {
+        let call = |contract: Option<&str>, version: &str, client: &str| VersionUsage {
+            contract: contract.map(str::to_owned),
+            version: version.to_owned(),
+            client: Some(client.to_owned()),
+            last_call: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at(600)),
+        };
+        let mut status = exposing(ExposureState::Served, 1, None);
+        status.usage = vec![
+            call(Some("shop/orders"), "v1", "mobile"),
+            call(Some("shop/catalog"), "v1", "mobile"),
+            call(None, "v1", "web"),
+        ];
+        let web = meta("shop", "web");
+        let view = ExposerView {
+            kind: "Gateway",
+            metadata: &web,
+            status: Some(&status),
+        };
+        let contract_status = contract_status(&contract(1), [view], at(700));
+        assert_eq!(
+            contract_status.exposed_by[0].usage,
+            [call(None, "v1", "mobile")],
+            "only this Contract's calls, by the exposer's clients"
+        );
+    }
+
+    #[test]
     fn exposers_are_listed_with_how_each_serves_the_contract() {
         let served = exposing(ExposureState::Served, 2, None);
         let kept = exposing(ExposureState::LastGoodServed, 1, Some("UnknownClient"));
@@ -454,6 +503,7 @@ mod tests {
                 "Gateway",
                 &meta("shop", "web"),
                 &exposing(ExposureState::Served, 1, None).exposed_contracts[0],
+                &[],
             )],
             ..ContractStatus::default()
         });
