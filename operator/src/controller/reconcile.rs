@@ -178,11 +178,13 @@ pub async fn reconcile<K: ProxyResource>(
     if let Some(catalog) = catalog {
         found.catalog = catalog;
     }
+    // Who called what: the record in the status, and every call heard of since the start.
     let recorded = object.proxy_status().map(|s| s.usage.as_slice());
+    let seen = ctx.usage.seen(&key);
     if over_last {
         found.in_use = Some(Arc::new(usage::in_use(
             recorded.unwrap_or_default(),
-            &ctx.usage.seen(&key),
+            &seen,
             ctx.clock.now(),
             ctx.settings.usage_window,
         )));
@@ -271,7 +273,7 @@ pub async fn reconcile<K: ProxyResource>(
             .as_ref()
             .map(|p| p.usage.as_slice())
             .unwrap_or_default(),
-        &ctx.usage.seen(&key),
+        &seen,
         now,
         ctx.settings.usage_window,
     );
