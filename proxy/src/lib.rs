@@ -5,11 +5,12 @@
 //! [`cluster`] (the route ConfigMap and client Secrets watched through the Kubernetes API); [`runtime`] owns the state that
 //! outlives tables (rate-limit buckets, upstream addresses refreshed in the background, passive
 //! health); [`admin`] serves health, readiness, metrics, the loaded table's identity and who calls which contract version ([`usage`]). See `proxy/README.md` for the user-facing contract.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod access;
 pub mod admin;
 pub mod aggregate;
+pub mod allocator;
 pub mod app;
 pub mod bound;
 pub mod cli;

@@ -192,8 +192,9 @@ impl TableStore {
         installs.kubernetes_delivered |= offer.feed == Feed::Kubernetes;
         drop(installs);
         // Buckets and upstreams only the replaced table used go once its requests end; what is
-        // already unused goes now.
+        // already unused goes now, and so do the pages of the replaced table.
         self.runtime.prune();
+        crate::allocator::release_freed();
         self.metrics.table_loaded(
             TableLabels {
                 digest: table.digest.clone(),
