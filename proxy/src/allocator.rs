@@ -2,6 +2,30 @@
 //! allocating: the one place with `unsafe` code, a call into the allocator's C API.
 #![allow(unsafe_code)]
 
+/// The environment variable of mimalloc's `arena_eager_commit` option, which mimalloc reads
+/// when the process starts, before `main`.
+pub const ARENA_EAGER_COMMIT_ENV: &str = "MIMALLOC_ARENA_EAGER_COMMIT";
+
+/// The program again, with its arguments, under `MIMALLOC_ARENA_EAGER_COMMIT=0` — unless that
+/// is set already (to anything: the user's choice stands). Its arenas (1 GiB reservations) are
+/// then committed as they are used rather than at once, and a page the allocator purges is
+/// decommitted, which the kernel takes off the RSS at once; a purged page of an eagerly
+/// committed arena stays resident until memory runs short. Requests cost the same; a proxy
+/// serving a small table holds half the memory, a 10,000-route one less across reloads
+/// (bench/RESULTS.md). The option is read before `main` runs, so setting it means starting
+/// again: `main` replaces the process with this (same pid), and goes on as it is if that fails.
+pub fn with_lazy_arenas() -> Option<std::process::Command> {
+    if std::env::var_os(ARENA_EAGER_COMMIT_ENV).is_some() {
+        return None;
+    }
+    let mut args = std::env::args_os();
+    let program = args.next()?;
+    let mut command = std::process::Command::new(std::env::current_exe().ok()?);
+    std::os::unix::process::CommandExt::arg0(&mut command, program);
+    command.args(args).env(ARENA_EAGER_COMMIT_ENV, "0");
+    Some(command)
+}
+
 /// Hands the memory freed on this thread, and freed by other threads into its heap, back to
 /// the system now. mimalloc returns a free page only when its thread next allocates (after
 /// `purge_delay`); the reload threads allocate a whole table and then sleep until the next one,

@@ -591,3 +591,24 @@ async fn not_ready_while_another_process_holds_the_traffic_port() {
     let reply = send(listen, get("/v1/status")).await.unwrap();
     assert_eq!((reply.status, reply.text().as_str()), (200, "v1/status"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_proxy_serves_with_lazily_committed_arenas_as_the_process_it_was_started_as() {
+    let routes = vec![respond("v1/ping", PathKind::Exact, "/v1/ping")];
+    let (proxy, _dir) = serve_routes(routes, "arenas", &[]).await;
+    assert_eq!(proxy.send(get("/v1/ping")).await.status, 200);
+    // The process started is the one serving (same pid), now with the allocator's option set,
+    // and under the name it was started by.
+    let read = |file: &str| std::fs::read(format!("/proc/{}/{file}", proxy.pid())).unwrap();
+    let environ = read("environ");
+    assert!(
+        environ
+            .split(|b| *b == 0)
+            .any(|v| v == b"MIMALLOC_ARENA_EAGER_COMMIT=0"),
+        "{}",
+        String::from_utf8_lossy(&environ)
+    );
+    let cmdline = read("cmdline");
+    let arg0 = cmdline.split(|b| *b == 0).next().unwrap();
+    assert_eq!(arg0, env!("CARGO_BIN_EXE_gatehouse-proxy").as_bytes());
+}
