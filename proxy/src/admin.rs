@@ -1,7 +1,8 @@
 //! The admin listener: `/healthz` (alive), `/readyz` (a table is loaded and the proxy is not
 //! draining), `/metrics` (Prometheus text), `/config` (digest, generation and feed of the
 //! served table, and the last refusal) and `/usage` (each client's last call of each published
-//! or deprecated contract version, see [`crate::usage`]).
+//! or deprecated contract version, see [`crate::usage`]) and the OpenAPI documents of those
+//! versions (`/.well-known/gatehouse/openapi…`, see [`crate::contract_documents`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +15,7 @@ use serde::Serialize;
 
 use gatehouse_api::usage::USAGE_PATH;
 
+use crate::contract_documents::{self, DOCUMENTS_PREFIX};
 use crate::metrics::ProxyMetrics;
 use crate::reload::{Feed, Refused, TableStore};
 
@@ -98,6 +100,17 @@ impl AdminApp {
                 json(&view)
             }
             USAGE_PATH => json(&self.store.runtime().usage.report()),
+            documents if documents.starts_with(DOCUMENTS_PREFIX) => {
+                let table = self.store.current();
+                match table.and_then(|t| contract_documents::document(&t, documents)) {
+                    Some((body, media_type)) => (StatusCode::OK, media_type, body),
+                    None => (
+                        StatusCode::NOT_FOUND,
+                        TEXT,
+                        b"no such contract document\n".to_vec(),
+                    ),
+                }
+            }
             _ => (StatusCode::NOT_FOUND, TEXT, b"not found\n".to_vec()),
         }
     }

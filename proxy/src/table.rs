@@ -6,13 +6,12 @@
 
 use crate::access::{CallerAddress, SourceRules};
 use crate::clients::{Clients, SecretFiles};
-use crate::contract_documents::ContractDocuments;
 use crate::cors::CorsPolicy;
 use crate::deprecation::{Announcement, AnnouncementError, announcement};
 use crate::metrics::RouteNames;
 use crate::tls::origination::{self, OriginKey, Originations};
 use crate::tls::{Termination, TlsError};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -56,8 +55,6 @@ pub struct LoadedTable {
     pub clients: Clients,
     /// The clients as the table has them (the contract documents say how they authenticate).
     pub client_entries: Vec<ClientEntry>,
-    /// The contract documents, made on the first request for them.
-    pub documents: OnceLock<ContractDocuments>,
     /// The route index.
     pub router: Router,
     /// Prepared routes, same order as the table's.
@@ -276,19 +273,16 @@ impl LoadedTable {
             originations,
             https_redirect_port: table.https_redirect_port,
             client_entries: table.clients,
-            documents: OnceLock::new(),
         })
     }
 
-    /// The OpenAPI documents of the table's published and deprecated contract versions.
-    pub fn documents(&self) -> &ContractDocuments {
-        self.documents.get_or_init(|| {
-            ContractDocuments::of(&RouteTable {
-                clients: self.client_entries.clone(),
-                routes: self.routes.iter().map(|r| r.entry.clone()).collect(),
-                ..RouteTable::empty(self.source.clone())
-            })
-        })
+    /// Its routes and clients as a table again (what the contract documents are made from).
+    pub fn route_table(&self) -> RouteTable {
+        RouteTable {
+            clients: self.client_entries.clone(),
+            routes: self.routes.iter().map(|r| r.entry.clone()).collect(),
+            ..RouteTable::empty(self.source.clone())
+        }
     }
 }
 

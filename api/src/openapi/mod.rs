@@ -77,6 +77,18 @@ pub fn documents(table: &RouteTable) -> BTreeMap<DocumentKey, Value> {
         .collect()
 }
 
+/// What the proxy serves at `path`: the index ([`INDEX_PATH`]) or the one document there
+/// ([`document_path`]), made alone (a version of 10,000 routes is a document of megabytes).
+pub fn document_at(table: &RouteTable, path: &str) -> Option<Value> {
+    if path == INDEX_PATH {
+        return Some(index(table));
+    }
+    let (key, version) = versions(table)
+        .into_iter()
+        .find(|(key, _)| document_path(key) == path)?;
+    Some(document(table, &Security::of(table), &key, &version))
+}
+
 /// The index of `table`'s documents: for each, its contract (absent for an inline one),
 /// version, state, path ([`document_path`]) and, when the whole version is deprecated, the
 /// deprecation, sunset (RFC 3339) and successor.

@@ -14,7 +14,7 @@ use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use http::{HeaderValue, Method};
+use http::HeaderValue;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::{HttpPeer, Peer};
@@ -31,7 +31,6 @@ use respond::{Decorate, LocalResponse, write_local_response};
 
 use crate::aggregate::values::RequestValues;
 use crate::aggregate::{AggregateRuntime, serve_aggregate};
-use crate::contract_documents::DOCUMENTS_PREFIX;
 use crate::cors;
 use crate::head_guard;
 use crate::headers::{
@@ -44,7 +43,7 @@ use crate::reload::TableStore;
 use crate::request_head::HeadLimits;
 use crate::rewrite::{RedirectOrigin, TemplateVars, redirect_location};
 use crate::router::RequestFacts;
-use crate::table::{LoadedTable, PreparedAction, is_idempotent};
+use crate::table::{PreparedAction, is_idempotent};
 use crate::upstream::{choose_upstream, now_millis};
 use gatehouse_api::route_table::UpstreamProtocol;
 
@@ -212,25 +211,6 @@ fn https_redirect(request: &RequestHeader, port: u16) -> LocalResponse {
     LocalResponse::redirect(308, &location)
 }
 
-/// The contract document a GET or HEAD no route claims asks for, if it names one.
-fn contract_document(request: &RequestHeader, table: &LoadedTable) -> Option<LocalResponse> {
-    let path = request.uri.path();
-    if !path.starts_with(DOCUMENTS_PREFIX) || !matches!(request.method, Method::GET | Method::HEAD)
-    {
-        return None;
-    }
-    let (body, media_type) = table.documents().get(path)?;
-    Some(LocalResponse {
-        status: 200,
-        headers: vec![(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static(media_type),
-        )],
-        body,
-        problem: None,
-    })
-}
-
 /// The `Host` header, or the URI's authority.
 fn request_host(request: &RequestHeader) -> Option<&str> {
     request
@@ -345,13 +325,7 @@ impl ProxyHttp for Gateway {
         let idempotent = is_idempotent(request.method.as_str());
         ctx.table = Some(table);
         let Some(route) = ctx.route() else {
-            let document = ctx
-                .table
-                .as_deref()
-                .and_then(|table| contract_document(request, table));
-            let response = document.unwrap_or_else(|| {
-                LocalResponse::problem(ProblemKind::NoRoute, None, &ctx.request_id)
-            });
+            let response = LocalResponse::problem(ProblemKind::NoRoute, None, &ctx.request_id);
             write_local_response(session, response, &ctx.request_id, Decorate::Nothing).await?;
             return Ok(true);
         };
