@@ -970,14 +970,8 @@ fn the_diff_command_classifies_every_change_and_fails_on_a_breaking_one() {
 #[test]
 fn the_openapi_command_prints_the_documents_each_gateway_serves() {
     let binary = env!("CARGO_BIN_EXE_gatehouse-operator");
-    let dir = std::env::temp_dir().join(format!("gatehouse-openapi-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let gateway = dir.join("storefront.yaml");
-    std::fs::write(
-        &gateway,
-        "apiVersion: gatehouse.dev/v1alpha1\nkind: Gateway\nmetadata: {name: storefront, namespace: shop}\nspec:\n  expose: [{contract: catalog}]\n",
-    )
-    .unwrap();
+    // As the README runs it.
+    let gateway = repo().join("examples/versioning/storefront.yaml");
     let openapi = |files: &[PathBuf]| {
         let mut command = std::process::Command::new(binary);
         command.arg("openapi");
@@ -1016,5 +1010,4 @@ fn the_openapi_command_prints_the_documents_each_gateway_serves() {
     assert!(missing.stdout.is_empty());
     let error = String::from_utf8(missing.stderr).unwrap();
     assert!(error.contains("Gateway shop/storefront: "), "{error}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
