@@ -474,17 +474,8 @@ mod tests {
                 held.push(stream);
             }
         });
-        let garbage = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let garbled = garbage.local_addr().unwrap();
-        let answer_garbage = tokio::spawn(async move {
-            while let Ok((mut stream, _)) = garbage.accept().await {
-                let mut request = [0; 1024];
-                let _ = stream.read(&mut request).await;
-                let _ = stream
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello")
-                    .await;
-            }
-        });
+        let (garbled, answer_garbage) =
+            answering(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello").await;
         let client = ReplicaClient::new(Duration::from_millis(200));
         let replicas = [silent, garbled].map(|address| Replica {
             pod: None,
