@@ -119,6 +119,28 @@ where
     }
 }
 
+/// Every change of a child of kind `K` the operator made (by its label), as metadata.
+fn owned_changes<K>(
+    client: &Client,
+    namespace: Option<&str>,
+) -> impl futures::Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static
+where
+    K: kube::Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    watcher(
+        scoped::<PartialObjectMeta<K>>(client, namespace),
+        watcher::Config::default().labels(MANAGED_BY_SELECTOR),
+    )
+    .default_backoff()
+    .touched_objects()
+}
+
 /// The resources in `store` of `namespace` for which `concerns` holds.
 fn concerned<K: ProxyResource>(
     store: &Store<K>,
@@ -194,7 +216,6 @@ pub async fn run_controller<K: ProxyResource>(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let ns = namespace.as_deref();
-    let owned = || watcher::Config::default().labels(MANAGED_BY_SELECTOR);
     let echoes = ctx.own_writes.clone();
     // Every change of an exposer, its status too and its deletion, may change what the
     // Contracts it names say (once the store holds it).
@@ -205,8 +226,11 @@ pub async fn run_controller<K: ProxyResource>(
         .map(|sender| (sender, ctx.contracts.contracts.clone()));
     // A resource's own status writes do not bring it back: only a new generation (its spec),
     // labels or annotations do, besides its children, references and replicas below.
+    // The store keeps them without their managedFields, which nothing here reads and which
+    // for a server-side applied resource list every field of its spec once more.
     let resources = watcher(scoped::<K>(&client, ns), watcher::Config::default())
         .default_backoff()
+        .modify(|object| object.managed_fields_mut().clear())
         .reflect(writer)
         .inspect(move |event| {
             let Some((sender, contracts)) = &nudges else {
@@ -232,33 +256,39 @@ pub async fn run_controller<K: ProxyResource>(
                 .combine(predicates::annotations),
             Default::default(),
         );
+    // The children's changes, as metadata: which resource owns the child is all a change of one
+    // tells, and the reconcile reads what it needs. A route ConfigMap holds up to megabytes of
+    // table, and each kind's controller watches all of them: in full, every table write came back
+    // to the operator three times over, to be decoded and dropped.
     let controller = Controller::for_stream(resources, reader)
-        .owns(scoped::<ServiceAccount>(&client, ns), owned())
-        .owns(scoped::<Role>(&client, ns), owned())
-        .owns(scoped::<RoleBinding>(&client, ns), owned())
+        .owns_stream(owned_changes::<ServiceAccount>(&client, ns))
+        .owns_stream(owned_changes::<Role>(&client, ns))
+        .owns_stream(owned_changes::<RoleBinding>(&client, ns))
         // The echo of the operator's own table write is no news (`own_writes`). Each kind's
         // controller watches every route ConfigMap; only the one whose kind controls it may
         // take the echo as seen, or another kind's watch would take it first and this one
         // would let it through.
         .owns_stream(
-            watcher(scoped::<ConfigMap>(&client, ns), owned())
-                .default_backoff()
-                .touched_objects()
-                .try_filter(move |config_map| {
-                    future::ready(!echoes.is_echo_for(&K::kind(&()), config_map))
-                }),
+            owned_changes::<ConfigMap>(&client, ns).try_filter(move |config_map| {
+                future::ready(!echoes.is_echo_for(&K::kind(&()), config_map))
+            }),
         )
-        .owns(scoped::<Service>(&client, ns), owned())
-        .owns(scoped::<Deployment>(&client, ns), owned())
-        .owns(scoped::<HorizontalPodAutoscaler>(&client, ns), owned())
-        .owns(scoped::<PodDisruptionBudget>(&client, ns), owned())
-        .owns(scoped::<NetworkPolicy>(&client, ns), owned());
+        .owns_stream(owned_changes::<Service>(&client, ns))
+        .owns_stream(owned_changes::<Deployment>(&client, ns))
+        .owns_stream(owned_changes::<HorizontalPodAutoscaler>(&client, ns))
+        .owns_stream(owned_changes::<PodDisruptionBudget>(&client, ns))
+        .owns_stream(owned_changes::<NetworkPolicy>(&client, ns));
     let store = controller.store();
     let contracts = ctx.contracts.contracts.clone();
-    let controller = controller.watches(
-        scoped::<Service>(&client, ns),
+    // Any Service of the namespace (its name is what matters: a backend appears or goes away).
+    let services = watcher(
+        scoped::<PartialObjectMeta<Service>>(&client, ns),
         watcher::Config::default(),
-        move |service: Service| {
+    )
+    .default_backoff()
+    .touched_objects();
+    let controller =
+        controller.watches_stream(services, move |service: PartialObjectMeta<Service>| {
             let name = service.name_any();
             let namespace = service.namespace();
             let mut concerned_now =
@@ -269,8 +299,7 @@ pub async fn run_controller<K: ProxyResource>(
                 }));
             }
             concerned_now
-        },
-    );
+        });
     // Replicas becoming ready or going away: ask them again (`replicas`).
     let store = controller.store();
     let controller = controller.watches_shared_stream(slices, move |slice: Arc<EndpointSlice>| {
