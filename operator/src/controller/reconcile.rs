@@ -205,37 +205,40 @@ pub async fn reconcile<K: ProxyResource>(
         match plan_over(&resource, &found, &ctx.settings, previous.as_ref()) {
             Ok(plan) => {
                 steps.done("plan");
-                if let Some(digest) = plan.objects.table_digest() {
+                let crate::plan::Plan {
+                    table,
+                    objects,
+                    exposed,
+                    unresolved,
+                    contracts,
+                    retired_in_use: retiring,
+                } = plan;
+                // What the status needs of the table; the table goes before the apply.
+                let summary = TableInPlace::of(&table, objects.table_digest().map(str::to_owned));
+                drop(table);
+                if let Some(digest) = objects.table_digest() {
                     ctx.own_writes.expect(&namespace, &name, digest);
                 }
-                let applied =
-                    apply_objects(&ctx.client, &namespace, &plan.objects, owner_uid).await;
+                let applied = apply_objects(&ctx.client, &namespace, &objects, owner_uid).await;
                 // Whatever the outcome, the write is no longer in flight.
                 let version = applied.as_ref().ok().and_then(|a| a.table_version.clone());
                 ctx.own_writes.record(&namespace, &name, version);
+                drop(objects);
                 let applied = applied?;
                 steps.done("apply");
                 if applied.table_in_place && over_last {
-                    ctx.last_compiles.remember(&key, plan.contracts);
+                    ctx.last_compiles.remember(&key, contracts);
                 }
                 if applied.table_written {
-                    retired_in_use = plan.retired_in_use;
+                    retired_in_use = retiring;
                 }
                 let exposure = applied.table_in_place.then_some(Exposure {
-                    exposed: plan.exposed,
-                    unresolved: plan.unresolved,
+                    exposed,
+                    unresolved,
                 });
                 (
                     Vec::new(),
-                    applied.table_in_place.then(|| {
-                        match plan.objects.table_digest().map(str::to_owned) {
-                            Some(digest) => TableInPlace {
-                                table: plan.table,
-                                digest,
-                            },
-                            None => TableInPlace::new(plan.table),
-                        }
-                    }),
+                    applied.table_in_place.then_some(summary),
                     applied.deployment,
                     applied.table_written,
                     applied.blocked,

@@ -87,21 +87,28 @@ impl Exposure {
     }
 }
 
-/// A route table the route ConfigMap holds, with its digest (computed once: serialising a
-/// 10,000-route table takes milliseconds, and a reconcile needs the digest several times).
+/// What the status says of a route table the route ConfigMap holds: its digest (computed once:
+/// serialising a 10,000-route table takes milliseconds), route count and contracts. The table
+/// itself need not outlive the plan: at 10,000 routes it takes tens of MiB, and the apply and
+/// the replicas' answers come after it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TableInPlace {
-    /// The table.
-    pub table: RouteTable,
     /// Its digest, as the ConfigMap's annotation has it.
     pub digest: String,
+    /// How many routes it holds.
+    pub routes: usize,
+    /// Digest and route count of each contract version it serves.
+    pub contracts: Vec<ServedContract>,
 }
 
 impl TableInPlace {
-    /// `table`, with its digest computed.
-    pub fn new(table: RouteTable) -> Self {
-        let digest = table.digest();
-        Self { table, digest }
+    /// What the status says of `table`, whose digest is `digest` (computed when `None`).
+    pub fn of(table: &RouteTable, digest: Option<String>) -> Self {
+        Self {
+            digest: digest.unwrap_or_else(|| table.digest()),
+            routes: table.routes.len(),
+            contracts: contract_statuses(table),
+        }
     }
 }
 
@@ -302,7 +309,7 @@ fn programmed(seen: &Observation<'_>, previous: Option<&ProxyStatus>) -> Conditi
                 PROGRAMMED,
                 verdict == Verdict::Serving,
                 verdict.reason(),
-                serving.message(table.table.routes.len()),
+                serving.message(table.routes),
                 seen.generation,
             )
         }
@@ -396,9 +403,9 @@ pub fn compute_status(
     let deployment_status = seen.deployment.and_then(|d| d.status.as_ref());
     let (routes, route_table_digest, contracts) = match seen.table {
         Some(table) => (
-            Some(i32::try_from(table.table.routes.len()).unwrap_or(i32::MAX)),
+            Some(i32::try_from(table.routes).unwrap_or(i32::MAX)),
             Some(table.digest.clone()),
-            contract_statuses(&table.table),
+            table.contracts.clone(),
         ),
         None => (
             previous.and_then(|p| p.routes),
@@ -621,7 +628,7 @@ mod tests {
             name: "public".to_owned(),
             generation: Some(3),
         });
-        let table = TableInPlace::new(table);
+        let table = TableInPlace::of(&table, None);
         let digest = table.digest.clone();
         let answer = |replica: &str, serves: &str| Answer {
             replica: replica.to_owned(),
