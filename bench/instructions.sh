@@ -29,7 +29,7 @@ require_tools "apt-get install -y valgrind nginx wrk curl python3" valgrind call
 trap cleanup EXIT
 
 build_release "$ROOT" gatehouse-proxy
-# What the proxy would set for itself by starting again (proxy/src/allocator.rs): set here, the
+# What the proxy would set for itself by starting again (allocator/src/lib.rs): set here, the
 # process valgrind starts is the one that serves.
 export MIMALLOC_ARENA_EAGER_COMMIT=0
 BIN="$TARGET_DIR/release/gatehouse-proxy"

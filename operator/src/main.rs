@@ -205,6 +205,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // A reconcile of a 10,000-route table allocates and frees tens of MiB; with lazily committed
+    // arenas what it freed leaves the RSS (bench/RESULTS.md, "Operator memory").
+    gatehouse_allocator::restart_with_lazy_arenas("gatehouse-operator");
     match Cli::parse().command {
         Command::Crds => match gatehouse_api::crd::definitions_yaml() {
             Ok(yaml) => {

@@ -23,7 +23,7 @@ pub fn document(table: &LoadedTable, path: &str) -> Option<(Vec<u8>, &'static st
     // The document's tree (ten times its bytes) is freed here, on the admin thread, which
     // allocates little: hand its pages back now rather than keep them.
     drop(document);
-    crate::allocator::release_freed();
+    gatehouse_allocator::release_freed();
     let media_type = if path == INDEX_PATH {
         "application/json"
     } else {

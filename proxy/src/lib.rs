@@ -10,7 +10,6 @@
 pub mod access;
 pub mod admin;
 pub mod aggregate;
-pub mod allocator;
 pub mod app;
 pub mod bound;
 pub mod cli;

@@ -12,10 +12,6 @@ use gatehouse_proxy::cli::Cli;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    if let Some(mut again) = gatehouse_proxy::allocator::with_lazy_arenas() {
-        // Only returns when the process could not be replaced: then it runs as it is.
-        let error = std::os::unix::process::CommandExt::exec(&mut again);
-        eprintln!("gatehouse-proxy: could not restart with lazily committed arenas: {error}");
-    }
+    gatehouse_allocator::restart_with_lazy_arenas("gatehouse-proxy");
     run_proxy(Cli::parse())
 }

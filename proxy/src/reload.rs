@@ -194,7 +194,7 @@ impl TableStore {
         // Buckets and upstreams only the replaced table used go once its requests end; what is
         // already unused goes now, and so do the pages of the replaced table.
         self.runtime.prune();
-        crate::allocator::release_freed();
+        gatehouse_allocator::release_freed();
         self.metrics.table_loaded(
             TableLabels {
                 digest: table.digest.clone(),
