@@ -365,14 +365,16 @@ pub struct RouteEntry {
     /// Most requests in flight at once on this route, per proxy (the route's, its
     /// contract's or its gateway's limit); absent: no limit.
     pub max_in_flight: Option<u32>,
-    /// What browsers may do across origins (the route's policy, else its contract's).
-    pub cors: Option<CorsEntry>,
+    /// What browsers may do across origins (the route's policy, else its contract's). Boxed,
+    /// as the deprecation: most routes have neither, and a proxy holds every entry of its
+    /// table (twice during a reload).
+    pub cors: Option<Box<CorsEntry>>,
     /// Where the route's contract version is in its life; absent for a draft and for an
     /// Aggregator endpoint. What the passivity check compares published routes by.
     pub state: Option<VersionState>,
     /// The deprecation announced on every response of the route (its own, else its
     /// version's).
-    pub deprecation: Option<DeprecationEntry>,
+    pub deprecation: Option<Box<DeprecationEntry>>,
 }
 
 /// Where a contract version is in its life, in the table's own terms (a draft is absent).
@@ -722,17 +724,29 @@ impl RouteTable {
     /// line per route keeps `render` output and GitOps diffs readable route by route.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut bytes = Vec::new();
-        let mut serializer =
-            serde_json::Serializer::with_formatter(&mut bytes, LinePerEntry::default());
-        // Serialising plain structs, BTreeMaps and strings into memory cannot fail.
-        let _ = self.serialize(&mut serializer);
-        bytes.push(b'\n');
+        // Writing plain structs, BTreeMaps and strings into memory cannot fail.
+        let _ = self.write_to(&mut bytes);
         bytes
     }
 
-    /// `sha256:HEX` of [`Self::to_bytes`].
+    /// Writes [`Self::to_bytes`] to `writer`, as it is made.
+    pub fn write_to(&self, writer: impl std::io::Write) -> std::io::Result<()> {
+        let mut serializer =
+            serde_json::Serializer::with_formatter(writer, LinePerEntry::default());
+        self.serialize(&mut serializer)?;
+        serializer.into_inner().write_all(b"\n")
+    }
+
+    /// `sha256:HEX` of [`Self::to_bytes`], hashed as it is serialised: a 10,000-route table's
+    /// JSON (3 MB, and as much again while its buffer grows) is never held.
     pub fn digest(&self) -> String {
-        digest_of(&self.to_bytes())
+        use std::io::Write;
+        let mut buffered = std::io::BufWriter::with_capacity(64 * 1024, Sha256::new());
+        // Hashing cannot fail.
+        let _ = self.write_to(&mut buffered);
+        let _ = buffered.flush();
+        let (hasher, _) = buffered.into_parts();
+        format!("sha256:{}", hex::encode(hasher.finalize()))
     }
 
     /// Parses and checks a serialised table: format version, then [`crate::validate::check_table`].

@@ -219,6 +219,20 @@ fn digest_changes_with_content_only() {
     let b = compile_example("gateway/public.yaml", &CompileContext::default());
     assert_eq!(a.digest(), b.digest());
     assert!(a.digest().starts_with("sha256:") && a.digest().len() == 71);
+    // Hashed as it is serialised, it names the bytes the ConfigMap stores (and `sha256sum`
+    // of a rendered routes.json gives).
+    assert_eq!(
+        a.digest(),
+        gatehouse_api::route_table::digest_of(&a.to_bytes())
+    );
+    let mut large = a.clone();
+    while large.to_bytes().len() < 300 * 1024 {
+        large.routes.extend(a.routes.iter().cloned());
+    }
+    assert_eq!(
+        large.digest(),
+        gatehouse_api::route_table::digest_of(&large.to_bytes())
+    );
     let mut c = a.clone();
     c.routes.pop();
     assert_ne!(a.digest(), c.digest());

@@ -141,7 +141,7 @@ mod tests {
         }))
         .unwrap();
         entry.state = state;
-        entry.deprecation = deprecation;
+        entry.deprecation = deprecation.map(Box::new);
         entry
     }
 

@@ -92,12 +92,13 @@ pub struct PreparedRoute {
     pub retry: RetryPolicy,
     /// Source ranges of the route's contract and of the route; each must admit the caller.
     pub source_rules: Vec<SourceRules>,
-    /// What browsers may do across origins.
-    pub cors: Option<CorsPolicy>,
+    /// What browsers may do across origins. Boxed, as the announcement: most routes have
+    /// neither, and a reload holds two tables.
+    pub cors: Option<Box<CorsPolicy>>,
     /// The route's concurrency limit.
     pub concurrency: Option<ConcurrencyLimit>,
     /// Its deprecation (headers on every response) or retirement (`410 Gone`).
-    pub announcement: Option<Announcement>,
+    pub announcement: Option<Box<Announcement>>,
     /// Its id, Contract and version, as its requests are counted.
     pub names: RouteNames,
     /// Where its calls are recorded, for a route of a published or deprecated version.
@@ -382,8 +383,8 @@ fn prepare_route(
         .map_err(|message| BuildError::Access(format!("route {}: {message}", entry.id)))?;
     let cors = entry
         .cors
-        .as_ref()
-        .map(CorsPolicy::prepare)
+        .as_deref()
+        .map(|cors| CorsPolicy::prepare(cors).map(Box::new))
         .transpose()
         .map_err(|message| BuildError::Access(format!("route {}: cors: {message}", entry.id)))?;
     let concurrency = entry.max_in_flight.map(|max| {
@@ -395,7 +396,7 @@ fn prepare_route(
     });
     let names = RouteNames::of(&entry.id, entry.contract.as_deref());
     Ok(PreparedRoute {
-        announcement: announcement(&entry)?,
+        announcement: announcement(&entry)?.map(Box::new),
         calls: shared.runtime.usage.calls_of(&entry, &names.contract),
         names,
         source_rules,

@@ -67,7 +67,7 @@ fn orders(backend: &Upstream, cors: Option<CorsEntry>) -> RouteEntry {
         vec![upstream("orders", backend.port(), None, 1)],
     );
     route.methods = vec!["GET".into(), "POST".into()];
-    route.cors = cors;
+    route.cors = cors.map(Box::new);
     route
 }
 

@@ -15,14 +15,14 @@ use gatehouse_api::route_table::{DeprecationEntry, PathKind, RouteEntry, Version
 
 fn deprecated(mut route: RouteEntry, state: VersionState, sunset: i64, gone: bool) -> RouteEntry {
     route.state = Some(state);
-    route.deprecation = Some(DeprecationEntry {
+    route.deprecation = Some(Box::new(DeprecationEntry {
         since: 1_798_761_600,
         sunset: Some(sunset),
         link: Some("https://developer.example.com/v1-to-v2".into()),
         sunset_link: Some("https://developer.example.com/sunsets".into()),
         successor: Some("v2".into()),
         gone_after_sunset: gone,
-    });
+    }));
     route
 }
 

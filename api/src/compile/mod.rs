@@ -237,7 +237,7 @@ impl Scope<'_> {
             .cors
             .as_ref()
             .or(contract.cors.as_ref())
-            .map(|cors| cors_entry(cors, &route.matches));
+            .map(|cors| Box::new(cors_entry(cors, &route.matches)));
         let levels = [route.limits.as_ref(), contract.limits.as_ref(), self.limits];
         entry.max_body_bytes = most_specific(levels, |l| l.max_body_bytes);
         entry.max_in_flight = most_specific(levels, |l| l.max_in_flight);
@@ -246,7 +246,7 @@ impl Scope<'_> {
             .deprecation
             .as_ref()
             .or(contract.deprecation.as_ref())
-            .map(deprecation_entry);
+            .map(|d| Box::new(deprecation_entry(d)));
         entry.retries = route.retries.as_ref().map(|r| Retries {
             attempts: u32::try_from(r.attempts).unwrap_or(0),
             statuses: sorted(

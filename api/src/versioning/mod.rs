@@ -285,8 +285,8 @@ fn shared_deprecation<'a>(
 ) -> Option<(Option<&'a DeprecationEntry>, Option<&'a DeprecationEntry>)> {
     let mut kept = before.routes.iter().filter_map(|(name, old)| {
         Some((
-            old.deprecation.as_ref(),
-            after.routes.get(name)?.deprecation.as_ref(),
+            old.deprecation.as_deref(),
+            after.routes.get(name)?.deprecation.as_deref(),
         ))
     });
     let first = kept.next()?;

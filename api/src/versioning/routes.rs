@@ -24,7 +24,11 @@ pub(super) fn compare(
     compare_handling(changes, old, new);
     compare_callers(changes, old, new);
     if !version_wide {
-        compare_deprecation(changes, old.deprecation.as_ref(), new.deprecation.as_ref());
+        compare_deprecation(
+            changes,
+            old.deprecation.as_deref(),
+            new.deprecation.as_deref(),
+        );
     }
 }
 
