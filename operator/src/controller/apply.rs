@@ -138,16 +138,25 @@ struct Live {
 }
 
 impl Live {
-    /// Reads every child at once: one round trip of waiting, not nine in a row.
+    /// Reads every child at once: one round trip of waiting, not nine in a row (nor two: a
+    /// table change waits for these reads).
     async fn read(client: &Client, namespace: &str, name: &str) -> Result<Self, ApplyError> {
-        let (service_account, role, role_binding, config_map, service) = tokio::try_join!(
+        let (
+            service_account,
+            role,
+            role_binding,
+            config_map,
+            service,
+            deployment,
+            autoscaler,
+            disruption_budget,
+            network_policy,
+        ) = tokio::try_join!(
             read_live(client, namespace, name),
             read_live(client, namespace, name),
             read_live(client, namespace, name),
             read_live_metadata::<ConfigMap>(client, namespace, name),
             read_live(client, namespace, name),
-        )?;
-        let (deployment, autoscaler, disruption_budget, network_policy) = tokio::try_join!(
             read_live(client, namespace, name),
             read_live(client, namespace, name),
             read_live(client, namespace, name),

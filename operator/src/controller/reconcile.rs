@@ -213,9 +213,6 @@ pub async fn reconcile<K: ProxyResource>(
                     contracts,
                     retired_in_use: retiring,
                 } = plan;
-                // What the status needs of the table; the table goes before the apply.
-                let summary = TableInPlace::of(&table, objects.table_digest().map(str::to_owned));
-                drop(table);
                 if let Some(digest) = objects.table_digest() {
                     ctx.own_writes.expect(&namespace, &name, digest);
                 }
@@ -223,7 +220,11 @@ pub async fn reconcile<K: ProxyResource>(
                 // Whatever the outcome, the write is no longer in flight.
                 let version = applied.as_ref().ok().and_then(|a| a.table_version.clone());
                 ctx.own_writes.record(&namespace, &name, version);
-                drop(objects);
+                // What the status needs of the table, once the proxies have their copy (the
+                // contracts' digests take a walk over the whole table); the table goes before
+                // the replicas are asked and the status written.
+                let summary = TableInPlace::of(&table, objects.table_digest().map(str::to_owned));
+                drop((table, objects));
                 let applied = applied?;
                 steps.done("apply");
                 if applied.table_in_place && over_last {

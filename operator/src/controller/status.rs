@@ -89,8 +89,8 @@ impl Exposure {
 
 /// What the status says of a route table the route ConfigMap holds: its digest (computed once:
 /// serialising a 10,000-route table takes milliseconds), route count and contracts. The table
-/// itself need not outlive the plan: at 10,000 routes it takes tens of MiB, and the apply and
-/// the replicas' answers come after it.
+/// itself need not outlive the apply: at 10,000 routes it takes tens of MiB, and the replicas'
+/// answers (up to 250 ms of polling) and the status write come after it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TableInPlace {
     /// Its digest, as the ConfigMap's annotation has it.
