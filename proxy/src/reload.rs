@@ -173,7 +173,7 @@ impl TableStore {
         let result = offer
             .table
             .map_err(ReloadError::from)
-            .and_then(|table| self.build(table, secrets));
+            .and_then(|table| self.build(table, offer.digest.clone(), secrets));
         let prepare_ms = started.elapsed().as_secs_f64() * 1000.0;
         self.metrics.reload(result.is_ok());
         let table = match result {
@@ -216,7 +216,12 @@ impl TableStore {
         Ok(Some(table))
     }
 
-    fn build(&self, table: RouteTable, secrets: &SecretFiles) -> Result<LoadedTable, ReloadError> {
+    fn build(
+        &self,
+        table: RouteTable,
+        digest: Option<String>,
+        secrets: &SecretFiles,
+    ) -> Result<LoadedTable, ReloadError> {
         let mut warnings = Vec::new();
         let previous = self.current();
         let context = BuildContext {
@@ -225,7 +230,7 @@ impl TableStore {
             previous: previous.as_deref(),
         };
         let generation = self.loads.load(Ordering::Relaxed) + 1;
-        let loaded = LoadedTable::build(table, generation, &context, &mut warnings)?;
+        let loaded = LoadedTable::build(table, digest, generation, &context, &mut warnings)?;
         for warning in warnings {
             tracing::warn!("{warning}");
         }

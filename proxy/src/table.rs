@@ -207,14 +207,17 @@ impl LoadedTable {
     /// Prepares a checked table. Looks up the upstreams no table used before (blocking DNS):
     /// call it off the request path. What serves but not fully is said in `warnings`: an
     /// upstream without address (kept, unusable until the refresher resolves it) and a client
-    /// whose Secret is missing or unusable (recognised by nobody).
+    /// whose Secret is missing or unusable (recognised by nobody). `digest` is the one of the
+    /// table's bytes as delivered (what the operator wrote, and compares with); without it the
+    /// table is serialised once more to name it.
     pub fn build(
         mut table: RouteTable,
+        digest: Option<String>,
         generation: u64,
         context: &BuildContext<'_>,
         warnings: &mut Vec<String>,
     ) -> Result<Self, BuildError> {
-        let digest = table.digest();
+        let digest = digest.unwrap_or_else(|| table.digest());
         let clients = Clients::build(
             &table.clients,
             context.secrets,

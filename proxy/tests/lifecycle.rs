@@ -45,6 +45,27 @@ async fn ready_only_after_a_table_is_loaded() {
     );
 }
 
+/// `/config` names a table by the bytes it was delivered as (what the operator wrote and
+/// compares with, what `sha256sum` of the file gives), not by a serialisation of its own: a
+/// table written by another tool, with other spacing, is named by its file.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_is_named_by_the_digest_of_its_bytes_as_delivered() {
+    let dir = temp_dir("digest");
+    let mut mount = ConfigMapDir::new(&dir.join("routes"));
+    let routes = vec![respond("v1/status", PathKind::Exact, "/v1/status")];
+    let pretty = serde_json::to_vec_pretty(&table(routes.clone())).unwrap();
+    assert_ne!(pretty, bytes(routes.clone()), "spaced otherwise");
+    mount.publish(&pretty);
+    let proxy = Proxy::start(&["--routes", mount.routes_path().to_str().unwrap()], &dir).await;
+    proxy.wait_admin("/readyz", 200).await;
+    let config = send(proxy.admin, get("/config")).await.unwrap().json();
+    assert_eq!(
+        config["digest"],
+        gatehouse_api::route_table::digest_of(&pretty).as_str()
+    );
+    assert_ne!(config["digest"], table(routes).digest().as_str());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn hot_reload_under_load_and_refused_tables() {
     let backend = Upstream::named("backend").await;
