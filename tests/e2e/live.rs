@@ -5,8 +5,10 @@
 //! It asserts that a route change is served as soon as the proxy reports the new digest, that a
 //! rotated or deleted API key Secret is refused at once, that the proxy keeps serving while the
 //! API cannot be reached (and that one started then serves the mounted files), that the Role
-//! lets it read nothing else, and that the operator's `Programmed` follows the digest the proxy
-//! reports through an EndpointSlice pointing at it (`localhost`: all agree, one lags).
+//! lets it read nothing else, that the operator's `Programmed` follows the digest the proxy
+//! reports through an EndpointSlice pointing at it (`localhost`: all agree, one lags), and that
+//! a route ConfigMap edited or deleted by another hand is written back at once (the operator
+//! watches its children as metadata).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -19,7 +21,7 @@ use gatehouse_api::table_file::from_config_map;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::rbac::v1::Role;
-use kube::api::DeleteParams;
+use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -128,6 +130,9 @@ pub async fn run(client: &Client, namespace: &str) {
     assert!(json.len() > 64 * 1024 && packed.len() * 5 < json.len());
     assert_eq!(proxy.config().await["digest"], large_digest.as_str());
     assert_eq!(large_digest, gatehouse_api::route_table::digest_of(&json));
+    route_config_map_is_kept(client, namespace, &child, &large_digest, &stored).await;
+    assert_eq!(proxy.config().await["digest"], large_digest.as_str());
+    assert_eq!(proxy.get(&last, "key-one").await.0, 200);
 
     // A replica that does not answer: Pending, then Programmed again once it does.
     proxy.signal("STOP");
@@ -261,6 +266,75 @@ async fn programmed_by_replicas(
     .await
     .unwrap();
     live.status.unwrap().route_table_digest.unwrap()
+}
+
+/// The route ConfigMap is the operator's, which watches its children's metadata: one edited by
+/// another hand is written back, one deleted is made again, each with the table `digest` names.
+async fn route_config_map_is_kept(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    digest: &str,
+    stored: &ConfigMap,
+) {
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let holds = |c: Option<&ConfigMap>, uid: Option<&str>| {
+        c.is_some_and(|c| {
+            c.annotations()
+                .get("gatehouse.dev/route-table-digest")
+                .map(String::as_str)
+                == Some(digest)
+                && uid.is_none_or(|uid| c.uid().as_deref() != Some(uid))
+        })
+    };
+    let forged = json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name, "annotations": {"gatehouse.dev/route-table-digest": "sha256:forged"}},
+    });
+    let edited = Instant::now();
+    config_maps
+        .patch(
+            name,
+            &PatchParams::apply("e2e-intruder").force(),
+            &Patch::Apply(forged),
+        )
+        .await
+        .unwrap();
+    wait_for(
+        client,
+        namespace,
+        name,
+        "the edited route ConfigMap written back",
+        |c: Option<&ConfigMap>| holds(c, None),
+    )
+    .await;
+    println!(
+        "a route ConfigMap edited by hand was written back {:?} after the edit",
+        edited.elapsed()
+    );
+    let deleted = Instant::now();
+    config_maps
+        .delete(name, &DeleteParams::default())
+        .await
+        .unwrap();
+    let uid = stored.uid();
+    let again = wait_for(
+        client,
+        namespace,
+        name,
+        "the deleted route ConfigMap made again",
+        |c: Option<&ConfigMap>| holds(c, uid.as_deref()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        from_config_map(&again).unwrap().unwrap(),
+        from_config_map(stored).unwrap().unwrap()
+    );
+    println!(
+        "a deleted route ConfigMap was made again {:?} after the delete",
+        deleted.elapsed()
+    );
 }
 
 fn gateway(namespace: &str, paths: &[&str]) -> Gateway {
