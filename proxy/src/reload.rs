@@ -140,11 +140,12 @@ impl TableStore {
         snapshot: &Snapshot,
         secrets: &SecretFiles,
     ) -> Result<Option<SharedTable>, ReloadError> {
+        let (table, digest) = origin.table(snapshot);
         self.offer(
             Offer {
                 feed: Feed::Files,
-                table: origin.table(snapshot),
-                digest: origin.digest(snapshot),
+                table,
+                digest,
             },
             secrets,
         )

@@ -154,24 +154,11 @@ impl TableOrigin {
         Ok(Snapshot { files })
     }
 
-    /// `sha256:…` of a RouteTable file's bytes, what the operator reports as the digest of the
-    /// table it wrote; `None` for a folder (its table is compiled here, not delivered).
-    pub fn digest(&self, snapshot: &Snapshot) -> Option<String> {
-        match self {
-            // The digest names the table's JSON, however it is packed.
-            Self::File(_) => snapshot
-                .files
-                .first()
-                .map(|(_, bytes)| match unpack(bytes) {
-                    Ok(json) => digest_of(&json),
-                    Err(_) => digest_of(bytes),
-                }),
-            Self::Folder(_) => None,
-        }
-    }
-
-    /// Parses and checks a snapshot into a table.
-    pub fn table(&self, snapshot: &Snapshot) -> Result<RouteTable, LoadError> {
+    /// Parses and checks a snapshot into a table, with the digest of a RouteTable file's JSON
+    /// (however it is packed: what the operator reports as the digest of the table it wrote, and
+    /// the name the proxy gives it); no digest for a folder, whose table is compiled here. A
+    /// gzipped file is unpacked once for both.
+    pub fn table(&self, snapshot: &Snapshot) -> (Result<RouteTable, LoadError>, Option<String>) {
         match self {
             Self::File(_) => {
                 let (path, bytes) = snapshot
@@ -180,16 +167,23 @@ impl TableOrigin {
                     .map_or((Path::new(""), &[][..]), |(p, b)| {
                         (p.as_path(), b.as_slice())
                     });
-                let json = unpack(bytes).map_err(|source| LoadError::Unpack {
+                let json = match unpack(bytes) {
+                    Ok(json) => json,
+                    Err(source) => {
+                        let error = LoadError::Unpack {
+                            path: path.to_path_buf(),
+                            source,
+                        };
+                        return (Err(error), Some(digest_of(bytes)));
+                    }
+                };
+                let table = RouteTable::from_bytes(&json).map_err(|source| LoadError::Table {
                     path: path.to_path_buf(),
                     source,
-                })?;
-                RouteTable::from_bytes(&json).map_err(|source| LoadError::Table {
-                    path: path.to_path_buf(),
-                    source,
-                })
+                });
+                (table, Some(digest_of(&json)))
             }
-            Self::Folder(dir) => compile_folder(dir, snapshot),
+            Self::Folder(dir) => (compile_folder(dir, snapshot), None),
         }
     }
 }
