@@ -43,8 +43,7 @@ fn with_lazy_arenas() -> Option<std::process::Command> {
 /// `purge_delay`); the reload threads allocate a whole table and then sleep until the next one,
 /// so a replaced 10,000-route table stayed resident, and the RSS doubled after a few reloads
 /// (bench/RESULTS.md). Purging on every free instead (`MIMALLOC_PURGE_DELAY=0`) cost requests
-/// 7-10 % more CPU. The proxy calls it after a table is installed, never on the request path;
-/// the operator after a reconcile that wrote a large table.
+/// 7-10 % more CPU. The proxy calls it after a table is installed, never on the request path.
 pub fn release_freed() {
     // SAFETY: `mi_collect` takes no pointer and has no precondition; it may be called at any
     // time from any thread, and with another global allocator it tidies an unused heap.

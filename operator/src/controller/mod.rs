@@ -133,12 +133,31 @@ where
         + Sync
         + 'static,
 {
-    watcher(
-        scoped::<PartialObjectMeta<K>>(client, namespace),
+    metadata_changes(
+        client,
+        namespace,
         watcher::Config::default().labels(MANAGED_BY_SELECTOR),
     )
-    .default_backoff()
-    .touched_objects()
+}
+
+/// Every change of an object of kind `K` that `config` selects, as metadata.
+fn metadata_changes<K>(
+    client: &Client,
+    namespace: Option<&str>,
+    config: watcher::Config,
+) -> impl futures::Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static
+where
+    K: kube::Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    watcher(scoped::<PartialObjectMeta<K>>(client, namespace), config)
+        .default_backoff()
+        .touched_objects()
 }
 
 /// The resources in `store` of `namespace` for which `concerns` holds.
@@ -281,12 +300,7 @@ pub async fn run_controller<K: ProxyResource>(
     let store = controller.store();
     let contracts = ctx.contracts.contracts.clone();
     // Any Service of the namespace (its name is what matters: a backend appears or goes away).
-    let services = watcher(
-        scoped::<PartialObjectMeta<Service>>(&client, ns),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .touched_objects();
+    let services = metadata_changes::<Service>(&client, ns, watcher::Config::default());
     let controller =
         controller.watches_stream(services, move |service: PartialObjectMeta<Service>| {
             let name = service.name_any();
@@ -347,12 +361,7 @@ pub async fn run_controller<K: ProxyResource>(
     // only: Secret contents are read by name, in the reconcile, and never cached.
     let controller = if K::TERMINATES_TLS {
         let store = controller.store();
-        let secrets = watcher(
-            scoped::<PartialObjectMeta<Secret>>(&client, ns),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .touched_objects();
+        let secrets = metadata_changes::<Secret>(&client, ns, watcher::Config::default());
         let default_redis = ctx.settings.redis.clone();
         controller.watches_stream(secrets, move |secret: PartialObjectMeta<Secret>| {
             let name = secret.name_any();
