@@ -119,27 +119,6 @@ where
     }
 }
 
-/// Every change of a child of kind `K` the operator made (by its label), as metadata.
-fn owned_changes<K>(
-    client: &Client,
-    namespace: Option<&str>,
-) -> impl futures::Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static
-where
-    K: kube::Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + Debug
-        + DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    metadata_changes(
-        client,
-        namespace,
-        watcher::Config::default().labels(MANAGED_BY_SELECTOR),
-    )
-}
-
 /// Every change of an object of kind `K` that `config` selects, as metadata.
 fn metadata_changes<K>(
     client: &Client,
@@ -235,6 +214,8 @@ pub async fn run_controller<K: ProxyResource>(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let ns = namespace.as_deref();
+    // The children: what the operator made (by its label).
+    let owned = || watcher::Config::default().labels(MANAGED_BY_SELECTOR);
     let echoes = ctx.own_writes.clone();
     // Every change of an exposer, its status too and its deletion, may change what the
     // Contracts it names say (once the store holds it).
@@ -280,23 +261,31 @@ pub async fn run_controller<K: ProxyResource>(
     // table, and each kind's controller watches all of them: in full, every table write came back
     // to the operator three times over, to be decoded and dropped.
     let controller = Controller::for_stream(resources, reader)
-        .owns_stream(owned_changes::<ServiceAccount>(&client, ns))
-        .owns_stream(owned_changes::<Role>(&client, ns))
-        .owns_stream(owned_changes::<RoleBinding>(&client, ns))
+        .owns_stream(metadata_changes::<ServiceAccount>(&client, ns, owned()))
+        .owns_stream(metadata_changes::<Role>(&client, ns, owned()))
+        .owns_stream(metadata_changes::<RoleBinding>(&client, ns, owned()))
         // The echo of the operator's own table write is no news (`own_writes`). Each kind's
         // controller watches every route ConfigMap; only the one whose kind controls it may
         // take the echo as seen, or another kind's watch would take it first and this one
         // would let it through.
         .owns_stream(
-            owned_changes::<ConfigMap>(&client, ns).try_filter(move |config_map| {
+            metadata_changes::<ConfigMap>(&client, ns, owned()).try_filter(move |config_map| {
                 future::ready(!echoes.is_echo_for(&K::kind(&()), config_map))
             }),
         )
-        .owns_stream(owned_changes::<Service>(&client, ns))
-        .owns_stream(owned_changes::<Deployment>(&client, ns))
-        .owns_stream(owned_changes::<HorizontalPodAutoscaler>(&client, ns))
-        .owns_stream(owned_changes::<PodDisruptionBudget>(&client, ns))
-        .owns_stream(owned_changes::<NetworkPolicy>(&client, ns));
+        .owns_stream(metadata_changes::<Service>(&client, ns, owned()))
+        .owns_stream(metadata_changes::<Deployment>(&client, ns, owned()))
+        .owns_stream(metadata_changes::<HorizontalPodAutoscaler>(
+            &client,
+            ns,
+            owned(),
+        ))
+        .owns_stream(metadata_changes::<PodDisruptionBudget>(
+            &client,
+            ns,
+            owned(),
+        ))
+        .owns_stream(metadata_changes::<NetworkPolicy>(&client, ns, owned()));
     let store = controller.store();
     let contracts = ctx.contracts.contracts.clone();
     // Any Service of the namespace (its name is what matters: a backend appears or goes away).
